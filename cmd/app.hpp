@@ -1,0 +1,12 @@
+#pragma once
+// The command line: parses flags into option structs and calls the libraries. Returns the exit
+// code: 0 nothing failed, 1 a task failed, 2 usage or configuration error.
+
+namespace cmd {
+
+int run(int argc, char** argv);
+
+/// `image-migrator [flags]`: copy images (the default command).
+int run_migrate(int argc, char** argv);
+
+} // namespace cmd

@@ -1,0 +1,166 @@
+#include "cmd/app.hpp"
+
+#include "migrate/config.hpp"
+#include "migrate/engine.hpp"
+#include "migrate/rules.hpp"
+
+#include <cxxopts.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#ifndef IM_VERSION
+#define IM_VERSION "dev"
+#endif
+
+namespace cmd {
+
+namespace {
+
+struct MigrateFlags {
+  std::string auth = "./auth.json";
+  bool auth_given = false;
+  std::string images = "./images.json";
+  std::string config;
+  std::string log = "./image-migrator.log";
+  migrate::Defaults defaults;
+  int retries = 3;
+  int workers = 7;
+  bool verbose = false;
+};
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& file, bool verbose) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  if (!file.empty()) {
+    try {
+      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file));
+    } catch (const spdlog::spdlog_ex&) {
+      throw migrate::ConfigError("--log: cannot open log file " + file);
+    }
+  }
+  auto log = std::make_shared<spdlog::logger>("image-migrator", sinks.begin(), sinks.end());
+  log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  log->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  log->flush_on(spdlog::level::info);
+  return log;
+}
+
+} // namespace
+
+int run_migrate(int argc, char** argv) {
+  cxxopts::Options opts("image-migrator",
+                        "Copies container images between registries (Docker Registry V2 / OCI distribution), "
+                        "digests unchanged.");
+  opts.custom_help("[flags]");
+  MigrateFlags f;
+  // clang-format off
+  opts.add_options()
+    ("auth", "auth file (JSON or YAML): registry[/namespace] -> {username, password, insecure}", cxxopts::value<std::string>()->default_value(f.auth))
+    ("images", "images file (JSON or YAML): source -> destination rules", cxxopts::value<std::string>()->default_value(f.images))
+    ("config", "image-syncer style single file holding {\"auth\": {...}, \"images\": {...}}", cxxopts::value<std::string>())
+    ("log", "log file (empty = stderr only)", cxxopts::value<std::string>()->default_value(f.log))
+    ("namespace", "default target namespace for empty destinations (env DEFAULT_NAMESPACE)", cxxopts::value<std::string>())
+    ("registry", "default target registry for empty destinations (env DEFAULT_REGISTRY)", cxxopts::value<std::string>())
+    ("default-source-registry", "registry for sources written without one", cxxopts::value<std::string>())
+    ("default-source-namespace", "namespace for sources written without one", cxxopts::value<std::string>())
+    ("r,retries", "extra passes over failed image tasks", cxxopts::value<int>()->default_value("3"))
+    ("w,workers", "concurrent image tasks and blob transfers", cxxopts::value<int>()->default_value("7"))
+    ("v,verbose", "debug logging")
+    ("h,help", "print this help")
+    ("version", "print the version");
+  // clang-format on
+  cxxopts::ParseResult args;
+  try {
+    args = opts.parse(argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::fprintf(stderr, "image-migrator: %s (see --help)\n", e.what());
+    return 2;
+  }
+  if (args.count("help")) {
+    std::cout << opts.help() << "\nExit codes: 0 all images copied, 1 some task failed, 2 usage or configuration error.\n";
+    return 0;
+  }
+  if (args.count("version")) {
+    std::cout << "image-migrator " << IM_VERSION << "\n";
+    return 0;
+  }
+  if (!args.unmatched().empty()) {
+    std::fprintf(stderr, "image-migrator: unexpected argument \"%s\" (see --help)\n", args.unmatched()[0].c_str());
+    return 2;
+  }
+  auto env = migrate::process_env();
+  f.auth = args["auth"].as<std::string>();
+  f.auth_given = args.count("auth") > 0;
+  f.images = args["images"].as<std::string>();
+  f.log = args["log"].as<std::string>();
+  f.retries = args["retries"].as<int>();
+  f.workers = args["workers"].as<int>();
+  f.verbose = args.count("verbose") > 0;
+  if (f.workers < 1 || f.workers > 256)
+    throw migrate::ConfigError("--workers must be between 1 and 256, not " + std::to_string(f.workers));
+  if (f.retries < 0 || f.retries > 100)
+    throw migrate::ConfigError("--retries must be between 0 and 100, not " + std::to_string(f.retries));
+  auto flag_or_env = [&](const char* flag, const char* var) {
+    if (args.count(flag))
+      return args[flag].as<std::string>();
+    return env(var).value_or("");
+  };
+  f.defaults.registry = flag_or_env("registry", "DEFAULT_REGISTRY");
+  f.defaults.ns = flag_or_env("namespace", "DEFAULT_NAMESPACE");
+  if (args.count("default-source-registry"))
+    f.defaults.source_registry = args["default-source-registry"].as<std::string>();
+  if (args.count("default-source-namespace"))
+    f.defaults.source_namespace = args["default-source-namespace"].as<std::string>();
+
+  // Files first: a configuration error must stop the run before anything is written.
+  nlohmann::json auth_doc, images_doc;
+  std::string auth_name = f.auth, images_name = f.images;
+  if (args.count("config")) {
+    std::string path = args["config"].as<std::string>();
+    auto doc = migrate::load_document(path);
+    if (!doc.is_object())
+      throw migrate::ConfigError(path + ": must be an object with \"auth\" and \"images\"");
+    auth_doc = doc.value("auth", nlohmann::json());
+    images_doc = doc.contains("images") ? doc["images"] : nlohmann::json();
+    if (images_doc.is_null())
+      throw migrate::ConfigError(path + ": has no \"images\" section");
+    auth_name = path + ": auth";
+    images_name = path + ": images";
+  } else {
+    if (f.auth_given || std::filesystem::exists(f.auth))
+      auth_doc = migrate::load_document(f.auth);
+    images_doc = migrate::load_document(f.images);
+  }
+  auto auth = migrate::AuthConfig::from_json(auth_doc, auth_name, env);
+  std::vector<migrate::RuleError> rule_errors;
+  auto rules = migrate::read_rules(images_doc, images_name, rule_errors);
+
+  auto log = make_logger(f.log, f.verbose);
+  http::Options http_options;
+  http::Client client(http_options);
+  migrate::EngineOptions eo;
+  eo.workers = f.workers;
+  eo.retries = f.retries;
+  migrate::Engine engine(client, auth, eo, log);
+
+  auto expansion = migrate::expand_rules(rules, f.defaults, engine.tag_lister());
+  for (const auto& e : rule_errors)
+    expansion.errors.push_back(e);
+  for (const auto& e : expansion.errors)
+    log->error("rule \"{}\" in {}: {}", e.rule, images_name, e.message);
+  log->info("{} image task(s) from {} rule(s), {} worker(s)", expansion.tasks.size(), rules.size(), f.workers);
+
+  auto summary = engine.run(expansion.tasks);
+  summary.generate_failed = expansion.errors.size();
+  log->info("copied {} bytes in {:.1f}s", summary.bytes, summary.seconds);
+  log->info("{}", migrate::summary_line(summary));
+  log->flush();
+  return summary.failed == 0 && summary.generate_failed == 0 ? 0 : 1;
+}
+
+} // namespace cmd

@@ -1,0 +1,546 @@
+#include "http/client.hpp"
+
+#include "http/url.hpp"
+
+#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <mutex>
+#include <optional>
+
+namespace http {
+
+namespace {
+
+struct EasyDeleter {
+  void operator()(CURL* h) const { curl_easy_cleanup(h); }
+};
+using Easy = std::unique_ptr<CURL, EasyDeleter>;
+struct MultiDeleter {
+  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+};
+using Multi = std::unique_ptr<CURLM, MultiDeleter>;
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+
+constexpr std::size_t error_body_limit = 64 * 1024;
+constexpr long transfer_buffer = 128 * 1024;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+bool is_redirect(long status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+bool is_success(long status) { return status >= 200 && status < 300; }
+
+/// State one transfer shares with its libcurl callbacks.
+struct Transfer {
+  Response response;
+  bool headers_done = false;
+  std::size_t body_limit = 0;
+  bool body_too_large = false;
+  std::array<char, CURL_ERROR_SIZE> errbuf{};
+  const std::atomic<bool>* cancel = nullptr;
+  Slist header_list;
+};
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string_view line(data, size * n);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+    line.remove_suffix(1);
+  if (line.rfind("HTTP/", 0) == 0) {
+    // A new status line (after 1xx or a redirect) starts a new header block.
+    t->response.headers.clear();
+    t->headers_done = false;
+    auto sp = line.find(' ');
+    t->response.status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
+  } else if (line.empty()) {
+    if (t->response.status >= 200)
+      t->headers_done = true;
+  } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+      value.remove_suffix(1);
+    t->response.headers.emplace_back(lower(line.substr(0, colon)), std::string(value));
+  }
+  return size * n;
+}
+
+std::size_t on_buffered_body(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::size_t len = size * n;
+  if (t->response.body.size() + len > t->body_limit) {
+    t->body_too_large = true;
+    return 0;
+  }
+  t->response.body.append(data, len);
+  return len;
+}
+
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  return t->cancel && t->cancel->load() ? 1 : 0;
+}
+
+CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
+  // Adds the registry's CA file to the system store instead of replacing it.
+  auto* ca_file = static_cast<const std::string*>(user);
+  X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
+  if (X509_STORE_load_file(store, ca_file->c_str()) != 1)
+    return CURLE_SSL_CACERT_BADFILE;
+  return CURLE_OK;
+}
+
+/// Applies everything common to buffered and streamed transfers.
+void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* share) {
+  curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
+  curl_easy_setopt(h, CURLOPT_SHARE, share);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count() * 1000));
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, o.low_speed_limit);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.low_speed_time.count()));
+  curl_easy_setopt(h, CURLOPT_USERAGENT, o.user_agent.c_str());
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.errbuf.data());
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+  t.cancel = o.cancel;
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
+
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, r.tls.verify ? 1L : 0L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, r.tls.verify ? 2L : 0L);
+  if (!r.tls.ca_file.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &r.tls.ca_file);
+  }
+  if (!r.tls.cert_file.empty())
+    curl_easy_setopt(h, CURLOPT_SSLCERT, r.tls.cert_file.c_str());
+  if (!r.tls.key_file.empty())
+    curl_easy_setopt(h, CURLOPT_SSLKEY, r.tls.key_file.c_str());
+
+  curl_slist* list = nullptr;
+  bool has_content_type = false;
+  for (const auto& [name, value] : r.headers) {
+    list = curl_slist_append(list, (name + ": " + value).c_str());
+    has_content_type = has_content_type || lower(name) == "content-type";
+  }
+  list = curl_slist_append(list, "Expect:");
+  if (!has_content_type)
+    list = curl_slist_append(list, "Content-Type:");
+  t.header_list.reset(list);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+
+  if (r.method == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (r.method != "GET") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+  }
+}
+
+Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
+  std::string detail = t.errbuf[0] ? std::string(t.errbuf.data()) : curl_easy_strerror(code);
+  std::string where = r.method + " " + redact_url(r.url);
+  ErrorKind kind = ErrorKind::network;
+  switch (code) {
+  case CURLE_OPERATION_TIMEDOUT:
+    kind = ErrorKind::timeout;
+    break;
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_ISSUER_ERROR:
+    kind = ErrorKind::tls;
+    break;
+  case CURLE_ABORTED_BY_CALLBACK:
+    kind = ErrorKind::cancelled;
+    detail = "cancelled";
+    break;
+  case CURLE_URL_MALFORMAT:
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    kind = ErrorKind::invalid;
+    break;
+  default:
+    break;
+  }
+  return make_error(kind, where + ": " + detail);
+}
+
+/// Next request of a redirect chain; Authorization never travels to another host.
+Request follow(const Request& from, const Response& response) {
+  Request next = from;
+  next.url = resolve_url(response.url, response.header("location"));
+  if (authority_of(next.url) != authority_of(from.url)) {
+    next.headers.erase(std::remove_if(next.headers.begin(), next.headers.end(),
+                                      [](const auto& h) { return lower(h.first) == "authorization"; }),
+                       next.headers.end());
+  }
+  if (response.status == 303 && next.method != "HEAD") {
+    next.method = "GET";
+    next.body.clear();
+  }
+  return next;
+}
+
+/// Fixed-capacity byte ring between the download and the upload of one pipe().
+class Ring {
+public:
+  explicit Ring(std::size_t capacity) : m_buf(capacity) {}
+  std::size_t size() const { return m_size; }
+  std::size_t free() const { return m_buf.size() - m_size; }
+  std::size_t capacity() const { return m_buf.size(); }
+  void grow(std::size_t capacity) {
+    std::vector<char> bigger(capacity);
+    std::size_t n = pop(bigger.data(), m_size);
+    m_buf.swap(bigger);
+    m_head = 0;
+    m_size = n;
+  }
+  void push(const char* data, std::size_t len) {
+    std::size_t tail = (m_head + m_size) % m_buf.size();
+    std::size_t first = std::min(len, m_buf.size() - tail);
+    std::memcpy(m_buf.data() + tail, data, first);
+    std::memcpy(m_buf.data(), data + first, len - first);
+    m_size += len;
+  }
+  std::size_t pop(char* out, std::size_t max) {
+    std::size_t len = std::min(max, m_size);
+    std::size_t first = std::min(len, m_buf.size() - m_head);
+    std::memcpy(out, m_buf.data() + m_head, first);
+    std::memcpy(out + first, m_buf.data(), len - first);
+    m_head = (m_head + len) % m_buf.size();
+    m_size -= len;
+    return len;
+  }
+
+private:
+  std::vector<char> m_buf;
+  std::size_t m_head = 0;
+  std::size_t m_size = 0;
+};
+
+struct PipeState {
+  explicit PipeState(std::size_t ring_capacity) : ring(ring_capacity) {}
+  Ring ring;
+  Transfer get;
+  Transfer put;
+  std::uint64_t expected = 0;
+  std::uint64_t downloaded = 0;
+  std::uint64_t uploaded = 0;
+  bool get_paused = false;
+  std::size_t get_pending = 0;
+  bool put_paused = false;
+  bool get_done = false;
+  bool put_done = false;
+  std::optional<Error> abort;
+  const ChunkObserver* observer = nullptr;
+  const CompletionCheck* complete = nullptr;
+};
+
+std::size_t on_pipe_download(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* s = static_cast<PipeState*>(user);
+  std::size_t len = size * n;
+  if (!s->get.headers_done || !is_success(s->get.response.status)) {
+    // Redirect or error body: keep a bounded copy for the error message.
+    if (s->get.response.body.size() < error_body_limit)
+      s->get.response.body.append(data, std::min(len, error_body_limit - s->get.response.body.size()));
+    return len;
+  }
+  if (s->abort)
+    return 0;
+  if (len > s->ring.capacity())
+    s->ring.grow(len);
+  if (s->ring.free() < len) {
+    s->get_paused = true;
+    s->get_pending = len;
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  s->downloaded += len;
+  if (s->downloaded > s->expected) {
+    s->abort = make_error(ErrorKind::digest_mismatch, "source sent more bytes than the descriptor size " +
+                                                         std::to_string(s->expected));
+    return 0;
+  }
+  std::string_view chunk(data, len);
+  if (*s->observer) {
+    if (auto st = (*s->observer)(chunk); !st) {
+      s->abort = st.error();
+      return 0;
+    }
+  }
+  s->ring.push(data, len);
+  if (s->downloaded == s->expected && *s->complete) {
+    if (auto st = (*s->complete)(); !st)
+      s->abort = st.error();
+  }
+  return len;
+}
+
+std::size_t on_pipe_upload(char* buffer, std::size_t size, std::size_t n, void* user) {
+  auto* s = static_cast<PipeState*>(user);
+  if (s->abort)
+    return CURL_READFUNC_ABORT;
+  if (s->ring.size() == 0) {
+    if (s->get_done)
+      return CURL_READFUNC_ABORT; // the download ended without delivering everything
+    s->put_paused = true;
+    return CURL_READFUNC_PAUSE;
+  }
+  std::size_t got = s->ring.pop(buffer, size * n);
+  s->uploaded += got;
+  return got;
+}
+
+std::size_t on_pipe_upload_response(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::size_t len = size * n;
+  if (t->response.body.size() < error_body_limit)
+    t->response.body.append(data, std::min(len, error_body_limit - t->response.body.size()));
+  return len;
+}
+
+} // namespace
+
+std::string Response::header(std::string_view name) const {
+  std::string key = lower(name);
+  for (const auto& [k, v] : headers)
+    if (k == key)
+      return v;
+  return {};
+}
+
+std::vector<std::string> Response::header_values(std::string_view name) const {
+  std::string key = lower(name);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : headers)
+    if (k == key)
+      out.push_back(v);
+  return out;
+}
+
+struct Client::Impl {
+  CURLSH* share = nullptr;
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks;
+
+  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    static_cast<Impl*>(user)->locks[data].lock();
+  }
+  static void unlock(CURL*, curl_lock_data data, void* user) {
+    static_cast<Impl*>(user)->locks[data].unlock();
+  }
+
+  Impl() {
+    share = curl_share_init();
+    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lock);
+    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlock);
+    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  }
+  ~Impl() { curl_share_cleanup(share); }
+
+  Result<Response> perform(const Request& r, const Options& o) {
+    Easy h(curl_easy_init());
+    if (!h)
+      return make_error(ErrorKind::network, "cannot create a libcurl handle");
+    Transfer t;
+    t.body_limit = o.max_buffered_body;
+    setup(h.get(), r, t, o, share);
+    if (r.method != "GET" && r.method != "HEAD") {
+      curl_easy_setopt(h.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      curl_easy_setopt(h.get(), CURLOPT_POSTFIELDS, r.body.data());
+    }
+    curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, on_buffered_body);
+    curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &t);
+    CURLcode code = curl_easy_perform(h.get());
+    if (t.body_too_large)
+      return make_error(ErrorKind::invalid, r.method + " " + redact_url(r.url) + ": response body larger than " +
+                                                std::to_string(t.body_limit) + " bytes");
+    if (code != CURLE_OK)
+      return curl_error(code, t, r);
+    long status = 0;
+    curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &status);
+    t.response.status = status;
+    t.response.url = r.url;
+    return std::move(t.response);
+  }
+};
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+Client::Client(Options options) : m_options(std::move(options)), m_impl(std::make_unique<Impl>()) {}
+Client::~Client() = default;
+
+Result<Response> Client::send(const Request& request) {
+  Request current = request;
+  for (int hop = 0;; ++hop) {
+    auto response = m_impl->perform(current, m_options);
+    if (!response || !current.follow_redirects || !is_redirect(response->status) ||
+        response->header("location").empty())
+      return response;
+    if (hop == 10)
+      return make_error(ErrorKind::network, "too many redirects from " + redact_url(request.url));
+    current = follow(current, *response);
+  }
+}
+
+Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_request,
+                                const ChunkObserver& on_chunk, const CompletionCheck& on_complete) {
+  PipeState s(m_options.pipe_buffer);
+  s.expected = put_request.upload_size.value_or(0);
+  s.observer = &on_chunk;
+  s.complete = &on_complete;
+  Multi multi(curl_multi_init());
+  Request get = get_request;
+  Easy get_h;
+
+  // Phase 1: the download's headers, following redirects by hand.
+  for (int hop = 0;; ++hop) {
+    get_h.reset(curl_easy_init());
+    s.get = Transfer{};
+    s.get_done = false;
+    setup(get_h.get(), get, s.get, m_options, m_impl->share);
+    curl_easy_setopt(get_h.get(), CURLOPT_BUFFERSIZE, transfer_buffer);
+    curl_easy_setopt(get_h.get(), CURLOPT_WRITEFUNCTION, on_pipe_download);
+    curl_easy_setopt(get_h.get(), CURLOPT_WRITEDATA, &s);
+    curl_multi_add_handle(multi.get(), get_h.get());
+    CURLcode get_code = CURLE_OK;
+    while (!s.get.headers_done && !s.get_done) {
+      int running = 0;
+      curl_multi_perform(multi.get(), &running);
+      int queued = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi.get(), &queued)) {
+        if (msg->msg == CURLMSG_DONE) {
+          s.get_done = true;
+          get_code = msg->data.result;
+        }
+      }
+      if (!s.get.headers_done && !s.get_done)
+        curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+    }
+    s.get.response.url = get.url;
+    if (s.get_done && get_code != CURLE_OK) {
+      curl_multi_remove_handle(multi.get(), get_h.get());
+      return curl_error(get_code, s.get, get);
+    }
+    if (is_redirect(s.get.response.status) && !s.get.response.header("location").empty()) {
+      curl_multi_remove_handle(multi.get(), get_h.get());
+      if (hop == 10)
+        return make_error(ErrorKind::network, "too many redirects from " + redact_url(get_request.url));
+      get = follow(get, s.get.response);
+      continue;
+    }
+    break;
+  }
+
+  PipeResult result;
+  if (!is_success(s.get.response.status)) {
+    // Drain the (small) error body, upload nothing.
+    while (!s.get_done) {
+      int running = 0;
+      curl_multi_perform(multi.get(), &running);
+      int queued = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi.get(), &queued))
+        if (msg->msg == CURLMSG_DONE)
+          s.get_done = true;
+      if (!s.get_done)
+        curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+    }
+    curl_multi_remove_handle(multi.get(), get_h.get());
+    result.download = std::move(s.get.response);
+    return result;
+  }
+
+  // Phase 2: stream into the upload.
+  Easy put_h(curl_easy_init());
+  setup(put_h.get(), put_request, s.put, m_options, m_impl->share);
+  curl_easy_setopt(put_h.get(), CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(put_h.get(), CURLOPT_UPLOAD_BUFFERSIZE, transfer_buffer);
+  curl_easy_setopt(put_h.get(), CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(s.expected));
+  curl_easy_setopt(put_h.get(), CURLOPT_READFUNCTION, on_pipe_upload);
+  curl_easy_setopt(put_h.get(), CURLOPT_READDATA, &s);
+  curl_easy_setopt(put_h.get(), CURLOPT_WRITEFUNCTION, on_pipe_upload_response);
+  curl_easy_setopt(put_h.get(), CURLOPT_WRITEDATA, &s.put);
+  curl_multi_add_handle(multi.get(), put_h.get());
+
+  CURLcode get_code = CURLE_OK;
+  CURLcode put_code = CURLE_OK;
+  while (!(s.get_done && s.put_done)) {
+    int running = 0;
+    curl_multi_perform(multi.get(), &running);
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &queued)) {
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      if (msg->easy_handle == get_h.get()) {
+        s.get_done = true;
+        get_code = msg->data.result;
+        if (!s.abort && (get_code != CURLE_OK || s.downloaded != s.expected)) {
+          s.abort = get_code != CURLE_OK ? curl_error(get_code, s.get, get)
+                                         : make_error(ErrorKind::network,
+                                                      "source body ended after " + std::to_string(s.downloaded) +
+                                                          " of " + std::to_string(s.expected) + " bytes");
+        }
+      } else {
+        s.put_done = true;
+        put_code = msg->data.result;
+      }
+    }
+    if (s.put_done && !s.get_done) {
+      // The upload ended first (rejected or failed): stop downloading.
+      curl_multi_remove_handle(multi.get(), get_h.get());
+      s.get_done = true; // the registry's answer (in result.upload) says why
+    }
+    if (s.get_paused && !s.get_done && s.ring.free() >= s.get_pending) {
+      s.get_paused = false;
+      curl_easy_pause(get_h.get(), CURLPAUSE_CONT);
+    }
+    if (s.put_paused && !s.put_done && (s.ring.size() > 0 || s.get_done || s.abort)) {
+      s.put_paused = false;
+      curl_easy_pause(put_h.get(), CURLPAUSE_CONT);
+    }
+    if (!(s.get_done && s.put_done))
+      curl_multi_poll(multi.get(), nullptr, 0, 50, nullptr);
+  }
+  curl_multi_remove_handle(multi.get(), get_h.get());
+  curl_multi_remove_handle(multi.get(), put_h.get());
+
+  long put_status = 0;
+  curl_easy_getinfo(put_h.get(), CURLINFO_RESPONSE_CODE, &put_status);
+  s.put.response.status = put_status;
+  s.put.response.url = put_request.url;
+  result.bytes = s.downloaded;
+  result.download = std::move(s.get.response);
+  result.upload = std::move(s.put.response);
+  if (s.abort)
+    return *s.abort;
+  if (put_code != CURLE_OK)
+    return curl_error(put_code, s.put, put_request);
+  return result;
+}
+
+} // namespace http

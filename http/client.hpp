@@ -1,0 +1,102 @@
+#pragma once
+// The only place that talks to libcurl. Requests are values; responses are buffered for small
+// bodies (manifests, tokens, errors) and streamed for blobs. `pipe` streams one download straight
+// into one upload through a bounded ring buffer, in the calling thread, so memory does not grow with
+// blob size and no thread is created per blob.
+
+#include "http/result.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace http {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// TLS settings for one registry. Verification is on unless explicitly turned off.
+struct Tls {
+  std::string ca_file;   ///< extra CA bundle (PEM); the system store is still used when empty
+  std::string cert_file; ///< client certificate (PEM)
+  std::string key_file;  ///< client key (PEM)
+  bool verify = true;
+};
+
+struct Request {
+  std::string method = "GET";
+  std::string url;
+  Headers headers;
+  std::string body;               ///< sent as-is for small bodies
+  Tls tls;
+  bool follow_redirects = false;  ///< Authorization is dropped when the host changes
+  std::optional<std::uint64_t> upload_size; ///< for pipe(): the streamed body's exact length
+};
+
+struct Response {
+  long status = 0;
+  Headers headers;  ///< names lower-cased, in arrival order
+  std::string body; ///< empty for HEAD and for streamed bodies
+  std::string url;  ///< the URL that produced this response (after redirects)
+
+  /// First value of the header (case-insensitive name), or "" when absent.
+  std::string header(std::string_view name) const;
+  /// Every value of the header, in order.
+  std::vector<std::string> header_values(std::string_view name) const;
+};
+
+struct Options {
+  std::chrono::seconds connect_timeout{15};
+  long low_speed_limit = 1;                 ///< bytes/s below which a transfer is "stalled"
+  std::chrono::seconds low_speed_time{60};  ///< ... for this long
+  std::string user_agent = "image-migrator";
+  std::size_t max_buffered_body = 16u << 20; ///< larger buffered bodies are an error
+  std::size_t pipe_buffer = 1u << 20;        ///< ring buffer between download and upload
+  const std::atomic<bool>* cancel = nullptr; ///< when set and true, transfers abort
+};
+
+/// Sees each chunk flowing through pipe(); an error aborts the upload before it completes.
+using ChunkObserver = std::function<Status(std::string_view chunk)>;
+/// Called once the download has delivered every byte, before the upload gets its last bytes.
+using CompletionCheck = std::function<Status()>;
+
+struct PipeResult {
+  Response download; ///< status != 2xx means nothing was uploaded (body holds the error)
+  Response upload;   ///< status 0 when the upload was not started
+  std::uint64_t bytes = 0;
+};
+
+/// Thread-safe HTTP client. One per process; connections, DNS and TLS sessions are shared.
+class Client {
+public:
+  explicit Client(Options options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// Sends a request and buffers the response body (none for HEAD).
+  Result<Response> send(const Request& request);
+
+  /// Streams the body of `get` (following redirects, never carrying Authorization to another host)
+  /// into the body of `put` (a PUT or PATCH with upload_size set).
+  Result<PipeResult> pipe(const Request& get, const Request& put, const ChunkObserver& on_chunk,
+                          const CompletionCheck& on_complete);
+
+  const Options& options() const { return m_options; }
+
+private:
+  struct Impl;
+  Options m_options;
+  std::unique_ptr<Impl> m_impl;
+};
+
+/// Calls curl_global_init once; call from main before any Client exists.
+void global_init();
+
+} // namespace http

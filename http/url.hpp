@@ -1,0 +1,32 @@
+#pragma once
+// Small URL helpers: registries answer with relative Locations and redirect blob downloads to other
+// hosts (CDNs, object stores), so we must resolve, compare hosts, and redact before logging.
+
+#include <string>
+#include <string_view>
+
+namespace http {
+
+/// The parts of an absolute http(s) URL that matter to us.
+struct Url {
+  std::string scheme;    ///< "http" or "https"
+  std::string authority; ///< host[:port], without userinfo
+  std::string path;      ///< path plus query, starting with '/'
+};
+
+/// Splits an absolute URL; returns false when it is not absolute http(s).
+bool parse_url(std::string_view text, Url& out);
+
+/// Resolves a Location header value against the URL of the request that produced it.
+std::string resolve_url(const std::string& base, const std::string& location);
+
+/// host[:port] of an absolute URL, lower-cased; empty when not absolute.
+std::string authority_of(const std::string& url);
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+std::string url_encode(std::string_view text);
+
+/// Drops the query string and any userinfo: query strings carry signed-URL secrets and upload state.
+std::string redact_url(const std::string& url);
+
+} // namespace http

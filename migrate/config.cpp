@@ -1,0 +1,263 @@
+#include "migrate/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace migrate {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t max_document_size = 64u << 20;
+constexpr int max_depth = 256;
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Line and column (1-based) of a byte offset.
+std::pair<std::size_t, std::size_t> line_col(std::string_view text, std::size_t offset) {
+  std::size_t line = 1, col = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return {line, col};
+}
+
+/// Rejects absurd nesting before a recursive parser sees it.
+void check_depth(std::string_view text, const std::string& name) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"')
+      in_string = true;
+    else if (c == '{' || c == '[')
+      ++depth;
+    else if (c == '}' || c == ']')
+      --depth;
+    if (depth > max_depth) {
+      auto [line, col] = line_col(text, i);
+      throw ConfigError(name + ":" + std::to_string(line) + ":" + std::to_string(col) + ": nesting deeper than " +
+                        std::to_string(max_depth) + " levels");
+    }
+  }
+}
+
+json yaml_to_json(const YAML::Node& node, int depth, const std::string& name) {
+  if (depth > max_depth)
+    throw ConfigError(name + ": nesting deeper than " + std::to_string(max_depth) + " levels");
+  switch (node.Type()) {
+  case YAML::NodeType::Null:
+  case YAML::NodeType::Undefined:
+    return nullptr;
+  case YAML::NodeType::Scalar: {
+    const std::string& s = node.Scalar();
+    if (node.Tag() == "!")
+      return s; // quoted: always a string
+    if (s == "true" || s == "True" || s == "TRUE")
+      return true;
+    if (s == "false" || s == "False" || s == "FALSE")
+      return false;
+    if (s == "~" || s == "null" || s == "Null" || s == "NULL")
+      return nullptr;
+    if (!s.empty() && s.size() < 19 && s.find_first_not_of("-0123456789") == std::string::npos &&
+        s.find('-', 1) == std::string::npos && s != "-")
+      return std::stoll(s);
+    return s;
+  }
+  case YAML::NodeType::Sequence: {
+    json arr = json::array();
+    for (const auto& item : node)
+      arr.push_back(yaml_to_json(item, depth + 1, name));
+    return arr;
+  }
+  case YAML::NodeType::Map: {
+    json obj = json::object();
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar())
+        throw ConfigError(name + ":" + std::to_string(kv.first.Mark().line + 1) + ": map keys must be strings");
+      obj[kv.first.Scalar()] = yaml_to_json(kv.second, depth + 1, name);
+    }
+    return obj;
+  }
+  }
+  return nullptr;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string type_name(const json& j) { return j.type_name(); }
+
+} // namespace
+
+EnvLookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v)
+      return std::nullopt;
+    return std::string(v);
+  };
+}
+
+json parse_document(std::string_view text, const std::string& name) {
+  if (text.size() > max_document_size)
+    throw ConfigError(name + ": file larger than " + std::to_string(max_document_size >> 20) + " MiB");
+  bool yaml = ends_with(name, ".yaml") || ends_with(name, ".yml");
+  if (!yaml && !ends_with(name, ".json")) {
+    auto first = text.find_first_not_of(" \t\r\n");
+    yaml = first != std::string_view::npos && text[first] != '{' && text[first] != '[';
+  }
+  check_depth(text, name);
+  if (!yaml) {
+    try {
+      return json::parse(text);
+    } catch (const json::parse_error& e) {
+      auto [line, col] = line_col(text, e.byte == 0 ? 0 : e.byte - 1);
+      std::string what = e.what();
+      // nlohmann's text: "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ... - <detail>"
+      auto dash = what.rfind(" - ");
+      std::string detail = dash == std::string::npos ? what : what.substr(dash + 3);
+      throw ConfigError(name + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
+                        first_line(detail));
+    }
+  }
+  try {
+    YAML::Node node = YAML::Load(std::string(text));
+    return yaml_to_json(node, 0, name);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                      ": invalid YAML: " + first_line(e.msg));
+  }
+}
+
+json load_document(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw ConfigError(path + ": cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad())
+    throw ConfigError(path + ": cannot read file");
+  return parse_document(ss.str(), path);
+}
+
+std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env) {
+  std::string name;
+  if (value.size() > 3 && value.rfind("${", 0) == 0 && value.back() == '}')
+    name = value.substr(2, value.size() - 3);
+  else if (value.size() > 1 && value[0] == '$' && value[1] != '{')
+    name = value.substr(1);
+  else
+    return value;
+  bool valid = !name.empty() && name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
+                                    std::string::npos;
+  if (!valid)
+    return value; // not a variable reference, e.g. a password that starts with '$'
+  auto v = env(name);
+  if (!v)
+    throw ConfigError(where + ": environment variable " + name + " is not set");
+  return *v;
+}
+
+AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const EnvLookup& env) {
+  AuthConfig config;
+  if (doc.is_null())
+    return config;
+  if (!doc.is_object())
+    throw ConfigError(file + ": must be an object mapping registry[/namespace] to credentials, not " + type_name(doc));
+  for (const auto& [key, value] : doc.items()) {
+    std::string where = file + ": key \"" + key + "\"";
+    if (key.empty() || key.find("://") != std::string::npos || key.back() == '/')
+      throw ConfigError(where + ": key must be \"registry\" or \"registry/namespace\" (no scheme, no trailing /)");
+    AuthEntry e;
+    e.key = key;
+    if (value.is_null()) {
+      config.m_entries.push_back(std::move(e));
+      continue;
+    }
+    if (!value.is_object())
+      throw ConfigError(where + ": must be an object, not " + type_name(value));
+    auto get_string = [&](const char* field) -> std::string {
+      if (!value.contains(field) || value[field].is_null())
+        return {};
+      const auto& v = value[field];
+      std::string s;
+      if (v.is_string())
+        s = v.get<std::string>();
+      else if (v.is_number_integer())
+        s = std::to_string(v.get<long long>());
+      else
+        throw ConfigError(where + "." + field + ": must be a string, not " + type_name(v));
+      return expand_env(s, where + "." + field, env);
+    };
+    auto get_bool = [&](const char* field) -> bool {
+      if (!value.contains(field) || value[field].is_null())
+        return false;
+      const auto& v = value[field];
+      if (v.is_boolean())
+        return v.get<bool>();
+      if (v.is_string() && (v == "true" || v == "false"))
+        return v == "true";
+      throw ConfigError(where + "." + field + ": must be true or false, not " + type_name(v));
+    };
+    static const std::vector<std::string> known = {"username", "password", "insecure", "ca", "cert", "key",
+                                                   "skipTLSVerify", "identitytoken", "chunked"};
+    for (const auto& [field, _] : value.items())
+      if (std::find(known.begin(), known.end(), field) == known.end())
+        throw ConfigError(where + ": unknown field \"" + field + "\" (known: username, password, insecure, ca, cert, key, "
+                                                               "skipTLSVerify, identitytoken, chunked)");
+    std::string username = get_string("username");
+    std::string password = get_string("password");
+    std::string identity = get_string("identitytoken");
+    if (!identity.empty())
+      e.credentials = registry::Credentials::identity_token(identity);
+    else if (!username.empty() || !password.empty())
+      e.credentials = registry::Credentials(username, password);
+    if (!password.empty() && username.empty())
+      throw ConfigError(where + ": password given without username");
+    e.insecure = get_bool("insecure");
+    e.tls.verify = !get_bool("skipTLSVerify");
+    e.tls.ca_file = get_string("ca");
+    e.tls.cert_file = get_string("cert");
+    e.tls.key_file = get_string("key");
+    e.chunked_upload = get_bool("chunked");
+    if (e.tls.cert_file.empty() != e.tls.key_file.empty())
+      throw ConfigError(where + ": \"cert\" and \"key\" must be given together");
+    for (const auto* f : {&e.tls.ca_file, &e.tls.cert_file, &e.tls.key_file})
+      if (!f->empty() && !std::ifstream(*f))
+        throw ConfigError(where + ": cannot read file " + *f);
+    config.m_entries.push_back(std::move(e));
+  }
+  return config;
+}
+
+const AuthEntry* AuthConfig::find(const std::string& registry, const std::string& repository) const {
+  const AuthEntry* best = nullptr;
+  std::string full = registry + "/" + repository;
+  for (const auto& e : m_entries) {
+    bool match = e.key == registry ||
+                 (full.size() > e.key.size() && full.compare(0, e.key.size(), e.key) == 0 && full[e.key.size()] == '/');
+    if (match && (!best || e.key.size() > best->key.size()))
+      best = &e;
+  }
+  return best;
+}
+
+} // namespace migrate

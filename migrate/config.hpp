@@ -1,0 +1,63 @@
+#pragma once
+// Loading the user's files: auth.json (credentials per registry or registry/namespace) and the
+// JSON/YAML documents behind images.json and image-syncer's --config. Every error names the file,
+// the key and, for syntax errors, the line and column.
+
+#include "http/client.hpp"
+#include "registry/auth.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace migrate {
+
+/// A configuration error that ends the run (exit code 2). Its message is one line.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Looks up an environment variable; injectable so tests do not touch the real environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_env();
+
+/// Parses JSON or YAML text into JSON. `name` is used in messages ("auth.json:3:14: ...").
+/// YAML is chosen for .yaml/.yml names, JSON for .json, otherwise by the first character.
+nlohmann::json parse_document(std::string_view text, const std::string& name);
+
+/// Reads and parses a file (see parse_document); a missing or unreadable file is a ConfigError.
+nlohmann::json load_document(const std::string& path);
+
+/// One entry of auth.json.
+struct AuthEntry {
+  std::string key; ///< "registry" or "registry/namespace"
+  registry::Credentials credentials;
+  bool insecure = false; ///< plain HTTP
+  http::Tls tls;
+  bool chunked_upload = false;
+};
+
+/// auth.json: keys are `registry` or `registry/namespace`, the longest matching key wins.
+class AuthConfig {
+public:
+  AuthConfig() = default;
+  /// Validates the document; `$VAR`/`${VAR}` values are taken from `env` (unset = ConfigError).
+  static AuthConfig from_json(const nlohmann::json& doc, const std::string& file, const EnvLookup& env);
+
+  /// The entry for a repository of a registry, or nullptr (anonymous, HTTPS).
+  const AuthEntry* find(const std::string& registry, const std::string& repository) const;
+  const std::vector<AuthEntry>& entries() const { return m_entries; }
+
+private:
+  std::vector<AuthEntry> m_entries;
+};
+
+/// Expands a value that is exactly `$VAR` or `${VAR}`; other strings are returned unchanged.
+std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env);
+
+} // namespace migrate

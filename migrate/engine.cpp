@@ -1,0 +1,420 @@
+#include "migrate/engine.hpp"
+
+#include "registry/client.hpp"
+#include "registry/manifest.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace migrate {
+
+namespace {
+
+using registry::BlobOutcome;
+using registry::Descriptor;
+using registry::Registry;
+using Clock = std::chrono::steady_clock;
+
+/// Fixed set of threads draining one queue. Joined on destruction: no detached threads.
+class ThreadPool {
+public:
+  explicit ThreadPool(int threads) {
+    for (int i = 0; i < std::max(1, threads); ++i)
+      m_threads.emplace_back([this] { loop(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_stop = true;
+    }
+    m_cv.notify_all();
+    for (auto& t : m_threads)
+      t.join();
+  }
+  template <class F> auto submit(F f) -> std::future<decltype(f())> {
+    auto task = std::make_shared<std::packaged_task<decltype(f())()>>(std::move(f));
+    auto future = task->get_future();
+    {
+      std::lock_guard lock(m_mutex);
+      m_queue.emplace_back([task] { (*task)(); });
+    }
+    m_cv.notify_one();
+    return future;
+  }
+
+private:
+  void loop() {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(m_mutex);
+        m_cv.wait(lock, [&] { return m_stop || !m_queue.empty(); });
+        if (m_queue.empty())
+          return;
+        job = std::move(m_queue.front());
+        m_queue.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::deque<std::function<void()>> m_queue;
+  std::vector<std::thread> m_threads;
+  bool m_stop = false;
+};
+
+struct BlobStat {
+  BlobOutcome outcome = BlobOutcome::copied;
+  std::uint64_t bytes = 0;
+};
+
+std::string ref_text(const std::string& repository, const std::string& reference) {
+  return repository + (reference.find(':') != std::string::npos ? "@" : ":") + reference;
+}
+
+} // namespace
+
+struct Engine::Impl {
+  http::Client& client;
+  AuthConfig auth;
+  EngineOptions options;
+  std::shared_ptr<spdlog::logger> log;
+
+  std::mutex registries_mutex;
+  std::map<std::string, std::unique_ptr<Registry>> registries;
+
+  std::mutex blobs_mutex;
+  std::map<std::string, std::shared_future<void>> in_flight;  ///< dst registry + digest
+  std::map<std::string, std::string> known_location;          ///< dst registry + digest -> repository
+
+  std::unique_ptr<ThreadPool> blob_pool;
+
+  Impl(http::Client& c, AuthConfig a, EngineOptions o, std::shared_ptr<spdlog::logger> l)
+      : client(c), auth(std::move(a)), options(o), log(l ? std::move(l) : registry::null_logger()) {}
+
+  bool cancelled() const { return options.cancel && options.cancel->load(); }
+
+  /// The Registry for a repository: one per auth entry (or per host without one).
+  std::pair<Registry*, std::string> registry_for(const registry::Reference& ref) {
+    const AuthEntry* entry = auth.find(ref.registry, ref.repository);
+    std::string key = entry ? ref.registry + "|" + entry->key : ref.registry;
+    std::lock_guard lock(registries_mutex);
+    auto& slot = registries[key];
+    if (!slot) {
+      registry::RegistryOptions ro;
+      ro.host = ref.registry;
+      if (entry) {
+        ro.credentials = entry->credentials;
+        ro.insecure = entry->insecure;
+        ro.tls = entry->tls;
+        ro.chunked_upload = entry->chunked_upload;
+        if (!entry->tls.verify)
+          log->warn("TLS verification is OFF for {} (skipTLSVerify in the auth file)", ref.registry);
+      }
+      slot = std::make_unique<Registry>(client, ro, log);
+    }
+    return {slot.get(), key};
+  }
+
+  /// Runs f until it succeeds, fails for good, or runs out of attempts; backs off in between.
+  template <class F> auto retry(const std::string& what, F&& f) -> decltype(f()) {
+    for (int attempt = 1;; ++attempt) {
+      auto r = f();
+      if (r || !r.error().retryable() || attempt >= options.attempts || cancelled())
+        return r;
+      auto delay = options.backoff * (1 << (attempt - 1));
+      if (r.error().retry_after.count() > 0)
+        delay = std::min<std::chrono::milliseconds>(r.error().retry_after, std::chrono::minutes(2));
+      static thread_local std::mt19937 rng(std::random_device{}());
+      delay += std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 100)(rng));
+      log->warn("{}: {} (attempt {}/{}, retrying in {} ms)", what, r.error().message, attempt, options.attempts,
+                delay.count());
+      auto until = Clock::now() + delay;
+      while (Clock::now() < until && !cancelled())
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  http::Result<BlobStat> ensure_blob(Registry& src, const std::string& src_repo, Registry& dst,
+                                     const std::string& dst_key, const std::string& dst_repo, const Descriptor& blob) {
+    if (blob.non_distributable())
+      return BlobStat{BlobOutcome::skipped_foreign, 0};
+    std::string key = dst_key + "|" + blob.digest;
+    std::promise<void> mine;
+    bool owner = false;
+    std::shared_future<void> other;
+    {
+      std::lock_guard lock(blobs_mutex);
+      auto it = in_flight.find(key);
+      if (it == in_flight.end()) {
+        in_flight.emplace(key, mine.get_future().share());
+        owner = true;
+      } else {
+        other = it->second;
+      }
+    }
+    if (!owner)
+      other.wait(); // someone moves this digest to the same registry: reuse their work
+    auto result = ensure_blob_once(src, src_repo, dst, key, dst_repo, blob);
+    if (owner) {
+      std::lock_guard lock(blobs_mutex);
+      in_flight.erase(key);
+      mine.set_value();
+    }
+    return result;
+  }
+
+  http::Result<BlobStat> ensure_blob_once(Registry& src, const std::string& src_repo, Registry& dst,
+                                          const std::string& key, const std::string& dst_repo, const Descriptor& blob) {
+    std::string what = "blob " + blob.digest.substr(0, 19) + " -> " + dst.host() + "/" + dst_repo;
+    auto exists = retry(what, [&] { return dst.blob_exists(dst_repo, blob.digest); });
+    if (!exists)
+      return exists.error();
+    if (*exists) {
+      remember(key, dst_repo);
+      return BlobStat{BlobOutcome::existed, 0};
+    }
+    std::string from;
+    {
+      std::lock_guard lock(blobs_mutex);
+      if (auto it = known_location.find(key); it != known_location.end() && it->second != dst_repo)
+        from = it->second;
+    }
+    if (!from.empty()) {
+      auto mounted = retry(what, [&] { return dst.mount_blob(dst_repo, blob.digest, from); });
+      if (mounted && *mounted) {
+        remember(key, dst_repo);
+        return BlobStat{BlobOutcome::mounted, 0};
+      }
+    }
+    auto copied = retry(what, [&] { return dst.copy_blob_from(src, src_repo, dst_repo, blob); });
+    if (!copied)
+      return copied.error();
+    remember(key, dst_repo);
+    return BlobStat{BlobOutcome::copied, *copied};
+  }
+
+  void remember(const std::string& key, const std::string& repo) {
+    std::lock_guard lock(blobs_mutex);
+    known_location.insert_or_assign(key, repo);
+  }
+
+  /// A manifest to push after its blobs, children before parents.
+  struct PendingManifest {
+    registry::Manifest manifest;
+    std::string reference;
+  };
+
+  /// Fetches the manifest tree below `manifest`, collecting blobs and child manifests.
+  http::Status collect(Registry& src, const std::string& src_repo, const registry::Manifest& manifest,
+                       std::vector<Descriptor>& blobs, std::vector<PendingManifest>& children, int depth) {
+    if (depth > 4)
+      return http::make_error(http::ErrorKind::invalid, "manifest nesting deeper than 4 levels");
+    auto parsed = registry::parse_manifest(manifest.bytes, manifest.media_type);
+    if (!parsed)
+      return parsed.error();
+    if (!parsed->is_index) {
+      blobs.push_back(*parsed->config);
+      for (const auto& l : parsed->layers)
+        blobs.push_back(l);
+      return {};
+    }
+    for (const auto& child : parsed->manifests) {
+      auto m = retry("manifest " + child.digest.substr(0, 19),
+                     [&] { return src.get_manifest(src_repo, child.digest); });
+      if (!m)
+        return m.error();
+      if (m->media_type.empty())
+        m->media_type = child.media_type;
+      if (auto st = collect(src, src_repo, *m, blobs, children, depth + 1); !st)
+        return st;
+      children.push_back({std::move(*m), child.digest});
+    }
+    return {};
+  }
+
+  ImageResult copy_image(const ImageTask& task) {
+    ImageResult r;
+    r.task = task;
+    auto start = Clock::now();
+    auto finish = [&](std::string error) {
+      r.ok = error.empty();
+      r.error = std::move(error);
+      r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      return r;
+    };
+    if (cancelled())
+      return finish("cancelled before it started");
+    auto [src, src_key] = registry_for(task.source);
+    auto [dst, dst_key] = registry_for(task.destination);
+    const std::string& src_repo = task.source.repository;
+    const std::string& dst_repo = task.destination.repository;
+    std::string src_ref = task.source.reference();
+    std::string dst_ref = task.destination.reference();
+
+    // Two HEADs decide whether there is anything to do.
+    std::string src_digest = task.source.digest;
+    if (src_digest.empty()) {
+      auto head = retry("source " + task.source.to_string(), [&] { return src->head_manifest(src_repo, src_ref); });
+      if (!head)
+        return finish(head.error().message);
+      if (!*head)
+        return finish("source image " + task.source.to_string() + " not found");
+      src_digest = (*head)->digest;
+    }
+    auto dst_head = retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); });
+    if (!dst_head)
+      return finish(dst_head.error().message);
+    r.digest = src_digest;
+    if (*dst_head && (*dst_head)->digest == src_digest) {
+      r.skipped = true;
+      return finish("");
+    }
+
+    auto manifest = retry("manifest " + task.source.to_string(), [&] { return src->get_manifest(src_repo, src_digest); });
+    if (!manifest)
+      return finish(manifest.error().message);
+    std::vector<Descriptor> blobs;
+    std::vector<PendingManifest> children;
+    if (auto st = collect(*src, src_repo, *manifest, blobs, children, 0); !st)
+      return finish(st.error().context("reading " + task.source.to_string()).message);
+
+    // Every distinct blob of the whole tree goes to the shared scheduler at once.
+    std::set<std::string> seen;
+    std::vector<std::future<http::Result<BlobStat>>> futures;
+    for (const auto& b : blobs) {
+      if (!seen.insert(b.digest).second)
+        continue;
+      futures.push_back(blob_pool->submit([this, src = src, dst = dst, dst_key = dst_key, &src_repo, &dst_repo, b] {
+        if (cancelled())
+          return http::Result<BlobStat>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
+        return ensure_blob(*src, src_repo, *dst, dst_key, dst_repo, b);
+      }));
+    }
+    std::string first_error;
+    int failed = 0;
+    for (auto& f : futures) {
+      auto res = f.get();
+      if (!res) {
+        ++failed;
+        if (first_error.empty())
+          first_error = res.error().message;
+        continue;
+      }
+      r.bytes += res->bytes;
+      switch (res->outcome) {
+      case BlobOutcome::copied:
+        ++r.blobs_copied;
+        break;
+      case BlobOutcome::existed:
+        ++r.blobs_existed;
+        break;
+      case BlobOutcome::mounted:
+        ++r.blobs_mounted;
+        break;
+      case BlobOutcome::skipped_foreign:
+        ++r.blobs_foreign;
+        break;
+      }
+    }
+    if (failed > 0)
+      return finish(std::to_string(failed) + " of " + std::to_string(futures.size()) + " blobs failed, first: " + first_error);
+
+    // Children first (by digest), then the top manifest under its tag.
+    for (const auto& child : children) {
+      auto st = retry("manifest " + child.reference.substr(0, 19),
+                      [&] { return dst->put_manifest(dst_repo, child.reference, child.manifest); });
+      if (!st)
+        return finish(st.error().message);
+    }
+    auto st = retry("manifest " + ref_text(dst_repo, dst_ref), [&] { return dst->put_manifest(dst_repo, dst_ref, *manifest); });
+    if (!st)
+      return finish(st.error().message);
+    return finish("");
+  }
+
+  void log_result(const ImageResult& r) {
+    std::string arrow = r.task.source.to_string() + " -> " + r.task.destination.to_string();
+    if (!r.ok) {
+      log->error("FAILED {}: {}", arrow, r.error);
+    } else if (r.skipped) {
+      log->info("OK {} {} already present, skipped ({:.2f}s)", arrow, r.digest, r.seconds);
+    } else {
+      log->info("OK {} {} bytes={} time={:.2f}s blobs copied={} existed={} mounted={}{}", arrow, r.digest, r.bytes,
+                r.seconds, r.blobs_copied, r.blobs_existed, r.blobs_mounted,
+                r.blobs_foreign ? " foreign=" + std::to_string(r.blobs_foreign) : "");
+    }
+  }
+};
+
+Engine::Engine(http::Client& client, AuthConfig auth, EngineOptions options, std::shared_ptr<spdlog::logger> log)
+    : m_impl(std::make_unique<Impl>(client, std::move(auth), options, std::move(log))) {}
+
+Engine::~Engine() = default;
+
+TagLister Engine::tag_lister() {
+  return [this](const registry::Reference& ref) {
+    auto [reg, key] = m_impl->registry_for(ref);
+    return m_impl->retry("listing tags of " + ref.name(), [&, reg = reg] { return reg->list_tags(ref.repository); });
+  };
+}
+
+Summary Engine::run(const std::vector<ImageTask>& tasks) {
+  auto start = Clock::now();
+  Summary summary;
+  summary.images = tasks.size();
+  std::vector<ImageResult> results(tasks.size());
+  std::vector<std::size_t> pending(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    pending[i] = i;
+  int workers = std::max(1, m_impl->options.workers);
+  m_impl->blob_pool = std::make_unique<ThreadPool>(workers);
+  for (int pass = 0; !pending.empty(); ++pass) {
+    if (pass > 0)
+      m_impl->log->warn("pass {}: retrying {} failed image task(s)", pass + 1, pending.size());
+    {
+      ThreadPool image_pool(std::min<int>(workers, static_cast<int>(pending.size())));
+      std::vector<std::future<void>> done;
+      for (auto i : pending)
+        done.push_back(image_pool.submit([&, i] {
+          results[i] = m_impl->copy_image(tasks[i]);
+          m_impl->log_result(results[i]);
+        }));
+      for (auto& f : done)
+        f.get();
+    }
+    std::vector<std::size_t> failed;
+    for (auto i : pending)
+      if (!results[i].ok)
+        failed.push_back(i);
+    pending.swap(failed);
+    if (pass >= m_impl->options.retries || m_impl->cancelled())
+      break;
+  }
+  m_impl->blob_pool.reset();
+  for (auto& r : results) {
+    summary.bytes += r.bytes;
+    if (!r.ok)
+      ++summary.failed;
+  }
+  summary.results = std::move(results);
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary;
+}
+
+std::string summary_line(const Summary& s) {
+  return "Images(" + std::to_string(s.images) + ") migration finished, " + std::to_string(s.failed) +
+         " images tasks failed, " + std::to_string(s.generate_failed) + " tasks generate failed";
+}
+
+} // namespace migrate

@@ -1,0 +1,75 @@
+#pragma once
+// The migration engine: image tasks -> bytes on the wire. Image workers resolve manifests; one
+// bounded blob scheduler moves the blobs of all images concurrently, single-flight per destination
+// registry and digest; manifests are pushed only after everything they reference is present.
+
+#include "http/client.hpp"
+#include "migrate/config.hpp"
+#include "migrate/rules.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spdlog {
+class logger;
+}
+
+namespace migrate {
+
+struct EngineOptions {
+  int workers = 7;       ///< concurrent image tasks, and concurrent blob transfers
+  int retries = 3;       ///< extra passes over the tasks that failed
+  int attempts = 3;      ///< tries of one request/blob inside a task for transient errors
+  std::chrono::milliseconds backoff{500}; ///< first retry delay inside a task, doubled each time
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct ImageResult {
+  ImageTask task;
+  bool ok = false;
+  bool skipped = false; ///< destination already had the source digest
+  std::string digest;
+  std::uint64_t bytes = 0;
+  int blobs_copied = 0;
+  int blobs_existed = 0;
+  int blobs_mounted = 0;
+  int blobs_foreign = 0;
+  double seconds = 0;
+  std::string error;
+};
+
+struct Summary {
+  std::size_t images = 0;          ///< image tasks generated
+  std::size_t failed = 0;          ///< image tasks that still failed after all passes
+  std::size_t generate_failed = 0; ///< rules that could not be turned into tasks
+  std::uint64_t bytes = 0;
+  double seconds = 0;
+  std::vector<ImageResult> results;
+};
+
+class Engine {
+public:
+  Engine(http::Client& client, AuthConfig auth, EngineOptions options, std::shared_ptr<spdlog::logger> log);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Lists tags through the engine's registries, with the same credentials and retries.
+  TagLister tag_lister();
+
+  /// Copies every task; failed tasks are run again after the pass, up to `retries` times.
+  Summary run(const std::vector<ImageTask>& tasks);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+/// The documented last line: "Images(N) migration finished, F images tasks failed, G tasks generate failed".
+std::string summary_line(const Summary& summary);
+
+} // namespace migrate

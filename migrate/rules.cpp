@@ -1,0 +1,138 @@
+#include "migrate/rules.hpp"
+
+#include "migrate/config.hpp"
+
+#include <set>
+
+namespace migrate {
+
+namespace {
+
+using registry::Reference;
+
+struct Invalid {
+  std::string message;
+};
+
+/// Parses a source and fills in --default-source-registry/--default-source-namespace.
+Reference parse_source(const std::string& text, const Defaults& d) {
+  if (text.empty())
+    throw Invalid{"rule 4: the source must not be empty"};
+  if (text.find('*') != std::string::npos || text.back() == '/')
+    throw Invalid{"rule 1: a rule copies exactly one repository, not a whole namespace or registry"};
+  auto ref = Reference::parse_explicit(text);
+  if (!ref)
+    throw Invalid{ref.error().message};
+  Reference r = *ref;
+  if (r.registry.empty() && !d.source_registry.empty()) {
+    if (r.repository.find('/') == std::string::npos && !d.source_namespace.empty())
+      r.repository = d.source_namespace + "/" + r.repository;
+    r.registry = d.source_registry;
+  } else if (!r.registry.empty() && r.repository.find('/') == std::string::npos && !d.source_namespace.empty()) {
+    r.repository = d.source_namespace + "/" + r.repository;
+  }
+  if (r.registry.empty() || r.repository.find('/') == std::string::npos)
+    throw Invalid{"rule 3: source \"" + text +
+                  "\" must be registry/namespace/repository (or give --default-source-registry/--default-source-namespace)"};
+  return r;
+}
+
+Reference parse_destination(const std::string& text, const Reference& source, const Defaults& d) {
+  if (text.empty()) {
+    // Rule 8: default registry/namespace, same repository (path below the namespace) and tag.
+    if (d.registry.empty() || d.ns.empty())
+      throw Invalid{"rule 8: empty destination needs a default registry and namespace (--registry/--namespace or "
+                    "DEFAULT_REGISTRY/DEFAULT_NAMESPACE)"};
+    Reference r;
+    r.registry = d.registry;
+    r.repository = d.ns + "/" + source.repository.substr(source.repository.find('/') + 1);
+    r.original = r.registry + "/" + r.repository;
+    return r;
+  }
+  if (text.find('*') != std::string::npos || text.back() == '/')
+    throw Invalid{"rule 1: a destination is exactly one repository, not a whole namespace or registry"};
+  auto ref = Reference::parse_explicit(text);
+  if (!ref)
+    throw Invalid{ref.error().message};
+  if (ref->registry.empty() || ref->repository.find('/') == std::string::npos)
+    throw Invalid{"rule 3: destination \"" + text + "\" must be registry/namespace/repository"};
+  if (!ref->digest.empty())
+    throw Invalid{"destination \"" + text + "\" must not contain a digest (the digest is preserved anyway)"};
+  return *ref;
+}
+
+} // namespace
+
+std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& file, std::vector<RuleError>& errors) {
+  if (!images.is_object())
+    throw ConfigError(file + ": must be an object mapping source images to destinations, not " +
+                      std::string(images.type_name()));
+  std::vector<Rule> rules;
+  for (const auto& [source, value] : images.items()) {
+    if (value.is_null()) {
+      rules.push_back({source, ""});
+    } else if (value.is_string()) {
+      rules.push_back({source, value.get<std::string>()});
+    } else if (value.is_array()) {
+      if (value.empty())
+        errors.push_back({source, "rule 4: the list of destinations is empty"});
+      for (const auto& d : value) {
+        if (d.is_string())
+          rules.push_back({source, d.get<std::string>()});
+        else if (d.is_null())
+          rules.push_back({source, ""});
+        else
+          errors.push_back({source, "each destination must be a string, not " + std::string(d.type_name())});
+      }
+    } else {
+      errors.push_back({source, "the destination must be a string or a list of strings, not " +
+                                    std::string(value.type_name())});
+    }
+  }
+  return rules;
+}
+
+Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags) {
+  Expansion out;
+  std::set<std::string> seen;
+  auto add = [&](ImageTask t) {
+    std::string key = t.source.to_string() + " -> " + t.destination.to_string();
+    if (seen.insert(key).second)
+      out.tasks.push_back(std::move(t));
+  };
+  for (const auto& rule : rules) {
+    try {
+      Reference src = parse_source(rule.source, defaults);
+      Reference dst = parse_destination(rule.destination, src, defaults);
+      if (src.tag.empty() && src.digest.empty()) {
+        // Rule 6: every tag of the repository; the destination names no tag.
+        if (!dst.tag.empty())
+          throw Invalid{"rule 6: the source has no tag (all tags are copied), so the destination must not have one"};
+        auto tags = list_tags(src);
+        if (!tags)
+          throw Invalid{tags.error().message};
+        if (tags->empty())
+          throw Invalid{"rule 6: repository " + src.name() + " has no tags"};
+        for (const auto& tag : *tags) {
+          ImageTask t{src, dst, rule.source};
+          t.source.tag = tag;
+          t.destination.tag = tag;
+          add(std::move(t));
+        }
+        continue;
+      }
+      // Rule 7 (and digests): an explicit destination tag wins, else the source's tag, else by digest.
+      ImageTask t{src, dst, rule.source};
+      if (t.destination.tag.empty())
+        t.destination.tag = src.tag;
+      if (t.destination.tag.empty())
+        t.destination.digest = src.digest;
+      add(std::move(t));
+    } catch (const Invalid& e) {
+      out.errors.push_back({rule.source, e.message});
+    }
+  }
+  return out;
+}
+
+} // namespace migrate

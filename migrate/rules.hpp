@@ -1,0 +1,58 @@
+#pragma once
+// images.json rules -> concrete image tasks, following the eight rules of the image-migrator
+// documentation. Rules that break a rule become RuleErrors ("tasks generate failed"); the others
+// still run.
+
+#include "registry/reference.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace migrate {
+
+/// One source -> destination pair as written by the user ("" destination = defaults).
+struct Rule {
+  std::string source;
+  std::string destination;
+};
+
+/// Target defaults for empty destinations, and source defaults for incomplete sources.
+struct Defaults {
+  std::string registry;         ///< --registry / DEFAULT_REGISTRY
+  std::string ns;               ///< --namespace / DEFAULT_NAMESPACE
+  std::string source_registry;  ///< --default-source-registry
+  std::string source_namespace; ///< --default-source-namespace
+};
+
+/// One image to copy: a tag or digest of one repository to one destination reference.
+struct ImageTask {
+  registry::Reference source;      ///< has a tag or a digest
+  registry::Reference destination; ///< has a tag, or only a digest when pushed by digest
+  std::string rule;                ///< the rule key it came from, for messages
+};
+
+struct RuleError {
+  std::string rule;
+  std::string message;
+};
+
+struct Expansion {
+  std::vector<ImageTask> tasks;
+  std::vector<RuleError> errors;
+};
+
+/// Reads the rules of an images document: an object whose values are a destination string, an
+/// empty string/null, or an array of destinations (rule 4). Values of other types are RuleErrors.
+/// A document that is not an object throws ConfigError.
+std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& file, std::vector<RuleError>& errors);
+
+/// Lists the tags of a repository (rule 6). Injected so unit tests need no registry.
+using TagLister = std::function<http::Result<std::vector<std::string>>(const registry::Reference& repository)>;
+
+/// Applies the rules. Tags are listed only for sources without tag or digest.
+Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags);
+
+} // namespace migrate

@@ -1,0 +1,284 @@
+#include "registry/auth.hpp"
+
+#include "http/url.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+
+namespace registry {
+
+namespace {
+
+bool is_token_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~/").find(c) != std::string_view::npos;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+http::Error auth_error(const std::string& registry, const std::string& why, long status = 0) {
+  return http::make_error(http::ErrorKind::unauthorized, "authenticating to " + registry + ": " + why, status);
+}
+
+} // namespace
+
+std::string base64_encode(std::string_view in) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += table[v >> 18];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += table[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size())
+      v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += table[v >> 18];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < in.size() ? table[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string Credentials::basic_header() const { return "Basic " + base64_encode(m_username + ":" + m_secret); }
+
+Result<std::vector<Challenge>> parse_challenges(std::string_view h) {
+  std::vector<Challenge> out;
+  std::size_t i = 0;
+  auto skip = [&](std::string_view set) {
+    while (i < h.size() && set.find(h[i]) != std::string_view::npos)
+      ++i;
+  };
+  auto token = [&] {
+    std::size_t start = i;
+    while (i < h.size() && is_token_char(h[i]))
+      ++i;
+    return std::string(h.substr(start, i - start));
+  };
+  auto invalid = [&](const std::string& why) {
+    return http::make_error(http::ErrorKind::invalid, "parsing WWW-Authenticate header: " + why);
+  };
+  while (true) {
+    skip(" \t,");
+    if (i >= h.size())
+      break;
+    std::string scheme = token();
+    if (scheme.empty())
+      return invalid("unexpected character '" + std::string(1, h[i]) + "' at offset " + std::to_string(i));
+    Challenge c;
+    c.scheme = lower(scheme);
+    while (true) {
+      skip(" \t");
+      std::size_t param_start = i;
+      std::string name = token();
+      skip(" \t");
+      if (name.empty() || i >= h.size() || h[i] != '=') {
+        // Not a parameter: the start of the next challenge (or a token68 we ignore).
+        i = name.empty() ? i : param_start;
+        if (!name.empty())
+          break;
+        if (i < h.size() && h[i] == ',') {
+          ++i;
+          continue;
+        }
+        break;
+      }
+      ++i; // '='
+      skip(" \t");
+      std::string value;
+      if (i < h.size() && h[i] == '"') {
+        ++i;
+        bool closed = false;
+        while (i < h.size()) {
+          char ch = h[i++];
+          if (ch == '\\' && i < h.size()) {
+            value += h[i++];
+          } else if (ch == '"') {
+            closed = true;
+            break;
+          } else {
+            value += ch;
+          }
+        }
+        if (!closed)
+          return invalid("unterminated quoted string for parameter \"" + name + "\"");
+      } else {
+        value = token();
+        while (i < h.size() && h[i] == '=') // token68 padding
+          value += h[i++];
+      }
+      c.params[lower(name)] = value;
+      skip(" \t");
+      if (i < h.size() && h[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (i >= h.size())
+        break;
+    }
+    out.push_back(std::move(c));
+  }
+  if (out.empty())
+    return invalid("no challenge");
+  return out;
+}
+
+Authenticator::Authenticator(http::Client& client, std::string registry, Credentials credentials, http::Tls tls,
+                             bool insecure, std::shared_ptr<spdlog::logger> log)
+    : m_client(client), m_registry(std::move(registry)), m_credentials(std::move(credentials)),
+      m_tls(std::move(tls)), m_insecure(insecure), m_log(std::move(log)) {}
+
+void Authenticator::authorize(http::Request& request, const std::string& scope) {
+  std::lock_guard lock(m_mutex);
+  if (m_scheme == "basic") {
+    if (!m_credentials.anonymous() && !m_credentials.is_identity_token())
+      request.headers.emplace_back("Authorization", m_credentials.basic_header());
+    return;
+  }
+  if (m_scheme != "bearer")
+    return;
+  auto it = m_tokens.find(scope);
+  if (it == m_tokens.end() || std::chrono::steady_clock::now() >= it->second.renew_at) {
+    // Renew ahead of expiry so long runs do not meet a 401 in the middle of an upload.
+    auto token = fetch_token(scope);
+    if (!token) {
+      if (it != m_tokens.end())
+        request.headers.emplace_back("Authorization", "Bearer " + it->second.value);
+      return;
+    }
+    it = m_tokens.insert_or_assign(scope, std::move(*token)).first;
+  }
+  request.headers.emplace_back("Authorization", "Bearer " + it->second.value);
+}
+
+Status Authenticator::on_unauthorized(const http::Response& response, const std::string& scope) {
+  std::lock_guard lock(m_mutex);
+  auto header = response.header("www-authenticate");
+  if (header.empty())
+    return auth_error(m_registry, "401 without a WWW-Authenticate challenge", response.status);
+  auto challenges = parse_challenges(header);
+  if (!challenges)
+    return challenges.error().context("authenticating to " + m_registry);
+  const Challenge* chosen = nullptr;
+  for (const auto& c : *challenges)
+    if (c.scheme == "bearer" && (!chosen || chosen->scheme != "bearer"))
+      chosen = &c;
+  for (const auto& c : *challenges)
+    if (!chosen && c.scheme == "basic")
+      chosen = &c;
+  if (!chosen)
+    return auth_error(m_registry, "unsupported authentication scheme \"" + (*challenges)[0].scheme + "\"");
+
+  if (chosen->scheme == "basic") {
+    if (m_scheme == "basic" || m_credentials.anonymous())
+      return auth_error(m_registry,
+                        m_credentials.anonymous() ? "credentials required (no entry in the auth file)"
+                                                  : "username or password rejected for user \"" +
+                                                        m_credentials.username() + "\"",
+                        401);
+    m_scheme = "basic";
+    return {};
+  }
+  auto realm = chosen->params.find("realm");
+  if (realm == chosen->params.end() || realm->second.empty())
+    return auth_error(m_registry, "Bearer challenge without realm");
+  m_scheme = "bearer";
+  m_realm = realm->second;
+  m_service = chosen->params.count("service") ? chosen->params.at("service") : "";
+  if (auto err = chosen->params.find("error"); err != chosen->params.end() && err->second == "insufficient_scope")
+    m_log->debug("registry {}: insufficient scope, renewing token for {}", m_registry, scope);
+  auto token = fetch_token(scope);
+  if (!token)
+    return token.error();
+  m_tokens.insert_or_assign(scope, std::move(*token));
+  return {};
+}
+
+Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope) {
+  http::Url realm;
+  if (!http::parse_url(m_realm, realm))
+    return auth_error(m_registry, "token realm is not an http(s) URL");
+  if (realm.scheme == "http" && !m_insecure && !m_credentials.anonymous())
+    return auth_error(m_registry, "refusing to send credentials to a plain-HTTP token realm (" +
+                                      http::redact_url(m_realm) + ")");
+  std::vector<std::string> scopes;
+  for (std::size_t start = 0; start < scope.size();) {
+    auto sp = scope.find(' ', start);
+    scopes.push_back(scope.substr(start, sp - start));
+    start = sp == std::string::npos ? scope.size() : sp + 1;
+  }
+
+  http::Request req;
+  req.tls = m_tls;
+  req.follow_redirects = true;
+  std::string refresh = m_credentials.is_identity_token() ? m_credentials.secret() : m_refresh_token;
+  if (!refresh.empty()) {
+    req.method = "POST";
+    req.url = m_realm;
+    req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    std::string joined;
+    for (const auto& s : scopes)
+      joined += (joined.empty() ? "" : " ") + s;
+    req.body = "grant_type=refresh_token&client_id=image-migrator&service=" + http::url_encode(m_service) +
+               "&scope=" + http::url_encode(joined) + "&refresh_token=" + http::url_encode(refresh);
+  } else {
+    req.url = m_realm + (m_realm.find('?') == std::string::npos ? "?" : "&") + "service=" + http::url_encode(m_service);
+    for (const auto& s : scopes)
+      req.url += "&scope=" + http::url_encode(s);
+    if (!m_credentials.anonymous())
+      req.headers.emplace_back("Authorization", m_credentials.basic_header());
+  }
+  auto resp = m_client.send(req);
+  if (!resp)
+    return resp.error().context("fetching token for " + m_registry);
+  if (resp->status == 401 || resp->status == 403)
+    return auth_error(m_registry,
+                      m_credentials.anonymous()
+                          ? "the token server requires credentials (no entry in the auth file)"
+                          : "the token server rejected the credentials of user \"" + m_credentials.username() + "\"",
+                      resp->status);
+  if (resp->status != 200) {
+    auto e = http::make_error(http::ErrorKind::http_status,
+                              "token server " + http::redact_url(m_realm) + " answered " + std::to_string(resp->status),
+                              resp->status);
+    return e.context("authenticating to " + m_registry);
+  }
+  Token token;
+  long expires_in = 60;
+  try {
+    auto j = nlohmann::json::parse(resp->body);
+    if (j.contains("token") && j["token"].is_string())
+      token.value = j["token"].get<std::string>();
+    else if (j.contains("access_token") && j["access_token"].is_string())
+      token.value = j["access_token"].get<std::string>();
+    if (j.contains("expires_in") && j["expires_in"].is_number_integer())
+      expires_in = std::max<long>(j["expires_in"].get<long>(), 1);
+    if (j.contains("refresh_token") && j["refresh_token"].is_string())
+      m_refresh_token = j["refresh_token"].get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return auth_error(m_registry, "token server answered with something that is not JSON");
+  }
+  if (token.value.empty())
+    return auth_error(m_registry, "token server answered without a token");
+  // Renew when 3/4 of the lifetime has passed (at least 1 s before expiry).
+  auto lifetime = std::chrono::milliseconds(expires_in * 1000);
+  auto margin = std::max(std::chrono::milliseconds(1000), lifetime / 4);
+  token.renew_at = std::chrono::steady_clock::now() + (lifetime > margin ? lifetime - margin : lifetime / 2);
+  ++m_fetched;
+  m_log->debug("registry {}: fetched token for {} (expires in {}s)", m_registry, scope, expires_in);
+  return token;
+}
+
+} // namespace registry

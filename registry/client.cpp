@@ -1,0 +1,371 @@
+#include "registry/client.hpp"
+
+#include "http/url.hpp"
+#include "registry/digest.hpp"
+#include "registry/reference.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+namespace registry {
+
+namespace {
+
+std::string strip_params(const std::string& content_type) {
+  std::string t = content_type.substr(0, content_type.find(';'));
+  while (!t.empty() && t.back() == ' ')
+    t.pop_back();
+  return t;
+}
+
+/// The URL of rel="next" in a Link header, or "".
+std::string next_link(const std::string& link) {
+  auto open = link.find('<');
+  auto close = link.find('>', open);
+  if (open == std::string::npos || close == std::string::npos)
+    return {};
+  if (link.find("rel=\"next\"", close) == std::string::npos && link.find("rel=next", close) == std::string::npos)
+    return {};
+  return link.substr(open + 1, close - open - 1);
+}
+
+std::string with_query(const std::string& url, const std::string& param) {
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + param;
+}
+
+bool is_digest_reference(const std::string& reference) { return reference.find(':') != std::string::npos; }
+
+} // namespace
+
+std::shared_ptr<spdlog::logger> null_logger() {
+  static auto log = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return log;
+}
+
+std::string pull_scope(const std::string& repository) { return "repository:" + repository + ":pull"; }
+std::string push_scope(const std::string& repository) { return "repository:" + repository + ":pull,push"; }
+
+http::Error registry_error(const std::string& what, const http::Response& response) {
+  http::ErrorKind kind = http::ErrorKind::http_status;
+  if (response.status == 404)
+    kind = http::ErrorKind::not_found;
+  else if (response.status == 401 || response.status == 403)
+    kind = http::ErrorKind::unauthorized;
+  std::string detail;
+  try {
+    auto j = nlohmann::json::parse(response.body);
+    if (j.is_object() && j.contains("errors") && j["errors"].is_array()) {
+      for (const auto& e : j["errors"]) {
+        if (!e.is_object())
+          continue;
+        std::string code = e.value("code", "");
+        std::string message = e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
+        if (code == "MANIFEST_UNKNOWN" || code == "NAME_UNKNOWN" || code == "BLOB_UNKNOWN")
+          kind = http::ErrorKind::not_found;
+        else if (code == "UNAUTHORIZED" || code == "DENIED")
+          kind = http::ErrorKind::unauthorized;
+        if (!detail.empty())
+          detail += "; ";
+        detail += code + (message.empty() ? "" : ": " + message);
+      }
+    }
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (detail.empty() && !response.body.empty()) {
+    detail = response.body.substr(0, 200);
+    for (auto& c : detail)
+      if (c == '\n' || c == '\r' || c == '\t')
+        c = ' ';
+  }
+  std::string message = what + ": HTTP " + std::to_string(response.status) + (detail.empty() ? "" : " " + detail);
+  auto e = http::make_error(kind, message, response.status);
+  auto retry_after = response.header("retry-after");
+  if (!retry_after.empty() && std::all_of(retry_after.begin(), retry_after.end(), ::isdigit) && retry_after.size() < 7)
+    e.retry_after = std::chrono::seconds(std::stol(retry_after));
+  return e;
+}
+
+Registry::Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log)
+    : m_client(client), m_options(std::move(options)), m_log(log ? std::move(log) : null_logger()),
+      m_auth(client, m_options.host, m_options.credentials, m_options.tls, m_options.insecure, m_log) {}
+
+std::string Registry::base_url() const {
+  std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
+  return std::string(m_options.insecure ? "http" : "https") + "://" + host + "/v2/";
+}
+
+http::Request Registry::request(const std::string& method, const std::string& path) const {
+  http::Request r;
+  r.method = method;
+  r.url = base_url() + path;
+  r.tls = m_options.tls;
+  return r;
+}
+
+Result<http::Response> Registry::send(http::Request request, const std::string& scope) {
+  for (int attempt = 0;; ++attempt) {
+    http::Request r = request;
+    m_auth.authorize(r, scope);
+    auto resp = m_client.send(r);
+    if (!resp)
+      return resp.error().context("registry " + m_options.host);
+    if (resp->status == 401 && attempt == 0) {
+      if (auto st = m_auth.on_unauthorized(*resp, scope); !st)
+        return st.error();
+      continue;
+    }
+    return resp;
+  }
+}
+
+Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
+  std::vector<std::string> tags;
+  std::string what = "listing tags of " + m_options.host + "/" + repository;
+  const char* page_env = std::getenv("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
+  std::string url = base_url() + repository + "/tags/list?n=" + (page_env && *page_env ? page_env : "1000");
+  for (int page = 0; !url.empty(); ++page) {
+    if (page > 100000)
+      return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end");
+    http::Request r = request("GET", "");
+    r.url = url;
+    auto resp = send(r, pull_scope(repository));
+    if (!resp)
+      return resp.error().context(what);
+    if (resp->status != 200)
+      return registry_error(what, *resp);
+    try {
+      auto j = nlohmann::json::parse(resp->body);
+      if (j.contains("tags") && j["tags"].is_array())
+        for (const auto& t : j["tags"])
+          if (t.is_string())
+            tags.push_back(t.get<std::string>());
+    } catch (const nlohmann::json::exception&) {
+      return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
+    }
+    auto next = next_link(resp->header("link"));
+    url = next.empty() ? std::string() : http::resolve_url(url, next);
+  }
+  return tags;
+}
+
+Result<Manifest> Registry::get_manifest(const std::string& repository, const std::string& reference) {
+  std::string what = "fetching manifest " + m_options.host + "/" + repository + (is_digest_reference(reference) ? "@" : ":") + reference;
+  auto r = request("GET", repository + "/manifests/" + reference);
+  r.headers.emplace_back("Accept", media::accept_header());
+  r.follow_redirects = true;
+  auto resp = send(r, pull_scope(repository));
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status != 200)
+    return registry_error(what, *resp);
+  Manifest m;
+  m.bytes = std::move(resp->body);
+  m.digest = sha256_digest(m.bytes);
+  m.media_type = strip_params(resp->header("content-type"));
+  if (m.media_type.empty() || m.media_type == "application/json" || m.media_type == "text/plain") {
+    try {
+      auto j = nlohmann::json::parse(m.bytes);
+      if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
+        m.media_type = j["mediaType"].get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  if (is_digest_reference(reference) && reference.rfind("sha256:", 0) == 0 && reference != m.digest)
+    return http::make_error(http::ErrorKind::digest_mismatch, what + ": content hashes to " + m.digest);
+  auto header_digest = resp->header("docker-content-digest");
+  if (header_digest.rfind("sha256:", 0) == 0 && header_digest != m.digest)
+    return http::make_error(http::ErrorKind::digest_mismatch,
+                            what + ": registry announced " + header_digest + " but the content hashes to " + m.digest);
+  return m;
+}
+
+Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& repository, const std::string& reference) {
+  std::string what = "checking manifest " + m_options.host + "/" + repository + (is_digest_reference(reference) ? "@" : ":") + reference;
+  auto r = request("HEAD", repository + "/manifests/" + reference);
+  r.headers.emplace_back("Accept", media::accept_header());
+  r.follow_redirects = true;
+  auto resp = send(r, pull_scope(repository));
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status == 404)
+    return std::optional<ManifestHead>();
+  if (resp->status != 200)
+    return registry_error(what, *resp);
+  ManifestHead head;
+  head.digest = resp->header("docker-content-digest");
+  head.media_type = strip_params(resp->header("content-type"));
+  auto length = resp->header("content-length");
+  head.size = length.empty() ? 0 : std::atoll(length.c_str());
+  if (!valid_digest(head.digest)) {
+    // Some registries omit the digest on HEAD: fall back to the bytes.
+    auto m = get_manifest(repository, reference);
+    if (!m)
+      return m.error();
+    head.digest = m->digest;
+    head.media_type = m->media_type;
+    head.size = static_cast<std::int64_t>(m->bytes.size());
+  }
+  return std::optional<ManifestHead>(head);
+}
+
+http::Status Registry::put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest) {
+  std::string what = "pushing manifest " + m_options.host + "/" + repository + (is_digest_reference(reference) ? "@" : ":") + reference;
+  auto r = request("PUT", repository + "/manifests/" + reference);
+  r.headers.emplace_back("Content-Type", manifest.media_type);
+  r.body = manifest.bytes;
+  auto resp = send(r, push_scope(repository));
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status != 201 && resp->status != 200)
+    return registry_error(what, *resp);
+  auto header_digest = resp->header("docker-content-digest");
+  if (header_digest.rfind("sha256:", 0) == 0 && header_digest != manifest.digest)
+    return http::make_error(http::ErrorKind::digest_mismatch,
+                            what + ": registry stored it as " + header_digest + ", expected " + manifest.digest);
+  return {};
+}
+
+Result<bool> Registry::blob_exists(const std::string& repository, const std::string& digest) {
+  std::string what = "checking blob " + digest + " in " + m_options.host + "/" + repository;
+  auto r = request("HEAD", repository + "/blobs/" + digest);
+  r.follow_redirects = true;
+  auto resp = send(r, push_scope(repository));
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status == 200)
+    return true;
+  if (resp->status == 404)
+    return false;
+  return registry_error(what, *resp);
+}
+
+Result<bool> Registry::mount_blob(const std::string& repository, const std::string& digest, const std::string& from) {
+  std::string what = "mounting blob " + digest + " from " + from + " into " + m_options.host + "/" + repository;
+  auto r = request("POST", repository + "/blobs/uploads/?mount=" + http::url_encode(digest) + "&from=" + http::url_encode(from));
+  auto resp = send(r, push_scope(repository) + " " + pull_scope(from));
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status == 201)
+    return true;
+  if (resp->status == 202) {
+    // The registry opened an upload instead: close it, the caller uploads normally.
+    auto location = resp->header("location");
+    if (!location.empty()) {
+      http::Request del = request("DELETE", "");
+      del.url = http::resolve_url(r.url, location);
+      (void)send(del, push_scope(repository));
+    }
+    return false;
+  }
+  return registry_error(what, *resp);
+}
+
+Result<std::string> Registry::start_upload(const std::string& repository, const std::string& scope) {
+  std::string what = "starting upload to " + m_options.host + "/" + repository;
+  auto r = request("POST", repository + "/blobs/uploads/");
+  auto resp = send(r, scope);
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status != 202)
+    return registry_error(what, *resp);
+  auto location = resp->header("location");
+  if (location.empty())
+    return http::make_error(http::ErrorKind::http_status, what + ": 202 without a Location header", 202);
+  return http::resolve_url(r.url, location);
+}
+
+Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::string& source_repository,
+                                               const std::string& repository, const Descriptor& blob) {
+  std::string what = "copying blob " + blob.digest + " from " + source.host() + "/" + source_repository + " to " +
+                     m_options.host + "/" + repository;
+  const std::string scope = push_scope(repository);
+  const std::string source_scope = pull_scope(source_repository);
+  const auto size = static_cast<std::uint64_t>(blob.size);
+  for (int attempt = 0;; ++attempt) {
+    auto location = start_upload(repository, scope);
+    if (!location)
+      return location.error().context(what);
+
+    http::Request get = source.request("GET", source_repository + "/blobs/" + blob.digest);
+    get.follow_redirects = true;
+    source.m_auth.authorize(get, source_scope);
+
+    http::Request put;
+    put.tls = m_options.tls;
+    put.upload_size = size;
+    put.headers.emplace_back("Content-Type", "application/octet-stream");
+    if (m_options.chunked_upload) {
+      put.method = "PATCH";
+      put.url = *location;
+      if (size > 0)
+        put.headers.emplace_back("Content-Range", "0-" + std::to_string(size - 1));
+    } else {
+      put.method = "PUT";
+      put.url = with_query(*location, "digest=" + http::url_encode(blob.digest));
+    }
+    m_auth.authorize(put, scope);
+
+    Sha256 hash;
+    auto observe = [&](std::string_view chunk) -> http::Status {
+      hash.update(chunk);
+      return {};
+    };
+    auto complete = [&]() -> http::Status {
+      auto got = hash.finish();
+      if (got != blob.digest)
+        return http::make_error(http::ErrorKind::digest_mismatch,
+                                "source content hashes to " + got + ", not " + blob.digest + "; upload aborted");
+      return {};
+    };
+    http::Result<http::PipeResult> result = make_error(http::ErrorKind::invalid, "");
+    if (size == 0) {
+      // Nothing to stream: check the empty digest and finish with an empty body.
+      if (auto st = complete(); !st)
+        return st.error().context(what);
+      http::Request empty = put;
+      empty.upload_size.reset();
+      auto resp = m_client.send(empty);
+      if (!resp)
+        return resp.error().context(what);
+      http::PipeResult pr;
+      pr.download.status = 200;
+      pr.upload = std::move(*resp);
+      result = std::move(pr);
+    } else {
+      result = m_client.pipe(get, put, observe, complete);
+    }
+    if (!result)
+      return result.error().context(what);
+    auto& pr = *result;
+    if (pr.download.status == 401 && attempt < 2) {
+      if (auto st = source.m_auth.on_unauthorized(pr.download, source_scope); !st)
+        return st.error().context(what);
+      continue;
+    }
+    if (pr.download.status < 200 || pr.download.status >= 300)
+      return registry_error(what + ": downloading", pr.download);
+    if (pr.upload.status == 401 && attempt < 2) {
+      if (auto st = m_auth.on_unauthorized(pr.upload, scope); !st)
+        return st.error().context(what);
+      continue;
+    }
+    if (m_options.chunked_upload && pr.upload.status == 202) {
+      auto next = pr.upload.header("location");
+      http::Request finish = request("PUT", "");
+      finish.url = with_query(next.empty() ? put.url : http::resolve_url(put.url, next),
+                              "digest=" + http::url_encode(blob.digest));
+      auto resp = send(finish, scope);
+      if (!resp)
+        return resp.error().context(what);
+      if (resp->status != 201)
+        return registry_error(what + ": completing upload", *resp);
+      return pr.bytes;
+    }
+    if (pr.upload.status != 201)
+      return registry_error(what + ": uploading", pr.upload);
+    return pr.bytes;
+  }
+}
+
+} // namespace registry

@@ -1,0 +1,95 @@
+#pragma once
+// A client for one registry speaking the OCI distribution API / Docker Registry HTTP API V2.
+// Thread-safe: one Registry object is shared by every worker talking to that registry.
+
+#include "http/client.hpp"
+#include "registry/auth.hpp"
+#include "registry/manifest.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace spdlog {
+class logger;
+}
+
+namespace registry {
+
+/// A logger that drops everything: libraries are silent unless the CLI gives them a sink.
+std::shared_ptr<spdlog::logger> null_logger();
+
+struct RegistryOptions {
+  std::string host;      ///< as written in references: "docker.io", "127.0.0.1:5000"
+  bool insecure = false; ///< plain HTTP
+  http::Tls tls;
+  Credentials credentials;
+  bool chunked_upload = false; ///< PATCH then PUT instead of one monolithic PUT
+};
+
+/// What a HEAD on a manifest tells.
+struct ManifestHead {
+  std::string digest;
+  std::string media_type;
+  std::int64_t size = 0;
+};
+
+/// Outcome of copying one blob.
+enum class BlobOutcome { copied, existed, mounted, skipped_foreign };
+
+class Registry {
+public:
+  Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log = null_logger());
+
+  const std::string& host() const { return m_options.host; }
+
+  /// Every tag of a repository, following Link pagination.
+  Result<std::vector<std::string>> list_tags(const std::string& repository);
+
+  /// Fetches a manifest by tag or digest; the digest is computed from the bytes and checked
+  /// against a digest reference and the Docker-Content-Digest header.
+  Result<Manifest> get_manifest(const std::string& repository, const std::string& reference);
+
+  /// HEAD on a manifest; nullopt when it does not exist.
+  Result<std::optional<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference);
+
+  /// Pushes manifest bytes under a tag or digest.
+  http::Status put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest);
+
+  /// Whether the blob exists in the repository.
+  Result<bool> blob_exists(const std::string& repository, const std::string& digest);
+
+  /// Asks the registry to mount a blob from another repository; true when it did.
+  Result<bool> mount_blob(const std::string& repository, const std::string& digest, const std::string& from);
+
+  /// Streams a blob from `source` into this registry, verifying its SHA-256 on the way.
+  Result<std::uint64_t> copy_blob_from(Registry& source, const std::string& source_repository,
+                                       const std::string& repository, const Descriptor& blob);
+
+  /// Sends a request with authorisation for `scope`, re-authenticating once on 401.
+  Result<http::Response> send(http::Request request, const std::string& scope);
+
+  /// Base URL "http(s)://api-host/v2/".
+  std::string base_url() const;
+
+private:
+  http::Request request(const std::string& method, const std::string& path) const;
+  Result<std::string> start_upload(const std::string& repository, const std::string& scope);
+
+  http::Client& m_client;
+  RegistryOptions m_options;
+  std::shared_ptr<spdlog::logger> m_log;
+  Authenticator m_auth;
+};
+
+/// "repository:NAME:pull" / "repository:NAME:pull,push".
+std::string pull_scope(const std::string& repository);
+std::string push_scope(const std::string& repository);
+
+/// Turns a registry's error answer into an Error: kind from the status and the JSON error codes,
+/// message "<what>: <status> <CODE>: <message>".
+http::Error registry_error(const std::string& what, const http::Response& response);
+
+} // namespace registry

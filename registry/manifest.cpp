@@ -1,0 +1,151 @@
+#include "registry/manifest.hpp"
+
+#include "registry/digest.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace registry {
+
+namespace {
+
+using nlohmann::json;
+
+http::Error invalid(const std::string& why) {
+  return http::make_error(http::ErrorKind::invalid, "parsing manifest: " + why);
+}
+
+Result<Descriptor> parse_descriptor(const json& j, const std::string& where) {
+  if (!j.is_object())
+    return invalid(where + " is not an object");
+  Descriptor d;
+  if (j.contains("mediaType")) {
+    if (!j["mediaType"].is_string())
+      return invalid(where + ".mediaType is not a string");
+    d.media_type = j["mediaType"].get<std::string>();
+  }
+  if (!j.contains("digest") || !j["digest"].is_string())
+    return invalid(where + ".digest is missing");
+  d.digest = j["digest"].get<std::string>();
+  if (!valid_digest(d.digest))
+    return invalid(where + ".digest \"" + d.digest + "\" is not a valid digest");
+  if (!j.contains("size") || !j["size"].is_number_integer() || j["size"].get<std::int64_t>() < 0)
+    return invalid(where + ".size is missing or negative");
+  d.size = j["size"].get<std::int64_t>();
+  if (j.contains("urls") && j["urls"].is_array())
+    for (const auto& u : j["urls"])
+      if (u.is_string())
+        d.urls.push_back(u.get<std::string>());
+  if (j.contains("platform") && j["platform"].is_object()) {
+    const auto& p = j["platform"];
+    Platform platform;
+    platform.os = p.value("os", "");
+    platform.architecture = p.value("architecture", "");
+    platform.variant = p.value("variant", "");
+    d.platform = platform;
+  }
+  return d;
+}
+
+std::string strip_params(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  std::string t(content_type.substr(0, semi));
+  while (!t.empty() && t.back() == ' ')
+    t.pop_back();
+  return t;
+}
+
+} // namespace
+
+std::string media::accept_header() {
+  return std::string(oci_index) + ", " + std::string(docker_list) + ", " + std::string(oci_manifest) + ", " +
+         std::string(docker_manifest);
+}
+
+std::string Platform::to_string() const {
+  std::string s = os + "/" + architecture;
+  if (!variant.empty())
+    s += "/" + variant;
+  return s;
+}
+
+bool Descriptor::non_distributable() const {
+  return media_type.find(".foreign.") != std::string::npos || media_type.find("nondistributable") != std::string::npos;
+}
+
+bool is_index_type(std::string_view media_type) {
+  return media_type == media::oci_index || media_type == media::docker_list;
+}
+
+Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view content_type) {
+  json j;
+  try {
+    j = json::parse(bytes);
+  } catch (const json::parse_error& e) {
+    return invalid("not JSON at byte " + std::to_string(e.byte));
+  }
+  if (!j.is_object())
+    return invalid("not a JSON object");
+  ParsedManifest m;
+  std::string type = strip_params(content_type);
+  std::string body_type = j.contains("mediaType") && j["mediaType"].is_string() ? j["mediaType"].get<std::string>() : "";
+  if (type.empty() || type == "application/json" || type == "text/plain" || type == "application/octet-stream")
+    type = body_type;
+  if (type.empty()) {
+    // OCI allows mediaType to be absent: decide by shape.
+    if (j.contains("manifests"))
+      type = std::string(media::oci_index);
+    else if (j.contains("config") && j.contains("layers"))
+      type = std::string(media::oci_manifest);
+    else if (j.value("schemaVersion", 0) == 1)
+      type = std::string(media::docker_schema1);
+  }
+  if (type == media::docker_schema1 || type == media::docker_schema1_signed || j.value("schemaVersion", 0) == 1)
+    return http::make_error(http::ErrorKind::unsupported,
+                            "Docker schema 1 manifests are not supported (deprecated format; re-push the image "
+                            "with a current client to convert it to schema 2)");
+  m.media_type = type;
+  try {
+    if (is_index_type(type)) {
+      m.is_index = true;
+      if (!j.contains("manifests") || !j["manifests"].is_array())
+        return invalid("index has no \"manifests\" array");
+      for (std::size_t i = 0; i < j["manifests"].size(); ++i) {
+        auto d = parse_descriptor(j["manifests"][i], "manifests[" + std::to_string(i) + "]");
+        if (!d)
+          return d.error();
+        m.manifests.push_back(std::move(*d));
+      }
+    } else if (type == media::oci_manifest || type == media::docker_manifest ||
+               (j.contains("config") && j.contains("layers"))) {
+      if (!j.contains("config"))
+        return invalid("image manifest has no \"config\"");
+      auto config = parse_descriptor(j["config"], "config");
+      if (!config)
+        return config.error();
+      m.config = std::move(*config);
+      if (j.contains("layers")) {
+        if (!j["layers"].is_array())
+          return invalid("\"layers\" is not an array");
+        for (std::size_t i = 0; i < j["layers"].size(); ++i) {
+          auto d = parse_descriptor(j["layers"][i], "layers[" + std::to_string(i) + "]");
+          if (!d)
+            return d.error();
+          m.layers.push_back(std::move(*d));
+        }
+      }
+    } else {
+      return http::make_error(http::ErrorKind::unsupported, "unsupported manifest media type \"" + type + "\"");
+    }
+    if (j.contains("subject")) {
+      auto s = parse_descriptor(j["subject"], "subject");
+      if (!s)
+        return s.error();
+      m.subject = std::move(*s);
+    }
+  } catch (const json::exception& e) {
+    return invalid(e.what());
+  }
+  return m;
+}
+
+} // namespace registry

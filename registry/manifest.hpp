@@ -1,0 +1,69 @@
+#pragma once
+// Manifests as plain structs for reading; the raw bytes are what we hash and push, never a
+// re-serialisation, so digests survive the copy byte for byte.
+
+#include "http/result.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry {
+
+using http::Result;
+
+namespace media {
+inline constexpr std::string_view oci_manifest = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr std::string_view oci_index = "application/vnd.oci.image.index.v1+json";
+inline constexpr std::string_view docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
+inline constexpr std::string_view docker_list = "application/vnd.docker.distribution.manifest.list.v2+json";
+inline constexpr std::string_view docker_schema1 = "application/vnd.docker.distribution.manifest.v1+json";
+inline constexpr std::string_view docker_schema1_signed = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// The Accept header for manifest requests: every type we can copy.
+std::string accept_header();
+} // namespace media
+
+struct Platform {
+  std::string os;
+  std::string architecture;
+  std::string variant;
+  std::string to_string() const; ///< "linux/arm64/v8"
+};
+
+struct Descriptor {
+  std::string media_type;
+  std::string digest;
+  std::int64_t size = 0;
+  std::vector<std::string> urls;
+  std::optional<Platform> platform;
+
+  /// Foreign/non-distributable layers are referenced, never uploaded.
+  bool non_distributable() const;
+};
+
+/// The raw bytes of a manifest as served, with what they are.
+struct Manifest {
+  std::string media_type; ///< from Content-Type, or the body's mediaType
+  std::string bytes;
+  std::string digest; ///< sha256 of bytes
+};
+
+struct ParsedManifest {
+  bool is_index = false;
+  std::string media_type;
+  std::optional<Descriptor> config;     ///< image manifests
+  std::vector<Descriptor> layers;       ///< image manifests
+  std::vector<Descriptor> manifests;    ///< indexes / manifest lists
+  std::optional<Descriptor> subject;
+};
+
+/// Whether a media type is an index (OCI index or Docker manifest list).
+bool is_index_type(std::string_view media_type);
+
+/// Parses manifest bytes; `content_type` wins over the body's mediaType when set. Schema 1 and
+/// unknown types are errors (unsupported) with a message naming the type.
+Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view content_type);
+
+} // namespace registry

@@ -1,0 +1,213 @@
+#include "registry/reference.hpp"
+
+#include "registry/digest.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace registry {
+
+namespace {
+
+bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+/// [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
+bool valid_path_component(std::string_view c) {
+  std::size_t i = 0;
+  auto alnum_run = [&] {
+    std::size_t start = i;
+    while (i < c.size() && is_lower_alnum(c[i]))
+      ++i;
+    return i > start;
+  };
+  if (!alnum_run())
+    return false;
+  while (i < c.size()) {
+    if (c[i] == '.') {
+      ++i;
+    } else if (c[i] == '_') {
+      ++i;
+      if (i < c.size() && c[i] == '_')
+        ++i;
+    } else if (c[i] == '-') {
+      while (i < c.size() && c[i] == '-')
+        ++i;
+    } else {
+      return false;
+    }
+    if (!alnum_run())
+      return false;
+  }
+  return true;
+}
+
+bool valid_domain_component(std::string_view c) {
+  if (c.empty() || !is_alnum(c.front()) || !is_alnum(c.back()))
+    return false;
+  return std::all_of(c.begin(), c.end(), [](char ch) { return is_alnum(ch) || ch == '-'; });
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_hex_identifier(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool has_upper(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+http::Error bad(std::string_view text, const std::string& why) {
+  return http::make_error(http::ErrorKind::invalid, "parsing reference \"" + std::string(text) + "\": " + why);
+}
+
+enum class Mode { normalized, explicit_registry };
+
+Result<Reference> parse(std::string_view text, Mode mode) {
+  Reference ref;
+  ref.original.assign(text);
+  if (text.empty())
+    return bad(text, "empty reference");
+  if (text.find("://") != std::string_view::npos)
+    return bad(text, "a reference has no scheme (remove http:// or https://)");
+  if (std::any_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) || c < 0x20; }))
+    return bad(text, "contains white space");
+
+  std::string_view rest = text;
+  if (auto at = rest.find('@'); at != std::string_view::npos) {
+    ref.digest.assign(rest.substr(at + 1));
+    rest = rest.substr(0, at);
+    if (!valid_digest(ref.digest))
+      return bad(text, "invalid digest \"" + ref.digest + "\" (want sha256:<64 lower-case hex>)");
+  }
+  auto last_slash = rest.rfind('/');
+  auto last_colon = rest.rfind(':');
+  if (last_colon != std::string_view::npos && (last_slash == std::string_view::npos || last_colon > last_slash)) {
+    ref.tag.assign(rest.substr(last_colon + 1));
+    rest = rest.substr(0, last_colon);
+    if (!valid_tag(ref.tag))
+      return bad(text, "invalid tag \"" + ref.tag + "\"");
+  }
+  if (rest.empty())
+    return bad(text, "missing repository name");
+
+  auto slash = rest.find('/');
+  std::string_view first = rest.substr(0, slash);
+  bool first_is_registry = slash != std::string_view::npos &&
+                           (looks_like_registry(first) || (mode == Mode::normalized && has_upper(first)));
+  if (first_is_registry) {
+    ref.registry.assign(first);
+    ref.repository.assign(rest.substr(slash + 1));
+  } else {
+    ref.repository.assign(rest);
+  }
+
+  if (mode == Mode::normalized) {
+    if (ref.registry.empty() && slash == std::string_view::npos && is_hex_identifier(ref.repository))
+      return bad(text, "a 64-character hexadecimal name is an image ID, not a repository");
+    if (ref.registry.empty() || ref.registry == "index.docker.io")
+      ref.registry = std::string(docker_hub);
+    if (ref.registry == docker_hub && ref.repository.find('/') == std::string::npos)
+      ref.repository = "library/" + ref.repository;
+  }
+
+  if (!ref.registry.empty() && !valid_registry(ref.registry))
+    return bad(text, "invalid registry host \"" + ref.registry + "\"");
+  if (has_upper(ref.repository))
+    return bad(text, "repository name must be lowercase");
+  if (!valid_repository(ref.repository))
+    return bad(text, "invalid repository name \"" + ref.repository + "\"");
+  if (ref.registry.size() + 1 + ref.repository.size() > 255)
+    return bad(text, "repository name longer than 255 characters");
+  return ref;
+}
+
+} // namespace
+
+bool looks_like_registry(std::string_view component) {
+  return component.find_first_of(".:") != std::string_view::npos || component == "localhost" ||
+         (!component.empty() && component.front() == '[');
+}
+
+bool valid_tag(std::string_view tag) {
+  if (tag.empty() || tag.size() > 128)
+    return false;
+  auto word = [](char c) { return is_alnum(c) || c == '_'; };
+  if (!word(tag.front()))
+    return false;
+  return std::all_of(tag.begin(), tag.end(), [&](char c) { return word(c) || c == '.' || c == '-'; });
+}
+
+bool valid_repository(std::string_view repository) {
+  if (repository.empty())
+    return false;
+  std::size_t start = 0;
+  while (true) {
+    auto slash = repository.find('/', start);
+    if (!valid_path_component(repository.substr(start, slash - start)))
+      return false;
+    if (slash == std::string_view::npos)
+      return true;
+    start = slash + 1;
+  }
+}
+
+bool valid_registry(std::string_view host) {
+  if (host.empty())
+    return false;
+  if (host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos || close < 2)
+      return false;
+    auto inner = host.substr(1, close - 1);
+    if (!std::all_of(inner.begin(), inner.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':'; }))
+      return false;
+    auto after = host.substr(close + 1);
+    return after.empty() || (after.front() == ':' && all_digits(after.substr(1)));
+  }
+  if (auto colon = host.find(':'); colon != std::string_view::npos) {
+    if (!all_digits(host.substr(colon + 1)))
+      return false;
+    host = host.substr(0, colon);
+  }
+  std::size_t start = 0;
+  while (true) {
+    auto dot = host.find('.', start);
+    if (!valid_domain_component(host.substr(start, dot - start)))
+      return false;
+    if (dot == std::string_view::npos)
+      return true;
+    start = dot + 1;
+  }
+}
+
+bool is_docker_hub(std::string_view registry) {
+  return registry == "docker.io" || registry == "index.docker.io" || registry == "registry-1.docker.io" ||
+         registry == "registry.hub.docker.com";
+}
+
+Result<Reference> Reference::parse_normalized(std::string_view text) { return parse(text, Mode::normalized); }
+
+Result<Reference> Reference::parse_explicit(std::string_view text) { return parse(text, Mode::explicit_registry); }
+
+std::string Reference::name() const { return registry.empty() ? repository : registry + "/" + repository; }
+
+std::string Reference::to_string() const {
+  std::string out = name();
+  if (!tag.empty())
+    out += ":" + tag;
+  if (!digest.empty())
+    out += "@" + digest;
+  return out;
+}
+
+std::string Reference::normalized() const {
+  if (!digest.empty())
+    return name() + "@" + digest;
+  return name() + ":" + (tag.empty() ? std::string("latest") : tag);
+}
+
+} // namespace registry

@@ -1,0 +1,58 @@
+#pragma once
+// Image references: registry/repository[:tag][@digest], parsed by the grammar of the distribution
+// project (docker's reference package). Immutable values; the original text is kept for messages.
+
+#include "http/result.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace registry {
+
+using http::Result;
+
+/// Docker Hub's canonical name, and the host its API really lives on.
+inline constexpr std::string_view docker_hub = "docker.io";
+
+struct Reference {
+  std::string registry;   ///< host[:port], e.g. "docker.io", "127.0.0.1:5000"
+  std::string repository; ///< path below the registry, e.g. "library/nginx"
+  std::string tag;        ///< may be empty
+  std::string digest;     ///< "sha256:<hex>" or empty
+  std::string original;   ///< the text it was parsed from
+
+  /// Docker-style parsing: a first component without '.', ':' or "localhost" (and lower-case) is
+  /// not a registry, so `nginx` becomes docker.io/library/nginx. Tag/digest are kept as given.
+  static Result<Reference> parse_normalized(std::string_view text);
+
+  /// Strict parsing for migration rules: the first component IS the registry, no defaults applied.
+  /// `implicit_registry` is set when the first component does not look like a host (for callers
+  /// that fill in a default registry).
+  static Result<Reference> parse_explicit(std::string_view text);
+
+  /// registry/repository
+  std::string name() const;
+  /// registry/repository[:tag][@digest]
+  std::string to_string() const;
+  /// docker's familiar normalized form: tag dropped when a digest is present, :latest when neither.
+  std::string normalized() const;
+  /// The tag or digest to ask the registry for (digest wins).
+  std::string reference() const { return digest.empty() ? tag : digest; }
+};
+
+/// Whether `component` looks like a registry host (contains '.' or ':', or is "localhost").
+bool looks_like_registry(std::string_view component);
+
+/// Validates a tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
+bool valid_tag(std::string_view tag);
+
+/// Validates a repository path: lower-case components joined by '/', separators ., _, __, -+.
+bool valid_repository(std::string_view repository);
+
+/// Validates host[:port], including bracketed IPv6.
+bool valid_registry(std::string_view host);
+
+/// Whether a Reference::registry names Docker Hub (docker.io, index.docker.io, registry-1.docker.io).
+bool is_docker_hub(std::string_view registry);
+
+} // namespace registry
