@@ -11,6 +11,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -247,12 +248,17 @@ struct Engine::Impl {
     ImageResult r;
     r.task = task;
     auto start = Clock::now();
-    auto finish = [&](std::string error) {
+    auto finish = [&](std::string error, http::ErrorKind kind = http::ErrorKind::network) {
       r.ok = error.empty();
       r.error = std::move(error);
+      // Missing images, refused credentials and bad input fail at once: another pass cannot help.
+      r.permanent = !r.ok && (kind == http::ErrorKind::not_found || kind == http::ErrorKind::unauthorized ||
+                              kind == http::ErrorKind::invalid || kind == http::ErrorKind::unsupported ||
+                              kind == http::ErrorKind::tls);
       r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
       return r;
     };
+    auto fail = [&](const http::Error& e) { return finish(e.message, e.kind); };
     if (cancelled())
       return finish("cancelled before it started");
     auto [src, src_key] = registry_for(task.source);
@@ -267,14 +273,14 @@ struct Engine::Impl {
     if (src_digest.empty()) {
       auto head = retry("source " + task.source.to_string(), [&] { return src->head_manifest(src_repo, src_ref); });
       if (!head)
-        return finish(head.error().message);
+        return fail(head.error());
       if (!*head)
-        return finish("source image " + task.source.to_string() + " not found");
+        return finish("source image " + task.source.to_string() + " not found", http::ErrorKind::not_found);
       src_digest = (*head)->digest;
     }
     auto dst_head = retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); });
     if (!dst_head)
-      return finish(dst_head.error().message);
+      return fail(dst_head.error());
     r.digest = src_digest;
     if (*dst_head && (*dst_head)->digest == src_digest) {
       r.skipped = true;
@@ -283,11 +289,11 @@ struct Engine::Impl {
 
     auto manifest = retry("manifest " + task.source.to_string(), [&] { return src->get_manifest(src_repo, src_digest); });
     if (!manifest)
-      return finish(manifest.error().message);
+      return fail(manifest.error());
     std::vector<Descriptor> blobs;
     std::vector<PendingManifest> children;
     if (auto st = collect(*src, src_repo, *manifest, blobs, children, 0); !st)
-      return finish(st.error().context("reading " + task.source.to_string()).message);
+      return fail(st.error().context("reading " + task.source.to_string()));
 
     // Every distinct blob of the whole tree goes to the shared scheduler at once.
     std::set<std::string> seen;
@@ -301,14 +307,14 @@ struct Engine::Impl {
         return ensure_blob(*src, src_repo, *dst, dst_key, dst_repo, b);
       }));
     }
-    std::string first_error;
+    std::optional<http::Error> first_error;
     int failed = 0;
     for (auto& f : futures) {
       auto res = f.get();
       if (!res) {
         ++failed;
-        if (first_error.empty())
-          first_error = res.error().message;
+        if (!first_error)
+          first_error = res.error();
         continue;
       }
       r.bytes += res->bytes;
@@ -328,18 +334,20 @@ struct Engine::Impl {
       }
     }
     if (failed > 0)
-      return finish(std::to_string(failed) + " of " + std::to_string(futures.size()) + " blobs failed, first: " + first_error);
+      return finish(std::to_string(failed) + " of " + std::to_string(futures.size()) + " blobs failed, first: " +
+                        first_error->message,
+                    first_error->kind);
 
     // Children first (by digest), then the top manifest under its tag.
     for (const auto& child : children) {
       auto st = retry("manifest " + child.reference.substr(0, 19),
                       [&] { return dst->put_manifest(dst_repo, child.reference, child.manifest); });
       if (!st)
-        return finish(st.error().message);
+        return fail(st.error());
     }
     auto st = retry("manifest " + ref_text(dst_repo, dst_ref), [&] { return dst->put_manifest(dst_repo, dst_ref, *manifest); });
     if (!st)
-      return finish(st.error().message);
+      return fail(st.error());
     return finish("");
   }
 
@@ -395,7 +403,7 @@ Summary Engine::run(const std::vector<ImageTask>& tasks) {
     }
     std::vector<std::size_t> failed;
     for (auto i : pending)
-      if (!results[i].ok)
+      if (!results[i].ok && !results[i].permanent)
         failed.push_back(i);
     pending.swap(failed);
     if (pass >= m_impl->options.retries || m_impl->cancelled())

@@ -40,6 +40,7 @@ struct ImageResult {
   int blobs_foreign = 0;
   double seconds = 0;
   std::string error;
+  bool permanent = false; ///< failed for a reason another pass cannot fix (not found, auth, bad input)
 };
 
 struct Summary {

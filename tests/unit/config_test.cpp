@@ -1,0 +1,106 @@
+#include "migrate/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+
+using migrate::AuthConfig;
+using migrate::ConfigError;
+using migrate::parse_document;
+
+namespace {
+migrate::EnvLookup fake_env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end())
+      return std::nullopt;
+    return it->second;
+  };
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+} // namespace
+
+TEST_CASE("migrate::parse_document reports file, line and column") {
+  SUBCASE("JSON") {
+    auto msg = error_of([] { parse_document("{\n  \"a\": \"b\",\n  \"c\" \"d\"\n}", "images.json"); });
+    CHECK(msg.rfind("images.json:3:", 0) == 0);
+    CHECK(msg.find("invalid JSON") != std::string::npos);
+    CHECK(msg.find('\n') == std::string::npos);
+  }
+  SUBCASE("YAML") {
+    auto msg = error_of([] { parse_document("a: b\nc: [d\n", "images.yaml"); });
+    CHECK(msg.rfind("images.yaml:", 0) == 0);
+    CHECK(msg.find("invalid YAML") != std::string::npos);
+  }
+  SUBCASE("YAML scalars become typed JSON") {
+    auto j = parse_document("reg.io:\n  username: bob\n  password: 123456\n  insecure: true\n  quoted: \"true\"\n", "auth.yaml");
+    CHECK(j["reg.io"]["insecure"] == true);
+    CHECK(j["reg.io"]["quoted"] == "true");
+    CHECK(j["reg.io"]["password"] == 123456);
+  }
+  SUBCASE("deep nesting is refused, not a stack overflow") {
+    std::string deep(100000, '[');
+    auto msg = error_of([&] { parse_document(deep, "x.json"); });
+    CHECK(msg.find("nesting deeper") != std::string::npos);
+  }
+  SUBCASE("format chosen by content when the name does not tell") {
+    CHECK(parse_document("{\"a\": 1}", "conf")["a"] == 1);
+    CHECK(parse_document("a: 1", "conf")["a"] == 1);
+  }
+}
+
+TEST_CASE("migrate::AuthConfig") {
+  auto env = fake_env({{"REG_PASS", "s3cret"}, {"EMPTY", ""}});
+  auto doc = nlohmann::json::parse(R"({
+    "reg.io": {"username": "u1", "password": "$REG_PASS"},
+    "reg.io/team": {"username": "u2", "password": "${REG_PASS}", "insecure": true},
+    "reg.io/team/deep": {},
+    "other.io:5000": {"username": "u3", "password": "literal$"}
+  })");
+  auto auth = AuthConfig::from_json(doc, "auth.json", env);
+
+  SUBCASE("longest key wins, namespace form preferred") {
+    CHECK(auth.find("reg.io", "app/x")->key == "reg.io");
+    CHECK(auth.find("reg.io", "team/x")->key == "reg.io/team");
+    CHECK(auth.find("reg.io", "team/deep/x")->key == "reg.io/team/deep");
+    CHECK(auth.find("reg.io", "teamx/x")->key == "reg.io"); // a prefix of a path component is no match
+    CHECK(auth.find("nowhere.io", "a/b") == nullptr);
+    CHECK(auth.find("other.io:5000", "a/b")->credentials.username() == "u3");
+  }
+  SUBCASE("environment expansion") {
+    CHECK(auth.find("reg.io", "app/x")->credentials.secret() == "s3cret");
+    CHECK(auth.find("reg.io", "team/x")->credentials.secret() == "s3cret");
+    CHECK(auth.find("reg.io", "team/x")->insecure);
+    CHECK(auth.find("other.io:5000", "a/b")->credentials.secret() == "literal$");
+    CHECK(auth.find("reg.io", "team/deep/x")->credentials.anonymous());
+  }
+  SUBCASE("errors name the file and key, never the value") {
+    auto msg = error_of([&] {
+      AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"username": "u", "password": "$NOPE_UNSET"}})"), "auth.json", env);
+    });
+    CHECK(msg == "auth.json: key \"r.io\".password: environment variable NOPE_UNSET is not set");
+    msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"username": 5.5}})"), "a.json", env); });
+    CHECK(msg.find("a.json: key \"r.io\".username: must be a string") == 0);
+    msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"insecure": "yes"}})"), "a.json", env); });
+    CHECK(msg.find("insecure: must be true or false") != std::string::npos);
+    msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"pasword": "hunter2"}})"), "a.json", env); });
+    CHECK(msg.find("unknown field \"pasword\"") != std::string::npos);
+    CHECK(msg.find("hunter2") == std::string::npos);
+    msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"(["r.io"])"), "a.json", env); });
+    CHECK(msg.find("a.json: must be an object") == 0);
+    msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"https://r.io": {}})"), "a.json", env); });
+    CHECK(msg.find("no scheme") != std::string::npos);
+  }
+  SUBCASE("empty documents mean anonymous everywhere") {
+    CHECK(AuthConfig::from_json(nlohmann::json::object(), "a.json", env).entries().empty());
+    CHECK(AuthConfig::from_json(nullptr, "a.json", env).entries().empty());
+  }
+}

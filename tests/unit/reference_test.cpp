@@ -1,0 +1,107 @@
+#include "registry/reference.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+using registry::Reference;
+
+namespace {
+nlohmann::json fixture() {
+  std::ifstream in(std::string(IM_FIXTURES) + "/image-refs/normalize.json");
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+} // namespace
+
+TEST_CASE("registry::Reference::parse_normalized against distribution's tables") {
+  auto f = fixture();
+  SUBCASE("valid names") {
+    REQUIRE(f["valid_names"].size() > 10);
+    for (const auto& name : f["valid_names"]) {
+      CAPTURE(name.get<std::string>());
+      CHECK(Reference::parse_normalized(name.get<std::string>()).has_value());
+    }
+  }
+  SUBCASE("invalid names") {
+    REQUIRE(f["invalid_names"].size() > 5);
+    for (const auto& name : f["invalid_names"]) {
+      CAPTURE(name.get<std::string>());
+      auto r = Reference::parse_normalized(name.get<std::string>());
+      CHECK_FALSE(r.has_value());
+      if (!r)
+        CHECK(r.error().message.find(name.get<std::string>()) != std::string::npos);
+    }
+  }
+  SUBCASE("normalized forms") {
+    REQUIRE(f["normalize"].size() > 5);
+    for (const auto& row : f["normalize"]) {
+      CAPTURE(row["input"].get<std::string>());
+      auto r = Reference::parse_normalized(row["input"].get<std::string>());
+      REQUIRE(r.has_value());
+      CHECK(r->normalized() == row["expected"].get<std::string>());
+    }
+  }
+}
+
+TEST_CASE("registry::Reference::parse_normalized keeps tag and digest") {
+  auto r = Reference::parse_normalized("gcr.io/library/busybox:1.36@sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582");
+  REQUIRE(r);
+  CHECK(r->registry == "gcr.io");
+  CHECK(r->repository == "library/busybox");
+  CHECK(r->tag == "1.36");
+  CHECK(r->to_string() == "gcr.io/library/busybox:1.36@sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582");
+  CHECK(r->reference() == "sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582");
+  auto hub = Reference::parse_normalized("index.docker.io/nginx");
+  REQUIRE(hub);
+  CHECK(hub->to_string() == "docker.io/library/nginx");
+}
+
+TEST_CASE("registry::Reference::parse_explicit") {
+  struct Row {
+    const char* input;
+    const char* registry;
+    const char* repository;
+    const char* tag;
+    bool ok;
+  };
+  const Row rows[] = {
+      {"swr.example.com/org/app:1.0", "swr.example.com", "org/app", "1.0", true},
+      {"127.0.0.1:5000/a/b/c", "127.0.0.1:5000", "a/b/c", "", true},
+      {"localhost/ns/app:v", "localhost", "ns/app", "v", true},
+      {"[::1]:5000/ns/app", "[::1]:5000", "ns/app", "", true},
+      {"ns/app:1", "", "ns/app", "1", true},        // no registry: caller applies defaults
+      {"app", "", "app", "", true},
+      {"Reg.Example.com/ns/app", "Reg.Example.com", "ns/app", "", true},
+      {"reg.io/NS/app", "", "", "", false},         // upper-case repository
+      {"reg.io/ns/app:-bad", "", "", "", false},    // tag may not start with '-'
+      {"reg.io/ns/app@sha256:abc", "", "", "", false},
+      {"https://reg.io/ns/app", "", "", "", false},
+      {"reg.io//app", "", "", "", false},
+      {"", "", "", "", false},
+      {"reg.io/ns/app tag", "", "", "", false},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.input);
+    auto r = Reference::parse_explicit(row.input);
+    REQUIRE(r.has_value() == row.ok);
+    if (!row.ok)
+      continue;
+    CHECK(r->registry == row.registry);
+    CHECK(r->repository == row.repository);
+    CHECK(r->tag == row.tag);
+  }
+}
+
+TEST_CASE("registry::valid_tag and valid_registry") {
+  CHECK(registry::valid_tag("v1.0_rc-1"));
+  CHECK(registry::valid_tag("_x"));
+  CHECK_FALSE(registry::valid_tag(".x"));
+  CHECK_FALSE(registry::valid_tag(std::string(129, 'a')));
+  CHECK(registry::valid_tag(std::string(128, 'a')));
+  CHECK(registry::valid_registry("a-b.example.com:443"));
+  CHECK_FALSE(registry::valid_registry("-a.example.com"));
+  CHECK_FALSE(registry::valid_registry("a.example.com:"));
+  CHECK_FALSE(registry::valid_registry("[fe80::1%eth0]:5000"));
+}

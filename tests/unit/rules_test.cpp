@@ -1,0 +1,133 @@
+#include "migrate/config.hpp"
+#include "migrate/rules.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+
+using migrate::Defaults;
+using migrate::Rule;
+
+namespace {
+
+/// A fake registry listing: repository name -> tags.
+migrate::TagLister fake_tags(std::map<std::string, std::vector<std::string>> repos) {
+  return [repos](const registry::Reference& ref) -> http::Result<std::vector<std::string>> {
+    auto it = repos.find(ref.name());
+    if (it == repos.end())
+      return http::make_error(http::ErrorKind::not_found, "listing tags of " + ref.name() + ": NAME_UNKNOWN");
+    return it->second;
+  };
+}
+
+std::vector<std::string> pairs(const migrate::Expansion& e) {
+  std::vector<std::string> out;
+  for (const auto& t : e.tasks)
+    out.push_back(t.source.to_string() + " -> " + t.destination.to_string());
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("migrate::expand_rules: the eight rules") {
+  Defaults d;
+  d.registry = "swr.example.com";
+  d.ns = "test";
+  auto tags = fake_tags({{"src.io/ns/app", {"1.0", "2.0"}}, {"src.io/ns/empty", {}}});
+  const std::string dg = "sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582";
+
+  struct Row {
+    std::string name;
+    std::vector<Rule> rules;
+    std::vector<std::string> expected;
+    std::string error; // substring of the single expected error, "" = none
+  };
+  const std::vector<Row> rows = {
+      {"rule 1: a whole namespace is refused", {{"src.io/ns/*", "dst.io/x/y"}}, {}, "rule 1"},
+      {"rule 1: a bare registry is refused", {{"src.io/", "dst.io/x/y"}}, {}, "rule 1"},
+      {"rule 2: registry/namespace/repository:tag", {{"src.io/ns/app:1.0", "dst.io/team/app:1.0"}},
+       {"src.io/ns/app:1.0 -> dst.io/team/app:1.0"}, ""},
+      {"rule 3: source without namespace", {{"src.io/app:1.0", "dst.io/team/app"}}, {}, "rule 3"},
+      {"rule 3: destination without namespace", {{"src.io/ns/app:1.0", "dst.io/app"}}, {}, "rule 3"},
+      {"rule 3: source without registry", {{"ns/app:1.0", "dst.io/team/app"}}, {}, "rule 3"},
+      {"rule 4: empty source", {{"", "dst.io/team/app"}}, {}, "rule 4"},
+      {"rule 4: one source, several destinations",
+       {{"src.io/ns/app:1.0", "dst.io/a/app"}, {"src.io/ns/app:1.0", "dst2.io/b/app"}},
+       {"src.io/ns/app:1.0 -> dst.io/a/app:1.0", "src.io/ns/app:1.0 -> dst2.io/b/app:1.0"}, ""},
+      {"rule 5: the name may change", {{"src.io/ns/app:1.0", "dst.io/other/name:stable"}},
+       {"src.io/ns/app:1.0 -> dst.io/other/name:stable"}, ""},
+      {"rule 6: no tag = every tag", {{"src.io/ns/app", "dst.io/team/app"}},
+       {"src.io/ns/app:1.0 -> dst.io/team/app:1.0", "src.io/ns/app:2.0 -> dst.io/team/app:2.0"}, ""},
+      {"rule 6: destination must then have no tag", {{"src.io/ns/app", "dst.io/team/app:x"}}, {}, "rule 6"},
+      {"rule 6: a repository with no tags", {{"src.io/ns/empty", "dst.io/team/app"}}, {}, "no tags"},
+      {"rule 6: listing fails", {{"src.io/ns/gone", "dst.io/team/app"}}, {}, "NAME_UNKNOWN"},
+      {"rule 7: destination without tag takes the source tag", {{"src.io/ns/app:2.0", "dst.io/team/app"}},
+       {"src.io/ns/app:2.0 -> dst.io/team/app:2.0"}, ""},
+      {"rule 8: empty destination = defaults, same repository and tag", {{"src.io/ns/app:2.0", ""}},
+       {"src.io/ns/app:2.0 -> swr.example.com/test/app:2.0"}, ""},
+      {"rule 8 with rule 6", {{"src.io/ns/app", ""}},
+       {"src.io/ns/app:1.0 -> swr.example.com/test/app:1.0", "src.io/ns/app:2.0 -> swr.example.com/test/app:2.0"}, ""},
+      {"digest source keeps the digest, pushed by digest", {{"src.io/ns/app@" + dg, "dst.io/team/app"}},
+       {"src.io/ns/app@" + dg + " -> dst.io/team/app@" + dg}, ""},
+      {"tag+digest source pushes under the tag", {{"src.io/ns/app:1.0@" + dg, "dst.io/team/app"}},
+       {"src.io/ns/app:1.0@" + dg + " -> dst.io/team/app:1.0"}, ""},
+      {"destination with digest is refused", {{"src.io/ns/app:1.0", "dst.io/team/app@" + dg}}, {}, "digest"},
+      {"invalid reference", {{"src.io/ns/App:1.0", "dst.io/team/app"}}, {}, "lowercase"},
+      {"duplicates collapse", {{"src.io/ns/app:1.0", "dst.io/a/app"}, {"src.io/ns/app:1.0", "dst.io/a/app:1.0"}},
+       {"src.io/ns/app:1.0 -> dst.io/a/app:1.0"}, ""},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.name);
+    auto e = migrate::expand_rules(row.rules, d, tags);
+    CHECK(pairs(e) == row.expected);
+    if (row.error.empty()) {
+      CHECK(e.errors.empty());
+    } else {
+      REQUIRE(e.errors.size() == 1);
+      CHECK(e.errors[0].message.find(row.error) != std::string::npos);
+      CHECK(e.errors[0].rule == row.rules[0].source);
+    }
+  }
+}
+
+TEST_CASE("migrate::expand_rules: defaults") {
+  auto tags = fake_tags({});
+  SUBCASE("rule 8 without defaults is an error") {
+    auto e = migrate::expand_rules({{"src.io/ns/app:1", ""}}, Defaults{}, tags);
+    REQUIRE(e.errors.size() == 1);
+    CHECK(e.errors[0].message.find("rule 8") != std::string::npos);
+  }
+  SUBCASE("default source registry and namespace fill in") {
+    Defaults d;
+    d.source_registry = "src.io";
+    d.source_namespace = "lib";
+    auto e = migrate::expand_rules({{"app:1", "dst.io/a/app"}, {"team/app:2", "dst.io/a/app"}}, d, tags);
+    CHECK(e.errors.empty());
+    CHECK(pairs(e) == std::vector<std::string>{"src.io/lib/app:1 -> dst.io/a/app:1", "src.io/team/app:2 -> dst.io/a/app:2"});
+  }
+  SUBCASE("rule 8 keeps the path below the namespace") {
+    Defaults d;
+    d.registry = "swr.example.com";
+    d.ns = "org";
+    auto e = migrate::expand_rules({{"src.io/ns/sub/app:1", ""}}, d, tags);
+    CHECK(pairs(e) == std::vector<std::string>{"src.io/ns/sub/app:1 -> swr.example.com/org/sub/app:1"});
+  }
+}
+
+TEST_CASE("migrate::read_rules") {
+  std::vector<migrate::RuleError> errors;
+  auto rules = migrate::read_rules(nlohmann::json::parse(R"({
+    "a.io/n/x:1": "b.io/n/x",
+    "a.io/n/y:1": "",
+    "a.io/n/z:1": null,
+    "a.io/n/w:1": ["b.io/n/w", "c.io/n/w"],
+    "a.io/n/bad:1": 42,
+    "a.io/n/none:1": []
+  })"), "images.json", errors);
+  CHECK(rules.size() == 5);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].rule == "a.io/n/bad:1");
+  CHECK(errors[0].message.find("number") != std::string::npos);
+  CHECK(errors[1].message.find("rule 4") != std::string::npos);
+  CHECK_THROWS_AS(migrate::read_rules(nlohmann::json::array(), "images.json", errors), migrate::ConfigError);
+}

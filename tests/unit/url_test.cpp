@@ -1,0 +1,48 @@
+#include "http/result.hpp"
+#include "http/url.hpp"
+#include "registry/client.hpp"
+
+#include <doctest/doctest.h>
+
+TEST_CASE("http::resolve_url") {
+  CHECK(http::resolve_url("http://r:5000/v2/a/blobs/uploads/", "/v2/a/blobs/uploads/u1?_state=x") ==
+        "http://r:5000/v2/a/blobs/uploads/u1?_state=x");
+  CHECK(http::resolve_url("https://r/v2/x", "https://cdn.example.com/blob?sig=1") == "https://cdn.example.com/blob?sig=1");
+  CHECK(http::resolve_url("https://r/v2/x/y", "//cdn/z") == "https://cdn/z");
+  CHECK(http::resolve_url("https://r/v2/x/y", "z") == "https://r/v2/x/z");
+  CHECK(http::authority_of("https://User:pw@Reg.IO:443/v2/") == "reg.io:443");
+}
+
+TEST_CASE("http::redact_url never shows query strings or userinfo") {
+  CHECK(http::redact_url("https://u:p@s3.example.com/b?X-Amz-Signature=secret") == "https://s3.example.com/b?<redacted>");
+  CHECK(http::redact_url("http://r/v2/") == "http://r/v2/");
+}
+
+TEST_CASE("http::Error::retryable") {
+  CHECK(http::make_error(http::ErrorKind::network, "x").retryable());
+  CHECK(http::make_error(http::ErrorKind::http_status, "x", 503).retryable());
+  CHECK(http::make_error(http::ErrorKind::http_status, "x", 429).retryable());
+  CHECK(http::make_error(http::ErrorKind::http_status, "x", 408).retryable());
+  CHECK_FALSE(http::make_error(http::ErrorKind::http_status, "x", 400).retryable());
+  CHECK_FALSE(http::make_error(http::ErrorKind::unauthorized, "x", 401).retryable());
+  CHECK_FALSE(http::make_error(http::ErrorKind::tls, "x").retryable());
+}
+
+TEST_CASE("registry::registry_error reads the error JSON") {
+  http::Response r;
+  r.status = 404;
+  r.body = R"({"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]})";
+  auto e = registry::registry_error("fetching manifest a/b:x", r);
+  CHECK(e.kind == http::ErrorKind::not_found);
+  CHECK(e.message == "fetching manifest a/b:x: HTTP 404 MANIFEST_UNKNOWN: manifest unknown");
+  r.status = 429;
+  r.body = "<html>\nslow down\n</html>";
+  r.headers = {{"retry-after", "7"}};
+  e = registry::registry_error("pushing", r);
+  CHECK(e.retryable());
+  CHECK(e.retry_after == std::chrono::seconds(7));
+  CHECK(e.message.find('\n') == std::string::npos);
+  r.status = 401;
+  r.body = R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})";
+  CHECK(registry::registry_error("x", r).kind == http::ErrorKind::unauthorized);
+}
