@@ -191,6 +191,9 @@ struct Engine::Impl {
       if (auto it = known_location.find(key); it != known_location.end() && it->second != dst_repo)
         from = it->second;
     }
+    if (from.empty() && src.host() == dst.host() && src_repo != dst_repo)
+      from = src_repo; // a copy inside one registry never needs the bytes to travel
+
     if (!from.empty()) {
       auto mounted = retry(what, [&] { return dst.mount_blob(dst_repo, blob.digest, from); });
       if (mounted && *mounted) {

@@ -88,7 +88,8 @@ http::Error registry_error(const std::string& what, const http::Response& respon
 
 Registry::Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log)
     : m_client(client), m_options(std::move(options)), m_log(log ? std::move(log) : null_logger()),
-      m_auth(client, m_options.host, m_options.credentials, m_options.tls, m_options.insecure, m_log) {}
+      m_auth(client, m_options.host, m_options.credentials, m_options.tls, m_options.insecure, m_log),
+      m_chunked(m_options.chunked_upload) {}
 
 std::string Registry::base_url() const {
   std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
@@ -272,6 +273,8 @@ Result<std::string> Registry::start_upload(const std::string& repository, const 
   auto location = resp->header("location");
   if (location.empty())
     return http::make_error(http::ErrorKind::http_status, what + ": 202 without a Location header", 202);
+  if (!resp->header("oci-chunk-min-length").empty() && !m_chunked.exchange(true))
+    m_log->debug("registry {} asks for chunked uploads (OCI-Chunk-Min-Length)", m_options.host);
   return http::resolve_url(r.url, location);
 }
 
@@ -295,7 +298,8 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
     put.tls = m_options.tls;
     put.upload_size = size;
     put.headers.emplace_back("Content-Type", "application/octet-stream");
-    if (m_options.chunked_upload) {
+    const bool chunked = m_chunked.load();
+    if (chunked) {
       put.method = "PATCH";
       put.url = *location;
       if (size > 0)
@@ -350,7 +354,7 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
         return st.error().context(what);
       continue;
     }
-    if (m_options.chunked_upload && pr.upload.status == 202) {
+    if (chunked && pr.upload.status == 202) {
       auto next = pr.upload.header("location");
       http::Request finish = request("PUT", "");
       finish.url = with_query(next.empty() ? put.url : http::resolve_url(put.url, next),

@@ -6,6 +6,7 @@
 #include "registry/auth.hpp"
 #include "registry/manifest.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -82,6 +83,7 @@ private:
   RegistryOptions m_options;
   std::shared_ptr<spdlog::logger> m_log;
   Authenticator m_auth;
+  std::atomic<bool> m_chunked; ///< starts from the options; a registry may ask for it later
 };
 
 /// "repository:NAME:pull" / "repository:NAME:pull,push".
