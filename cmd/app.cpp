@@ -12,6 +12,8 @@ namespace cmd {
 int run(int argc, char** argv) {
   http::global_init();
   try {
+    if (argc > 1 && std::string(argv[1]) == "config")
+      return run_config(argc - 1, argv + 1);
     return run_migrate(argc, argv);
   } catch (const migrate::ConfigError& e) {
     std::fprintf(stderr, "image-migrator: %s\n", e.what());

@@ -9,4 +9,7 @@ int run(int argc, char** argv);
 /// `image-migrator [flags]`: copy images (the default command).
 int run_migrate(int argc, char** argv);
 
+/// `image-migrator config ...`: discover the images of a Kubernetes cluster.
+int run_config(int argc, char** argv);
+
 } // namespace cmd

@@ -53,6 +53,8 @@ struct Transfer {
   std::array<char, CURL_ERROR_SIZE> errbuf{};
   const std::atomic<bool>* cancel = nullptr;
   Slist header_list;
+  Slist connect_to;
+  std::string rewritten_url;
 };
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
@@ -131,10 +133,42 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
     curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &r.tls.ca_file);
   }
+  if (!r.tls.ca_pem.empty()) {
+    curl_blob blob{const_cast<char*>(r.tls.ca_pem.data()), r.tls.ca_pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+  }
   if (!r.tls.cert_file.empty())
     curl_easy_setopt(h, CURLOPT_SSLCERT, r.tls.cert_file.c_str());
   if (!r.tls.key_file.empty())
     curl_easy_setopt(h, CURLOPT_SSLKEY, r.tls.key_file.c_str());
+  if (!r.tls.cert_pem.empty()) {
+    curl_blob blob{const_cast<char*>(r.tls.cert_pem.data()), r.tls.cert_pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &blob);
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+  }
+  if (!r.tls.key_pem.empty()) {
+    curl_blob blob{const_cast<char*>(r.tls.key_pem.data()), r.tls.key_pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &blob);
+    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+  if (!r.tls.server_name.empty()) {
+    // Connect to the URL's host but present and verify server_name: rewrite the URL's host and
+    // route the connection back with CONNECT_TO.
+    Url u;
+    if (parse_url(r.url, u)) {
+      std::string host = u.authority, port = u.scheme == "https" ? "443" : "80";
+      if (auto colon = host.rfind(':'); colon != std::string::npos && host.back() != ']') {
+        port = host.substr(colon + 1);
+        host = host.substr(0, colon);
+      }
+      t.rewritten_url = u.scheme + "://" + r.tls.server_name + ":" + port + u.path;
+      curl_easy_setopt(h, CURLOPT_URL, t.rewritten_url.c_str());
+      t.connect_to.reset(curl_slist_append(nullptr, (r.tls.server_name + ":" + port + ":" + host + ":" + port).c_str()));
+      curl_easy_setopt(h, CURLOPT_CONNECT_TO, t.connect_to.get());
+    }
+  }
+  if (!r.proxy.empty())
+    curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());
 
   curl_slist* list = nullptr;
   bool has_content_type = false;

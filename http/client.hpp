@@ -23,9 +23,13 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 /// TLS settings for one registry. Verification is on unless explicitly turned off.
 struct Tls {
-  std::string ca_file;   ///< extra CA bundle (PEM); the system store is still used when empty
+  std::string ca_file;   ///< extra CA bundle (PEM), added to the system store
+  std::string ca_pem;    ///< CA certificates in memory (PEM): the ONLY trusted roots (kubeconfig semantics)
   std::string cert_file; ///< client certificate (PEM)
   std::string key_file;  ///< client key (PEM)
+  std::string cert_pem;  ///< client certificate in memory (PEM)
+  std::string key_pem;   ///< client key in memory (PEM)
+  std::string server_name; ///< verify the certificate (and send SNI) for this name instead of the URL's host
   bool verify = true;
 };
 
@@ -36,6 +40,7 @@ struct Request {
   std::string body;               ///< sent as-is for small bodies
   Tls tls;
   bool follow_redirects = false;  ///< Authorization is dropped when the host changes
+  std::string proxy;              ///< explicit proxy URL; empty = libcurl's environment (HTTPS_PROXY, NO_PROXY)
   std::optional<std::uint64_t> upload_size; ///< for pipe(): the streamed body's exact length
 };
 

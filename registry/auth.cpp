@@ -1,5 +1,6 @@
 #include "registry/auth.hpp"
 
+#include "http/base64.hpp"
 #include "http/url.hpp"
 
 #include <nlohmann/json.hpp>
@@ -27,32 +28,7 @@ http::Error auth_error(const std::string& registry, const std::string& why, long
 
 } // namespace
 
-std::string base64_encode(std::string_view in) {
-  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    out += table[v >> 18];
-    out += table[(v >> 12) & 63];
-    out += table[(v >> 6) & 63];
-    out += table[v & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size())
-      v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += table[v >> 18];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < in.size() ? table[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::string Credentials::basic_header() const { return "Basic " + base64_encode(m_username + ":" + m_secret); }
+std::string Credentials::basic_header() const { return "Basic " + http::base64_encode(m_username + ":" + m_secret); }
 
 Result<std::vector<Challenge>> parse_challenges(std::string_view h) {
   std::vector<Challenge> out;

@@ -58,8 +58,6 @@ struct Challenge {
 /// Parses a WWW-Authenticate value holding one or more challenges (RFC 7235 with quoted strings).
 Result<std::vector<Challenge>> parse_challenges(std::string_view header);
 
-std::string base64_encode(std::string_view bytes);
-
 /// Authorisation for one registry, shared by all threads talking to it.
 class Authenticator {
 public:

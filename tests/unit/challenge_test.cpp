@@ -1,3 +1,4 @@
+#include "http/base64.hpp"
 #include "registry/auth.hpp"
 
 #include <doctest/doctest.h>
@@ -50,8 +51,12 @@ TEST_CASE("registry::parse_challenges") {
 TEST_CASE("registry::Credentials::basic_header") {
   registry::Credentials c("alice", "open sesame");
   CHECK(c.basic_header() == "Basic YWxpY2U6b3BlbiBzZXNhbWU=");
-  CHECK(registry::base64_encode("a") == "YQ==");
-  CHECK(registry::base64_encode("ab") == "YWI=");
-  CHECK(registry::base64_encode("abc") == "YWJj");
+  CHECK(http::base64_encode("a") == "YQ==");
+  CHECK(http::base64_encode("ab") == "YWI=");
+  CHECK(http::base64_encode("abc") == "YWJj");
   CHECK(registry::Credentials().anonymous());
+  CHECK(http::base64_decode("YWxpY2U6b3BlbiBzZXNhbWU=") == "alice:open sesame");
+  CHECK(http::base64_decode("YQ") == "a"); // padding optional
+  CHECK(http::base64_decode("-_8") == http::base64_decode("+/8")); // URL-safe alphabet
+  CHECK_FALSE(http::base64_decode("a$b="));
 }

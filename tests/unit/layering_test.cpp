@@ -1,4 +1,5 @@
-// Dependencies point one way: cmd -> migrate -> {registry, kube} -> http. This test reads every
+// Dependencies point one way: cmd -> migrate -> {registry, kube} -> http (registry and kube never
+// include each other). This test reads every
 // source file and fails when an include points the other way.
 #include <doctest/doctest.h>
 
@@ -12,7 +13,7 @@ TEST_CASE("layering: includes point one way") {
   const std::map<std::string, std::set<std::string>> allowed = {
       {"http", {"http"}},
       {"registry", {"registry", "http"}},
-      {"kube", {"kube", "http", "registry"}},
+      {"kube", {"kube", "http"}},
       {"migrate", {"migrate", "registry", "kube", "http"}},
       {"cmd", {"cmd", "migrate", "registry", "kube", "http"}},
   };

@@ -1,0 +1,132 @@
+#include "cmd/app.hpp"
+
+#include "kube/client.hpp"
+#include "kube/discovery.hpp"
+#include "kube/kubeconfig.hpp"
+#include "migrate/config.hpp"
+#include "migrate/discover.hpp"
+#include "registry/reference.hpp"
+
+#include <cxxopts.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+namespace cmd {
+
+int run_config(int argc, char** argv) {
+  cxxopts::Options opts("image-migrator config",
+                        "Lists the workloads of a Kubernetes cluster and writes images.json (source -> target) "
+                        "for the copy command.");
+  // clang-format off
+  opts.add_options()
+    ("k,kubeconfig", "kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account)", cxxopts::value<std::string>())
+    ("context", "kubeconfig context (default: current-context)", cxxopts::value<std::string>())
+    ("n,namespaces", "comma-separated namespaces (default: all)", cxxopts::value<std::string>()->default_value(""))
+    ("t,repo", "target REGISTRY/NAMESPACE", cxxopts::value<std::string>())
+    ("o,output", "images file to write", cxxopts::value<std::string>()->default_value("./images.json"))
+    ("flatten", "path levels dropped from source repositories: all, none or N", cxxopts::value<std::string>()->default_value("all"))
+    ("report", "write the pre-migration audit (JSON) to this file", cxxopts::value<std::string>())
+    ("report-format", "json, or table (printed on stdout)", cxxopts::value<std::string>()->default_value("json"))
+    ("check-target", "HEAD every target to flag images already migrated (credentials from --auth)")
+    ("auth", "auth file for --check-target", cxxopts::value<std::string>()->default_value("./auth.json"))
+    ("page-size", "list page size", cxxopts::value<int>()->default_value("500"))
+    ("v,verbose", "debug logging")
+    ("h,help", "print this help");
+  // clang-format on
+  cxxopts::ParseResult args;
+  try {
+    args = opts.parse(argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::fprintf(stderr, "image-migrator config: %s (see --help)\n", e.what());
+    return 2;
+  }
+  if (args.count("help")) {
+    std::cout << opts.help() << "\n";
+    return 0;
+  }
+  if (!args.unmatched().empty())
+    throw migrate::ConfigError("config: unexpected argument \"" + args.unmatched()[0] + "\"");
+  if (!args.count("repo"))
+    throw migrate::ConfigError("config: -t/--repo REGISTRY/NAMESPACE is required");
+  std::string repo = args["repo"].as<std::string>();
+  while (!repo.empty() && repo.back() == '/')
+    repo.pop_back();
+  auto check = registry::Reference::parse_explicit(repo + "/x");
+  if (!check || check->registry.empty())
+    throw migrate::ConfigError("config: -t/--repo must be REGISTRY/NAMESPACE (e.g. swr.example.com/org), not \"" + repo + "\"");
+  auto flatten = migrate::parse_flatten(args["flatten"].as<std::string>());
+  std::string format = args["report-format"].as<std::string>();
+  if (format != "json" && format != "table")
+    throw migrate::ConfigError("config: --report-format must be json or table");
+  int page_size = args["page-size"].as<int>();
+  if (page_size < 1 || page_size > 10000)
+    throw migrate::ConfigError("config: --page-size must be between 1 and 10000");
+
+  kube::DiscoverOptions dopts;
+  dopts.page_size = page_size;
+  std::stringstream ss(args["namespaces"].as<std::string>());
+  for (std::string ns; std::getline(ss, ns, ',');)
+    if (!ns.empty())
+      dopts.namespaces.push_back(ns);
+
+  auto lo = kube::options_from_environment();
+  if (args.count("kubeconfig"))
+    lo.kubeconfig = args["kubeconfig"].as<std::string>();
+  if (args.count("context"))
+    lo.context = args["context"].as<std::string>();
+  auto rc = kube::rest_config(lo);
+  if (!rc)
+    throw migrate::ConfigError(rc.error().message);
+
+  auto log = std::make_shared<spdlog::logger>("image-migrator", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  log->set_level(args.count("verbose") ? spdlog::level::debug : spdlog::level::info);
+  log->info("discovering workloads through {} ({})", rc->server, rc->source);
+
+  http::Client http_client;
+  kube::Client kube_client(http_client, *rc, log);
+  auto inventory = kube::discover(kube_client, dopts, log);
+  if (!inventory) {
+    log->error("{}", inventory.error().message);
+    return 1;
+  }
+  auto plan = migrate::plan_images(*inventory, repo, flatten);
+  nlohmann::json images(plan.images);
+  std::string output = args["output"].as<std::string>();
+  migrate::write_json_atomically(output, images);
+
+  std::size_t objects = 0;
+  for (const auto& [kind, n] : inventory->objects)
+    objects += n;
+  log->info("{} images in {} objects ({} image references) written to {}", plan.images.size(), objects,
+            inventory->uses.size(), output);
+  for (const auto& w : inventory->warnings)
+    log->warn("skipped: {}", w);
+  for (const auto& w : plan.invalid)
+    log->error("invalid image reference, not in {}: {}", output, w);
+
+  if (args.count("report")) {
+    std::map<std::string, bool> in_target;
+    if (args.count("check-target")) {
+      std::string auth_path = args["auth"].as<std::string>();
+      nlohmann::json auth_doc;
+      if (args.count("auth") || std::filesystem::exists(auth_path))
+        auth_doc = migrate::load_document(auth_path);
+      auto auth = migrate::AuthConfig::from_json(auth_doc, auth_path, migrate::process_env());
+      in_target = migrate::check_targets(http_client, auth, plan, log);
+    }
+    auto report = migrate::audit_report(*inventory, plan, in_target);
+    migrate::write_json_atomically(args["report"].as<std::string>(), report);
+    if (format == "table")
+      std::cout << migrate::audit_table(report);
+    log->info("audit written to {}", args["report"].as<std::string>());
+  }
+  return plan.invalid.empty() ? 0 : 1;
+}
+
+} // namespace cmd

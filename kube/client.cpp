@@ -1,0 +1,296 @@
+#include "kube/client.hpp"
+
+#include "http/base64.hpp"
+#include "http/url.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace kube {
+
+namespace {
+
+http::Error auth_error(const std::string& message) { return http::make_error(http::ErrorKind::unauthorized, message); }
+
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+/// Runs a command without a shell, stdin from /dev/null, with a time limit.
+Result<ProcessResult> run_process(const std::string& command, const std::vector<std::string>& args,
+                                  const std::vector<std::string>& env, std::chrono::seconds limit) {
+  int out_pipe[2], err_pipe[2];
+  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0)
+    return http::make_error(http::ErrorKind::invalid, "cannot create pipes: " + std::string(std::strerror(errno)));
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(command.c_str()));
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : env)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  // An exec error in the child is reported through this pipe (closed on successful exec).
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) != 0)
+    return http::make_error(http::ErrorKind::invalid, "cannot create pipes");
+  pid_t pid = fork();
+  if (pid < 0)
+    return http::make_error(http::ErrorKind::invalid, "cannot fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    close(exec_pipe[0]);
+    if (command.find('/') != std::string::npos)
+      execve(command.c_str(), argv.data(), envp.data());
+    else
+      execvpe(command.c_str(), argv.data(), envp.data());
+    int e = errno;
+    (void)!write(exec_pipe[1], &e, sizeof e);
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  close(exec_pipe[1]);
+  int exec_errno = 0;
+  bool exec_failed = read(exec_pipe[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
+  close(exec_pipe[0]);
+  ProcessResult r;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  bool timed_out = false;
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    if (poll(fds, 2, static_cast<int>(left)) < 0 && errno != EINTR)
+      break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
+      char buf[4096];
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+        continue;
+      }
+      std::string& sink = i == 0 ? r.out : r.err;
+      if (sink.size() < (1u << 20))
+        sink.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0)
+      close(f.fd);
+  if (timed_out)
+    kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (exec_failed)
+    return http::make_error(http::ErrorKind::invalid, "cannot run " + command + ": " + std::strerror(exec_errno));
+  if (timed_out)
+    return http::make_error(http::ErrorKind::timeout, command + " did not finish within " + std::to_string(limit.count()) + "s");
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string first_line(const std::string& s) {
+  auto t = s.substr(0, s.find('\n'));
+  return t.size() > 300 ? t.substr(0, 300) : t;
+}
+
+} // namespace
+
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& text) {
+  std::tm tm{};
+  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest)
+    return std::nullopt;
+  if (*rest == '.')
+    while (*++rest && std::isdigit(static_cast<unsigned char>(*rest))) {
+    }
+  long offset = 0;
+  if (*rest == 'Z' || *rest == 'z') {
+    ++rest;
+  } else if (*rest == '+' || *rest == '-') {
+    int sign = *rest == '-' ? -1 : 1;
+    int hh = 0, mm = 0;
+    if (std::sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
+      return std::nullopt;
+    offset = sign * (hh * 3600 + mm * 60);
+    rest += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (*rest)
+    return std::nullopt;
+  time_t t = timegm(&tm) - offset;
+  return std::chrono::system_clock::from_time_t(t);
+}
+
+Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig& cluster) {
+  std::string what = "exec credential plugin " + exec.command;
+  nlohmann::json info = {{"apiVersion", exec.api_version}, {"kind", "ExecCredential"}, {"spec", {{"interactive", false}}}};
+  if (exec.provide_cluster_info) {
+    nlohmann::json c = {{"server", cluster.server}};
+    if (!cluster.tls.ca_pem.empty())
+      c["certificate-authority-data"] = http::base64_encode(cluster.tls.ca_pem);
+    if (!cluster.tls.verify)
+      c["insecure-skip-tls-verify"] = true;
+    if (!cluster.tls.server_name.empty())
+      c["tls-server-name"] = cluster.tls.server_name;
+    if (!cluster.proxy.empty())
+      c["proxy-url"] = cluster.proxy;
+    info["spec"]["cluster"] = c;
+  }
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    std::string name = kv.substr(0, kv.find('='));
+    bool overridden = name == "KUBERNETES_EXEC_INFO";
+    for (const auto& [n, v] : exec.env)
+      overridden = overridden || n == name;
+    if (!overridden)
+      env.push_back(kv);
+  }
+  for (const auto& [n, v] : exec.env)
+    env.push_back(n + "=" + v);
+  env.push_back("KUBERNETES_EXEC_INFO=" + info.dump());
+
+  auto run = run_process(exec.command, exec.args, env, std::chrono::seconds(60));
+  if (!run) {
+    auto e = run.error();
+    if (!exec.install_hint.empty())
+      e.message += " (" + first_line(exec.install_hint) + ")";
+    return auth_error(what + ": " + e.message);
+  }
+  if (run->exit_code != 0)
+    return auth_error(what + " exited with " + std::to_string(run->exit_code) +
+                      (run->err.empty() ? "" : ": " + first_line(run->err)));
+  ExecCredential cred;
+  try {
+    auto j = nlohmann::json::parse(run->out);
+    if (j.value("kind", "") != "ExecCredential")
+      return auth_error(what + ": output is not an ExecCredential");
+    if (j.value("apiVersion", "") != exec.api_version)
+      return auth_error(what + ": answered apiVersion \"" + j.value("apiVersion", "") + "\", expected \"" + exec.api_version + "\"");
+    const auto& st = j.at("status");
+    cred.token = st.value("token", "");
+    cred.client_certificate_data = st.value("clientCertificateData", "");
+    cred.client_key_data = st.value("clientKeyData", "");
+    if (st.contains("expirationTimestamp") && st["expirationTimestamp"].is_string()) {
+      cred.expires = parse_rfc3339(st["expirationTimestamp"].get<std::string>());
+      if (!cred.expires)
+        return auth_error(what + ": invalid expirationTimestamp");
+    }
+  } catch (const nlohmann::json::exception&) {
+    return auth_error(what + ": output is not a valid ExecCredential JSON document");
+  }
+  if (cred.token.empty() && (cred.client_certificate_data.empty() || cred.client_key_data.empty()))
+    return auth_error(what + ": the ExecCredential has neither a token nor a client certificate and key");
+  if (cred.client_certificate_data.empty() != cred.client_key_data.empty())
+    return auth_error(what + ": the ExecCredential must have both clientCertificateData and clientKeyData");
+  return cred;
+}
+
+std::string status_message(const http::Response& response) {
+  try {
+    auto j = nlohmann::json::parse(response.body);
+    if (j.is_object() && j.value("kind", "") == "Status") {
+      std::string reason = j.value("reason", "");
+      std::string message = j.value("message", "");
+      return reason.empty() ? message : reason + ": " + message;
+    }
+  } catch (const nlohmann::json::exception&) {
+  }
+  return first_line(response.body);
+}
+
+Client::Client(http::Client& http, RestConfig config, std::shared_ptr<spdlog::logger> log)
+    : m_http(http), m_config(std::move(config)), m_log(std::move(log)) {}
+
+http::Status Client::authorize(http::Request& r, bool refresh) {
+  std::lock_guard lock(m_mutex);
+  if (m_config.exec) {
+    bool expired = m_exec_credential && m_exec_credential->expires &&
+                   std::chrono::system_clock::now() >= *m_exec_credential->expires;
+    if (!m_exec_credential || expired || refresh) {
+      auto cred = run_exec_plugin(*m_config.exec, m_config);
+      if (!cred)
+        return cred.error();
+      m_exec_credential = std::move(*cred);
+    }
+    if (!m_exec_credential->token.empty())
+      r.headers.emplace_back("Authorization", "Bearer " + m_exec_credential->token);
+    if (!m_exec_credential->client_certificate_data.empty()) {
+      r.tls.cert_pem = m_exec_credential->client_certificate_data;
+      r.tls.key_pem = m_exec_credential->client_key_data;
+      r.tls.cert_file.clear();
+      r.tls.key_file.clear();
+    }
+    return {};
+  }
+  if (!m_config.token_file.empty()) {
+    // Read at every request: projected service-account tokens rotate underneath us.
+    std::ifstream in(m_config.token_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string token = ss.str();
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+      token.pop_back();
+    if (token.empty())
+      return auth_error("reading token file " + m_config.token_file + ": empty or unreadable");
+    r.headers.emplace_back("Authorization", "Bearer " + token);
+  } else if (!m_config.token.empty()) {
+    r.headers.emplace_back("Authorization", "Bearer " + m_config.token);
+  } else if (!m_config.username.empty()) {
+    r.headers.emplace_back("Authorization", "Basic " + http::base64_encode(m_config.username + ":" + m_config.password));
+  }
+  return {};
+}
+
+Result<http::Response> Client::get(const std::string& path) {
+  for (int attempt = 0;; ++attempt) {
+    http::Request r;
+    r.url = m_config.server + path;
+    r.tls = m_config.tls;
+    r.proxy = m_config.proxy;
+    r.headers.emplace_back("Accept", "application/json");
+    if (auto st = authorize(r, attempt > 0); !st)
+      return st.error();
+    auto resp = m_http.send(r);
+    if (!resp)
+      return resp.error().context("kubernetes API " + m_config.server);
+    if (resp->status == 401 && attempt == 0 && (m_config.exec || !m_config.token_file.empty())) {
+      m_log->debug("kubernetes API answered 401, refreshing credentials");
+      continue;
+    }
+    return resp;
+  }
+}
+
+} // namespace kube

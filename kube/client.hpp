@@ -1,0 +1,58 @@
+#pragma once
+// A minimal Kubernetes API client: GET with the credentials a kubeconfig or the in-cluster service
+// account provides (bearer token, token file re-read on rotation, basic auth, client certificates,
+// exec credential plugins cached until they expire and re-run after a 401).
+
+#include "http/client.hpp"
+#include "kube/kubeconfig.hpp"
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace kube {
+
+/// What an exec plugin returned.
+struct ExecCredential {
+  std::string token;
+  std::string client_certificate_data;
+  std::string client_key_data;
+  std::optional<std::chrono::system_clock::time_point> expires;
+};
+
+/// Runs an exec credential plugin (command, args, env, KUBERNETES_EXEC_INFO) and parses its answer.
+Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig& cluster);
+
+/// Parses an RFC 3339 timestamp ("2026-11-24T08:00:00Z", fractions and offsets allowed).
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& text);
+
+class Client {
+public:
+  Client(http::Client& http, RestConfig config, std::shared_ptr<spdlog::logger> log);
+
+  /// GET `path` (with query) from the API server; a 401 re-reads the token file / re-runs the exec
+  /// plugin once. Non-2xx statuses are returned as responses for the caller to interpret.
+  Result<http::Response> get(const std::string& path);
+
+  const RestConfig& config() const { return m_config; }
+
+private:
+  http::Status authorize(http::Request& request, bool refresh);
+
+  http::Client& m_http;
+  RestConfig m_config;
+  std::shared_ptr<spdlog::logger> m_log;
+  std::mutex m_mutex;
+  std::optional<ExecCredential> m_exec_credential;
+};
+
+/// "reason: message" of a Kubernetes Status body, or the trimmed body.
+std::string status_message(const http::Response& response);
+
+} // namespace kube

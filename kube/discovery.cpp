@@ -1,0 +1,283 @@
+#include "kube/discovery.hpp"
+
+#include "http/url.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <mutex>
+
+namespace kube {
+
+namespace {
+
+using nlohmann::json;
+
+struct Resource {
+  std::string kind;
+  std::string group_version; ///< "v1", "apps/v1", "batch/v1"
+  std::string plural;
+  std::string fallback_version; ///< tried when group_version does not serve it
+};
+
+const std::vector<Resource>& resources() {
+  static const std::vector<Resource> r = {
+      {"Pod", "v1", "pods", ""},
+      {"ReplicationController", "v1", "replicationcontrollers", ""},
+      {"PodTemplate", "v1", "podtemplates", ""},
+      {"Deployment", "apps/v1", "deployments", ""},
+      {"StatefulSet", "apps/v1", "statefulsets", ""},
+      {"DaemonSet", "apps/v1", "daemonsets", ""},
+      {"ReplicaSet", "apps/v1", "replicasets", ""},
+      {"Job", "batch/v1", "jobs", ""},
+      {"CronJob", "batch/v1", "cronjobs", "batch/v1beta1"},
+  };
+  return r;
+}
+
+std::string prefix(const std::string& group_version) {
+  return group_version == "v1" ? "/api/v1" : "/apis/" + group_version;
+}
+
+const json* path(const json& j, std::initializer_list<const char*> keys) {
+  const json* cur = &j;
+  for (const char* k : keys) {
+    if (!cur->is_object() || !cur->contains(k))
+      return nullptr;
+    cur = &(*cur)[k];
+  }
+  return cur;
+}
+
+std::string str(const json& j, const char* key) {
+  if (j.is_object() && j.contains(key) && j[key].is_string())
+    return j[key].get<std::string>();
+  return {};
+}
+
+/// Whether the API server serves `plural` under `group_version`.
+Result<bool> served(Client& client, const std::string& group_version, const std::string& plural) {
+  auto resp = client.get(prefix(group_version));
+  if (!resp)
+    return resp.error();
+  if (resp->status == 404)
+    return false;
+  if (resp->status != 200)
+    return http::make_error(http::ErrorKind::http_status,
+                            "discovering " + prefix(group_version) + ": HTTP " + std::to_string(resp->status) + " " +
+                                status_message(*resp),
+                            resp->status);
+  try {
+    auto j = json::parse(resp->body);
+    if (j.contains("resources") && j["resources"].is_array())
+      for (const auto& r : j["resources"])
+        if (str(r, "name") == plural)
+          return true;
+  } catch (const json::exception&) {
+    return http::make_error(http::ErrorKind::invalid, "discovering " + prefix(group_version) + ": answer is not JSON");
+  }
+  return false;
+}
+
+enum class ListOutcome { ok, forbidden, not_found };
+
+/// Lists one resource in one namespace ("" = all), page by page.
+Result<ListOutcome> list_all(Client& client, const std::string& base, int page_size, std::vector<json>& items,
+                             std::string& problem) {
+  int restarts = 0;
+  std::string cont;
+  std::vector<json> collected;
+  while (true) {
+    std::string url = base + "?limit=" + std::to_string(page_size);
+    if (!cont.empty())
+      url += "&continue=" + http::url_encode(cont);
+    auto resp = client.get(url);
+    if (!resp)
+      return resp.error().context("listing " + base);
+    if (resp->status == 410 && restarts < 3) {
+      // The continue token expired (etcd compaction): start the list again.
+      ++restarts;
+      cont.clear();
+      collected.clear();
+      continue;
+    }
+    if (resp->status == 403) {
+      problem = status_message(*resp);
+      return ListOutcome::forbidden;
+    }
+    if (resp->status == 404) {
+      problem = "not served by this API server";
+      return ListOutcome::not_found;
+    }
+    if (resp->status == 401)
+      return http::make_error(http::ErrorKind::unauthorized,
+                              "listing " + base + ": HTTP 401 " + status_message(*resp) + " (check the credentials of " +
+                                  client.config().source + ")",
+                              401);
+    if (resp->status != 200)
+      return http::make_error(http::ErrorKind::http_status,
+                              "listing " + base + ": HTTP " + std::to_string(resp->status) + " " + status_message(*resp),
+                              resp->status);
+    try {
+      auto j = json::parse(resp->body);
+      if (j.contains("items") && j["items"].is_array())
+        for (auto& item : j["items"])
+          collected.push_back(std::move(item));
+      cont = j.contains("metadata") ? str(j["metadata"], "continue") : "";
+    } catch (const json::exception&) {
+      return http::make_error(http::ErrorKind::invalid, "listing " + base + ": answer is not JSON");
+    }
+    if (cont.empty())
+      break;
+  }
+  for (auto& c : collected)
+    items.push_back(std::move(c));
+  return ListOutcome::ok;
+}
+
+void add_containers(const json& spec, const json& object, const std::string& kind, Inventory& out) {
+  const json& meta = object.contains("metadata") ? object["metadata"] : json::object();
+  std::vector<std::string> secrets;
+  if (spec.contains("imagePullSecrets") && spec["imagePullSecrets"].is_array())
+    for (const auto& s : spec["imagePullSecrets"])
+      if (auto name = str(s, "name"); !name.empty())
+        secrets.push_back(name);
+  auto add = [&](const std::string& image, const std::string& container, const char* type) {
+    if (image.empty())
+      return;
+    ImageUse u;
+    u.image = image;
+    u.kind = kind;
+    u.ns = str(meta, "namespace");
+    u.name = str(meta, "name");
+    u.container = container;
+    u.container_type = type;
+    u.pull_secrets = secrets;
+    out.uses.push_back(std::move(u));
+  };
+  for (auto [field, type] : {std::pair{"containers", "container"}, std::pair{"initContainers", "initContainer"},
+                             std::pair{"ephemeralContainers", "ephemeralContainer"}}) {
+    if (spec.contains(field) && spec[field].is_array())
+      for (const auto& c : spec[field])
+        add(str(c, "image"), str(c, "name"), type);
+  }
+  if (spec.contains("volumes") && spec["volumes"].is_array())
+    for (const auto& v : spec["volumes"])
+      if (const json* ref = path(v, {"image", "reference"}); ref && ref->is_string())
+        add(ref->get<std::string>(), str(v, "name"), "imageVolume");
+}
+
+} // namespace
+
+std::string digest_from_image_id(const std::string& image_id) {
+  auto at = image_id.rfind('@');
+  if (at == std::string::npos)
+    return {};
+  return image_id.substr(at + 1);
+}
+
+void collect_images(const json& object, const std::string& kind, Inventory& out) {
+  const json* spec = nullptr;
+  if (kind == "Pod")
+    spec = path(object, {"spec"});
+  else if (kind == "PodTemplate")
+    spec = path(object, {"template", "spec"});
+  else if (kind == "CronJob")
+    spec = path(object, {"spec", "jobTemplate", "spec", "template", "spec"});
+  else
+    spec = path(object, {"spec", "template", "spec"});
+  if (spec && spec->is_object())
+    add_containers(*spec, object, kind, out);
+  if (kind != "Pod" || !spec)
+    return;
+  // What the pod really runs, to compare digests between pods.
+  std::map<std::string, std::string> spec_images;
+  for (auto field : {"containers", "initContainers", "ephemeralContainers"})
+    if (spec->contains(field) && (*spec)[field].is_array())
+      for (const auto& c : (*spec)[field])
+        spec_images[str(c, "name")] = str(c, "image");
+  const json* status = path(object, {"status"});
+  if (!status)
+    return;
+  const json& meta = object.contains("metadata") ? object["metadata"] : json::object();
+  for (auto field : {"containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"}) {
+    if (!status->contains(field) || !(*status)[field].is_array())
+      continue;
+    for (const auto& cs : (*status)[field]) {
+      RunningImage r;
+      r.ns = str(meta, "namespace");
+      r.pod = str(meta, "name");
+      r.container = str(cs, "name");
+      r.spec_image = spec_images.count(r.container) ? spec_images[r.container] : str(cs, "image");
+      r.status_image = str(cs, "image");
+      r.image_id = str(cs, "imageID");
+      r.digest = digest_from_image_id(r.image_id);
+      if (!r.image_id.empty())
+        out.running.push_back(std::move(r));
+    }
+  }
+}
+
+Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::shared_ptr<spdlog::logger> log) {
+  Inventory inventory;
+  std::mutex mutex;
+  std::vector<std::string> namespaces = options.namespaces.empty() ? std::vector<std::string>{""} : options.namespaces;
+
+  auto list_kind = [&](const Resource& res) -> http::Status {
+    std::string gv = res.group_version;
+    if (!res.fallback_version.empty()) {
+      auto ok = served(client, gv, res.plural);
+      if (!ok)
+        return ok.error();
+      if (!*ok) {
+        auto fallback = served(client, res.fallback_version, res.plural);
+        if (!fallback)
+          return fallback.error();
+        if (*fallback) {
+          log->info("{} are not served by {}, using {}", res.plural, gv, res.fallback_version);
+          gv = res.fallback_version;
+        }
+      }
+    }
+    std::vector<json> items;
+    for (const auto& ns : namespaces) {
+      std::string base = prefix(gv) + (ns.empty() ? "" : "/namespaces/" + ns) + "/" + res.plural;
+      std::string problem;
+      auto outcome = list_all(client, base, options.page_size, items, problem);
+      if (!outcome)
+        return outcome.error();
+      if (*outcome != ListOutcome::ok) {
+        std::lock_guard lock(mutex);
+        inventory.warnings.push_back(res.plural + (ns.empty() ? "" : " in namespace " + ns) + ": " + problem);
+        log->warn("cannot list {}{}: {}", res.plural, ns.empty() ? "" : " in namespace " + ns, problem);
+        if (*outcome == ListOutcome::not_found)
+          break;
+      }
+    }
+    Inventory part;
+    for (const auto& item : items)
+      collect_images(item, res.kind, part);
+    std::lock_guard lock(mutex);
+    inventory.objects[res.kind] += items.size();
+    for (auto& u : part.uses)
+      inventory.uses.push_back(std::move(u));
+    for (auto& r : part.running)
+      inventory.running.push_back(std::move(r));
+    return {};
+  };
+
+  std::vector<std::future<http::Status>> futures;
+  for (const auto& res : resources())
+    futures.push_back(std::async(std::launch::async, list_kind, std::cref(res)));
+  std::optional<http::Error> first;
+  for (auto& f : futures) {
+    auto st = f.get();
+    if (!st && !first)
+      first = st.error();
+  }
+  if (first)
+    return *first;
+  return inventory;
+}
+
+} // namespace kube

@@ -1,0 +1,242 @@
+#include "migrate/discover.hpp"
+
+#include "migrate/config.hpp"
+#include "registry/reference.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace migrate {
+
+namespace {
+
+std::string flatten_path(const std::string& repository, const Flatten& f) {
+  std::vector<std::string> parts;
+  std::stringstream ss(repository);
+  std::string p;
+  while (std::getline(ss, p, '/'))
+    parts.push_back(p);
+  std::size_t drop = f.all ? parts.size() - 1 : std::min<std::size_t>(static_cast<std::size_t>(f.levels), parts.size() - 1);
+  std::string out;
+  for (std::size_t i = drop; i < parts.size(); ++i)
+    out += (out.empty() ? "" : "/") + parts[i];
+  return out;
+}
+
+std::string suffix(const registry::Reference& r) {
+  std::string s;
+  if (!r.tag.empty())
+    s += ":" + r.tag;
+  else if (r.digest.empty())
+    s += ":latest";
+  if (!r.digest.empty())
+    s += "@" + r.digest;
+  return s;
+}
+
+} // namespace
+
+Flatten parse_flatten(const std::string& text) {
+  Flatten f;
+  if (text == "all")
+    return f;
+  f.all = false;
+  if (text == "none")
+    return f;
+  if (!text.empty() && text.size() < 4 && text.find_first_not_of("0123456789") == std::string::npos) {
+    f.levels = std::stoi(text);
+    return f;
+  }
+  throw ConfigError("--flatten must be all, none or a number of levels, not \"" + text + "\"");
+}
+
+http::Result<std::string> source_key(const std::string& image) {
+  auto r = registry::Reference::parse_normalized(image);
+  if (!r)
+    return r.error();
+  return r->name() + suffix(*r);
+}
+
+Plan plan_images(const kube::Inventory& inventory, const std::string& repo, const Flatten& flatten) {
+  Plan plan;
+  std::set<std::string> seen_invalid;
+  std::map<std::string, std::string> by_target;
+  for (const auto& use : inventory.uses) {
+    auto ref = registry::Reference::parse_normalized(use.image);
+    if (!ref) {
+      if (seen_invalid.insert(use.image).second)
+        plan.invalid.push_back(use.image + " (" + use.kind + " " + use.ns + "/" + use.name + "): " + ref.error().message);
+      continue;
+    }
+    std::string key = ref->name() + suffix(*ref);
+    if (plan.images.count(key))
+      continue;
+    std::string target = repo + "/" + flatten_path(ref->repository, flatten) + suffix(*ref);
+    auto [it, inserted] = by_target.emplace(target, key);
+    if (!inserted)
+      throw ConfigError("images " + it->second + " and " + key + " would both be copied to " + target +
+                        "; use --flatten none or a smaller number of levels");
+    plan.images.emplace(key, target);
+  }
+  return plan;
+}
+
+void write_json_atomically(const std::string& path, const nlohmann::json& doc, unsigned mode) {
+  namespace fs = std::filesystem;
+  fs::path target(path);
+  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(getpid()))).string();
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out)
+      throw ConfigError(path + ": cannot write (directory missing or not writable)");
+    out << doc.dump(2) << "\n";
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(tmp);
+      throw ConfigError(path + ": write failed");
+    }
+  }
+  chmod(tmp.c_str(), mode);
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    throw ConfigError(path + ": cannot replace file: " + ec.message());
+  }
+}
+
+nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, const std::map<std::string, bool>& in_target) {
+  using nlohmann::json;
+  struct Entry {
+    std::set<std::string> workloads_seen;
+    json workloads = json::array();
+    std::map<std::string, std::set<std::string>> digests; ///< digest -> ns/pod/container
+    std::set<std::string> pull_secrets;
+  };
+  std::map<std::string, Entry> entries;
+  for (const auto& use : inventory.uses) {
+    auto key = source_key(use.image);
+    if (!key)
+      continue;
+    auto& e = entries[*key];
+    std::string id = use.kind + "/" + use.ns + "/" + use.name + "/" + use.container;
+    if (e.workloads_seen.insert(id).second)
+      e.workloads.push_back({{"kind", use.kind}, {"namespace", use.ns}, {"name", use.name}, {"container", use.container},
+                             {"containerType", use.container_type}});
+    for (const auto& s : use.pull_secrets)
+      e.pull_secrets.insert(use.ns + "/" + s);
+  }
+  for (const auto& run : inventory.running) {
+    auto key = source_key(run.spec_image.empty() ? run.status_image : run.spec_image);
+    if (!key || !entries.count(*key))
+      continue;
+    entries[*key].digests[run.digest.empty() ? "unknown (" + run.image_id + ")" : run.digest].insert(run.ns + "/" + run.pod + "/" + run.container);
+  }
+  json images = json::array();
+  std::map<std::string, json> totals;
+  for (auto& [key, e] : entries) {
+    auto ref = registry::Reference::parse_normalized(key);
+    json running = json::object();
+    std::size_t real_digests = 0;
+    for (const auto& [digest, where] : e.digests) {
+      running[digest] = json(where);
+      real_digests += digest.rfind("sha256:", 0) == 0 ? 1 : 0;
+    }
+    bool pinned = !ref->digest.empty();
+    bool mutable_tag = !pinned && (ref->tag.empty() || ref->tag == "latest");
+    json flags = {{"mutableTag", mutable_tag},
+                  {"pinnedByDigest", pinned},
+                  {"drift", real_digests > 1},
+                  {"pullSecrets", json(std::vector<std::string>(e.pull_secrets.begin(), e.pull_secrets.end()))}};
+    if (auto it = in_target.find(key); it != in_target.end())
+      flags["inTarget"] = it->second;
+    else
+      flags["inTarget"] = nullptr;
+    auto target = plan.images.find(key);
+    images.push_back({{"image", key},
+                      {"target", target == plan.images.end() ? json(nullptr) : json(target->second)},
+                      {"registry", ref->registry},
+                      {"workloads", e.workloads},
+                      {"runningDigests", running},
+                      {"flags", flags}});
+    auto& t = totals[ref->registry];
+    if (t.is_null())
+      t = {{"images", 0}, {"workloads", 0}, {"mutableTags", 0}, {"drift", 0}};
+    t["images"] = t["images"].get<int>() + 1;
+    t["workloads"] = t["workloads"].get<int>() + static_cast<int>(e.workloads.size());
+    t["mutableTags"] = t["mutableTags"].get<int>() + (mutable_tag ? 1 : 0);
+    t["drift"] = t["drift"].get<int>() + (real_digests > 1 ? 1 : 0);
+  }
+  json report = {{"images", images},
+                 {"totals", totals},
+                 {"objects", inventory.objects},
+                 {"warnings", inventory.warnings},
+                 {"invalidImages", plan.invalid}};
+  return report;
+}
+
+std::string audit_table(const nlohmann::json& report) {
+  std::ostringstream out;
+  auto yes = [](bool b) { return b ? "yes" : "-"; };
+  out << "IMAGE | WORKLOADS | RUNNING DIGESTS | MUTABLE | PINNED | DRIFT | PULL SECRETS | IN TARGET\n";
+  for (const auto& img : report["images"]) {
+    const auto& f = img["flags"];
+    std::string in_target = f["inTarget"].is_null() ? "?" : (f["inTarget"].get<bool>() ? "yes" : "no");
+    out << img["image"].get<std::string>() << " | " << img["workloads"].size() << " | " << img["runningDigests"].size()
+        << " | " << yes(f["mutableTag"].get<bool>()) << " | " << yes(f["pinnedByDigest"].get<bool>()) << " | "
+        << yes(f["drift"].get<bool>()) << " | " << f["pullSecrets"].size() << " | " << in_target << "\n";
+  }
+  out << "\nREGISTRY | IMAGES | WORKLOADS | MUTABLE TAGS | DRIFT\n";
+  for (const auto& [registry, t] : report["totals"].items())
+    out << registry << " | " << t["images"] << " | " << t["workloads"] << " | " << t["mutableTags"] << " | " << t["drift"] << "\n";
+  for (const auto& w : report["warnings"])
+    out << "warning: " << w.get<std::string>() << "\n";
+  for (const auto& w : report["invalidImages"])
+    out << "invalid image: " << w.get<std::string>() << "\n";
+  return out.str();
+}
+
+} // namespace migrate
+
+#include "registry/client.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace migrate {
+
+std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig& auth, const Plan& plan,
+                                          std::shared_ptr<spdlog::logger> log) {
+  std::map<std::string, bool> out;
+  std::map<std::string, std::unique_ptr<registry::Registry>> registries;
+  for (const auto& [source, target] : plan.images) {
+    auto ref = registry::Reference::parse_normalized(target);
+    if (!ref)
+      continue;
+    auto& reg = registries[ref->registry];
+    if (!reg) {
+      registry::RegistryOptions ro;
+      ro.host = ref->registry;
+      if (const AuthEntry* e = auth.find(ref->registry, ref->repository)) {
+        ro.credentials = e->credentials;
+        ro.insecure = e->insecure;
+        ro.tls = e->tls;
+      }
+      reg = std::make_unique<registry::Registry>(client, ro, log);
+    }
+    auto head = reg->head_manifest(ref->repository, ref->reference());
+    if (!head) {
+      log->warn("cannot check {}: {}", target, head.error().message);
+      continue;
+    }
+    out[source] = head->has_value();
+  }
+  return out;
+}
+
+} // namespace migrate
