@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The core promise against real registries (plain HTTP): single-arch OCI, Docker v2s2, a multi-arch
+# index and images sharing a layer are copied with identical digests; the eight rules through the
+# CLI; tag pagination; a shared layer crosses the wire once; a second run moves no blob at all.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+im_setup
+IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+
+start_registry src plain
+start_registry dst plain
+L=$IM_WORK/layout
+make_layout "$L" single --layers 3 --layer-size 300000 --seed single >/dev/null
+make_layout "$L" multi --layers 2 --layer-size 150000 --platforms linux/amd64,linux/arm64 --seed multi >/dev/null
+make_layout "$L" shared1 --layers 2 --layer-size 100000 --shared-base "$IM_WORK/base.tar.gz" --seed s1 >/dev/null
+make_layout "$L" shared2 --layers 2 --layer-size 100000 --shared-base "$IM_WORK/base.tar.gz" --seed s2 >/dev/null
+seed "$L" single "$SRC_ADDR/ns/app:1.0"
+seed "$L" single "$SRC_ADDR/ns/app:1.1"
+seed "$L" multi "$SRC_ADDR/ns/multi:v1"
+seed "$L" single "$SRC_ADDR/ns/docker:v2s2" --format v2s2
+seed "$L" shared1 "$SRC_ADDR/ns/shared-a:1"
+seed "$L" shared2 "$SRC_ADDR/ns/shared-b:1"
+for t in t1 t2 t3 t4 t5; do seed "$L" shared1 "$SRC_ADDR/ns/paged:$t"; done
+app_digest=$(raw_digest "$SRC_ADDR/ns/app:1.0")
+pass "seeded 11 tags in 6 repositories"
+
+cat >"$IM_WORK/auth.json" <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+cat >"$IM_WORK/images.json" <<JSON
+{
+  "$SRC_ADDR/ns/app": "$DST_ADDR/team/app",
+  "$SRC_ADDR/ns/multi:v1": "$DST_ADDR/team/multi",
+  "$SRC_ADDR/ns/docker:v2s2": "$DST_ADDR/team/renamed:stable",
+  "$SRC_ADDR/ns/shared-a:1": "",
+  "$SRC_ADDR/ns/shared-b:1": ["$DST_ADDR/team/shared-b", "$DST_ADDR/other/shared-b"],
+  "$SRC_ADDR/ns/paged": "$DST_ADDR/team/paged",
+  "$SRC_ADDR/ns/app@$app_digest": "$DST_ADDR/team/bydigest",
+  "$SRC_ADDR/ns/*": "$DST_ADDR/x/y",
+  "$SRC_ADDR/app:1": "$DST_ADDR/x/y"
+}
+JSON
+
+rc=0
+IMAGE_MIGRATOR_TAG_PAGE_SIZE=2 im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" \
+  --registry "$DST_ADDR" --namespace def --workers 4 --retries 1 --log "$IM_WORK/run.log" \
+  >"$IM_WORK/out1" 2>&1 || rc=$?
+cat "$IM_WORK/out1"
+assert_eq "$rc" 1 "exit code 1 when rules failed to generate"
+assert_eq "$(tail -n1 "$IM_WORK/out1" | sed 's/^.*info  //')" \
+  "Images(13) migration finished, 0 images tasks failed, 2 tasks generate failed" "final summary line"
+grep -q "rule \"$SRC_ADDR/ns/\*\".*rule 1" "$IM_WORK/out1" || fail "rule 1 violation not reported by key"
+grep -q "rule \"$SRC_ADDR/app:1\".*rule 3" "$IM_WORK/out1" || fail "rule 3 violation not reported by key"
+pass "broken rules reported by key, the others ran"
+grep -q "Images(13) migration finished" "$IM_WORK/run.log" || fail "log file misses the summary"
+pass "log file written"
+
+check() { # SRC DST: digests equal and every platform pulls back
+  local s d
+  s=$(raw_digest "$SRC_ADDR/$1")
+  d=$(raw_digest "$DST_ADDR/$2")
+  assert_eq "$d" "$s" "digest preserved: $1 -> $2"
+}
+check ns/app:1.0 team/app:1.0                  # rule 6: every tag
+check ns/app:1.1 team/app:1.1
+check ns/multi:v1 team/multi:v1                # rule 7: destination takes the source tag
+check ns/docker:v2s2 team/renamed:stable       # rule 5: renamed, Docker schema 2 kept
+check ns/shared-a:1 def/shared-a:1             # rule 8: default registry/namespace
+check ns/shared-b:1 team/shared-b:1            # rule 4: one source, two destinations
+check ns/shared-b:1 other/shared-b:1
+for t in t1 t2 t3 t4 t5; do check "ns/paged:$t" "team/paged:$t"; done   # tags listed over 3 pages
+check "ns/app@$app_digest" "team/bydigest@$app_digest"                   # pushed by digest
+assert_eq "$(raw_manifest "$DST_ADDR/team/renamed:stable" | jq -r .mediaType)" \
+  application/vnd.docker.distribution.manifest.v2+json "Docker v2s2 media type kept"
+assert_eq "$(raw_manifest "$DST_ADDR/team/multi:v1" | jq '.manifests | length')" 2 "both platforms in the index"
+for ref in team/multi:v1 team/app:1.0 team/renamed:stable def/shared-a:1; do
+  pull_all_platforms "$DST_ADDR/$ref"
+  pass "every platform of $ref pulls back with verified blobs"
+done
+
+# The layer shared by shared-a, shared-b and paged crossed the wire once; other repositories mounted it.
+base_hex=$(sha256sum "$IM_WORK/base.tar.gz" | cut -d' ' -f1)
+puts=$(grep -c "\"PUT /v2/[^\"]*digest=sha256%3A$base_hex" "$DST_LOG" || true)
+assert_eq "$puts" 1 "shared base layer uploaded once"
+mounts=$(grep -c "\"POST /v2/[^\"]*mount=sha256%3A$base_hex[^\"]*\" 201" "$DST_LOG" || true)
+[ "$mounts" -ge 1 ] || fail "shared base layer never mounted (mounts=$mounts)"
+pass "shared base layer mounted into $mounts other repositories"
+
+# Second run: everything is there, nothing moves.
+jq 'with_entries(select(.key | test("\\*|/app:1$") | not))' "$IM_WORK/images.json" >"$IM_WORK/images-ok.json"
+puts_before=$(grep -c '"PUT /v2/' "$DST_LOG" || true)
+rc=0
+im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
+  --namespace def --log "" >"$IM_WORK/out2" 2>&1 || rc=$?
+assert_eq "$rc" 0 "second run exits 0"
+assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2")" 13 "second run skips all 13 images"
+assert_eq "$(grep -c '"PUT /v2/' "$DST_LOG" || true)" "$puts_before" "second run uploads nothing"
+
+# image-syncer's single --config file, YAML this time, environment defaults for rule 8.
+cat >"$IM_WORK/config.yaml" <<YAML
+auth:
+  "$SRC_ADDR": {insecure: true}
+  "$DST_ADDR": {insecure: true}
+images:
+  "$SRC_ADDR/ns/multi:v1": ""
+YAML
+rc=0
+DEFAULT_REGISTRY=$DST_ADDR DEFAULT_NAMESPACE=fromenv im_run "$IM_BIN" --config "$IM_WORK/config.yaml" --log "" \
+  >"$IM_WORK/out3" 2>&1 || rc=$?
+cat "$IM_WORK/out3"
+assert_eq "$rc" 0 "--config YAML run exits 0"
+check ns/multi:v1 fromenv/multi:v1
+echo "test_migrate_plain: all checks passed"

@@ -1,0 +1,350 @@
+#include "kube/client.hpp"
+#include "kube/discovery.hpp"
+#include "kube/kubeconfig.hpp"
+#include "migrate/config.hpp"
+#include "migrate/discover.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string fixtures = IM_FIXTURES;
+
+/// A fresh temporary directory removed at scope exit.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/im-kube-test-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string write(const std::string& name, const std::string& text, fs::perms perms = fs::perms::owner_read | fs::perms::owner_write) {
+    auto p = path / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    fs::permissions(p, perms);
+    return p.string();
+  }
+};
+
+nlohmann::json load(const std::string& rel) {
+  std::ifstream in(fixtures + "/k8s-objects/" + rel);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+
+} // namespace
+
+TEST_CASE("kube::rest_config_for with the fixture kubeconfigs") {
+  auto cfg = kube::load_kubeconfig({fixtures + "/kubeconfigs/userauth.kubeconfig"}, true);
+  REQUIRE(cfg);
+  SUBCASE("token user, current context") {
+    auto rc = kube::rest_config_for(*cfg, "", "userauth.kubeconfig");
+    REQUIRE(rc);
+    CHECK(rc->server == "https://localhost:8443");
+    CHECK(rc->token == "0123456789ABCDEF0123456789ABCDEF");
+    CHECK_FALSE(rc->tls.verify);
+    CHECK(rc->ns == "default");
+  }
+  SUBCASE("username and password") {
+    auto rc = kube::rest_config_for(*cfg, "localhost/system:admin:userpass", "userauth.kubeconfig");
+    REQUIRE(rc);
+    CHECK(rc->username == "admin");
+    CHECK(rc->password == "pAssw0rd123");
+  }
+  SUBCASE("the removed gcp auth-provider gives the message users know") {
+    auto rc = kube::rest_config_for(*cfg, "localhost/system:admin:gcptoken", "userauth.kubeconfig");
+    REQUIRE_FALSE(rc);
+    CHECK(rc.error().message.find("gcp auth plugin has been removed") != std::string::npos);
+    CHECK(rc.error().message.find("gke-gcloud-auth-plugin") != std::string::npos);
+    CHECK(rc.error().message.find("ya29") == std::string::npos);
+  }
+  SUBCASE("unknown context") {
+    auto rc = kube::rest_config_for(*cfg, "nope", "userauth.kubeconfig");
+    REQUIRE_FALSE(rc);
+    CHECK(rc.error().message == "userauth.kubeconfig: context \"nope\" does not exist");
+  }
+  SUBCASE("exec plugin") {
+    auto exec_cfg = kube::load_kubeconfig({fixtures + "/kubeconfigs/execauth.kubeconfig"}, true);
+    REQUIRE(exec_cfg);
+    auto rc = kube::rest_config_for(*exec_cfg, "", "execauth.kubeconfig");
+    REQUIRE(rc);
+    REQUIRE(rc->exec);
+    CHECK(rc->exec->command == "example-exec-plugin"); // no '/': looked up on PATH, not resolved
+    CHECK(rc->exec->args == std::vector<std::string>{"arg1", "arg2"});
+    CHECK(rc->exec->env == std::vector<std::pair<std::string, std::string>>{{"FOO", "bar"}});
+    CHECK(rc->exec->api_version == "client.authentication.k8s.io/v1beta1");
+  }
+}
+
+TEST_CASE("kube::load_kubeconfig merges like kubectl") {
+  TempDir d;
+  auto a = d.write("a/config", R"(apiVersion: v1
+kind: Config
+clusters:
+- name: c1
+  cluster: {server: "https://first:6443", certificate-authority: ca.pem}
+users:
+- name: u1
+  user: {client-certificate: certs/u.crt, client-key: /abs/u.key, tokenFile: tok}
+contexts:
+- name: ctx
+  context: {cluster: c1, user: u1, namespace: ns-a}
+)");
+  auto b = d.write("b/config", R"(apiVersion: v1
+kind: Config
+current-context: ctx
+clusters:
+- name: c1
+  cluster: {server: "https://second:6443"}
+- name: c2
+  cluster: {server: "https://only-b:6443"}
+users:
+- name: u2
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: ./bin/plugin}
+contexts:
+- name: ctx
+  context: {cluster: c2, user: u2}
+)");
+  auto cfg = kube::load_kubeconfig({a, b}, false);
+  REQUIRE(cfg);
+  CHECK(cfg->current_context == "ctx");                        // first non-empty current-context
+  CHECK(cfg->clusters.at("c1").server == "https://first:6443"); // first file wins per key
+  CHECK(cfg->clusters.at("c2").server == "https://only-b:6443");
+  CHECK(cfg->contexts.at("ctx").cluster == "c1");
+  CHECK(cfg->clusters.at("c1").certificate_authority == (d.path / "a/ca.pem").string());
+  CHECK(cfg->users.at("u1").client_certificate == (d.path / "a/certs/u.crt").string());
+  CHECK(cfg->users.at("u1").client_key == "/abs/u.key");
+  CHECK(cfg->users.at("u1").token_file == (d.path / "a/tok").string());
+  CHECK(cfg->users.at("u2").exec->command == (d.path / "b/bin/plugin").string());
+  CHECK_FALSE(kube::load_kubeconfig({(d.path / "missing").string()}, true));
+  CHECK(kube::load_kubeconfig({(d.path / "missing").string(), a}, false));
+}
+
+TEST_CASE("kube::rest_config_for validation") {
+  TempDir d;
+  auto check = [&](const std::string& user_yaml, const std::string& expected) {
+    auto f = d.write("v.kubeconfig", "clusters:\n- name: c\n  cluster: {server: 'https://x:1'}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\nusers:\n- name: u\n  user: " + user_yaml + "\n");
+    auto cfg = kube::load_kubeconfig({f}, true);
+    REQUIRE(cfg);
+    auto rc = kube::rest_config_for(*cfg, "", "v.kubeconfig");
+    CAPTURE(user_yaml);
+    REQUIRE_FALSE(rc);
+    CHECK(rc.error().message.find(expected) != std::string::npos);
+    CHECK(rc.error().message.find('\n') == std::string::npos);
+  };
+  check("{token: t, username: a, password: b}", "more than one authentication method");
+  check("{client-certificate-data: Zm9v}", "client-key-data or client-key must be specified");
+  check("{exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: x}}", "v1alpha1 is no longer supported");
+  check("{exec: {apiVersion: client.authentication.k8s.io/v1}}", "command must be specified");
+  check("{auth-provider: {name: azure}}", "azure auth plugin has been removed");
+  check("{token: t, tokenFile: /nonexistent/token}", "cannot read /nonexistent/token");
+  auto bad = d.write("bad.kubeconfig", "clusters: [\n");
+  auto r = kube::load_kubeconfig({bad}, true);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find(bad + ":") == 0);
+}
+
+TEST_CASE("kube::rest_config in-cluster") {
+  TempDir d;
+  d.write("sa/token", "sa-token\n");
+  d.write("sa/ca.crt", "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n");
+  d.write("sa/namespace", "migration");
+  kube::LoadOptions o;
+  o.home = d.path.string(); // no ~/.kube/config there
+  o.in_cluster_dir = (d.path / "sa").string();
+  o.service_host = "10.96.0.1";
+  o.service_port = "443";
+  auto rc = kube::rest_config(o);
+  REQUIRE(rc);
+  CHECK(rc->server == "https://10.96.0.1:443");
+  CHECK(rc->token_file == (d.path / "sa/token").string());
+  CHECK(rc->ns == "migration");
+  CHECK(rc->tls.ca_pem.find("BEGIN CERTIFICATE") != std::string::npos);
+  o.service_host = "fd00::1";
+  CHECK(kube::rest_config(o)->server == "https://[fd00::1]:443");
+  o.service_host.clear();
+  auto none = kube::rest_config(o);
+  REQUIRE_FALSE(none);
+  CHECK(none.error().message.find("not running in a cluster") != std::string::npos);
+}
+
+TEST_CASE("kube::run_exec_plugin") {
+  TempDir d;
+  auto script = d.write("plugin.sh", R"(#!/bin/sh
+case "$KUBERNETES_EXEC_INFO" in *'"interactive":false'*) ;; *) echo "no exec info" >&2; exit 3;; esac
+case "$KUBERNETES_EXEC_INFO" in *'"server":"https://api:6443"'*) ;; *) echo "no cluster info" >&2; exit 4;; esac
+[ "$1" = "--flag" ] || { echo "args not passed" >&2; exit 5; }
+echo "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"tok-$FOO\",\"expirationTimestamp\":\"2030-01-02T03:04:05Z\"}}"
+)", fs::perms::owner_all);
+  kube::ExecConfig ex;
+  ex.api_version = "client.authentication.k8s.io/v1";
+  ex.command = script;
+  ex.args = {"--flag"};
+  ex.env = {{"FOO", "bar"}};
+  ex.provide_cluster_info = true;
+  kube::RestConfig rc;
+  rc.server = "https://api:6443";
+  auto cred = kube::run_exec_plugin(ex, rc);
+  REQUIRE(cred);
+  CHECK(cred->token == "tok-bar");
+  REQUIRE(cred->expires);
+  CHECK(*cred->expires == *kube::parse_rfc3339("2030-01-02T03:04:05Z"));
+
+  ex.provide_cluster_info = false;
+  auto failed = kube::run_exec_plugin(ex, rc);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().message.find("exited with 4: no cluster info") != std::string::npos);
+
+  ex.command = (d.path / "does-not-exist").string();
+  ex.install_hint = "install it from your cloud provider";
+  auto missing = kube::run_exec_plugin(ex, rc);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message.find("install it from your cloud provider") != std::string::npos);
+
+  ex.command = script;
+  ex.api_version = "client.authentication.k8s.io/v1beta1";
+  ex.provide_cluster_info = true;
+  auto mismatch = kube::run_exec_plugin(ex, rc);
+  REQUIRE_FALSE(mismatch);
+  CHECK(mismatch.error().message.find("expected \"client.authentication.k8s.io/v1beta1\"") != std::string::npos);
+}
+
+TEST_CASE("kube::parse_rfc3339") {
+  auto base = kube::parse_rfc3339("2026-11-24T08:00:00Z");
+  REQUIRE(base);
+  CHECK(kube::parse_rfc3339("2026-11-24T09:00:00+01:00") == base);
+  CHECK(kube::parse_rfc3339("2026-11-24T08:00:00.123456Z") == base);
+  CHECK_FALSE(kube::parse_rfc3339("yesterday"));
+  CHECK_FALSE(kube::parse_rfc3339("2026-11-24T08:00:00"));
+}
+
+TEST_CASE("kube::collect_images from real serialized objects") {
+  struct Row {
+    const char* file;
+    const char* kind;
+    std::size_t uses;
+    std::size_t running;
+  };
+  const Row rows[] = {
+      {"core.v1.Pod.json", "Pod", 4, 3},
+      {"core.v1.PodTemplate.json", "PodTemplate", 4, 0},
+      {"core.v1.ReplicationController.json", "ReplicationController", 4, 0},
+      {"apps.v1.Deployment.json", "Deployment", 4, 0},
+      {"apps.v1.StatefulSet.json", "StatefulSet", 4, 0},
+      {"apps.v1.DaemonSet.json", "DaemonSet", 4, 0},
+      {"apps.v1.ReplicaSet.json", "ReplicaSet", 4, 0},
+      {"batch.v1.Job.json", "Job", 4, 0},
+      {"batch.v1.CronJob.json", "CronJob", 4, 0},
+      {"real/po_init.json", "Pod", 2, 2},
+      {"real/po_sidecar.json", "Pod", 3, 3},
+      {"real/cj.json", "CronJob", 1, 0},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.file);
+    kube::Inventory inv;
+    kube::collect_images(load(row.file), row.kind, inv);
+    CHECK(inv.uses.size() == row.uses);
+    CHECK(inv.running.size() == row.running);
+  }
+  kube::Inventory pod;
+  kube::collect_images(load("core.v1.Pod.json"), "Pod", pod);
+  std::set<std::string> types;
+  for (const auto& u : pod.uses) {
+    types.insert(u.container_type);
+    CHECK(u.pull_secrets == std::vector<std::string>{"nameValue"});
+  }
+  CHECK(types == std::set<std::string>{"container", "initContainer", "ephemeralContainer", "imageVolume"});
+  kube::Inventory init;
+  kube::collect_images(load("real/po_init.json"), "Pod", init);
+  CHECK(init.running[0].digest == "sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595");
+}
+
+TEST_CASE("kube::digest_from_image_id") {
+  const std::string d = "sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595";
+  CHECK(kube::digest_from_image_id("docker-pullable://nginx@" + d) == d);
+  CHECK(kube::digest_from_image_id("docker.io/istio/base@" + d) == d);
+  CHECK(kube::digest_from_image_id(d).empty());             // an image (config) ID, not a manifest digest
+  CHECK(kube::digest_from_image_id("docker://" + d).empty());
+  CHECK(kube::digest_from_image_id("").empty());
+}
+
+TEST_CASE("migrate::plan_images") {
+  kube::Inventory inv;
+  auto use = [&](const std::string& image) {
+    kube::ImageUse u;
+    u.image = image;
+    u.kind = "Deployment";
+    u.ns = "ns";
+    u.name = "n";
+    inv.uses.push_back(u);
+  };
+  const std::string dg = "sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582";
+  use("nginx");
+  use("docker.io/library/nginx:latest"); // same key as "nginx"
+  use("quay.io/org/team/tool:1.2@" + dg);
+  use("gcr.io/distroless/static@" + dg);
+  use("Bad/Image");
+  SUBCASE("flatten all (the documented default)") {
+    auto plan = migrate::plan_images(inv, "swr.example.com/org", migrate::parse_flatten("all"));
+    CHECK(plan.images == std::map<std::string, std::string>{
+                             {"docker.io/library/nginx:latest", "swr.example.com/org/nginx:latest"},
+                             {"quay.io/org/team/tool:1.2@" + dg, "swr.example.com/org/tool:1.2@" + dg},
+                             {"gcr.io/distroless/static@" + dg, "swr.example.com/org/static@" + dg}});
+    REQUIRE(plan.invalid.size() == 1);
+    CHECK(plan.invalid[0].find("Bad/Image") == 0);
+  }
+  SUBCASE("flatten none and levels") {
+    auto none = migrate::plan_images(inv, "r.io/o", migrate::parse_flatten("none"));
+    CHECK(none.images.at("quay.io/org/team/tool:1.2@" + dg) == "r.io/o/org/team/tool:1.2@" + dg);
+    auto one = migrate::plan_images(inv, "r.io/o", migrate::parse_flatten("1"));
+    CHECK(one.images.at("quay.io/org/team/tool:1.2@" + dg) == "r.io/o/team/tool:1.2@" + dg);
+    CHECK_THROWS_AS(migrate::parse_flatten("most"), migrate::ConfigError);
+  }
+  SUBCASE("two sources on one target is an error naming both") {
+    use("quay.io/other/nginx:latest");
+    try {
+      migrate::plan_images(inv, "r.io/o", migrate::parse_flatten("all"));
+      FAIL("expected a conflict");
+    } catch (const migrate::ConfigError& e) {
+      std::string m = e.what();
+      CHECK(m.find("docker.io/library/nginx:latest") != std::string::npos);
+      CHECK(m.find("quay.io/other/nginx:latest") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("migrate::audit_report") {
+  kube::Inventory inv;
+  auto pod = [&](const std::string& name, const std::string& digest) {
+    kube::ImageUse u{"nginx:1.25", "Pod", "web", name, "c", "container", {"regcred"}};
+    inv.uses.push_back(u);
+    inv.running.push_back({"web", name, "c", "nginx:1.25", "docker.io/library/nginx:1.25", "docker-pullable://nginx@" + digest, digest});
+  };
+  pod("a", "sha256:" + std::string(64, '1'));
+  pod("b", "sha256:" + std::string(64, '2'));
+  inv.uses.push_back({"redis", "Deployment", "db", "r", "redis", "container", {}});
+  auto plan = migrate::plan_images(inv, "r.io/o", migrate::parse_flatten("all"));
+  auto report = migrate::audit_report(inv, plan, {{"docker.io/library/redis:latest", true}});
+  REQUIRE(report["images"].size() == 2);
+  const auto& nginx = report["images"][0];
+  CHECK(nginx["image"] == "docker.io/library/nginx:1.25");
+  CHECK(nginx["flags"]["drift"] == true);
+  CHECK(nginx["flags"]["mutableTag"] == false);
+  CHECK(nginx["flags"]["pullSecrets"] == nlohmann::json{"web/regcred"});
+  CHECK(nginx["runningDigests"].size() == 2);
+  CHECK(nginx["flags"]["inTarget"].is_null());
+  const auto& redis = report["images"][1];
+  CHECK(redis["flags"]["mutableTag"] == true);
+  CHECK(redis["flags"]["inTarget"] == true);
+  CHECK(report["totals"]["docker.io"]["images"] == 2);
+  auto table = migrate::audit_table(report);
+  CHECK(table.find("docker.io/library/nginx:1.25 | 2 | 2 | - | - | yes | 1 | ?") != std::string::npos);
+}
