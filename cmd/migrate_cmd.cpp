@@ -1,4 +1,5 @@
 #include "cmd/app.hpp"
+#include "cmd/signals.hpp"
 
 #include "migrate/config.hpp"
 #include "migrate/engine.hpp"
@@ -141,11 +142,14 @@ int run_migrate(int argc, char** argv) {
   auto rules = migrate::read_rules(images_doc, images_name, rule_errors);
 
   auto log = make_logger(f.log, f.verbose);
+  SignalGuard signals(std::chrono::seconds(30));
   http::Options http_options;
+  http_options.cancel = signals.abort();
   http::Client client(http_options);
   migrate::EngineOptions eo;
   eo.workers = f.workers;
   eo.retries = f.retries;
+  eo.cancel = signals.stop();
   migrate::Engine engine(client, auth, eo, log);
 
   auto expansion = migrate::expand_rules(rules, f.defaults, engine.tag_lister());
@@ -160,6 +164,8 @@ int run_migrate(int argc, char** argv) {
   log->info("copied {} bytes in {:.1f}s", summary.bytes, summary.seconds);
   log->info("{}", migrate::summary_line(summary));
   log->flush();
+  if (signals.signal() != 0)
+    return 128 + signals.signal(); // interrupted: 130 for SIGINT, 143 for SIGTERM
   return summary.failed == 0 && summary.generate_failed == 0 ? 0 : 1;
 }
 
