@@ -34,6 +34,7 @@ int run_config(int argc, char** argv) {
     ("report-format", "json, or table (printed on stdout)", cxxopts::value<std::string>()->default_value("json"))
     ("check-target", "HEAD every target to flag images already migrated (credentials from --auth)")
     ("auth", "auth file for --check-target", cxxopts::value<std::string>()->default_value("./auth.json"))
+    ("print-config", "print which server, context and credentials would be used (no secrets), then exit")
     ("page-size", "list page size", cxxopts::value<int>()->default_value("500"))
     ("v,verbose", "debug logging")
     ("h,help", "print this help");
@@ -51,6 +52,18 @@ int run_config(int argc, char** argv) {
   }
   if (!args.unmatched().empty())
     throw migrate::ConfigError("config: unexpected argument \"" + args.unmatched()[0] + "\"");
+  auto lo = kube::options_from_environment();
+  if (args.count("kubeconfig"))
+    lo.kubeconfig = args["kubeconfig"].as<std::string>();
+  if (args.count("context"))
+    lo.context = args["context"].as<std::string>();
+  if (args.count("print-config")) {
+    auto rc = kube::rest_config(lo);
+    if (!rc)
+      throw migrate::ConfigError(rc.error().message);
+    std::cout << kube::describe(*rc).dump(2) << "\n";
+    return 0;
+  }
   if (!args.count("repo"))
     throw migrate::ConfigError("config: -t/--repo REGISTRY/NAMESPACE is required");
   std::string repo = args["repo"].as<std::string>();
@@ -74,11 +87,6 @@ int run_config(int argc, char** argv) {
     if (!ns.empty())
       dopts.namespaces.push_back(ns);
 
-  auto lo = kube::options_from_environment();
-  if (args.count("kubeconfig"))
-    lo.kubeconfig = args["kubeconfig"].as<std::string>();
-  if (args.count("context"))
-    lo.context = args["context"].as<std::string>();
   auto rc = kube::rest_config(lo);
   if (!rc)
     throw migrate::ConfigError(rc.error().message);

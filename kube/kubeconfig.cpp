@@ -2,6 +2,7 @@
 
 #include "http/base64.hpp"
 
+#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -173,6 +174,19 @@ void merge_file(Kubeconfig& out, const std::string& file) {
 
 bool readable(const std::string& path) { return std::ifstream(path).good(); }
 
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
 } // namespace
 
 Result<Kubeconfig> load_kubeconfig(const std::vector<std::string>& files, bool all_must_exist) {
@@ -312,6 +326,43 @@ Result<RestConfig> rest_config_for(const Kubeconfig& config, const std::string& 
     rc.token = it->second;
   }
   return rc;
+}
+
+nlohmann::json describe(const RestConfig& rc) {
+  std::string auth = "none";
+  if (rc.exec)
+    auth = "exec";
+  else if (!rc.token_file.empty())
+    auth = "tokenFile";
+  else if (!rc.token.empty())
+    auth = "token";
+  else if (!rc.username.empty())
+    auth = "basic";
+  else if (!rc.tls.cert_pem.empty() || !rc.tls.cert_file.empty())
+    auth = "clientCertificate";
+  auto file_or_data = [](const std::string& data, const std::string& file) -> nlohmann::json {
+    if (!data.empty())
+      return sha256_hex(data);
+    if (!file.empty() && readable(file))
+      return sha256_hex(read_file(file));
+    return nullptr;
+  };
+  nlohmann::json j = {{"source", rc.source},
+                      {"server", rc.server},
+                      {"namespace", rc.ns},
+                      {"auth", auth},
+                      {"insecureSkipTLSVerify", !rc.tls.verify},
+                      {"tlsServerName", rc.tls.server_name},
+                      {"proxyURL", rc.proxy},
+                      {"caSha256", file_or_data(rc.tls.ca_pem, "")},
+                      {"clientCertificateSha256", file_or_data(rc.tls.cert_pem, rc.tls.cert_file)},
+                      {"clientKeySha256", file_or_data(rc.tls.key_pem, rc.tls.key_file)},
+                      {"tokenSha256", rc.token.empty() ? nlohmann::json(nullptr) : nlohmann::json(sha256_hex(rc.token))},
+                      {"tokenFile", rc.token_file},
+                      {"username", rc.username}};
+  if (rc.exec)
+    j["exec"] = {{"command", rc.exec->command}, {"args", rc.exec->args}, {"apiVersion", rc.exec->api_version}};
+  return j;
 }
 
 Result<RestConfig> rest_config(const LoadOptions& o) {

@@ -5,6 +5,8 @@
 
 #include "http/client.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -88,6 +90,10 @@ LoadOptions options_from_environment();
 
 /// Picks and validates the context and turns it into a RestConfig.
 Result<RestConfig> rest_config(const LoadOptions& options);
+
+/// What a RestConfig will do, without secrets: server, namespace, auth method, SHA-256 of the CA and
+/// client certificate, TLS options. For `config --print-config` and for comparing with kubectl.
+nlohmann::json describe(const RestConfig& config);
 
 /// Validates and converts one context of a loaded kubeconfig.
 Result<RestConfig> rest_config_for(const Kubeconfig& config, const std::string& context, const std::string& source);
