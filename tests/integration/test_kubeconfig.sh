@@ -114,22 +114,23 @@ sed -i 's#ca2.crt#'"$D"'/b/ca2.crt#' "$HOME/.kube/config"
 compare "~/.kube/config" --context beta
 
 # Invalid configurations: both clients refuse.
-refuse() { # LABEL FILE EXPECTED-SUBSTRING
+refuse() { # LABEL FILE OUR-SUBSTRING KUBECTL-SUBSTRING
   local out rc=0
   out=$("$IM_BIN" config --print-config -k "$2" 2>&1) || rc=$?
   assert_eq "$rc" 2 "$1: exit code 2"
   [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "$1: more than one line: $out"
   [[ "$out" == *"$3"* ]] || fail "$1: message lacks '$3': $out"
-  if kubectl --kubeconfig "$2" get --raw /version --request-timeout=2s >/dev/null 2>&1; then
-    fail "$1: kubectl accepted it"
-  fi
+  # kubectl must refuse it for the same reason, before trying the (unreachable) server.
+  local kout
+  kout=$(kubectl --kubeconfig "$2" get --raw /version --request-timeout=2s 2>&1) && fail "$1: kubectl accepted it"
+  [[ "$kout" == *"$4"* ]] || fail "$1: kubectl failed differently: $kout"
   pass "$1: refused by both ($out)"
 }
 mk() { printf 'apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:1"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: %s\n' "$1" >"$D/$2"; echo "$D/$2"; }
-refuse "token and basic auth" "$(mk '{token: t, username: a, password: b}' two-methods)" "more than one authentication method"
-refuse "certificate without key" "$(mk "{client-certificate: $D/a/pki/client.crt}" nokey)" "client-key"
-refuse "gcp auth-provider" "$(mk '{auth-provider: {name: gcp, config: {access-token: ya29.x}}}' gcp)" "gcp auth plugin has been removed"
-refuse "exec v1alpha1" "$(mk '{exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: x}}' alpha)" "v1alpha1"
+refuse "token and basic auth" "$(mk '{token: t, username: a, password: b}' two-methods)" "more than one authentication method" "more than one authentication method"
+refuse "certificate without key" "$(mk "{client-certificate: $D/a/pki/client.crt}" nokey)" "client-key" "client-key-data or client-key must be specified"
+refuse "gcp auth-provider" "$(mk '{auth-provider: {name: gcp, config: {access-token: ya29.x}}}' gcp)" "gcp auth plugin has been removed" "gcp auth plugin has been removed"
+refuse "exec v1alpha1" "$(mk '{exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: x}}' alpha)" "v1alpha1" 'invalid apiVersion "client.authentication.k8s.io/v1alpha1"'
 out=$("$IM_BIN" config --print-config --kubeconfig "$D/a/config" --context nope 2>&1) && fail "unknown context accepted"
 [[ "$out" == *'context "nope" does not exist'* ]] || fail "unknown context: $out"
 pass "unknown context refused"
