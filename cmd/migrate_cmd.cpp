@@ -1,4 +1,5 @@
 #include "cmd/app.hpp"
+#include "cmd/logging.hpp"
 #include "cmd/signals.hpp"
 
 #include "migrate/config.hpp"
@@ -6,8 +7,6 @@
 #include "migrate/rules.hpp"
 
 #include <cxxopts.hpp>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -32,24 +31,10 @@ struct MigrateFlags {
   int retries = 3;
   int workers = 7;
   bool verbose = false;
+  LogFormat log_format = LogFormat::text;
+  int shard_index = 0;
+  int shard_count = 1;
 };
-
-std::shared_ptr<spdlog::logger> make_logger(const std::string& file, bool verbose) {
-  std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (!file.empty()) {
-    try {
-      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file));
-    } catch (const spdlog::spdlog_ex&) {
-      throw migrate::ConfigError("--log: cannot open log file " + file);
-    }
-  }
-  auto log = std::make_shared<spdlog::logger>("image-migrator", sinks.begin(), sinks.end());
-  log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
-  log->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
-  log->flush_on(spdlog::level::info);
-  return log;
-}
 
 } // namespace
 
@@ -65,6 +50,9 @@ int run_migrate(int argc, char** argv) {
     ("images", "images file (JSON or YAML): source -> destination rules", cxxopts::value<std::string>()->default_value(f.images))
     ("config", "image-syncer style single file holding {\"auth\": {...}, \"images\": {...}}", cxxopts::value<std::string>())
     ("log", "log file (empty = stderr only)", cxxopts::value<std::string>()->default_value(f.log))
+    ("log-format", "text, or json (one object per line)", cxxopts::value<std::string>()->default_value("text"))
+    ("shard", "take only shard I of N (I/N, 0-based), keyed by source repository", cxxopts::value<std::string>())
+    ("shards", "number of shards; the index comes from JOB_COMPLETION_INDEX (Indexed Job)", cxxopts::value<int>())
     ("namespace", "default target namespace for empty destinations (env DEFAULT_NAMESPACE)", cxxopts::value<std::string>())
     ("registry", "default target registry for empty destinations (env DEFAULT_REGISTRY)", cxxopts::value<std::string>())
     ("default-source-registry", "registry for sources written without one", cxxopts::value<std::string>())
@@ -102,6 +90,37 @@ int run_migrate(int argc, char** argv) {
   f.retries = args["retries"].as<int>();
   f.workers = args["workers"].as<int>();
   f.verbose = args.count("verbose") > 0;
+  f.log_format = parse_log_format(args["log-format"].as<std::string>());
+  if (args.count("shard") && args.count("shards"))
+    throw migrate::ConfigError("--shard and --shards are exclusive");
+  if (args.count("shard")) {
+    auto text = args["shard"].as<std::string>();
+    auto slash = text.find('/');
+    try {
+      std::size_t used = 0;
+      f.shard_index = std::stoi(text.substr(0, slash), &used);
+      if (slash == std::string::npos || used != slash)
+        throw std::invalid_argument(text);
+      f.shard_count = std::stoi(text.substr(slash + 1), &used);
+      if (used != text.size() - slash - 1)
+        throw std::invalid_argument(text);
+    } catch (const std::exception&) {
+      throw migrate::ConfigError("--shard must be I/N (e.g. 0/3), not \"" + text + "\"");
+    }
+  } else if (args.count("shards")) {
+    f.shard_count = args["shards"].as<int>();
+    auto index = env("JOB_COMPLETION_INDEX");
+    if (!index)
+      throw migrate::ConfigError("--shards needs JOB_COMPLETION_INDEX (set by an Indexed Job) or use --shard I/N");
+    try {
+      f.shard_index = std::stoi(*index);
+    } catch (const std::exception&) {
+      throw migrate::ConfigError("JOB_COMPLETION_INDEX is not a number: \"" + *index + "\"");
+    }
+  }
+  if (f.shard_count < 1 || f.shard_index < 0 || f.shard_index >= f.shard_count)
+    throw migrate::ConfigError("shard " + std::to_string(f.shard_index) + "/" + std::to_string(f.shard_count) +
+                               " is out of range (0 <= I < N)");
   if (f.workers < 1 || f.workers > 256)
     throw migrate::ConfigError("--workers must be between 1 and 256, not " + std::to_string(f.workers));
   if (f.retries < 0 || f.retries > 100)
@@ -140,8 +159,14 @@ int run_migrate(int argc, char** argv) {
   auto auth = migrate::AuthConfig::from_json(auth_doc, auth_name, env);
   std::vector<migrate::RuleError> rule_errors;
   auto rules = migrate::read_rules(images_doc, images_name, rule_errors);
+  if (f.shard_index != 0)
+    rule_errors.clear(); // reported once, by shard 0
 
-  auto log = make_logger(f.log, f.verbose);
+  auto log = make_logger(f.log, f.log_format, f.verbose);
+  if (f.shard_count > 1) {
+    rules = migrate::rules_for_shard(rules, f.defaults, f.shard_index, f.shard_count);
+    log->info("shard {}/{}: {} rule(s) for this shard", f.shard_index, f.shard_count, rules.size());
+  }
   SignalGuard signals(std::chrono::seconds(30));
   http::Options http_options;
   http_options.cancel = signals.abort();

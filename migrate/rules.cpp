@@ -92,6 +92,27 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
   return rules;
 }
 
+std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults& defaults, int index, int count) {
+  std::vector<Rule> mine;
+  for (const auto& rule : rules) {
+    int shard = 0;
+    try {
+      Reference src = parse_source(rule.source, defaults);
+      std::uint64_t h = 1469598103934665603ull;
+      for (unsigned char c : src.name()) {
+        h ^= c;
+        h *= 1099511628211ull;
+      }
+      shard = static_cast<int>(h % static_cast<std::uint64_t>(count));
+    } catch (const Invalid&) {
+      shard = 0;
+    }
+    if (shard == index)
+      mine.push_back(rule);
+  }
+  return mine;
+}
+
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags) {
   Expansion out;
   std::set<std::string> seen;

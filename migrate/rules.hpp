@@ -52,6 +52,11 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
 /// Lists the tags of a repository (rule 6). Injected so unit tests need no registry.
 using TagLister = std::function<http::Result<std::vector<std::string>>(const registry::Reference& repository)>;
 
+/// The rules shard `index` of `count` takes: keyed by source repository (FNV-1a), so the tags of a
+/// repository, which share layers, stay in one shard. Rules whose source does not parse go to shard
+/// 0, which reports them.
+std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults& defaults, int index, int count);
+
 /// Applies the rules. Tags are listed only for sources without tag or digest.
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags);
 
