@@ -233,17 +233,19 @@ std::string status_message(const http::Response& response) {
 Client::Client(http::Client& http, RestConfig config, std::shared_ptr<spdlog::logger> log)
     : m_http(http), m_config(std::move(config)), m_log(std::move(log)) {}
 
-http::Status Client::authorize(http::Request& r, bool refresh) {
+http::Status Client::authorize(http::Request& r, std::optional<int> stale, int& generation) {
   std::lock_guard lock(m_mutex);
   if (m_config.exec) {
     bool expired = m_exec_credential && m_exec_credential->expires &&
                    std::chrono::system_clock::now() >= *m_exec_credential->expires;
-    if (!m_exec_credential || expired || refresh) {
+    if (!m_exec_credential || expired || (stale && *stale == m_generation)) {
       auto cred = run_exec_plugin(*m_config.exec, m_config);
       if (!cred)
         return cred.error();
       m_exec_credential = std::move(*cred);
+      ++m_generation;
     }
+    generation = m_generation;
     if (!m_exec_credential->token.empty())
       r.headers.emplace_back("Authorization", "Bearer " + m_exec_credential->token);
     if (!m_exec_credential->client_certificate_data.empty()) {
@@ -274,19 +276,22 @@ http::Status Client::authorize(http::Request& r, bool refresh) {
 }
 
 Result<http::Response> Client::get(const std::string& path) {
+  std::optional<int> stale;
+  int generation = 0;
   for (int attempt = 0;; ++attempt) {
     http::Request r;
     r.url = m_config.server + path;
     r.tls = m_config.tls;
     r.proxy = m_config.proxy;
     r.headers.emplace_back("Accept", "application/json");
-    if (auto st = authorize(r, attempt > 0); !st)
+    if (auto st = authorize(r, stale, generation); !st)
       return st.error();
     auto resp = m_http.send(r);
     if (!resp)
       return resp.error().context("kubernetes API " + m_config.server);
     if (resp->status == 401 && attempt == 0 && (m_config.exec || !m_config.token_file.empty())) {
       m_log->debug("kubernetes API answered 401, refreshing credentials");
+      stale = generation;
       continue;
     }
     return resp;

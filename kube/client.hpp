@@ -43,13 +43,16 @@ public:
   const RestConfig& config() const { return m_config; }
 
 private:
-  http::Status authorize(http::Request& request, bool refresh);
+  /// Adds credentials; `stale` names the exec credential generation a 401 was answered with, so
+  /// concurrent requests that all saw the 401 re-run the plugin once, not once each.
+  http::Status authorize(http::Request& request, std::optional<int> stale, int& generation);
 
   http::Client& m_http;
   RestConfig m_config;
   std::shared_ptr<spdlog::logger> m_log;
   std::mutex m_mutex;
   std::optional<ExecCredential> m_exec_credential;
+  int m_generation = 0; ///< incremented at every exec plugin run
 };
 
 /// "reason: message" of a Kubernetes Status body, or the trimmed body.

@@ -118,6 +118,7 @@ nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, 
     json workloads = json::array();
     std::map<std::string, std::set<std::string>> digests; ///< digest -> ns/pod/container
     std::set<std::string> pull_secrets;
+    std::set<std::string> spellings; ///< the image as written in the specs
   };
   std::map<std::string, Entry> entries;
   for (const auto& use : inventory.uses) {
@@ -125,6 +126,7 @@ nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, 
     if (!key)
       continue;
     auto& e = entries[*key];
+    e.spellings.insert(use.image);
     std::string id = use.kind + "/" + use.ns + "/" + use.name + "/" + use.container;
     if (e.workloads_seen.insert(id).second)
       e.workloads.push_back({{"kind", use.kind}, {"namespace", use.ns}, {"name", use.name}, {"container", use.container},
@@ -162,6 +164,7 @@ nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, 
     images.push_back({{"image", key},
                       {"target", target == plan.images.end() ? json(nullptr) : json(target->second)},
                       {"registry", ref->registry},
+                      {"spellings", json(std::vector<std::string>(e.spellings.begin(), e.spellings.end()))},
                       {"workloads", e.workloads},
                       {"runningDigests", running},
                       {"flags", flags}});

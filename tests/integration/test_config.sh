@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# `image-migrator config` against the suite's Kubernetes API server (TLS, real serialized objects
+# plus 1200 generated Deployments): it finds exactly the images kubectl sees, through every kind of
+# credential (token, tokenFile, client certificate, *-data, exec plugin, in-cluster service
+# account), paginated, restarting after 410, tolerating 403 on one kind, falling back to
+# batch/v1beta1; and the images.json it writes drives a real copy between two registries.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+im_setup
+source "$IM_REPO_ROOT/tests/kubeapi/kube_lib.sh"
+im_on_exit kube_cleanup
+IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+FIX=$IM_REPO_ROOT/../shared/fixtures/k8s-objects
+export HOME=$IM_WORK/home KUBECONFIG=
+mkdir -p "$HOME"
+kube_setup "$IM_WORK/kube"
+start_kube_api K --objects "$FIX" --objects "$FIX/real" --generate 1200
+cd "$IM_WORK"
+
+# Every image kubectl sees (all kinds, all namespaces, chunked like ours).
+kubectl --kubeconfig "$K_TOKEN_KUBECONFIG" --cache-dir "$IM_WORK/cache" get \
+  pods,replicationcontrollers,podtemplates,deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs \
+  -A -o json --chunk-size=50 >kubectl.json
+jq -r '.items[] | (.spec.template.spec // .template.spec // .spec.jobTemplate.spec.template.spec // .spec)
+       | ((.containers // []) + (.initContainers // []) + (.ephemeralContainers // []) | .[].image),
+         ((.volumes // [])[] | .image.reference // empty)' kubectl.json | sort -u >kubectl-images.txt
+[ "$(wc -l <kubectl-images.txt)" -gt 1200 ] || fail "kubectl saw too few images"
+
+rc=0
+im_run "$IM_BIN" config -k "$K_TOKEN_KUBECONFIG" -t swr.example.com/org -o images.json --page-size 50 \
+  --report audit.json >out 2>&1 || rc=$?
+cat out | grep -v "^.*warn" | tail -5
+# The fixtures' testdata objects use "imageValue"/"referenceValue", which are not valid references:
+# reported one by one, and the exit code says so, but every valid image is in the file.
+assert_eq "$rc" 1 "exit 1 because some spec images are not valid references"
+grep -q 'invalid image reference, not in images.json: imageValue' out || fail "invalid image not reported"
+jq -r '.images[].spellings[]' audit.json >found.txt
+jq -r '.invalidImages[] | split(" (")[0]' audit.json >>found.txt
+sort -u found.txt -o found.txt
+diff kubectl-images.txt found.txt >diff.txt || fail "config and kubectl disagree: $(head -5 diff.txt)"
+pass "config found exactly the $(wc -l <found.txt) images kubectl sees"
+assert_eq "$(jq -r '."docker.io/library/nginx:alpine"' images.json)" "swr.example.com/org/nginx:alpine" "nginx:alpine normalized and flattened"
+assert_eq "$(jq -r '."docker.io/istio/base:latest"' images.json)" "swr.example.com/org/base:latest" "istio/base gets :latest"
+assert_eq "$(jq -r '."registry.example.com/team-6/app-13:1.3"' images.json)" "swr.example.com/org/app-13:1.3" "generated image planned"
+assert_eq "$(jq -r 'keys == (keys | sort)' images.json)" true "keys sorted"
+assert_eq "$(jq -r '.images[] | select(.image == "docker.io/library/nginx:alpine") | .runningDigests | keys[0]' audit.json)" \
+  "sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595" "running digest read from docker-pullable:// imageID"
+assert_eq "$(jq -r '.images[] | select(.image == "docker.io/istio/base:latest") | .flags.mutableTag' audit.json)" true "mutable tag flagged"
+pages=$(grep -c "GET /apis/apps/v1/deployments?limit=50" "$K_LOG" || true)
+[ "$pages" -ge 24 ] || fail "deployments were not paginated (pages=$pages)"
+pass "deployments listed in $pages pages of 50"
+
+# Same answer through every credential shape.
+for kc in "$K_TOKENFILE_KUBECONFIG" "$K_CERT_KUBECONFIG" "$K_DATA_KUBECONFIG"; do
+  rc=0
+  im_run "$IM_BIN" config -k "$kc" -t swr.example.com/org -o images2.json >out2 2>&1 || rc=$?
+  assert_eq "$rc" 1 "$(basename "$kc"): same exit code"
+  cmp -s images.json images2.json || fail "$(basename "$kc"): different images.json"
+  pass "$(basename "$kc"): identical images.json"
+done
+
+# Namespaces filter (the context's namespace is not a filter; -n is).
+im_run "$IM_BIN" config -k "$K_TOKEN_KUBECONFIG" -t swr.example.com/org -n gen-1,gen-2 -o ns.json >out3 2>&1
+assert_eq "$(jq 'length' ns.json)" 483 "-n gen-1,gen-2: 480 app images + 3 init images"
+grep -q "GET /apis/apps/v1/namespaces/gen-1/deployments" "$K_LOG" || fail "no namespaced list request"
+
+# A second server with faults: 403 on daemonsets, an expired continue, batch/v1 not served.
+start_kube_api F --objects "$FIX/real" --generate 300 --forbid daemonsets --expire-continue 2 --disable-version batch/v1
+rc=0
+im_run "$IM_BIN" config -k "$F_TOKEN_KUBECONFIG" -t swr.example.com/org -o faults.json --page-size 50 \
+  --report faults-audit.json >out4 2>&1 || rc=$?
+cat out4 | tail -4
+assert_eq "$rc" 0 "faults: exit 0 (warnings only)"
+grep -q "daemonsets: .*Forbidden" out4 || fail "403 on daemonsets not reported"
+assert_eq "$(jq -r '.warnings | map(select(startswith("daemonsets"))) | length' faults-audit.json)" 1 "403 listed in the report"
+assert_eq "$(jq -r 'has("k8s.gcr.io/prometheus-to-sd:v0.3.1")' faults.json)" false "daemonset images absent (forbidden)"
+assert_eq "$(jq -r 'has("docker.io/blang/busybox-bash:latest")' faults.json)" true "cronjob found through batch/v1beta1"
+grep -q "continue=.* 410" "$F_LOG" || fail "the server never sent 410"
+assert_eq "$(jq '[keys[] | select(startswith("registry.example.com/team-"))] | length' faults.json)" 300 "all 300 deployments after the 410 restart"
+
+# exec credential plugin: run once, cached until expiry, run again after a 401.
+mkdir -p bin
+cat >bin/get-token <<SH
+#!/bin/sh
+echo run >>"$IM_WORK/exec-runs"
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s","expirationTimestamp":"2099-01-01T00:00:00Z"}}' "\$(cat "$K_TOKEN_FILE")"
+SH
+chmod +x bin/get-token
+kube_write_kubeconfig exec.kubeconfig "$K_URL" token unused
+python3 - "$IM_WORK/exec.kubeconfig" <<'PY'
+import sys, re
+p = sys.argv[1]
+s = open(p).read()
+s = re.sub(r"  user:\n    token: .*\n", "  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./bin/get-token\n      provideClusterInfo: true\n", s)
+open(p, "w").write(s)
+PY
+grep -q "command: ./bin/get-token" exec.kubeconfig || fail "could not write the exec kubeconfig"
+rm -f exec-runs
+im_run "$IM_BIN" config -k exec.kubeconfig -t swr.example.com/org -o exec.json >out5 2>&1 || true
+cmp -s images.json exec.json || fail "exec plugin: different images.json"
+assert_eq "$(wc -l <exec-runs)" 1 "exec plugin ran once for 9 concurrent kinds (credential cached)"
+# Rotate the server's token: the cached one now gets 401, the plugin runs again and returns the new one.
+echo "rotated-token-456" >"$K_TOKEN_FILE"
+rm -f exec-runs
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"stale-token"}}' >stale.json
+# First answer stale, then fresh: prove the re-run after 401.
+cat >bin/get-token <<SH
+#!/bin/sh
+echo run >>"$IM_WORK/exec-runs"
+if [ "\$(wc -l <"$IM_WORK/exec-runs")" = 1 ]; then cat "$IM_WORK/stale.json"; exit 0; fi
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}' "\$(cat "$K_TOKEN_FILE")"
+SH
+im_run "$IM_BIN" config -k exec.kubeconfig -t swr.example.com/org -o exec2.json >out6 2>&1 || true
+cmp -s images.json exec2.json || fail "exec plugin after 401: different images.json ($(tail -2 out6))"
+assert_eq "$(wc -l <exec-runs)" 2 "exec plugin re-run once after the 401 (not once per concurrent request)"
+
+# In-cluster: only -t, the service account from the (overridden) directory.
+mkdir -p sa
+cp "$K_TOKEN_FILE" sa/token
+cp "$KUBE_CA" sa/ca.crt
+echo default >sa/namespace
+rc=0
+KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$K_PORT IMAGE_MIGRATOR_SERVICEACCOUNT_DIR=$IM_WORK/sa \
+  im_run "$IM_BIN" config -t swr.example.com/org -o incluster.json >out7 2>&1 || rc=$?
+assert_eq "$rc" 1 "in-cluster: same exit code"
+cmp -s images.json incluster.json || fail "in-cluster: different images.json ($(tail -2 out7))"
+pass "in-cluster service account: identical images.json"
+
+# Conflicting targets are an error naming both sources.
+cat >conflict.json <<JSON
+{"kind":"List","apiVersion":"v1","items":[
+ {"apiVersion":"v1","kind":"Pod","metadata":{"name":"p1","namespace":"c"},"spec":{"containers":[{"name":"a","image":"quay.io/a/tool:1"},{"name":"b","image":"ghcr.io/b/tool:1"}]}}]}
+JSON
+start_kube_api C --objects "$IM_WORK/conflict.json"
+rc=0
+im_run "$IM_BIN" config -k "$C_TOKEN_KUBECONFIG" -t swr.example.com/org -o conflict-out.json >out8 2>&1 || rc=$?
+assert_eq "$rc" 2 "conflicting targets: exit 2"
+grep -q "ghcr.io/b/tool:1.*quay.io/a/tool:1\|quay.io/a/tool:1.*ghcr.io/b/tool:1" out8 || fail "conflict message does not name both: $(cat out8)"
+[ ! -e conflict-out.json ] || fail "a conflicting plan still wrote images.json"
+im_run "$IM_BIN" config -k "$C_TOKEN_KUBECONFIG" -t swr.example.com/org --flatten none -o conflict-out.json >/dev/null 2>&1
+assert_eq "$(jq -r '."ghcr.io/b/tool:1"' conflict-out.json)" "swr.example.com/org/b/tool:1" "--flatten none resolves it"
+
+# Discovery feeds the copy: pods that run images of a real registry, then the copy command.
+start_registry src plain
+start_registry dst plain
+make_layout "$IM_WORK/layout" v1 --layers 2 --layer-size 100000 >/dev/null
+seed "$IM_WORK/layout" v1 "$SRC_ADDR/shop/web:1.0"
+cat >real.json <<JSON
+{"kind":"List","apiVersion":"v1","items":[
+ {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop"},
+  "spec":{"template":{"spec":{"containers":[{"name":"web","image":"$SRC_ADDR/shop/web:1.0"}]}}}}]}
+JSON
+start_kube_api R --objects "$IM_WORK/real.json"
+im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json >/dev/null 2>&1
+cat >auth.json <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+im_run "$IM_BIN" --auth auth.json --images discovered.json --log "" >out9 2>&1 || fail "copy of discovered images failed: $(tail -3 out9)"
+assert_eq "$(raw_digest "$DST_ADDR/migrated/web:1.0")" "$(raw_digest "$SRC_ADDR/shop/web:1.0")" "discovered image copied, digest preserved"
+echo "test_config: all checks passed"
