@@ -157,4 +157,10 @@ cat >auth.json <<JSON
 JSON
 im_run "$IM_BIN" --auth auth.json --images discovered.json --log "" >out9 2>&1 || fail "copy of discovered images failed: $(tail -3 out9)"
 assert_eq "$(raw_digest "$DST_ADDR/migrated/web:1.0")" "$(raw_digest "$SRC_ADDR/shop/web:1.0")" "discovered image copied, digest preserved"
+# The audit can tell what is already migrated (HEAD on every target), and print a table.
+im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json --report report.json \
+  --report-format table --check-target --auth auth.json >table.txt 2>/dev/null
+assert_eq "$(jq -r '.images[0].flags.inTarget' report.json)" true "audit: image already in the target"
+grep -q "^$SRC_ADDR/shop/web:1.0 | 1 | 0 | - | - | - | 0 | yes" table.txt || fail "table output: $(cat table.txt)"
+pass "audit table printed"
 echo "test_config: all checks passed"
