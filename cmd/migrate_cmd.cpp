@@ -5,6 +5,7 @@
 #include "migrate/config.hpp"
 #include "migrate/engine.hpp"
 #include "migrate/rules.hpp"
+#include "migrate/secrets.hpp"
 
 #include <cxxopts.hpp>
 #include <spdlog/spdlog.h>
@@ -59,6 +60,7 @@ int run_migrate(int argc, char** argv) {
     ("default-source-namespace", "namespace for sources written without one", cxxopts::value<std::string>())
     ("r,retries", "extra passes over failed image tasks", cxxopts::value<int>()->default_value("3"))
     ("w,workers", "concurrent image tasks and blob transfers", cxxopts::value<int>()->default_value("7"))
+    ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
     ("v,verbose", "debug logging")
     ("h,help", "print this help")
     ("version", "print the version");
@@ -156,13 +158,26 @@ int run_migrate(int argc, char** argv) {
       auth_doc = migrate::load_document(f.auth);
     images_doc = migrate::load_document(f.images);
   }
-  auto auth = migrate::AuthConfig::from_json(auth_doc, auth_name, env);
+  std::optional<migrate::SecretKey> key;
+  auto decrypt = [&](const std::string& value) -> http::Result<std::string> {
+    if (!key)
+      key = migrate::SecretKey::load(false);
+    if (!key)
+      return http::make_error(http::ErrorKind::invalid, "encrypted, but there is no key (IMAGE_MIGRATOR_KEY or the key file)");
+    return key->decrypt(value);
+  };
+  auto auth = migrate::AuthConfig::from_json(auth_doc, auth_name, env, decrypt);
+  std::string protect_notice;
+  if (!args.count("config") && !args.count("no-encrypt-auth") && std::filesystem::exists(f.auth))
+    protect_notice = migrate::protect_auth_file(f.auth);
   std::vector<migrate::RuleError> rule_errors;
   auto rules = migrate::read_rules(images_doc, images_name, rule_errors);
   if (f.shard_index != 0)
     rule_errors.clear(); // reported once, by shard 0
 
   auto log = make_logger(f.log, f.log_format, f.verbose);
+  if (!protect_notice.empty())
+    log->info("{}", protect_notice);
   if (f.shard_count > 1) {
     rules = migrate::rules_for_shard(rules, f.defaults, f.shard_index, f.shard_count);
     log->info("shard {}/{}: {} rule(s) for this shard", f.shard_index, f.shard_count, rules.size());

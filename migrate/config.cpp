@@ -3,8 +3,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace migrate {
 
@@ -107,6 +111,31 @@ std::string type_name(const json& j) { return j.type_name(); }
 
 } // namespace
 
+void write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
+  namespace fs = std::filesystem;
+  fs::path target(path);
+  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(getpid()))).string();
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out)
+      throw ConfigError(path + ": cannot write (directory missing or not writable)");
+    ::chmod(tmp.c_str(), mode);
+    out << content;
+    out.flush();
+    if (!out) {
+      fs::remove(tmp);
+      throw ConfigError(path + ": write failed");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    throw ConfigError(path + ": cannot replace file: " + ec.message());
+  }
+}
+
 EnvLookup process_env() {
   return [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
@@ -134,6 +163,9 @@ json parse_document(std::string_view text, const std::string& name) {
       // nlohmann's text: "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ... - <detail>"
       auto dash = what.rfind(" - ");
       std::string detail = dash == std::string::npos ? what : what.substr(dash + 3);
+      // nlohmann quotes the text it read ("last read: '...'"): that may be a password.
+      if (auto lr = detail.find("; last read:"); lr != std::string::npos)
+        detail.erase(lr);
       throw ConfigError(name + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
                         first_line(detail));
     }
@@ -148,6 +180,9 @@ json parse_document(std::string_view text, const std::string& name) {
 }
 
 json load_document(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(path + ": is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw ConfigError(path + ": cannot open file");
@@ -176,7 +211,7 @@ std::string expand_env(const std::string& value, const std::string& where, const
   return *v;
 }
 
-AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const EnvLookup& env) {
+AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const EnvLookup& env, const Decryptor& decrypt) {
   AuthConfig config;
   if (doc.is_null())
     return config;
@@ -205,6 +240,14 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
         s = std::to_string(v.get<long long>());
       else
         throw ConfigError(where + "." + field + ": must be a string, not " + type_name(v));
+      if (s.rfind("enc:v1:", 0) == 0) {
+        if (!decrypt)
+          throw ConfigError(where + "." + field + ": encrypted, but no key is available (IMAGE_MIGRATOR_KEY or the key file)");
+        auto plain = decrypt(s);
+        if (!plain)
+          throw ConfigError(where + "." + field + ": " + plain.error().message);
+        return *plain;
+      }
       return expand_env(s, where + "." + field, env);
     };
     auto get_bool = [&](const char* field) -> bool {

@@ -42,12 +42,20 @@ struct AuthEntry {
   bool chunked_upload = false;
 };
 
+/// Decrypts an "enc:v1:" secret (see secrets.hpp).
+using Decryptor = std::function<http::Result<std::string>(const std::string&)>;
+
+/// Writes a file atomically: a temporary file in the same directory with `mode`, then rename.
+void write_file_atomically(const std::string& path, const std::string& content, unsigned mode = 0644);
+
 /// auth.json: keys are `registry` or `registry/namespace`, the longest matching key wins.
 class AuthConfig {
 public:
   AuthConfig() = default;
   /// Validates the document; `$VAR`/`${VAR}` values are taken from `env` (unset = ConfigError).
-  static AuthConfig from_json(const nlohmann::json& doc, const std::string& file, const EnvLookup& env);
+  /// "enc:v1:" values are decrypted with `decrypt`.
+  static AuthConfig from_json(const nlohmann::json& doc, const std::string& file, const EnvLookup& env,
+                              const Decryptor& decrypt = {});
 
   /// The entry for a repository of a registry, or nullptr (anonymous, HTTPS).
   const AuthEntry* find(const std::string& registry, const std::string& repository) const;

@@ -87,28 +87,7 @@ Plan plan_images(const kube::Inventory& inventory, const std::string& repo, cons
 }
 
 void write_json_atomically(const std::string& path, const nlohmann::json& doc, unsigned mode) {
-  namespace fs = std::filesystem;
-  fs::path target(path);
-  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(getpid()))).string();
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out)
-      throw ConfigError(path + ": cannot write (directory missing or not writable)");
-    out << doc.dump(2) << "\n";
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw ConfigError(path + ": write failed");
-    }
-  }
-  chmod(tmp.c_str(), mode);
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw ConfigError(path + ": cannot replace file: " + ec.message());
-  }
+  write_file_atomically(path, doc.dump(2) + "\n", mode);
 }
 
 nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, const std::map<std::string, bool>& in_target) {

@@ -251,17 +251,17 @@ struct Engine::Impl {
     ImageResult r;
     r.task = task;
     auto start = Clock::now();
-    auto finish = [&](std::string error, http::ErrorKind kind = http::ErrorKind::network) {
+    auto finish = [&](std::string error, http::ErrorKind kind = http::ErrorKind::network, long status = 0) {
       r.ok = error.empty();
       r.error = std::move(error);
       // Missing images, refused credentials and bad input fail at once: another pass cannot help.
-      r.permanent = !r.ok && (kind == http::ErrorKind::not_found || kind == http::ErrorKind::unauthorized ||
-                              kind == http::ErrorKind::invalid || kind == http::ErrorKind::unsupported ||
-                              kind == http::ErrorKind::tls);
+      http::Error e = http::make_error(kind, "", status);
+      r.permanent = !r.ok && kind != http::ErrorKind::digest_mismatch && kind != http::ErrorKind::cancelled &&
+                    !e.retryable();
       r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
       return r;
     };
-    auto fail = [&](const http::Error& e) { return finish(e.message, e.kind); };
+    auto fail = [&](const http::Error& e) { return finish(e.message, e.kind, e.status); };
     if (cancelled())
       return finish("cancelled before it started");
     auto [src, src_key] = registry_for(task.source);
@@ -339,7 +339,7 @@ struct Engine::Impl {
     if (failed > 0)
       return finish(std::to_string(failed) + " of " + std::to_string(futures.size()) + " blobs failed, first: " +
                         first_error->message,
-                    first_error->kind);
+                    first_error->kind, first_error->status);
 
     // Children first (by digest), then the top manifest under its tag.
     for (const auto& child : children) {

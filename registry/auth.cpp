@@ -139,7 +139,28 @@ void Authenticator::authorize(http::Request& request, const std::string& scope) 
   request.headers.emplace_back("Authorization", "Bearer " + it->second.value);
 }
 
-Status Authenticator::on_unauthorized(const http::Response& response, const std::string& scope) {
+http::Error Authenticator::rejected(const http::Response& response, const std::string& scope,
+                                   const std::string& what) const {
+  std::string user = m_credentials.anonymous() ? std::string("anonymous") : "user \"" + m_credentials.username() + "\"";
+  std::string error;
+  if (auto challenges = parse_challenges(response.header("www-authenticate")))
+    for (const auto& c : *challenges)
+      if (auto it = c.params.find("error"); it != c.params.end())
+        error = it->second;
+  std::string why;
+  if (error == "insufficient_scope")
+    why = user + " is not allowed " + scope + " (the registry granted less than that)";
+  else if (m_scheme == "basic" && !m_credentials.anonymous())
+    why = "username or password rejected for " + user;
+  else if (m_credentials.anonymous())
+    why = "credentials required (no entry in the auth file)";
+  else
+    why = "the registry refused the token issued to " + user + " for " + scope;
+  return http::make_error(http::ErrorKind::unauthorized, what + ": " + why + " (HTTP " + std::to_string(response.status) + ")",
+                          response.status);
+}
+
+Status Authenticator::on_unauthorized(const http::Response& response, const std::string& scope, const std::string& sent) {
   std::lock_guard lock(m_mutex);
   auto header = response.header("www-authenticate");
   if (header.empty())
@@ -158,7 +179,9 @@ Status Authenticator::on_unauthorized(const http::Response& response, const std:
     return auth_error(m_registry, "unsupported authentication scheme \"" + (*challenges)[0].scheme + "\"");
 
   if (chosen->scheme == "basic") {
-    if (m_scheme == "basic" || m_credentials.anonymous())
+    // Another request may have learnt the scheme meanwhile: only a request that sent our Basic
+    // credentials proves them wrong.
+    if (sent.rfind("Basic ", 0) == 0 || m_credentials.anonymous())
       return auth_error(m_registry,
                         m_credentials.anonymous() ? "credentials required (no entry in the auth file)"
                                                   : "username or password rejected for user \"" +

@@ -67,8 +67,14 @@ public:
   /// Adds an Authorization header for `scope` (space-separated scopes) when one is known.
   void authorize(http::Request& request, const std::string& scope);
 
-  /// After a 401: learns the challenge and fetches a fresh token for `scope`.
-  Status on_unauthorized(const http::Response& response, const std::string& scope);
+  /// After a 401 to a request that carried `sent` as its Authorization header ("" = none): learns
+  /// the challenge and fetches a fresh token for `scope`. Fails when retrying cannot help (Basic
+  /// credentials that were sent and refused, no credentials where some are required).
+  Status on_unauthorized(const http::Response& response, const std::string& scope, const std::string& sent);
+
+  /// The error for a 401 that persists after re-authenticating: names the user and, for
+  /// insufficient_scope, the access that was refused.
+  http::Error rejected(const http::Response& response, const std::string& scope, const std::string& what) const;
 
   /// Number of tokens fetched so far (for logs and tests).
   int tokens_fetched() const { return m_fetched; }

@@ -78,6 +78,13 @@ http::Error registry_error(const std::string& what, const http::Response& respon
       if (c == '\n' || c == '\r' || c == '\t')
         c = ' ';
   }
+  if (response.status == 400 && response.body.find("HTTP request to an HTTPS server") != std::string::npos) {
+    // Go's TLS servers answer plain HTTP this way: the auth file says "insecure" for an HTTPS registry.
+    return http::make_error(http::ErrorKind::tls,
+                             what + ": the registry speaks HTTPS, but the auth file says \"insecure\": true (plain "
+                                    "HTTP); remove it (use \"ca\" for a private CA)",
+                             400);
+  }
   std::string message = what + ": HTTP " + std::to_string(response.status) + (detail.empty() ? "" : " " + detail);
   auto e = http::make_error(kind, message, response.status);
   auto retry_after = response.header("retry-after");
@@ -104,6 +111,15 @@ http::Request Registry::request(const std::string& method, const std::string& pa
   return r;
 }
 
+namespace {
+std::string authorization_of(const http::Request& r) {
+  for (const auto& [name, value] : r.headers)
+    if (name == "Authorization")
+      return value;
+  return {};
+}
+} // namespace
+
 Result<http::Response> Registry::send(http::Request request, const std::string& scope) {
   for (int attempt = 0;; ++attempt) {
     http::Request r = request;
@@ -111,13 +127,25 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     auto resp = m_client.send(r);
     if (!resp)
       return resp.error().context("registry " + m_options.host);
-    if (resp->status == 401 && attempt == 0) {
-      if (auto st = m_auth.on_unauthorized(*resp, scope); !st)
+    if (resp->status == 401) {
+      if (attempt > 0)
+        return m_auth.rejected(*resp, scope, "registry " + m_options.host);
+      if (auto st = m_auth.on_unauthorized(*resp, scope, authorization_of(r)); !st)
         return st.error();
       continue;
     }
     return resp;
   }
+}
+
+http::Response Registry::explain(const http::Request& head, const http::Response& response, const std::string& scope) {
+  if (head.method != "HEAD" || !response.body.empty())
+    return response;
+  // A HEAD error has no body to explain it: ask again with GET (bodies are small for errors).
+  http::Request get = head;
+  get.method = "GET";
+  auto again = send(get, scope);
+  return again && again->status == response.status ? *again : response;
 }
 
 Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
@@ -192,7 +220,7 @@ Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& r
   if (resp->status == 404)
     return std::optional<ManifestHead>();
   if (resp->status != 200)
-    return registry_error(what, *resp);
+    return registry_error(what, explain(r, *resp, pull_scope(repository)));
   ManifestHead head;
   head.digest = resp->header("docker-content-digest");
   head.media_type = strip_params(resp->header("content-type"));
@@ -238,7 +266,7 @@ Result<bool> Registry::blob_exists(const std::string& repository, const std::str
     return true;
   if (resp->status == 404)
     return false;
-  return registry_error(what, *resp);
+  return registry_error(what, explain(r, *resp, push_scope(repository)));
 }
 
 Result<bool> Registry::mount_blob(const std::string& repository, const std::string& digest, const std::string& from) {
@@ -342,15 +370,19 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
     if (!result)
       return result.error().context(what);
     auto& pr = *result;
-    if (pr.download.status == 401 && attempt < 2) {
-      if (auto st = source.m_auth.on_unauthorized(pr.download, source_scope); !st)
+    if (pr.download.status == 401) {
+      if (attempt >= 2)
+        return source.m_auth.rejected(pr.download, source_scope, what);
+      if (auto st = source.m_auth.on_unauthorized(pr.download, source_scope, authorization_of(get)); !st)
         return st.error().context(what);
       continue;
     }
     if (pr.download.status < 200 || pr.download.status >= 300)
       return registry_error(what + ": downloading", pr.download);
-    if (pr.upload.status == 401 && attempt < 2) {
-      if (auto st = m_auth.on_unauthorized(pr.upload, scope); !st)
+    if (pr.upload.status == 401) {
+      if (attempt >= 2)
+        return m_auth.rejected(pr.upload, scope, what);
+      if (auto st = m_auth.on_unauthorized(pr.upload, scope, authorization_of(put)); !st)
         return st.error().context(what);
       continue;
     }

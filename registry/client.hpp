@@ -77,6 +77,8 @@ public:
 
 private:
   http::Request request(const std::string& method, const std::string& path) const;
+  /// The error response of a HEAD, with a body fetched by GET when the HEAD had none.
+  http::Response explain(const http::Request& head, const http::Response& response, const std::string& scope);
   Result<std::string> start_upload(const std::string& repository, const std::string& scope);
 
   http::Client& m_client;

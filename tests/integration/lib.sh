@@ -103,6 +103,9 @@ im_setup() {
   export REGISTRY_AUTH_FILE=$IM_WORK/skopeo-auth.json
   export CONTAINERS_REGISTRIES_CONF=$IM_WORK/registries.conf
   export DOCKER_CONFIG=$IM_WORK/docker-config
+  # image-migrator keeps its auth.json encryption key under XDG_CONFIG_HOME: never the real home.
+  export XDG_CONFIG_HOME=$IM_WORK/xdg
+  unset IMAGE_MIGRATOR_KEY
 
   trap '_im_cleanup' EXIT
   trap 'exit 130' INT

@@ -1,0 +1,190 @@
+#include "migrate/secrets.hpp"
+
+#include "http/base64.hpp"
+#include "migrate/config.hpp"
+#include "migrate/discover.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace migrate {
+
+namespace {
+
+namespace fs = std::filesystem;
+constexpr std::size_t key_size = 32, nonce_size = 12, tag_size = 16;
+
+struct CipherCtx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
+    throw ConfigError("OpenSSL: no randomness available");
+  return out;
+}
+
+fs::path key_file() {
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home && *home ? home : "/tmp") / ".config";
+  return base / "image-migrator" / "key";
+}
+
+bool is_env_reference(const std::string& v) { return !v.empty() && v[0] == '$'; }
+
+} // namespace
+
+bool is_encrypted(std::string_view value) { return value.substr(0, encrypted_prefix.size()) == encrypted_prefix; }
+
+SecretKey SecretKey::from_bytes(std::string bytes) {
+  SecretKey k;
+  k.m_key = std::move(bytes);
+  k.m_origin = "test key";
+  return k;
+}
+
+std::optional<SecretKey> SecretKey::load(bool create) {
+  SecretKey k;
+  if (const char* env = std::getenv("IMAGE_MIGRATOR_KEY"); env && *env) {
+    auto bytes = http::base64_decode(env);
+    if (!bytes || bytes->size() != key_size)
+      throw ConfigError("IMAGE_MIGRATOR_KEY must be the base64 encoding of 32 bytes (e.g. `openssl rand -base64 32`)");
+    k.m_key = *bytes;
+    k.m_origin = "IMAGE_MIGRATOR_KEY";
+    return k;
+  }
+  fs::path path = key_file();
+  k.m_origin = path.string();
+  std::ifstream in(path);
+  if (in) {
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto bytes = http::base64_decode(text);
+    if (!bytes || bytes->size() != key_size)
+      throw ConfigError(path.string() + ": not a valid key (base64 of 32 bytes)");
+    k.m_key = *bytes;
+    return k;
+  }
+  if (!create)
+    return std::nullopt;
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  k.m_key = random_bytes(key_size);
+  std::string tmp = path.string() + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0)
+    return std::nullopt; // no place for a key (read-only home): leave secrets as they are
+  std::string text = http::base64_encode(k.m_key) + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+    return std::nullopt;
+  return k;
+}
+
+std::string SecretKey::encrypt(std::string_view plaintext) const {
+  std::string nonce = random_bytes(nonce_size);
+  std::string out(plaintext.size(), '\0');
+  unsigned char tag[tag_size];
+  CipherCtx c;
+  int len = 0;
+  auto u = [](const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); };
+  if (EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, nonce_size, nullptr) != 1 ||
+      EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, u(m_key), u(nonce)) != 1 ||
+      EVP_EncryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len,
+                        reinterpret_cast<const unsigned char*>(plaintext.data()), static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(c.ctx, nullptr, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, tag_size, tag) != 1)
+    throw ConfigError("OpenSSL: AES-256-GCM encryption failed");
+  return std::string(encrypted_prefix) + http::base64_encode(nonce + out + std::string(reinterpret_cast<char*>(tag), tag_size));
+}
+
+http::Result<std::string> SecretKey::decrypt(std::string_view value) const {
+  auto fail = [&](const std::string& why) { return http::make_error(http::ErrorKind::invalid, why); };
+  if (!is_encrypted(value))
+    return fail("not an encrypted value");
+  auto raw = http::base64_decode(value.substr(encrypted_prefix.size()));
+  if (!raw || raw->size() < nonce_size + tag_size)
+    return fail("the encrypted value is damaged");
+  std::string nonce = raw->substr(0, nonce_size);
+  std::string tag = raw->substr(raw->size() - tag_size);
+  std::string cipher = raw->substr(nonce_size, raw->size() - nonce_size - tag_size);
+  std::string out(cipher.size(), '\0');
+  CipherCtx c;
+  int len = 0;
+  auto u = [](const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); };
+  if (EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, nonce_size, nullptr) != 1 ||
+      EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, u(m_key), u(nonce)) != 1 ||
+      EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len, u(cipher), static_cast<int>(cipher.size())) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, tag_size, const_cast<char*>(tag.data())) != 1 ||
+      EVP_DecryptFinal_ex(c.ctx, nullptr, &len) != 1)
+    return fail("cannot decrypt with the key from " + m_origin +
+                " (encrypted with another key, or altered); replace the value with the plaintext password");
+  return out;
+}
+
+int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key) {
+  int n = 0;
+  if (!doc.is_object())
+    return 0;
+  for (auto& [registry, entry] : doc.items()) {
+    if (!entry.is_object())
+      continue;
+    for (const char* field : {"password", "identitytoken"}) {
+      if (!entry.contains(field) || !entry[field].is_string())
+        continue;
+      std::string v = entry[field].get<std::string>();
+      if (v.empty() || is_encrypted(v) || is_env_reference(v))
+        continue;
+      entry[field] = key.encrypt(v);
+      ++n;
+    }
+  }
+  return n;
+}
+
+std::string protect_auth_file(const std::string& path) {
+  if (path.size() >= 5 && (path.ends_with(".yaml") || path.ends_with(".yml")))
+    return ""; // rewriting YAML would lose comments and layout: use $VAR references there
+  if (::access(path.c_str(), W_OK) != 0)
+    return ""; // read-only (e.g. a mounted Secret): leave it alone
+  fs::path dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : fs::path(".");
+  if (::access(dir.c_str(), W_OK) != 0)
+    return "";
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::ordered_json doc;
+  try {
+    doc = nlohmann::ordered_json::parse(ss.str());
+  } catch (const nlohmann::json::exception&) {
+    return ""; // not JSON (the loader already accepted it as YAML)
+  }
+  // Count first: no key file is created unless there is something to protect.
+  nlohmann::ordered_json probe = doc;
+  if (encrypt_auth_document(probe, SecretKey::from_bytes(std::string(key_size, '\0'))) == 0)
+    return "";
+  auto key = SecretKey::load(true);
+  if (!key)
+    return "";
+  int n = encrypt_auth_document(doc, *key);
+  write_json_atomically(path, nlohmann::json::parse(doc.dump()), 0600);
+  return "encrypted " + std::to_string(n) + " plaintext secret(s) in " + path + " with the key from " + key->origin() +
+         " (--no-encrypt-auth to keep plaintext)";
+}
+
+} // namespace migrate

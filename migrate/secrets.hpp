@@ -1,0 +1,53 @@
+#pragma once
+// Passwords at rest in auth.json: after the first run, plaintext passwords are replaced in place by
+// "enc:v1:" + base64(nonce | AES-256-GCM ciphertext | tag) under a per-user key. This protects the
+// file against casual reading (a copied file, a screen share, a backup), not against root or the same
+// user on the same machine, who can read the key too.
+
+#include "http/result.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace migrate {
+
+inline constexpr std::string_view encrypted_prefix = "enc:v1:";
+
+/// A 32-byte key. From IMAGE_MIGRATOR_KEY (base64 of 32 bytes), else the key file
+/// $XDG_CONFIG_HOME/image-migrator/key (default ~/.config/image-migrator/key, mode 0600).
+class SecretKey {
+public:
+  /// Loads the key; creates the key file when `create` is set and none exists. nullopt when there is
+  /// no key and none may be created. Throws ConfigError for a malformed key.
+  static std::optional<SecretKey> load(bool create);
+  /// A key from raw bytes (tests).
+  static SecretKey from_bytes(std::string bytes);
+
+  std::string encrypt(std::string_view plaintext) const;
+  /// Decrypts an "enc:v1:" value; an error when the key is wrong or the value was altered.
+  http::Result<std::string> decrypt(std::string_view value) const;
+
+  /// Where the key lives (for messages): "IMAGE_MIGRATOR_KEY" or the file path.
+  const std::string& origin() const { return m_origin; }
+
+private:
+  std::string m_key;
+  std::string m_origin;
+};
+
+/// Whether a value is an encrypted secret.
+bool is_encrypted(std::string_view value);
+
+/// Replaces plaintext "password" and "identitytoken" values of an auth document (not $VAR
+/// references, not already encrypted) by ciphertext; returns how many it replaced.
+int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key);
+
+/// If the auth file is a writable JSON file holding plaintext secrets, rewrites it atomically with
+/// the secrets encrypted (mode 0600). Returns a one-line notice for the log, or "" when nothing was
+/// done. Read-only files (a mounted Kubernetes Secret) are left untouched.
+std::string protect_auth_file(const std::string& path);
+
+} // namespace migrate

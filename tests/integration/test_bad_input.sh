@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Bad input: every configuration or usage error exits 2 with exactly one line on stderr that names
+# the file (with line:col for syntax errors, the key for semantic ones), writes nothing and never
+# crashes; a broken rule is counted while the good rules still run; unknown hosts, closed ports and
+# missing tags fail once, quickly, naming the registry; credentials never appear in any output.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+im_setup
+IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+unset UNSET_VAR_X
+
+# run_im NAME ARGS...: runs image-migrator, stdout to $IM_WORK/NAME.stdout, stderr to
+# $IM_WORK/NAME.err; sets rc and ms.
+run_im() {
+  local name=$1 t0
+  shift
+  t0=$(date +%s%N)
+  rc=0
+  im_run "$IM_BIN" "$@" >"$IM_WORK/$name.stdout" 2>"$IM_WORK/$name.err" || rc=$?
+  ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+# no_crash NAME: no sign of an uncaught exception, abort or sanitizer report in NAME's output.
+no_crash() {
+  if grep -Eqi 'terminate called|what\(\)|Aborted|core dumped|Segmentation|internal error|AddressSanitizer|runtime error' \
+    "$IM_WORK/$1.stdout" "$IM_WORK/$1.err"; then
+    fail "$1: crash or internal error: $(cat "$IM_WORK/$1.err")"
+  fi
+}
+
+# config_error NAME PATTERN ARGS...: image-migrator ARGS exits 2 with exactly one line on stderr,
+# "image-migrator: " + something matching the extended regex PATTERN; nothing on stdout; the log
+# file it was given is not created (a configuration error stops the run before anything is written).
+config_error() {
+  local name=$1 pattern=$2 msg
+  shift 2
+  run_im "$name" "$@" --log "$IM_WORK/$name.log"
+  msg=$(cat "$IM_WORK/$name.err")
+  [ "$rc" == 2 ] || fail "$name: exit code $rc, expected 2 (stderr: $msg)"
+  no_crash "$name"
+  [ "$(wc -l <"$IM_WORK/$name.err")" == 1 ] || fail "$name: expected exactly one line on stderr, got: $msg"
+  [ ! -s "$IM_WORK/$name.stdout" ] || fail "$name: unexpected output on stdout: $(cat "$IM_WORK/$name.stdout")"
+  [[ "$msg" == "image-migrator: "* ]] || fail "$name: the message does not start with 'image-migrator: ': $msg"
+  grep -Eq -- "$pattern" <<<"$msg" || fail "$name: the message does not match /$pattern/: $msg"
+  [ ! -e "$IM_WORK/$name.log" ] || fail "$name: the log file was created although the configuration is invalid"
+  pass "$name: exit 2, one line: $msg"
+}
+
+# re STRING: STRING with the extended-regex metacharacters escaped.
+re() { sed 's/[][\.*^$+?(){}|/]/\\&/g' <<<"$1"; }
+
+C=$IM_WORK/cfg
+mkdir -p "$C"
+printf '{}\n' >"$C/auth.json"
+printf '{"reg.example:5000/ns/app:1": "reg.example:5001/ns/app"}\n' >"$C/images.json"
+
+# ---------------------------------------------------------------- syntax errors (file:line:col)
+# A missing comma: the unexpected token is the string that starts at line 3, column 3.
+printf '{\n  "reg.example:5000/ns/a:1": "reg.example:5001/ns/a"\n  "reg.example:5000/ns/b:1": "reg.example:5001/ns/b"\n}\n' \
+  >"$C/missing-comma.json"
+config_error bad-json-comma "^image-migrator: $(re "$C/missing-comma.json"):3:[0-9]+: " \
+  --auth "$C/auth.json" --images "$C/missing-comma.json"
+col=$(sed -E 's/^[^:]*: [^:]*:3:([0-9]+):.*/\1/' "$IM_WORK/bad-json-comma.err")
+if ! [ "$col" -ge 3 ] 2>/dev/null || ! [ "$col" -le 27 ]; then
+  fail "bad-json-comma: column $col is not within the offending token (3-27)"
+fi
+pass "bad-json-comma: column $col points into the offending token"
+
+# A trailing comma: the unexpected '}' is at line 3, column 1.
+printf '{\n  "reg.example:5000/ns/a:1": "reg.example:5001/ns/a",\n}\n' >"$C/trailing-comma.json"
+config_error bad-json-trailing "^image-migrator: $(re "$C/trailing-comma.json"):3:1: " \
+  --auth "$C/auth.json" --images "$C/trailing-comma.json"
+
+# YAML: a second ': ' on line 2; the offending ':' is at column 25.
+printf '"reg.example:5000/ns/a:1": "reg.example:5001/ns/a"\nreg.example:5000/ns/b:1: reg.example:5001/ns/b: x\n' \
+  >"$C/images.yaml"
+config_error bad-yaml "^image-migrator: $(re "$C/images.yaml"):2:[0-9]+: " --auth "$C/auth.json" --images "$C/images.yaml"
+col=$(sed -E 's/^[^:]*: [^:]*:2:([0-9]+):.*/\1/' "$IM_WORK/bad-yaml.err")
+assert_eq "$col" 47 "bad-yaml: column points at the second ': ' of line 2"
+
+# ---------------------------------------------------------------- wrong shapes and types
+printf '["reg.example:5000/ns/app:1", "reg.example:5001/ns/app"]\n' >"$C/array.json"
+config_error images-array "$(re "$C/array.json")[: ].*(object|array)" --auth "$C/auth.json" --images "$C/array.json"
+
+printf '{"reg.example:5000": {"username": "alice", "password": "alicepass", "insecure": "maybe"}}\n' \
+  >"$C/auth-type.json"
+config_error auth-wrong-type "$(re "$C/auth-type.json").*reg\.example:5000.*insecure" \
+  --auth "$C/auth-type.json" --images "$C/images.json"
+if grep -q alicepass "$IM_WORK/auth-wrong-type.err"; then fail "auth-wrong-type: the message shows the password"; fi
+
+printf '{"reg.example:5000": {"username": "alice", "passwd": "alicepass", "insecure": true}}\n' >"$C/auth-unknown.json"
+config_error auth-unknown-field "$(re "$C/auth-unknown.json").*reg\.example:5000.*passwd" \
+  --auth "$C/auth-unknown.json" --images "$C/images.json"
+if grep -q alicepass "$IM_WORK/auth-unknown-field.err"; then fail "auth-unknown-field: the message shows the password"; fi
+
+# shellcheck disable=SC2016 # a literal $UNSET_VAR_X for image-migrator to expand
+printf '{"reg.example:5000": {"username": "alice", "password": "$UNSET_VAR_X", "insecure": true}}\n' >"$C/auth-env.json"
+config_error auth-unset-env "$(re "$C/auth-env.json").*reg\.example:5000.*UNSET_VAR_X" \
+  --auth "$C/auth-env.json" --images "$C/images.json"
+
+# ---------------------------------------------------------------- files and flags
+config_error images-missing "$(re "$C/no-such-images.json")" --auth "$C/auth.json" --images "$C/no-such-images.json"
+config_error unknown-flag "frobnicate" --auth "$C/auth.json" --images "$C/images.json" --frobnicate
+config_error workers-zero "--workers|-w\b" --auth "$C/auth.json" --images "$C/images.json" --workers 0
+mkdir -p "$C/images-dir.json"
+config_error images-directory "$(re "$C/images-dir.json").*(director|not a (regular )?file)" \
+  --auth "$C/auth.json" --images "$C/images-dir.json"
+
+# ---------------------------------------------------------------- a password in a syntax error
+# A stray backslash in the password: the JSON error must not quote the password.
+printf '{"reg.example:5000": {"username": "alice", "password": "S3cr3t-Pa55\\q", "insecure": true}}\n' \
+  >"$C/auth-syntax.json"
+config_error auth-syntax "^image-migrator: $(re "$C/auth-syntax.json"):1:[0-9]+: " \
+  --auth "$C/auth-syntax.json" --images "$C/images.json"
+if grep -q 'S3cr3t' "$IM_WORK/auth-syntax.err"; then
+  fail "auth-syntax: the JSON error message shows the password: $(cat "$IM_WORK/auth-syntax.err")"
+fi
+pass "auth-syntax: the password is not quoted in the error"
+
+# ---------------------------------------------------------------- against registries
+start_registry src plain
+start_registry dst plain
+start_registry hsrc htpasswd
+L=$IM_WORK/layout
+make_layout "$L" app --layers 2 --layer-size 100000 --seed bad-input >/dev/null
+seed "$L" app "$SRC_ADDR/ns/app:1"
+seed "$L" app "$HSRC_ADDR/ns/app:1"
+cat >"$IM_WORK/auth.json" <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+
+# A rule whose destination is a number is counted; the valid rule in the same file still runs.
+cat >"$IM_WORK/images-42.json" <<JSON
+{"$SRC_ADDR/ns/app:1": "$DST_ADDR/ns/good", "$SRC_ADDR/ns/broken:1": 42}
+JSON
+run_im rule-42 --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-42.json" --log ""
+cat "$IM_WORK/rule-42.err"
+no_crash rule-42
+assert_eq "$rc" 1 "rule-42: exit code 1"
+assert_eq "$(tail -n1 "$IM_WORK/rule-42.err" | sed 's/^.*info  //')" \
+  "Images(1) migration finished, 0 images tasks failed, 1 tasks generate failed" "rule-42: counted as generate failed"
+grep -q "rule \"$SRC_ADDR/ns/broken:1\".*images-42.json" "$IM_WORK/rule-42.err" ||
+  fail "rule-42: the broken rule is not reported by its key and file"
+pass "rule-42: the broken rule is reported by its key and file"
+s=$(raw_digest "$SRC_ADDR/ns/app:1")
+assert_eq "$(raw_digest "$DST_ADDR/ns/good:1")" "$s" "rule-42: the valid rule still copied"
+
+# An unknown host and a closed port: one FAILED line each, naming the registry, quickly.
+closed=$(free_port)
+cat >"$IM_WORK/images-unreachable.json" <<JSON
+{"no-such-host.invalid/ns/app:1": "$DST_ADDR/ns/a", "127.0.0.1:$closed/ns/app:1": "$DST_ADDR/ns/b"}
+JSON
+run_im unreachable --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-unreachable.json" -r 0 --log ""
+cat "$IM_WORK/unreachable.err"
+no_crash unreachable
+assert_eq "$rc" 1 "unreachable: exit code 1"
+[ "$ms" -lt 30000 ] || fail "unreachable: took ${ms} ms with -r 0"
+pass "unreachable: finished in ${ms} ms"
+for reg in no-such-host.invalid "127.0.0.1:$closed"; do
+  assert_eq "$(grep -c "FAILED $reg/ns/app:1 -> " "$IM_WORK/unreachable.err")" 1 "unreachable: one FAILED line for $reg"
+  line=$(grep "FAILED $reg/ns/app:1 -> " "$IM_WORK/unreachable.err")
+  [[ "${line#*: }" == *"$reg"* ]] || fail "unreachable: the reason does not name $reg: $line"
+  pass "unreachable: the reason names $reg"
+done
+
+# A tag that does not exist: not found, once, even with 3 extra passes.
+echo "{\"$SRC_ADDR/ns/app:nope\": \"$DST_ADDR/ns/c\"}" >"$IM_WORK/images-missing-tag.json"
+run_im missing-tag --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-missing-tag.json" -r 3 --log ""
+cat "$IM_WORK/missing-tag.err"
+no_crash missing-tag
+assert_eq "$rc" 1 "missing tag: exit code 1"
+assert_eq "$(grep -c 'FAILED ' "$IM_WORK/missing-tag.err")" 1 "missing tag: one FAILED line with -r 3 (not retried)"
+grep 'FAILED ' "$IM_WORK/missing-tag.err" | grep -qi 'not found' || fail "missing tag: the FAILED line does not say not found"
+pass "missing tag: the FAILED line says not found"
+assert_eq "$(grep -Ec '"(HEAD|GET) /v2/ns/app/manifests/nope HTTP' "$SRC_LOG" || true)" 1 \
+  "missing tag: the source was asked for the tag once"
+[ "$ms" -lt 10000 ] || fail "missing tag: took ${ms} ms"
+pass "missing tag: finished in ${ms} ms"
+
+# Credentials never leak: a refused htpasswd password, verbose, with a log file.
+secret=S3cr3t-Pa55
+cat >"$IM_WORK/auth-leak.json" <<JSON
+{"$HSRC_ADDR": {"username": "alice", "password": "$secret", "insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+echo "{\"$HSRC_ADDR/ns/app:1\": \"$DST_ADDR/ns/leak\"}" >"$IM_WORK/images-leak.json"
+run_im leak --auth "$IM_WORK/auth-leak.json" --images "$IM_WORK/images-leak.json" -r 1 -v --log "$IM_WORK/leak.log"
+cat "$IM_WORK/leak.err"
+no_crash leak
+assert_eq "$rc" 1 "leak: a refused password fails the run"
+b64=$(printf 'alice:%s' "$secret" | base64 -w0)
+for f in leak.stdout leak.err leak.log; do
+  [ -f "$IM_WORK/$f" ] || fail "leak: $f was not written"
+  if grep -qF -e "$secret" -e "$b64" "$IM_WORK/$f"; then
+    fail "leak: the password appears in $f: $(grep -F -e "$secret" -e "$b64" "$IM_WORK/$f" | head -n 1)"
+  fi
+done
+pass "leak: the password (plain or Basic-encoded) is in neither stdout, stderr nor the log file"
+
+echo "test_bad_input: all checks passed"

@@ -1,0 +1,54 @@
+#include "migrate/config.hpp"
+#include "migrate/secrets.hpp"
+
+#include <doctest/doctest.h>
+
+using migrate::SecretKey;
+
+TEST_CASE("migrate::SecretKey AES-256-GCM") {
+  auto key = SecretKey::from_bytes(std::string(32, 'k'));
+  auto other = SecretKey::from_bytes(std::string(32, 'o'));
+  auto c1 = key.encrypt("hunter2");
+  auto c2 = key.encrypt("hunter2");
+  CHECK(c1.rfind("enc:v1:", 0) == 0);
+  CHECK(c1 != c2); // a fresh nonce every time
+  CHECK(c1.find("hunter2") == std::string::npos);
+  CHECK(key.decrypt(c1).value() == "hunter2");
+  CHECK(key.decrypt(key.encrypt("")).value().empty());
+  CHECK_FALSE(other.decrypt(c1));
+  std::string tampered = c1;
+  tampered[10] = tampered[10] == 'A' ? 'B' : 'A';
+  CHECK_FALSE(key.decrypt(tampered));
+  CHECK_FALSE(key.decrypt("enc:v1:AAAA"));
+  CHECK_FALSE(key.decrypt("plain"));
+}
+
+TEST_CASE("migrate::encrypt_auth_document") {
+  auto key = SecretKey::from_bytes(std::string(32, 'k'));
+  auto doc = nlohmann::ordered_json::parse(R"({
+    "z.io": {"username": "u", "password": "p1"},
+    "a.io": {"username": "u", "password": "$FROM_ENV"},
+    "b.io": {"identitytoken": "refresh"},
+    "c.io": {"insecure": true}
+  })");
+  CHECK(migrate::encrypt_auth_document(doc, key) == 2);
+  CHECK(doc.begin().key() == "z.io"); // order kept
+  CHECK(migrate::is_encrypted(doc["z.io"]["password"].get<std::string>()));
+  CHECK(doc["a.io"]["password"] == "$FROM_ENV");
+  CHECK(migrate::is_encrypted(doc["b.io"]["identitytoken"].get<std::string>()));
+  CHECK(migrate::encrypt_auth_document(doc, key) == 0); // idempotent
+
+  // The loader decrypts with the key and refuses without one.
+  auto plain = nlohmann::json::parse(doc.dump());
+  auto decrypt = [&](const std::string& v) { return key.decrypt(v); };
+  auto env = [](const std::string&) -> std::optional<std::string> { return "from-env"; };
+  auto auth = migrate::AuthConfig::from_json(plain, "auth.json", env, decrypt);
+  CHECK(auth.find("z.io", "x/y")->credentials.secret() == "p1");
+  CHECK(auth.find("b.io", "x/y")->credentials.secret() == "refresh");
+  CHECK_THROWS_WITH_AS(migrate::AuthConfig::from_json(plain, "auth.json", env), doctest::Contains("no key"),
+                       migrate::ConfigError);
+  auto wrong = SecretKey::from_bytes(std::string(32, 'w'));
+  CHECK_THROWS_WITH_AS(migrate::AuthConfig::from_json(plain, "auth.json", env,
+                                                      [&](const std::string& v) { return wrong.decrypt(v); }),
+                       doctest::Contains("replace the value with the plaintext password"), migrate::ConfigError);
+}
