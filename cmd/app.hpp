@@ -12,4 +12,7 @@ int run_migrate(int argc, char** argv);
 /// `image-migrator config ...`: discover the images of a Kubernetes cluster.
 int run_config(int argc, char** argv);
 
+/// `image-migrator verify ...`: source and destination digests side by side.
+int run_verify(int argc, char** argv);
+
 } // namespace cmd

@@ -1,17 +1,14 @@
 #include "cmd/app.hpp"
+#include "cmd/inputs.hpp"
 #include "cmd/logging.hpp"
+#include "cmd/progress.hpp"
 #include "cmd/signals.hpp"
 
-#include "migrate/config.hpp"
+#include "migrate/discover.hpp"
 #include "migrate/engine.hpp"
-#include "migrate/rules.hpp"
-#include "migrate/secrets.hpp"
 
-#include <cxxopts.hpp>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #ifndef IM_VERSION
@@ -22,186 +19,142 @@ namespace cmd {
 
 namespace {
 
-struct MigrateFlags {
-  std::string auth = "./auth.json";
-  bool auth_given = false;
-  std::string images = "./images.json";
-  std::string config;
-  std::string log = "./image-migrator.log";
-  migrate::Defaults defaults;
-  int retries = 3;
-  int workers = 7;
-  bool verbose = false;
-  LogFormat log_format = LogFormat::text;
-  int shard_index = 0;
-  int shard_count = 1;
+struct Shard {
+  int index = 0;
+  int count = 1;
 };
+
+/// --shard I/N, or --shards N with the index from JOB_COMPLETION_INDEX (Indexed Job).
+Shard parse_shard(const cxxopts::ParseResult& args, const migrate::EnvLookup& env) {
+  Shard s;
+  auto number = [](const std::string& text, const std::string& what) {
+    std::size_t used = 0;
+    int v = -1;
+    try {
+      v = std::stoi(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (text.empty() || used != text.size())
+      throw migrate::ConfigError(what);
+    return v;
+  };
+  if (args.count("shard") && args.count("shards"))
+    throw migrate::ConfigError("--shard and --shards are exclusive");
+  if (args.count("shard")) {
+    auto text = args["shard"].as<std::string>();
+    auto slash = text.find('/');
+    std::string bad = "--shard must be I/N (e.g. 0/3), not \"" + text + "\"";
+    if (slash == std::string::npos)
+      throw migrate::ConfigError(bad);
+    s.index = number(text.substr(0, slash), bad);
+    s.count = number(text.substr(slash + 1), bad);
+  } else if (args.count("shards")) {
+    s.count = args["shards"].as<int>();
+    auto index = env("JOB_COMPLETION_INDEX");
+    if (!index)
+      throw migrate::ConfigError("--shards needs JOB_COMPLETION_INDEX (set by an Indexed Job) or use --shard I/N");
+    s.index = number(*index, "JOB_COMPLETION_INDEX is not a number: \"" + *index + "\"");
+  }
+  if (s.count < 1 || s.index < 0 || s.index >= s.count)
+    throw migrate::ConfigError("shard " + std::to_string(s.index) + "/" + std::to_string(s.count) +
+                               " is out of range (0 <= I < N)");
+  return s;
+}
 
 } // namespace
 
 int run_migrate(int argc, char** argv) {
   cxxopts::Options opts("image-migrator",
                         "Copies container images between registries (Docker Registry V2 / OCI distribution), "
-                        "digests unchanged.");
+                        "digests unchanged.\nOther commands: image-migrator config --help, image-migrator verify --help");
   opts.custom_help("[flags]");
-  MigrateFlags f;
+  add_input_options(opts);
   // clang-format off
   opts.add_options()
-    ("auth", "auth file (JSON or YAML): registry[/namespace] -> {username, password, insecure}", cxxopts::value<std::string>()->default_value(f.auth))
-    ("images", "images file (JSON or YAML): source -> destination rules", cxxopts::value<std::string>()->default_value(f.images))
-    ("config", "image-syncer style single file holding {\"auth\": {...}, \"images\": {...}}", cxxopts::value<std::string>())
-    ("log", "log file (empty = stderr only)", cxxopts::value<std::string>()->default_value(f.log))
+    ("log", "log file (empty = stderr only)", cxxopts::value<std::string>()->default_value("./image-migrator.log"))
     ("log-format", "text, or json (one object per line)", cxxopts::value<std::string>()->default_value("text"))
     ("shard", "take only shard I of N (I/N, 0-based), keyed by source repository", cxxopts::value<std::string>())
     ("shards", "number of shards; the index comes from JOB_COMPLETION_INDEX (Indexed Job)", cxxopts::value<int>())
-    ("namespace", "default target namespace for empty destinations (env DEFAULT_NAMESPACE)", cxxopts::value<std::string>())
-    ("registry", "default target registry for empty destinations (env DEFAULT_REGISTRY)", cxxopts::value<std::string>())
-    ("default-source-registry", "registry for sources written without one", cxxopts::value<std::string>())
-    ("default-source-namespace", "namespace for sources written without one", cxxopts::value<std::string>())
     ("r,retries", "extra passes over failed image tasks", cxxopts::value<int>()->default_value("3"))
-    ("w,workers", "concurrent image tasks and blob transfers", cxxopts::value<int>()->default_value("7"))
+    ("dry-run", "show what would be copied (HEAD requests only); write nothing anywhere")
+    ("report", "write a JSON report of every image (source, destination, digest, status, bytes, seconds, error)", cxxopts::value<std::string>())
+    ("progress-interval", "seconds between progress lines when stderr is not a terminal (0 = off)", cxxopts::value<int>()->default_value("10"))
     ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
     ("v,verbose", "debug logging")
     ("h,help", "print this help")
     ("version", "print the version");
   // clang-format on
-  cxxopts::ParseResult args;
-  try {
-    args = opts.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "image-migrator: %s (see --help)\n", e.what());
+  auto parsed = parse(opts, argc, argv);
+  if (!parsed)
     return 2;
-  }
+  const auto& args = *parsed;
   if (args.count("help")) {
-    std::cout << opts.help() << "\nExit codes: 0 all images copied, 1 some task failed, 2 usage or configuration error.\n";
+    std::cout << opts.help() << "\nExit codes: 0 all images copied, 1 some task failed, 2 usage or configuration error, "
+                                "130/143 interrupted.\n";
     return 0;
   }
   if (args.count("version")) {
     std::cout << "image-migrator " << IM_VERSION << "\n";
     return 0;
   }
-  if (!args.unmatched().empty()) {
-    std::fprintf(stderr, "image-migrator: unexpected argument \"%s\" (see --help)\n", args.unmatched()[0].c_str());
-    return 2;
-  }
   auto env = migrate::process_env();
-  f.auth = args["auth"].as<std::string>();
-  f.auth_given = args.count("auth") > 0;
-  f.images = args["images"].as<std::string>();
-  f.log = args["log"].as<std::string>();
-  f.retries = args["retries"].as<int>();
-  f.workers = args["workers"].as<int>();
-  f.verbose = args.count("verbose") > 0;
-  f.log_format = parse_log_format(args["log-format"].as<std::string>());
-  if (args.count("shard") && args.count("shards"))
-    throw migrate::ConfigError("--shard and --shards are exclusive");
-  if (args.count("shard")) {
-    auto text = args["shard"].as<std::string>();
-    auto slash = text.find('/');
-    try {
-      std::size_t used = 0;
-      f.shard_index = std::stoi(text.substr(0, slash), &used);
-      if (slash == std::string::npos || used != slash)
-        throw std::invalid_argument(text);
-      f.shard_count = std::stoi(text.substr(slash + 1), &used);
-      if (used != text.size() - slash - 1)
-        throw std::invalid_argument(text);
-    } catch (const std::exception&) {
-      throw migrate::ConfigError("--shard must be I/N (e.g. 0/3), not \"" + text + "\"");
-    }
-  } else if (args.count("shards")) {
-    f.shard_count = args["shards"].as<int>();
-    auto index = env("JOB_COMPLETION_INDEX");
-    if (!index)
-      throw migrate::ConfigError("--shards needs JOB_COMPLETION_INDEX (set by an Indexed Job) or use --shard I/N");
-    try {
-      f.shard_index = std::stoi(*index);
-    } catch (const std::exception&) {
-      throw migrate::ConfigError("JOB_COMPLETION_INDEX is not a number: \"" + *index + "\"");
-    }
-  }
-  if (f.shard_count < 1 || f.shard_index < 0 || f.shard_index >= f.shard_count)
-    throw migrate::ConfigError("shard " + std::to_string(f.shard_index) + "/" + std::to_string(f.shard_count) +
-                               " is out of range (0 <= I < N)");
-  if (f.workers < 1 || f.workers > 256)
-    throw migrate::ConfigError("--workers must be between 1 and 256, not " + std::to_string(f.workers));
-  if (f.retries < 0 || f.retries > 100)
-    throw migrate::ConfigError("--retries must be between 0 and 100, not " + std::to_string(f.retries));
-  auto flag_or_env = [&](const char* flag, const char* var) {
-    if (args.count(flag))
-      return args[flag].as<std::string>();
-    return env(var).value_or("");
-  };
-  f.defaults.registry = flag_or_env("registry", "DEFAULT_REGISTRY");
-  f.defaults.ns = flag_or_env("namespace", "DEFAULT_NAMESPACE");
-  if (args.count("default-source-registry"))
-    f.defaults.source_registry = args["default-source-registry"].as<std::string>();
-  if (args.count("default-source-namespace"))
-    f.defaults.source_namespace = args["default-source-namespace"].as<std::string>();
+  const bool dry_run = args.count("dry-run") > 0;
+  migrate::EngineOptions eo;
+  eo.workers = workers(args);
+  eo.retries = args["retries"].as<int>();
+  eo.dry_run = dry_run;
+  if (eo.retries < 0 || eo.retries > 100)
+    throw migrate::ConfigError("--retries must be between 0 and 100, not " + std::to_string(eo.retries));
+  int interval = args["progress-interval"].as<int>();
+  if (interval < 0)
+    throw migrate::ConfigError("--progress-interval must be 0 or more seconds");
+  auto shard = parse_shard(args, env);
+  auto defaults = cmd::defaults(args, env);
+  auto format = parse_log_format(args["log-format"].as<std::string>());
+  // A dry run writes nothing: not the default log file, not the auth file.
+  std::string log_file = dry_run && !args.count("log") ? "" : args["log"].as<std::string>();
+  auto input_opts = input_options(args);
+  input_opts.encrypt_auth = !dry_run && !args.count("no-encrypt-auth");
 
-  // Files first: a configuration error must stop the run before anything is written.
-  nlohmann::json auth_doc, images_doc;
-  std::string auth_name = f.auth, images_name = f.images;
-  if (args.count("config")) {
-    std::string path = args["config"].as<std::string>();
-    auto doc = migrate::load_document(path);
-    if (!doc.is_object())
-      throw migrate::ConfigError(path + ": must be an object with \"auth\" and \"images\"");
-    auth_doc = doc.value("auth", nlohmann::json());
-    images_doc = doc.contains("images") ? doc["images"] : nlohmann::json();
-    if (images_doc.is_null())
-      throw migrate::ConfigError(path + ": has no \"images\" section");
-    auth_name = path + ": auth";
-    images_name = path + ": images";
-  } else {
-    if (f.auth_given || std::filesystem::exists(f.auth))
-      auth_doc = migrate::load_document(f.auth);
-    images_doc = migrate::load_document(f.images);
-  }
-  std::optional<migrate::SecretKey> key;
-  auto decrypt = [&](const std::string& value) -> http::Result<std::string> {
-    if (!key)
-      key = migrate::SecretKey::load(false);
-    if (!key)
-      return http::make_error(http::ErrorKind::invalid, "encrypted, but there is no key (IMAGE_MIGRATOR_KEY or the key file)");
-    return key->decrypt(value);
-  };
-  auto auth = migrate::AuthConfig::from_json(auth_doc, auth_name, env, decrypt);
-  std::string protect_notice;
-  if (!args.count("config") && !args.count("no-encrypt-auth") && std::filesystem::exists(f.auth))
-    protect_notice = migrate::protect_auth_file(f.auth);
-  std::vector<migrate::RuleError> rule_errors;
-  auto rules = migrate::read_rules(images_doc, images_name, rule_errors);
-  if (f.shard_index != 0)
-    rule_errors.clear(); // reported once, by shard 0
+  // Files first: a configuration error stops the run before anything is written.
+  auto inputs = migrate::load_inputs(input_opts, env);
+  if (shard.index != 0)
+    inputs.rule_errors.clear(); // reported once, by shard 0
 
-  auto log = make_logger(f.log, f.log_format, f.verbose);
-  if (!protect_notice.empty())
-    log->info("{}", protect_notice);
-  if (f.shard_count > 1) {
-    rules = migrate::rules_for_shard(rules, f.defaults, f.shard_index, f.shard_count);
-    log->info("shard {}/{}: {} rule(s) for this shard", f.shard_index, f.shard_count, rules.size());
+  auto log = make_logger(log_file, format, args.count("verbose") > 0);
+  if (!inputs.notice.empty())
+    log->info("{}", inputs.notice);
+  if (shard.count > 1) {
+    inputs.rules = migrate::rules_for_shard(inputs.rules, defaults, shard.index, shard.count);
+    log->info("shard {}/{}: {} rule(s) for this shard", shard.index, shard.count, inputs.rules.size());
   }
   SignalGuard signals(std::chrono::seconds(30));
   http::Options http_options;
   http_options.cancel = signals.abort();
   http::Client client(http_options);
-  migrate::EngineOptions eo;
-  eo.workers = f.workers;
-  eo.retries = f.retries;
   eo.cancel = signals.stop();
-  migrate::Engine engine(client, auth, eo, log);
+  migrate::Engine engine(client, inputs.auth, eo, log);
 
-  auto expansion = migrate::expand_rules(rules, f.defaults, engine.tag_lister());
-  for (const auto& e : rule_errors)
+  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister());
+  for (const auto& e : inputs.rule_errors)
     expansion.errors.push_back(e);
   for (const auto& e : expansion.errors)
-    log->error("rule \"{}\" in {}: {}", e.rule, images_name, e.message);
-  log->info("{} image task(s) from {} rule(s), {} worker(s)", expansion.tasks.size(), rules.size(), f.workers);
+    log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
+  log->info("{} image task(s) from {} rule(s), {} worker(s)", expansion.tasks.size(), inputs.rules.size(), eo.workers);
 
-  auto summary = engine.run(expansion.tasks);
+  migrate::Summary summary;
+  {
+    ProgressReporter progress(engine.progress(), log, std::chrono::seconds(dry_run ? 0 : interval));
+    summary = engine.run(expansion.tasks);
+  }
   summary.generate_failed = expansion.errors.size();
-  log->info("copied {} bytes in {:.1f}s", summary.bytes, summary.seconds);
+  if (dry_run)
+    log->info("dry run: would copy {} bytes; nothing was written", summary.bytes);
+  else
+    log->info("copied {} bytes in {:.1f}s", summary.bytes, summary.seconds);
+  if (args.count("report"))
+    migrate::write_json_atomically(args["report"].as<std::string>(), migrate::report_json(summary));
   log->info("{}", migrate::summary_line(summary));
   log->flush();
   if (signals.signal() != 0)

@@ -99,6 +99,9 @@ struct Engine::Impl {
   std::map<std::string, std::string> known_location;          ///< dst registry + digest -> repository
 
   std::unique_ptr<ThreadPool> blob_pool;
+  Progress progress;
+  std::mutex planned_mutex;
+  std::set<std::string> planned_blobs; ///< dry run: dst registry + digest already counted
 
   Impl(http::Client& c, AuthConfig a, EngineOptions o, std::shared_ptr<spdlog::logger> l)
       : client(c), auth(std::move(a)), options(o), log(l ? std::move(l) : registry::null_logger()) {}
@@ -201,7 +204,9 @@ struct Engine::Impl {
         return BlobStat{BlobOutcome::mounted, 0};
       }
     }
-    auto copied = retry(what, [&] { return dst.copy_blob_from(src, src_repo, dst_repo, blob); });
+    auto copied = retry(what, [&] {
+      return dst.copy_blob_from(src, src_repo, dst_repo, blob, [this](std::size_t n) { progress.bytes += n; });
+    });
     if (!copied)
       return copied.error();
     remember(key, dst_repo);
@@ -298,6 +303,9 @@ struct Engine::Impl {
     if (auto st = collect(*src, src_repo, *manifest, blobs, children, 0); !st)
       return fail(st.error().context("reading " + task.source.to_string()));
 
+    if (options.dry_run)
+      return plan_image(r, *dst, dst_key, dst_repo, blobs, start);
+
     // Every distinct blob of the whole tree goes to the shared scheduler at once.
     std::set<std::string> seen;
     std::vector<std::future<http::Result<BlobStat>>> futures;
@@ -354,10 +362,49 @@ struct Engine::Impl {
     return finish("");
   }
 
+  /// Dry run: which blobs are missing at the destination (HEAD only), and how many bytes would move.
+  ImageResult plan_image(ImageResult& r, Registry& dst, const std::string& dst_key, const std::string& dst_repo,
+                         const std::vector<Descriptor>& blobs, Clock::time_point start) {
+    std::set<std::string> seen;
+    for (const auto& b : blobs) {
+      if (!seen.insert(b.digest).second)
+        continue;
+      if (b.non_distributable()) {
+        ++r.blobs_foreign;
+        continue;
+      }
+      auto exists = retry("blob " + b.digest.substr(0, 19), [&] { return dst.blob_exists(dst_repo, b.digest); });
+      if (!exists) {
+        r.error = exists.error().message;
+        r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        return r;
+      }
+      if (*exists) {
+        ++r.blobs_existed;
+        continue;
+      }
+      std::lock_guard lock(planned_mutex);
+      if (planned_blobs.insert(dst_key + "|" + b.digest).second) {
+        ++r.blobs_copied;
+        r.bytes += static_cast<std::uint64_t>(b.size);
+      } else {
+        ++r.blobs_mounted; // another image of this run brings it: a mount
+      }
+    }
+    r.ok = true;
+    r.planned = true;
+    r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return r;
+  }
+
   void log_result(const ImageResult& r) {
     std::string arrow = r.task.source.to_string() + " -> " + r.task.destination.to_string();
     if (!r.ok) {
       log->error("FAILED {}: {}", arrow, r.error);
+    } else if (r.planned) {
+      log->info("PLAN {} {} would copy {} blob(s), {} bytes; {} present, {} shared with other images{}", arrow, r.digest,
+                r.blobs_copied, r.bytes, r.blobs_existed, r.blobs_mounted,
+                r.blobs_foreign ? ", " + std::to_string(r.blobs_foreign) + " foreign" : "");
     } else if (r.skipped) {
       log->info("OK {} {} already present, skipped ({:.2f}s)", arrow, r.digest, r.seconds);
     } else {
@@ -384,6 +431,7 @@ Summary Engine::run(const std::vector<ImageTask>& tasks) {
   auto start = Clock::now();
   Summary summary;
   summary.images = tasks.size();
+  m_impl->progress.images_total = tasks.size();
   std::vector<ImageResult> results(tasks.size());
   std::vector<std::size_t> pending(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i)
@@ -400,6 +448,10 @@ Summary Engine::run(const std::vector<ImageTask>& tasks) {
         done.push_back(image_pool.submit([&, i] {
           results[i] = m_impl->copy_image(tasks[i]);
           m_impl->log_result(results[i]);
+          if (results[i].ok || results[i].permanent || pass >= m_impl->options.retries)
+            ++m_impl->progress.images_done;
+          if (!results[i].ok && (results[i].permanent || pass >= m_impl->options.retries))
+            ++m_impl->progress.images_failed;
         }));
       for (auto& f : done)
         f.get();
@@ -421,6 +473,61 @@ Summary Engine::run(const std::vector<ImageTask>& tasks) {
   summary.results = std::move(results);
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
+}
+
+const Progress& Engine::progress() const { return m_impl->progress; }
+
+std::vector<VerifyResult> Engine::verify(const std::vector<ImageTask>& tasks) {
+  std::vector<VerifyResult> out(tasks.size());
+  ThreadPool pool(std::max(1, std::min<int>(m_impl->options.workers, static_cast<int>(tasks.size()))));
+  std::vector<std::future<void>> done;
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    done.push_back(pool.submit([&, i] {
+      auto& v = out[i];
+      v.task = tasks[i];
+      auto [src, sk] = m_impl->registry_for(tasks[i].source);
+      auto [dst, dk] = m_impl->registry_for(tasks[i].destination);
+      auto s = m_impl->retry("source " + tasks[i].source.to_string(),
+                             [&, src = src] { return src->head_manifest(tasks[i].source.repository, tasks[i].source.reference()); });
+      if (!s) {
+        v.error = s.error().message;
+        return;
+      }
+      v.source_digest = *s ? (*s)->digest : "";
+      if (!*s)
+        v.error = "source image not found";
+      auto d = m_impl->retry("destination " + tasks[i].destination.to_string(), [&, dst = dst] {
+        return dst->head_manifest(tasks[i].destination.repository, tasks[i].destination.reference());
+      });
+      if (!d) {
+        v.error = d.error().message;
+        return;
+      }
+      v.destination_digest = *d ? (*d)->digest : "";
+    }));
+  for (auto& f : done)
+    f.get();
+  return out;
+}
+
+nlohmann::json report_json(const Summary& s) {
+  nlohmann::json images = nlohmann::json::array();
+  for (const auto& r : s.results) {
+    std::string status = !r.ok ? "failed" : r.planned ? "planned" : r.skipped ? "skipped" : "copied";
+    images.push_back({{"source", r.task.source.to_string()},
+                      {"destination", r.task.destination.to_string()},
+                      {"rule", r.task.rule},
+                      {"digest", r.digest},
+                      {"status", status},
+                      {"bytes", r.bytes},
+                      {"seconds", r.seconds},
+                      {"blobs", {{"copied", r.blobs_copied}, {"existed", r.blobs_existed}, {"mounted", r.blobs_mounted},
+                                 {"foreign", r.blobs_foreign}}},
+                      {"error", r.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.error)}});
+  }
+  return {{"images", images},
+          {"totals", {{"images", s.images}, {"failed", s.failed}, {"generateFailed", s.generate_failed},
+                      {"bytes", s.bytes}, {"seconds", s.seconds}}}};
 }
 
 std::string summary_line(const Summary& s) {

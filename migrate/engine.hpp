@@ -7,6 +7,8 @@
 #include "migrate/config.hpp"
 #include "migrate/rules.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -26,12 +28,31 @@ struct EngineOptions {
   int attempts = 3;      ///< tries of one request/blob inside a task for transient errors
   std::chrono::milliseconds backoff{500}; ///< first retry delay inside a task, doubled each time
   const std::atomic<bool>* cancel = nullptr;
+  bool dry_run = false; ///< HEAD only: report what would move, write nothing anywhere
+};
+
+/// Live counters for progress reports, updated while the engine runs.
+struct Progress {
+  std::atomic<std::size_t> images_total{0};
+  std::atomic<std::size_t> images_done{0};
+  std::atomic<std::size_t> images_failed{0};
+  std::atomic<std::uint64_t> bytes{0}; ///< bytes streamed so far (including retried ones)
+};
+
+/// What a HEAD-only comparison of one task found.
+struct VerifyResult {
+  ImageTask task;
+  std::string source_digest;      ///< "" when it could not be read
+  std::string destination_digest; ///< "" when absent
+  std::string error;
+  bool same() const { return error.empty() && !source_digest.empty() && source_digest == destination_digest; }
 };
 
 struct ImageResult {
   ImageTask task;
   bool ok = false;
   bool skipped = false; ///< destination already had the source digest
+  bool planned = false; ///< dry run: counted, not copied
   std::string digest;
   std::uint64_t bytes = 0;
   int blobs_copied = 0;
@@ -65,6 +86,12 @@ public:
   /// Copies every task; failed tasks are run again after the pass, up to `retries` times.
   Summary run(const std::vector<ImageTask>& tasks);
 
+  /// HEADs source and destination of every task (no GET of blobs, nothing written).
+  std::vector<VerifyResult> verify(const std::vector<ImageTask>& tasks);
+
+  /// Counters that run() updates; read them from another thread for progress lines.
+  const Progress& progress() const;
+
 private:
   struct Impl;
   std::unique_ptr<Impl> m_impl;
@@ -72,5 +99,8 @@ private:
 
 /// The documented last line: "Images(N) migration finished, F images tasks failed, G tasks generate failed".
 std::string summary_line(const Summary& summary);
+
+/// The per-image report (--report): source, destination, digest, status, bytes, seconds, error.
+nlohmann::json report_json(const Summary& summary);
 
 } // namespace migrate

@@ -1,0 +1,71 @@
+#include "cmd/app.hpp"
+#include "cmd/inputs.hpp"
+#include "cmd/logging.hpp"
+
+#include "migrate/engine.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+namespace cmd {
+
+int run_verify(int argc, char** argv) {
+  cxxopts::Options opts("image-migrator verify",
+                        "Compares source and destination manifest digests of every rule (HEAD requests only): the "
+                        "post-migration audit. Exit 1 on any difference.");
+  add_input_options(opts);
+  opts.add_options()("v,verbose", "debug logging")("h,help", "print this help");
+  auto parsed = parse(opts, argc, argv);
+  if (!parsed)
+    return 2;
+  const auto& args = *parsed;
+  if (args.count("help")) {
+    std::cout << opts.help() << "\n";
+    return 0;
+  }
+  auto env = migrate::process_env();
+  migrate::EngineOptions eo;
+  eo.workers = workers(args);
+  auto input_opts = input_options(args);
+  input_opts.encrypt_auth = false; // verify reads only
+  auto inputs = migrate::load_inputs(input_opts, env);
+  auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
+  http::Client client;
+  migrate::Engine engine(client, inputs.auth, eo, log);
+  auto expansion = migrate::expand_rules(inputs.rules, cmd::defaults(args, env), engine.tag_lister());
+  for (const auto& e : inputs.rule_errors)
+    expansion.errors.push_back(e);
+  for (const auto& e : expansion.errors)
+    log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
+
+  std::size_t same = 0, different = 0, missing = 0, errors = 0;
+  std::cout << "STATUS | SOURCE | SOURCE DIGEST | DESTINATION | DESTINATION DIGEST\n";
+  for (const auto& v : engine.verify(expansion.tasks)) {
+    std::string status;
+    if (!v.error.empty()) {
+      status = "ERROR";
+      ++errors;
+    } else if (v.destination_digest.empty()) {
+      status = "MISSING";
+      ++missing;
+    } else if (v.same()) {
+      status = "SAME";
+      ++same;
+    } else {
+      status = "DIFFERENT";
+      ++different;
+    }
+    std::cout << status << " | " << v.task.source.to_string() << " | " << (v.source_digest.empty() ? "-" : v.source_digest)
+              << " | " << v.task.destination.to_string() << " | "
+              << (v.destination_digest.empty() ? "-" : v.destination_digest) << "\n";
+    if (!v.error.empty())
+      log->error("{}: {}", v.task.source.to_string(), v.error);
+  }
+  std::cout << "verified " << (same + different + missing + errors) << " image(s): " << same << " same, " << different
+            << " different, " << missing << " missing, " << errors << " errors, " << expansion.errors.size()
+            << " rules failed\n";
+  return different + missing + errors + expansion.errors.size() == 0 ? 0 : 1;
+}
+
+} // namespace cmd

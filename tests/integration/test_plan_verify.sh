@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Seeing before doing, and after: --dry-run reports what would move (blobs, bytes) and writes
+# nothing anywhere; --report writes one JSON entry per image; progress lines appear when stderr is not
+# a terminal; `verify` shows source and destination digests side by side and exits 1 on any
+# difference or missing image.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+im_setup
+IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+
+start_registry src plain
+start_registry dst plain
+L=$IM_WORK/layout
+make_layout "$L" a --layers 2 --layer-size 100000 --shared-base "$IM_WORK/base.tar.gz" --seed a >/dev/null
+make_layout "$L" b --layers 2 --layer-size 100000 --shared-base "$IM_WORK/base.tar.gz" --seed b >/dev/null
+seed "$L" a "$SRC_ADDR/ns/a:1"
+seed "$L" b "$SRC_ADDR/ns/b:1"
+cat >"$IM_WORK/auth.json" <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+cat >"$IM_WORK/images.json" <<JSON
+{"$SRC_ADDR/ns/a:1": "$DST_ADDR/ns/a", "$SRC_ADDR/ns/b:1": "$DST_ADDR/ns/b"}
+JSON
+cd "$IM_WORK"
+size_of() { raw_manifest "$SRC_ADDR/$1" | jq '[.config.size] + [.layers[].size] | add'; }
+total_a=$(size_of ns/a:1)
+total_b=$(size_of ns/b:1)
+base=$(stat -c %s "$IM_WORK/base.tar.gz")
+
+puts_before=$(grep -c '"\(PUT\|POST\|PATCH\) ' "$DST_LOG" || true)
+rc=0
+im_run "$IM_BIN" --auth auth.json --images images.json --dry-run --report plan.json >dry.out 2>&1 || rc=$?
+cat dry.out
+assert_eq "$rc" 0 "dry run exits 0"
+assert_eq "$(grep -c '"\(PUT\|POST\|PATCH\) ' "$DST_LOG" || true)" "$puts_before" "dry run wrote nothing to the destination"
+[ ! -e image-migrator.log ] || fail "dry run wrote the default log file"
+assert_eq "$(jq -r '[.images[].status] | unique | join(",")' plan.json)" planned "report: both images planned"
+# The shared base layer is counted once across the two images.
+assert_eq "$(jq '.totals.bytes' plan.json)" "$((total_a + total_b - base))" "dry run counts every byte once ($((total_a + total_b - base)))"
+grep -q "dry run: would copy $((total_a + total_b - base)) bytes; nothing was written" dry.out || fail "no dry-run total line"
+
+rc=0
+im_run "$IM_BIN" --auth auth.json --images images.json --report report.json --progress-interval 1 --log "" >run.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "copy exits 0"
+assert_eq "$(jq -r '[.images[].status] | unique | join(",")' report.json)" copied "report: both copied"
+assert_eq "$(jq -r '.images[] | select(.destination | endswith("ns/a:1")) | .digest' report.json)" "$(raw_digest "$SRC_ADDR/ns/a:1")" "report: digest"
+assert_eq "$(jq -r '.images[0] | has("seconds") and has("bytes") and has("error")' report.json)" true "report: seconds, bytes, error fields"
+grep -q "progress: 2/2 images (0 failed)" run.out || fail "no final progress line"
+pass "a final progress line ends the log"
+
+# A second copy run with a longer task list shows progress lines (not a terminal here).
+for i in 1 2 3 4 5 6; do make_layout "$L" "p$i" --layers 1 --layer-size 8000000 --seed "p$i" >/dev/null; seed "$L" "p$i" "$SRC_ADDR/ns/p:$i"; done
+echo "{\"$SRC_ADDR/ns/p\": \"$DST_ADDR/ns/p\"}" >p.json
+im_run "$IM_BIN" --auth auth.json --images p.json -w 1 --progress-interval 1 --log "" >p.out 2>&1 || fail "progress run failed"
+grep -E -q "progress: 6/6 images \(0 failed\), 48\.[0-9] MB, [0-9.]+ MB/s, ETA 0s" p.out || fail "progress line: $(grep progress: p.out)"
+pass "progress: $(grep -c progress: p.out) line(s), the last one complete"
+
+rc=0
+im_run "$IM_BIN" verify --auth auth.json --images images.json >verify.out 2>&1 || rc=$?
+cat verify.out
+assert_eq "$rc" 0 "verify: all same, exit 0"
+assert_eq "$(grep -c '^SAME ' verify.out)" 2 "verify: 2 SAME rows"
+# Make the destination differ: tag ns/b:1 at the destination with image a's manifest.
+raw_manifest "$DST_ADDR/ns/a:1" >a.manifest
+curl -s -o /dev/null -X PUT -H "Content-Type: $(jq -r .mediaType a.manifest)" --data-binary @a.manifest \
+  "http://$DST_ADDR/v2/ns/a/manifests/other"
+cat >verify2.json <<JSON
+{"$SRC_ADDR/ns/b:1": "$DST_ADDR/ns/a:other", "$SRC_ADDR/ns/a:1": "$DST_ADDR/ns/missing"}
+JSON
+rc=0
+im_run "$IM_BIN" verify --auth auth.json --images verify2.json >verify2.out 2>&1 || rc=$?
+cat verify2.out
+assert_eq "$rc" 1 "verify: exit 1 on a difference"
+grep -q "^DIFFERENT | $SRC_ADDR/ns/b:1 | $(raw_digest "$SRC_ADDR/ns/b:1") | $DST_ADDR/ns/a:other | $(raw_digest "$DST_ADDR/ns/a:1")" verify2.out ||
+  fail "DIFFERENT row missing"
+grep -q "^MISSING | $SRC_ADDR/ns/a:1 " verify2.out || fail "MISSING row missing"
+grep -q "verified 2 image(s): 0 same, 1 different, 1 missing, 0 errors" verify2.out || fail "verify summary"
+echo "test_plan_verify: all checks passed"
