@@ -88,12 +88,23 @@ template <class F> void each_named(const YAML::Node& root, const char* list, con
   }
 }
 
+void merge_text(Kubeconfig& out, const std::string& text, const std::string& file, const fs::path& dir);
+
 void merge_file(Kubeconfig& out, const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in)
+    throw Bad{file + ": cannot read file"};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  merge_text(out, ss.str(), file, fs::absolute(fs::path(file)).parent_path());
+}
+
+void merge_text(Kubeconfig& out, const std::string& text, const std::string& file, const fs::path& dir) {
+  if (text.size() > (16u << 20))
+    throw Bad{file + ": larger than 16 MiB, not a kubeconfig"};
   YAML::Node root;
   try {
-    root = YAML::LoadFile(file);
-  } catch (const YAML::BadFile&) {
-    throw Bad{file + ": cannot read file"};
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw Bad{file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
               ": invalid YAML: " + e.msg};
@@ -102,7 +113,6 @@ void merge_file(Kubeconfig& out, const std::string& file) {
     return; // an empty file is an empty config, as for kubectl
   if (!root.IsMap())
     throw Bad{file + ": not a kubeconfig (expected a map)"};
-  fs::path dir = fs::absolute(fs::path(file)).parent_path();
 
   each_named(root, "clusters", "cluster", file, [&](const std::string& name, const YAML::Node& c, const std::string& where) {
     if (out.clusters.count(name))
@@ -206,6 +216,18 @@ Result<Kubeconfig> load_kubeconfig(const std::vector<std::string>& files, bool a
     return invalid(b.message);
   } catch (const YAML::Exception& e) {
     return invalid("reading kubeconfig: " + e.msg);
+  }
+  return config;
+}
+
+Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& name, const std::string& dir) {
+  Kubeconfig config;
+  try {
+    merge_text(config, text, name, fs::path(dir));
+  } catch (const Bad& b) {
+    return invalid(b.message);
+  } catch (const YAML::Exception& e) {
+    return invalid(name + ": " + e.msg);
   }
   return config;
 }

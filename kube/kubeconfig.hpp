@@ -61,6 +61,9 @@ struct Kubeconfig {
 /// kubectl does; an explicitly named missing file is an error).
 Result<Kubeconfig> load_kubeconfig(const std::vector<std::string>& files, bool all_must_exist);
 
+/// Parses one kubeconfig document; relative paths are resolved against `dir`.
+Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& name, const std::string& dir);
+
 /// Everything needed to talk to one API server.
 struct RestConfig {
   std::string server; ///< https://host:port (no trailing slash)

@@ -168,6 +168,9 @@ json parse_document(std::string_view text, const std::string& name) {
         detail.erase(lr);
       throw ConfigError(name + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
                         first_line(detail));
+    } catch (const json::exception&) {
+      // e.g. out_of_range for a number like 1E999: nlohmann reports no position for those.
+      throw ConfigError(name + ": invalid JSON: a number is out of range");
     }
   }
   try {
@@ -217,7 +220,9 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
     return config;
   if (!doc.is_object())
     throw ConfigError(file + ": must be an object mapping registry[/namespace] to credentials, not " + type_name(doc));
-  for (const auto& [key, value] : doc.items()) {
+  for (const auto& item : doc.items()) {
+    const std::string key = item.key();
+    const json& value = item.value(); // not a structured binding: lambdas below capture it
     std::string where = file + ": key \"" + key + "\"";
     if (key.empty() || key.find("://") != std::string::npos || key.back() == '/')
       throw ConfigError(where + ": key must be \"registry\" or \"registry/namespace\" (no scheme, no trailing /)");

@@ -269,8 +269,12 @@ struct Engine::Impl {
     auto fail = [&](const http::Error& e) { return finish(e.message, e.kind, e.status); };
     if (cancelled())
       return finish("cancelled before it started");
-    auto [src, src_key] = registry_for(task.source);
-    auto [dst, dst_key] = registry_for(task.destination);
+    // Plain variables, not structured bindings: lambdas below capture them.
+    auto src_entry = registry_for(task.source);
+    auto dst_entry = registry_for(task.destination);
+    Registry* src = src_entry.first;
+    Registry* dst = dst_entry.first;
+    const std::string dst_key = dst_entry.second;
     const std::string& src_repo = task.source.repository;
     const std::string& dst_repo = task.destination.repository;
     std::string src_ref = task.source.reference();
@@ -312,7 +316,7 @@ struct Engine::Impl {
     for (const auto& b : blobs) {
       if (!seen.insert(b.digest).second)
         continue;
-      futures.push_back(blob_pool->submit([this, src = src, dst = dst, dst_key = dst_key, &src_repo, &dst_repo, b] {
+      futures.push_back(blob_pool->submit([this, src, dst, dst_key, &src_repo, &dst_repo, b] {
         if (cancelled())
           return http::Result<BlobStat>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
         return ensure_blob(*src, src_repo, *dst, dst_key, dst_repo, b);

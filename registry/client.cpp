@@ -307,7 +307,8 @@ Result<std::string> Registry::start_upload(const std::string& repository, const 
 }
 
 Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::string& source_repository,
-                                               const std::string& repository, const Descriptor& blob) {
+                                               const std::string& repository, const Descriptor& blob,
+                                               const std::function<void(std::size_t)>& on_bytes) {
   std::string what = "copying blob " + blob.digest + " from " + source.host() + "/" + source_repository + " to " +
                      m_options.host + "/" + repository;
   const std::string scope = push_scope(repository);
@@ -341,6 +342,8 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
     Sha256 hash;
     auto observe = [&](std::string_view chunk) -> http::Status {
       hash.update(chunk);
+      if (on_bytes)
+        on_bytes(chunk.size());
       return {};
     };
     auto complete = [&]() -> http::Status {

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,8 +67,10 @@ public:
   Result<bool> mount_blob(const std::string& repository, const std::string& digest, const std::string& from);
 
   /// Streams a blob from `source` into this registry, verifying its SHA-256 on the way.
+  /// `on_bytes` (optional) sees the size of every chunk as it passes, for progress reports.
   Result<std::uint64_t> copy_blob_from(Registry& source, const std::string& source_repository,
-                                       const std::string& repository, const Descriptor& blob);
+                                       const std::string& repository, const Descriptor& blob,
+                                       const std::function<void(std::size_t)>& on_bytes = {});
 
   /// Sends a request with authorisation for `scope`, re-authenticating once on 401.
   Result<http::Response> send(http::Request request, const std::string& scope);

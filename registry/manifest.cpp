@@ -82,6 +82,8 @@ Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view c
     j = json::parse(bytes);
   } catch (const json::parse_error& e) {
     return invalid("not JSON at byte " + std::to_string(e.byte));
+  } catch (const json::exception&) {
+    return invalid("not valid JSON (a number out of range?)"); // found by fuzz_manifest
   }
   if (!j.is_object())
     return invalid("not a JSON object");

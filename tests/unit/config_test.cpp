@@ -46,6 +46,10 @@ TEST_CASE("migrate::parse_document reports file, line and column") {
     CHECK(j["reg.io"]["quoted"] == "true");
     CHECK(j["reg.io"]["password"] == 123456);
   }
+  SUBCASE("numbers out of range are an error, not an exception escaping") {
+    auto msg = error_of([] { parse_document(R"({"a": 1E999})", "images.json"); });
+    CHECK(msg == "images.json: invalid JSON: a number is out of range");
+  }
   SUBCASE("deep nesting is refused, not a stack overflow") {
     std::string deep(100000, '[');
     auto msg = error_of([&] { parse_document(deep, "x.json"); });

@@ -50,6 +50,7 @@ TEST_CASE("registry::parse_manifest") {
   }
   SUBCASE("malformed manifests") {
     CHECK_FALSE(parse_manifest("not json", ""));
+    CHECK_FALSE(parse_manifest(R"({"schemaVersion": 24E444444444444})", "")); // found by fuzz_manifest
     CHECK_FALSE(parse_manifest("[]", ""));
     CHECK_FALSE(parse_manifest(R"({"mediaType":"application/vnd.oci.image.index.v1+json"})", ""));
     auto bad_digest = parse_manifest(R"({"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"sha256:xyz","size":1}]})", "");
