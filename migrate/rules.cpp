@@ -63,30 +63,93 @@ Reference parse_destination(const std::string& text, const Reference& source, co
 
 } // namespace
 
+namespace {
+
+/// Reads {"regex", "exclude", "semver", "latest"}; "" on success, else why not.
+std::string read_filter(const nlohmann::json& j, TagFilter& f) {
+  if (!j.is_object())
+    return "\"tags\" must be an object with regex, exclude, semver or latest";
+  for (const auto& item : j.items()) {
+    const auto& k = item.key();
+    const auto& v = item.value();
+    if (k == "latest") {
+      if (!v.is_number_integer() || v.get<long>() < 1 || v.get<long>() > 100000)
+        return "tags.latest must be a positive number";
+      f.latest = v.get<int>();
+    } else if (k == "regex" || k == "exclude" || k == "semver") {
+      if (!v.is_string())
+        return "tags." + k + " must be a string";
+      (k == "regex" ? f.regex : k == "exclude" ? f.exclude : f.semver) = v.get<std::string>();
+    } else {
+      return "unknown field tags." + k + " (known: regex, exclude, semver, latest)";
+    }
+  }
+  return f.validate();
+}
+
+} // namespace
+
 std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& file, std::vector<RuleError>& errors) {
   if (!images.is_object())
     throw ConfigError(file + ": must be an object mapping source images to destinations, not " +
                       std::string(images.type_name()));
   std::vector<Rule> rules;
-  for (const auto& [source, value] : images.items()) {
-    if (value.is_null()) {
-      rules.push_back({source, ""});
-    } else if (value.is_string()) {
-      rules.push_back({source, value.get<std::string>()});
-    } else if (value.is_array()) {
-      if (value.empty())
-        errors.push_back({source, "rule 4: the list of destinations is empty"});
-      for (const auto& d : value) {
+  for (const auto& item : images.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json* value = &item.value();
+    Rule base{key, "", {}, key};
+    // image-syncer's "repo:/regex/" form.
+    if (auto colon = key.find(":/"); colon != std::string::npos && key.size() > colon + 2 && key.back() == '/' &&
+                                     key.find('/', colon + 2) == key.size() - 1) {
+      base.source = key.substr(0, colon);
+      base.tags.regex = key.substr(colon + 2, key.size() - colon - 3);
+      if (auto why = base.tags.validate(); !why.empty()) {
+        errors.push_back({key, why});
+        continue;
+      }
+    }
+    if (value->is_object()) {
+      if (auto t = value->find("tags"); t != value->end()) {
+        if (auto why = read_filter(*t, base.tags); !why.empty()) {
+          errors.push_back({key, why});
+          continue;
+        }
+      }
+      bool unknown = false;
+      for (const auto& field : value->items())
+        if (field.key() != "tags" && field.key() != "destination" && !unknown) {
+          errors.push_back({key, "unknown field \"" + field.key() + "\" (known: destination, tags)"});
+          unknown = true;
+        }
+      if (unknown)
+        continue;
+      auto d = value->find("destination");
+      static const nlohmann::json none;
+      value = d == value->end() ? &none : &*d;
+    }
+    auto add = [&](std::string destination) {
+      Rule r = base;
+      r.destination = std::move(destination);
+      rules.push_back(std::move(r));
+    };
+    if (value->is_null()) {
+      add("");
+    } else if (value->is_string()) {
+      add(value->get<std::string>());
+    } else if (value->is_array()) {
+      if (value->empty())
+        errors.push_back({key, "rule 4: the list of destinations is empty"});
+      for (const auto& d : *value) {
         if (d.is_string())
-          rules.push_back({source, d.get<std::string>()});
+          add(d.get<std::string>());
         else if (d.is_null())
-          rules.push_back({source, ""});
+          add("");
         else
-          errors.push_back({source, "each destination must be a string, not " + std::string(d.type_name())});
+          errors.push_back({key, "each destination must be a string, not " + std::string(d.type_name())});
       }
     } else {
-      errors.push_back({source, "the destination must be a string or a list of strings, not " +
-                                    std::string(value.type_name())});
+      errors.push_back({key, "the destination must be a string, a list of strings or an object, not " +
+                                 std::string(value->type_name())});
     }
   }
   return rules;
@@ -129,28 +192,34 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
         // Rule 6: every tag of the repository; the destination names no tag.
         if (!dst.tag.empty())
           throw Invalid{"rule 6: the source has no tag (all tags are copied), so the destination must not have one"};
-        auto tags = list_tags(src);
-        if (!tags)
-          throw Invalid{tags.error().message};
-        if (tags->empty())
+        auto listed = list_tags(src);
+        if (!listed)
+          throw Invalid{listed.error().message};
+        if (listed->empty())
           throw Invalid{"rule 6: repository " + src.name() + " has no tags"};
-        for (const auto& tag : *tags) {
-          ImageTask t{src, dst, rule.source};
+        auto tags = rule.tags.apply(*listed);
+        if (tags.empty())
+          throw Invalid{"no tag of " + src.name() + " passes the tag filter (" + std::to_string(listed->size()) +
+                        " listed)"};
+        for (const auto& tag : tags) {
+          ImageTask t{src, dst, rule.name()};
           t.source.tag = tag;
           t.destination.tag = tag;
           add(std::move(t));
         }
         continue;
       }
+      if (!rule.tags.empty())
+        throw Invalid{"a tag filter needs a source without tag (it selects among all tags)"};
       // Rule 7 (and digests): an explicit destination tag wins, else the source's tag, else by digest.
-      ImageTask t{src, dst, rule.source};
+      ImageTask t{src, dst, rule.name()};
       if (t.destination.tag.empty())
         t.destination.tag = src.tag;
       if (t.destination.tag.empty())
         t.destination.digest = src.digest;
       add(std::move(t));
     } catch (const Invalid& e) {
-      out.errors.push_back({rule.source, e.message});
+      out.errors.push_back({rule.name(), e.message});
     }
   }
   return out;

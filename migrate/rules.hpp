@@ -3,6 +3,7 @@
 // documentation. Rules that break a rule become RuleErrors ("tasks generate failed"); the others
 // still run.
 
+#include "migrate/tags.hpp"
 #include "registry/reference.hpp"
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,9 @@ namespace migrate {
 struct Rule {
   std::string source;
   std::string destination;
+  TagFilter tags;  ///< for sources without tag: which tags to copy
+  std::string key; ///< the rule's key in the file, for messages ("" = source)
+  const std::string& name() const { return key.empty() ? source : key; }
 };
 
 /// Target defaults for empty destinations, and source defaults for incomplete sources.
@@ -45,7 +49,9 @@ struct Expansion {
 };
 
 /// Reads the rules of an images document: an object whose values are a destination string, an
-/// empty string/null, or an array of destinations (rule 4). Values of other types are RuleErrors.
+/// empty string/null, an array of destinations (rule 4), or an object
+/// {"destination": string or array, "tags": {"regex", "exclude", "semver", "latest"}}. A key of
+/// image-syncer's form "repo:/regex/" selects tags by regex. Values of other types are RuleErrors.
 /// A document that is not an object throws ConfigError.
 std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& file, std::vector<RuleError>& errors);
 

@@ -131,3 +131,74 @@ TEST_CASE("migrate::read_rules") {
   CHECK(errors[1].message.find("rule 4") != std::string::npos);
   CHECK_THROWS_AS(migrate::read_rules(nlohmann::json::array(), "images.json", errors), migrate::ConfigError);
 }
+
+TEST_CASE("migrate::TagFilter") {
+  std::vector<std::string> tags = {"latest", "1.0.0", "v1.2.0", "1.2.3", "1.10.0", "2.0.0-rc1", "2.0.0", "nightly-2026"};
+  auto apply = [&](migrate::TagFilter f) { return f.apply(tags); };
+  SUBCASE("regex and exclude match whole tags") {
+    migrate::TagFilter f;
+    f.regex = R"(v?1\..*)";
+    CHECK(apply(f) == std::vector<std::string>{"1.0.0", "v1.2.0", "1.2.3", "1.10.0"});
+    f.exclude = R"(.*\.0)";
+    CHECK(apply(f) == std::vector<std::string>{"1.2.3"});
+  }
+  SUBCASE("semver range; non-versions never match") {
+    migrate::TagFilter f;
+    f.semver = ">=1.2 <2";
+    CHECK(apply(f) == std::vector<std::string>{"v1.2.0", "1.2.3", "1.10.0"});
+    f.semver = ">=2.0.0-rc1";
+    CHECK(apply(f) == std::vector<std::string>{"2.0.0-rc1", "2.0.0"});
+  }
+  SUBCASE("latest N by semantic version, newest first") {
+    migrate::TagFilter f;
+    f.latest = 3;
+    CHECK(apply(f) == std::vector<std::string>{"2.0.0", "2.0.0-rc1", "1.10.0"});
+  }
+  SUBCASE("validation") {
+    migrate::TagFilter f;
+    f.regex = "(";
+    CHECK(f.validate().find("invalid regular expression") == 0);
+    f.regex.clear();
+    f.semver = ">=banana";
+    CHECK(f.validate().find("invalid semver range") == 0);
+  }
+  SUBCASE("semver ordering") {
+    CHECK(migrate::compare(*migrate::SemVer::parse("1.10.0"), *migrate::SemVer::parse("1.9.9")) > 0);
+    CHECK(migrate::compare(*migrate::SemVer::parse("2.0.0-rc1"), *migrate::SemVer::parse("2.0.0")) < 0);
+    CHECK(migrate::compare(*migrate::SemVer::parse("v1.2"), *migrate::SemVer::parse("1.2.0")) == 0);
+    CHECK_FALSE(migrate::SemVer::parse("latest"));
+    CHECK_FALSE(migrate::SemVer::parse("1.2.3.4"));
+    CHECK_FALSE(migrate::SemVer::parse(""));
+  }
+}
+
+TEST_CASE("migrate::read_rules: tag filters") {
+  std::vector<migrate::RuleError> errors;
+  auto rules = migrate::read_rules(nlohmann::json::parse(R"({
+    "src.io/ns/app:/^1\\..*$/": "dst.io/ns/app",
+    "src.io/ns/db": {"destination": ["dst.io/ns/db", "dst2.io/ns/db"], "tags": {"semver": ">=15", "latest": 2}},
+    "src.io/ns/bad": {"destination": "dst.io/ns/bad", "tags": {"regex": "("}},
+    "src.io/ns/odd": {"to": "dst.io/ns/odd"}
+  })"), "images.yaml", errors);
+  REQUIRE(rules.size() == 3); // keys in sorted order
+  CHECK(rules[0].source == "src.io/ns/app");
+  CHECK(rules[0].tags.regex == "^1\\..*$");
+  CHECK(rules[0].name() == "src.io/ns/app:/^1\\..*$/");
+  CHECK(rules[1].tags.latest == 2);
+  CHECK(rules[2].destination == "dst2.io/ns/db");
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].rule == "src.io/ns/bad");
+  CHECK(errors[1].message.find("unknown field \"to\"") != std::string::npos);
+
+  auto tags = fake_tags({{"src.io/ns/app", {"1.0", "1.1", "2.0", "latest"}}, {"src.io/ns/db", {"14.1", "15.2", "16.0", "16.1"}}});
+  auto e = migrate::expand_rules(rules, Defaults{}, tags);
+  CHECK(e.errors.empty());
+  CHECK(pairs(e) == std::vector<std::string>{
+                        "src.io/ns/app:1.0 -> dst.io/ns/app:1.0", "src.io/ns/app:1.1 -> dst.io/ns/app:1.1",
+                        "src.io/ns/db:16.1 -> dst.io/ns/db:16.1", "src.io/ns/db:16.0 -> dst.io/ns/db:16.0",
+                        "src.io/ns/db:16.1 -> dst2.io/ns/db:16.1", "src.io/ns/db:16.0 -> dst2.io/ns/db:16.0"});
+  auto none = migrate::expand_rules({{"src.io/ns/app", "dst.io/ns/app", [] { migrate::TagFilter f; f.regex = "9.*"; return f; }(), ""}},
+                                    Defaults{}, tags);
+  REQUIRE(none.errors.size() == 1);
+  CHECK(none.errors[0].message.find("no tag of src.io/ns/app passes the tag filter (4 listed)") == 0);
+}
