@@ -62,6 +62,35 @@ Shard parse_shard(const cxxopts::ParseResult& args, const migrate::EnvLookup& en
   return s;
 }
 
+/// "10M" -> 10000000 bytes/s; -1 = unlimited.
+long long parse_rate(const std::string& text) {
+  if (text == "-1" || text == "0")
+    return 0;
+  std::size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+  }
+  std::string unit = text.substr(used);
+  double scale = unit.empty() ? 1 : unit == "k" || unit == "K" ? 1e3 : unit == "M" ? 1e6 : unit == "G" ? 1e9 : -1;
+  if (v <= 0 || scale < 0)
+    throw migrate::ConfigError("--limit-rate must be bytes per second like 500k, 20M, 1G or -1, not \"" + text + "\"");
+  return static_cast<long long>(v * scale);
+}
+
+/// --resolve HOST:PORT:ADDRESS, validated.
+std::vector<std::string> resolve_entries(const std::vector<std::string>& values) {
+  for (const auto& v : values) {
+    auto first = v.find(':');
+    auto second = first == std::string::npos ? std::string::npos : v.find(':', first + 1);
+    if (first == 0 || second == std::string::npos || second + 1 >= v.size() ||
+        v.substr(first + 1, second - first - 1).find_first_not_of("0123456789") != std::string::npos || second == first + 1)
+      throw migrate::ConfigError("--resolve must be HOST:PORT:ADDRESS, not \"" + v + "\"");
+  }
+  return values;
+}
+
 } // namespace
 
 int run_migrate(int argc, char** argv) {
@@ -80,6 +109,9 @@ int run_migrate(int argc, char** argv) {
     ("dry-run", "show what would be copied (HEAD requests only); write nothing anywhere")
     ("report", "write a JSON report of every image (source, destination, digest, status, bytes, seconds, error)", cxxopts::value<std::string>())
     ("progress-interval", "seconds between progress lines when stderr is not a terminal (0 = off)", cxxopts::value<int>()->default_value("10"))
+    ("resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)", cxxopts::value<std::vector<std::string>>())
+    ("stall-timeout", "abort a transfer that moves no byte for this many seconds (env IMAGE_MIGRATOR_STALL_TIMEOUT; default 60)", cxxopts::value<int>())
+    ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), split across the workers", cxxopts::value<std::string>()->default_value("-1"))
     ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
     ("v,verbose", "debug logging")
     ("h,help", "print this help")
@@ -116,6 +148,16 @@ int run_migrate(int argc, char** argv) {
   std::string log_file = dry_run && !args.count("log") ? "" : args["log"].as<std::string>();
   auto input_opts = input_options(args);
   input_opts.encrypt_auth = !dry_run && !args.count("no-encrypt-auth");
+  http::Options http_options;
+  if (args.count("resolve"))
+    http_options.resolve = resolve_entries(args["resolve"].as<std::vector<std::string>>());
+  if (long long rate = parse_rate(args["limit-rate"].as<std::string>()); rate > 0)
+    http_options.max_recv_bytes_per_second = std::max(1LL, rate / eo.workers);
+  int stall = args.count("stall-timeout") ? args["stall-timeout"].as<int>()
+                                          : std::atoi(env("IMAGE_MIGRATOR_STALL_TIMEOUT").value_or("60").c_str());
+  if (stall < 1 || stall > 3600)
+    throw migrate::ConfigError("--stall-timeout must be between 1 and 3600 seconds");
+  http_options.low_speed_time = std::chrono::seconds(stall);
 
   // Files first: a configuration error stops the run before anything is written.
   auto inputs = migrate::load_inputs(input_opts, env);
@@ -130,7 +172,6 @@ int run_migrate(int argc, char** argv) {
     log->info("shard {}/{}: {} rule(s) for this shard", shard.index, shard.count, inputs.rules.size());
   }
   SignalGuard signals(std::chrono::seconds(30));
-  http::Options http_options;
   http_options.cancel = signals.abort();
   http::Client client(http_options);
   eo.cancel = signals.stop();

@@ -54,6 +54,7 @@ struct Transfer {
   const std::atomic<bool>* cancel = nullptr;
   Slist header_list;
   Slist connect_to;
+  Slist resolve;
   std::string rewritten_url;
 };
 
@@ -119,6 +120,9 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.low_speed_time.count()));
   curl_easy_setopt(h, CURLOPT_USERAGENT, o.user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  // The shared connection cache is capped by each handle's MAXCONNECTS (default 5): with a dozen
+  // threads sharing it, connections would be closed instead of reused.
+  curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 128L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.errbuf.data());
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
@@ -151,6 +155,7 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
     curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &blob);
     curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
   }
+  std::vector<std::string> connect_to = r.connect_to;
   if (!r.tls.server_name.empty()) {
     // Connect to the URL's host but present and verify server_name: rewrite the URL's host and
     // route the connection back with CONNECT_TO.
@@ -163,10 +168,25 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
       }
       t.rewritten_url = u.scheme + "://" + r.tls.server_name + ":" + port + u.path;
       curl_easy_setopt(h, CURLOPT_URL, t.rewritten_url.c_str());
-      t.connect_to.reset(curl_slist_append(nullptr, (r.tls.server_name + ":" + port + ":" + host + ":" + port).c_str()));
-      curl_easy_setopt(h, CURLOPT_CONNECT_TO, t.connect_to.get());
+      connect_to.push_back(r.tls.server_name + ":" + port + ":" + host + ":" + port);
     }
   }
+  if (!connect_to.empty()) {
+    curl_slist* list = nullptr;
+    for (const auto& c : connect_to)
+      list = curl_slist_append(list, c.c_str());
+    t.connect_to.reset(list);
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, list);
+  }
+  if (!o.resolve.empty()) {
+    curl_slist* list = nullptr;
+    for (const auto& c : o.resolve)
+      list = curl_slist_append(list, c.c_str());
+    t.resolve.reset(list);
+    curl_easy_setopt(h, CURLOPT_RESOLVE, list);
+  }
+  if (o.max_recv_bytes_per_second > 0)
+    curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(o.max_recv_bytes_per_second));
   if (!r.proxy.empty())
     curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());
 
@@ -239,36 +259,39 @@ Request follow(const Request& from, const Response& response) {
 /// Fixed-capacity byte ring between the download and the upload of one pipe().
 class Ring {
 public:
-  explicit Ring(std::size_t capacity) : m_buf(capacity) {}
+  // Not zero-filled: a small blob should not pay for clearing a full-size buffer.
+  explicit Ring(std::size_t capacity) : m_buf(new char[capacity]), m_capacity(capacity) {}
   std::size_t size() const { return m_size; }
-  std::size_t free() const { return m_buf.size() - m_size; }
-  std::size_t capacity() const { return m_buf.size(); }
+  std::size_t free() const { return m_capacity - m_size; }
+  std::size_t capacity() const { return m_capacity; }
   void grow(std::size_t capacity) {
-    std::vector<char> bigger(capacity);
-    std::size_t n = pop(bigger.data(), m_size);
-    m_buf.swap(bigger);
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    std::size_t n = pop(bigger.get(), m_size);
+    m_buf = std::move(bigger);
+    m_capacity = capacity;
     m_head = 0;
     m_size = n;
   }
   void push(const char* data, std::size_t len) {
-    std::size_t tail = (m_head + m_size) % m_buf.size();
-    std::size_t first = std::min(len, m_buf.size() - tail);
-    std::memcpy(m_buf.data() + tail, data, first);
-    std::memcpy(m_buf.data(), data + first, len - first);
+    std::size_t tail = (m_head + m_size) % m_capacity;
+    std::size_t first = std::min(len, m_capacity - tail);
+    std::memcpy(m_buf.get() + tail, data, first);
+    std::memcpy(m_buf.get(), data + first, len - first);
     m_size += len;
   }
   std::size_t pop(char* out, std::size_t max) {
     std::size_t len = std::min(max, m_size);
-    std::size_t first = std::min(len, m_buf.size() - m_head);
-    std::memcpy(out, m_buf.data() + m_head, first);
-    std::memcpy(out + first, m_buf.data(), len - first);
-    m_head = (m_head + len) % m_buf.size();
+    std::size_t first = std::min(len, m_capacity - m_head);
+    std::memcpy(out, m_buf.get() + m_head, first);
+    std::memcpy(out + first, m_buf.get(), len - first);
+    m_head = (m_head + len) % m_capacity;
     m_size -= len;
     return len;
   }
 
 private:
-  std::vector<char> m_buf;
+  std::unique_ptr<char[]> m_buf;
+  std::size_t m_capacity;
   std::size_t m_head = 0;
   std::size_t m_size = 0;
 };
@@ -444,11 +467,15 @@ Result<Response> Client::send(const Request& request) {
 
 Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_request,
                                 const ChunkObserver& on_chunk, const CompletionCheck& on_complete) {
-  PipeState s(m_options.pipe_buffer);
-  s.expected = put_request.upload_size.value_or(0);
+  // A blob smaller than the ring needs no more than its own size (plus one transfer chunk).
+  const std::uint64_t expected = put_request.upload_size.value_or(0);
+  PipeState s(static_cast<std::size_t>(
+      std::min<std::uint64_t>(m_options.pipe_buffer, std::max<std::uint64_t>(expected, transfer_buffer))));
+  s.expected = expected;
   s.observer = &on_chunk;
   s.complete = &on_complete;
   Multi multi(curl_multi_init());
+  curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, 128L);
   Request get = get_request;
   Easy get_h;
 

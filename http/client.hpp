@@ -41,6 +41,7 @@ struct Request {
   Tls tls;
   bool follow_redirects = false;  ///< Authorization is dropped when the host changes
   std::string proxy;              ///< explicit proxy URL; empty = libcurl's environment (HTTPS_PROXY, NO_PROXY)
+  std::vector<std::string> connect_to; ///< libcurl CONNECT_TO entries "HOST:PORT:ADDRESS:PORT" (TLS still checks HOST)
   std::optional<std::uint64_t> upload_size; ///< for pipe(): the streamed body's exact length
 };
 
@@ -64,6 +65,8 @@ struct Options {
   std::size_t max_buffered_body = 16u << 20; ///< larger buffered bodies are an error
   std::size_t pipe_buffer = 1u << 20;        ///< ring buffer between download and upload
   const std::atomic<bool>* cancel = nullptr; ///< when set and true, transfers abort
+  std::vector<std::string> resolve;          ///< "HOST:PORT:ADDRESS" entries (like curl --resolve)
+  long long max_recv_bytes_per_second = 0;   ///< per transfer; 0 = unlimited
 };
 
 /// Sees each chunk flowing through pipe(); an error aborts the upload before it completes.

@@ -266,11 +266,11 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
       throw ConfigError(where + "." + field + ": must be true or false, not " + type_name(v));
     };
     static const std::vector<std::string> known = {"username", "password", "insecure", "ca", "cert", "key",
-                                                   "skipTLSVerify", "identitytoken", "chunked"};
+                                                   "skipTLSVerify", "identitytoken", "chunked", "proxy", "address"};
     for (const auto& [field, _] : value.items())
       if (std::find(known.begin(), known.end(), field) == known.end())
         throw ConfigError(where + ": unknown field \"" + field + "\" (known: username, password, insecure, ca, cert, key, "
-                                                               "skipTLSVerify, identitytoken, chunked)");
+                                                               "skipTLSVerify, identitytoken, chunked, proxy, address)");
     std::string username = get_string("username");
     std::string password = get_string("password");
     std::string identity = get_string("identitytoken");
@@ -286,6 +286,8 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
     e.tls.cert_file = get_string("cert");
     e.tls.key_file = get_string("key");
     e.chunked_upload = get_bool("chunked");
+    e.proxy = get_string("proxy");
+    e.address = get_string("address");
     if (e.tls.cert_file.empty() != e.tls.key_file.empty())
       throw ConfigError(where + ": \"cert\" and \"key\" must be given together");
     for (const auto* f : {&e.tls.ca_file, &e.tls.cert_file, &e.tls.key_file})

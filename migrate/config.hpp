@@ -40,6 +40,8 @@ struct AuthEntry {
   bool insecure = false; ///< plain HTTP
   http::Tls tls;
   bool chunked_upload = false;
+  std::string proxy;   ///< per-registry proxy URL
+  std::string address; ///< connect to this address instead of resolving the registry name
 };
 
 /// Decrypts an "enc:v1:" secret (see secrets.hpp).

@@ -122,6 +122,8 @@ struct Engine::Impl {
         ro.insecure = entry->insecure;
         ro.tls = entry->tls;
         ro.chunked_upload = entry->chunked_upload;
+        ro.proxy = entry->proxy;
+        ro.address = entry->address;
         if (!entry->tls.verify)
           log->warn("TLS verification is OFF for {} (skipTLSVerify in the auth file)", ref.registry);
       }

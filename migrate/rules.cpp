@@ -2,6 +2,8 @@
 
 #include "migrate/config.hpp"
 
+#include <future>
+#include <map>
 #include <set>
 
 namespace migrate {
@@ -176,7 +178,42 @@ std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults
   return mine;
 }
 
+namespace {
+
+/// Lists the tags of every repository the rules need (sources without tag or digest), 8 at a time,
+/// so a long rule list does not wait one round trip per repository before the first copy.
+std::map<std::string, http::Result<std::vector<std::string>>> list_all_tags(const std::vector<Rule>& rules,
+                                                                            const Defaults& defaults,
+                                                                            const TagLister& list_tags) {
+  std::map<std::string, Reference> wanted;
+  for (const auto& rule : rules) {
+    try {
+      Reference src = parse_source(rule.source, defaults);
+      if (src.tag.empty() && src.digest.empty())
+        wanted.emplace(src.name(), src);
+    } catch (const Invalid&) {
+    }
+  }
+  std::map<std::string, http::Result<std::vector<std::string>>> listed;
+  std::vector<std::pair<std::string, std::future<http::Result<std::vector<std::string>>>>> running;
+  auto drain = [&] {
+    for (auto& [name, f] : running)
+      listed.emplace(name, f.get());
+    running.clear();
+  };
+  for (const auto& [name, ref] : wanted) {
+    running.emplace_back(name, std::async(std::launch::async, [&list_tags, r = ref] { return list_tags(r); }));
+    if (running.size() == 8)
+      drain();
+  }
+  drain();
+  return listed;
+}
+
+} // namespace
+
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags) {
+  auto listed_tags = list_all_tags(rules, defaults, list_tags);
   Expansion out;
   std::set<std::string> seen;
   auto add = [&](ImageTask t) {
@@ -192,7 +229,7 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
         // Rule 6: every tag of the repository; the destination names no tag.
         if (!dst.tag.empty())
           throw Invalid{"rule 6: the source has no tag (all tags are copied), so the destination must not have one"};
-        auto listed = list_tags(src);
+        const auto& listed = listed_tags.at(src.name());
         if (!listed)
           throw Invalid{listed.error().message};
         if (listed->empty())

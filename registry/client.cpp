@@ -96,7 +96,24 @@ http::Error registry_error(const std::string& what, const http::Response& respon
 Registry::Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log)
     : m_client(client), m_options(std::move(options)), m_log(log ? std::move(log) : null_logger()),
       m_auth(client, m_options.host, m_options.credentials, m_options.tls, m_options.insecure, m_log),
-      m_chunked(m_options.chunked_upload) {}
+      m_chunked(m_options.chunked_upload) {
+  if (!m_options.address.empty()) {
+    // A VPC endpoint or private line: connect to `address`, keep the name for Host and TLS.
+    std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
+    std::string port = m_options.insecure ? "80" : "443";
+    if (auto colon = host.rfind(':'); colon != std::string::npos && host.back() != ']') {
+      port = host.substr(colon + 1);
+      host = host.substr(0, colon);
+    }
+    std::string address = m_options.address, address_port = port;
+    if (auto colon = address.rfind(':'); colon != std::string::npos && address.back() != ']' &&
+                                         std::count(address.begin(), address.end(), ':') == 1) {
+      address_port = address.substr(colon + 1);
+      address = address.substr(0, colon);
+    }
+    m_connect_to.push_back(host + ":" + port + ":" + address + ":" + address_port);
+  }
+}
 
 std::string Registry::base_url() const {
   std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
@@ -108,6 +125,8 @@ http::Request Registry::request(const std::string& method, const std::string& pa
   r.method = method;
   r.url = base_url() + path;
   r.tls = m_options.tls;
+  r.proxy = m_options.proxy;
+  r.connect_to = m_connect_to;
   return r;
 }
 
@@ -323,8 +342,8 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
     get.follow_redirects = true;
     source.m_auth.authorize(get, source_scope);
 
-    http::Request put;
-    put.tls = m_options.tls;
+    http::Request put = request("PUT", "");
+    put.headers.clear();
     put.upload_size = size;
     put.headers.emplace_back("Content-Type", "application/octet-stream");
     const bool chunked = m_chunked.load();

@@ -29,6 +29,8 @@ struct RegistryOptions {
   http::Tls tls;
   Credentials credentials;
   bool chunked_upload = false; ///< PATCH then PUT instead of one monolithic PUT
+  std::string proxy;           ///< proxy URL for this registry ("" = environment)
+  std::string address;         ///< connect here instead of resolving host ("10.0.0.5" or "10.0.0.5:8443")
 };
 
 /// What a HEAD on a manifest tells.
@@ -89,6 +91,7 @@ private:
   std::shared_ptr<spdlog::logger> m_log;
   Authenticator m_auth;
   std::atomic<bool> m_chunked; ///< starts from the options; a registry may ask for it later
+  std::vector<std::string> m_connect_to;
 };
 
 /// "repository:NAME:pull" / "repository:NAME:pull,push".
