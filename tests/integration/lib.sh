@@ -104,7 +104,7 @@ im_setup() {
   export CONTAINERS_REGISTRIES_CONF=$IM_WORK/registries.conf
   export DOCKER_CONFIG=$IM_WORK/docker-config
   # image-migrator keeps its auth.json encryption key under XDG_CONFIG_HOME: never the real home.
-  export XDG_CONFIG_HOME=$IM_WORK/xdg
+  export XDG_CONFIG_HOME=$IM_WORK/xdg XDG_STATE_HOME=$IM_WORK/xdg-state
   unset IMAGE_MIGRATOR_KEY
 
   trap '_im_cleanup' EXIT
