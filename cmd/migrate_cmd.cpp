@@ -161,22 +161,23 @@ int run_migrate(int argc, char** argv) {
 
   // Files first: a configuration error stops the run before anything is written.
   auto inputs = migrate::load_inputs(input_opts, env);
-  if (shard.index != 0)
-    inputs.rule_errors.clear(); // reported once, by shard 0
 
   auto log = make_logger(log_file, format, args.count("verbose") > 0);
   if (!inputs.notice.empty())
     log->info("{}", inputs.notice);
-  if (shard.count > 1) {
-    inputs.rules = migrate::rules_for_shard(inputs.rules, defaults, shard.index, shard.count);
-    log->info("shard {}/{}: {} rule(s) for this shard", shard.index, shard.count, inputs.rules.size());
-  }
   SignalGuard signals(std::chrono::seconds(30));
   http_options.cancel = signals.abort();
   http::Client client(http_options);
   eo.cancel = signals.stop();
   migrate::Engine engine(client, inputs.auth, eo, log);
 
+  inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
+  if (shard.count > 1) {
+    inputs.rules = migrate::rules_for_shard(inputs.rules, defaults, shard.index, shard.count);
+    log->info("shard {}/{}: {} rule(s) for this shard", shard.index, shard.count, inputs.rules.size());
+  }
+  if (shard.index != 0)
+    inputs.rule_errors.clear(); // reported once, by shard 0
   auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister());
   for (const auto& e : inputs.rule_errors)
     expansion.errors.push_back(e);

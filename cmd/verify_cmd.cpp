@@ -33,7 +33,9 @@ int run_verify(int argc, char** argv) {
   auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
   http::Client client;
   migrate::Engine engine(client, inputs.auth, eo, log);
-  auto expansion = migrate::expand_rules(inputs.rules, cmd::defaults(args, env), engine.tag_lister());
+  auto defaults = cmd::defaults(args, env);
+  inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
+  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister());
   for (const auto& e : inputs.rule_errors)
     expansion.errors.push_back(e);
   for (const auto& e : expansion.errors)

@@ -433,6 +433,15 @@ TagLister Engine::tag_lister() {
   };
 }
 
+CatalogLister Engine::catalog_lister() {
+  return [this](const std::string& host) {
+    registry::Reference any;
+    any.registry = host;
+    auto [reg, key] = m_impl->registry_for(any);
+    return m_impl->retry("listing the catalog of " + host, [&, reg = reg] { return reg->list_repositories(); });
+  };
+}
+
 Summary Engine::run(const std::vector<ImageTask>& tasks) {
   auto start = Clock::now();
   Summary summary;

@@ -82,6 +82,8 @@ public:
 
   /// Lists tags through the engine's registries, with the same credentials and retries.
   TagLister tag_lister();
+  /// Lists registry catalogs through the engine's registries (whole-namespace rules).
+  CatalogLister catalog_lister();
 
   /// Copies every task; failed tasks are run again after the pass, up to `retries` times.
   Summary run(const std::vector<ImageTask>& tasks);

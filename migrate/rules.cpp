@@ -212,6 +212,59 @@ std::map<std::string, http::Result<std::vector<std::string>>> list_all_tags(cons
 
 } // namespace
 
+std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaults& defaults,
+                                    const CatalogLister& list_catalog, std::vector<RuleError>& errors) {
+  std::vector<Rule> out;
+  std::map<std::string, http::Result<std::vector<std::string>>> catalogs;
+  for (const auto& rule : rules) {
+    if (rule.source.size() < 3 || rule.source.compare(rule.source.size() - 2, 2, "/*") != 0) {
+      out.push_back(rule);
+      continue;
+    }
+    if (!list_catalog) {
+      out.push_back(rule); // expand_rules reports rule 1
+      continue;
+    }
+    std::string prefix = rule.source.substr(0, rule.source.size() - 2); // registry/namespace
+    auto slash = prefix.find('/');
+    std::string dst_prefix = rule.destination;
+    if (!dst_prefix.empty() && (dst_prefix.size() < 3 || dst_prefix.compare(dst_prefix.size() - 2, 2, "/*") != 0)) {
+      errors.push_back({rule.name(), "a whole-namespace source needs a whole-namespace destination (\"registry/namespace/*\") or \"\""});
+      continue;
+    }
+    if (slash == std::string::npos || !registry::looks_like_registry(prefix.substr(0, slash))) {
+      errors.push_back({rule.name(), "a whole-namespace rule is registry/namespace/* (the registry first)"});
+      continue;
+    }
+    std::string host = prefix.substr(0, slash), ns = prefix.substr(slash + 1);
+    auto it = catalogs.find(host);
+    if (it == catalogs.end())
+      it = catalogs.emplace(host, list_catalog(host)).first;
+    if (!it->second) {
+      errors.push_back({rule.name(), it->second.error().message});
+      continue;
+    }
+    std::size_t found = 0;
+    for (const auto& repo : *it->second) {
+      if (repo.compare(0, ns.size() + 1, ns + "/") != 0)
+        continue;
+      Rule r = rule;
+      r.key = rule.name();
+      r.source = host + "/" + repo;
+      std::string below = repo.substr(ns.size() + 1);
+      if (dst_prefix.empty())
+        r.destination = defaults.registry.empty() || defaults.ns.empty() ? "" : defaults.registry + "/" + defaults.ns + "/" + below;
+      else
+        r.destination = dst_prefix.substr(0, dst_prefix.size() - 1) + below;
+      out.push_back(std::move(r));
+      ++found;
+    }
+    if (found == 0)
+      errors.push_back({rule.name(), "no repository below " + prefix + " in the catalog of " + host});
+  }
+  return out;
+}
+
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags) {
   auto listed_tags = list_all_tags(rules, defaults, list_tags);
   Expansion out;

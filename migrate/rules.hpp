@@ -63,6 +63,15 @@ using TagLister = std::function<http::Result<std::vector<std::string>>(const reg
 /// 0, which reports them.
 std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults& defaults, int index, int count);
 
+/// Lists the repositories of a registry (whole-namespace rules). Injected like TagLister.
+using CatalogLister = std::function<http::Result<std::vector<std::string>>(const std::string& registry)>;
+
+/// Replaces whole-namespace rules "registry/namespace/*" -> "registry/namespace/*" (or "") by one
+/// rule per repository below that namespace, found in the registry's catalog. Without a lister, or
+/// when the catalog is refused, such a rule is a RuleError.
+std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaults& defaults,
+                                    const CatalogLister& list_catalog, std::vector<RuleError>& errors);
+
 /// Applies the rules. Tags are listed only for sources without tag or digest.
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags);
 

@@ -167,34 +167,53 @@ http::Response Registry::explain(const http::Request& head, const http::Response
   return again && again->status == response.status ? *again : response;
 }
 
-Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
-  std::vector<std::string> tags;
-  std::string what = "listing tags of " + m_options.host + "/" + repository;
-  const char* page_env = std::getenv("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
-  std::string url = base_url() + repository + "/tags/list?n=" + (page_env && *page_env ? page_env : "1000");
+Result<std::vector<std::string>> Registry::list_paginated(std::string url, const std::string& scope,
+                                                          const char* field, const std::string& what) {
+  std::vector<std::string> items;
   for (int page = 0; !url.empty(); ++page) {
     if (page > 100000)
       return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end");
     http::Request r = request("GET", "");
     r.url = url;
-    auto resp = send(r, pull_scope(repository));
+    auto resp = send(r, scope);
     if (!resp)
       return resp.error().context(what);
     if (resp->status != 200)
       return registry_error(what, *resp);
     try {
       auto j = nlohmann::json::parse(resp->body);
-      if (j.contains("tags") && j["tags"].is_array())
-        for (const auto& t : j["tags"])
+      if (j.contains(field) && j[field].is_array())
+        for (const auto& t : j[field])
           if (t.is_string())
-            tags.push_back(t.get<std::string>());
+            items.push_back(t.get<std::string>());
     } catch (const nlohmann::json::exception&) {
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
     }
     auto next = next_link(resp->header("link"));
     url = next.empty() ? std::string() : http::resolve_url(url, next);
   }
-  return tags;
+  return items;
+}
+
+Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
+  const char* page_env = std::getenv("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
+  std::string page = page_env && *page_env ? page_env : "1000";
+  return list_paginated(base_url() + repository + "/tags/list?n=" + page, pull_scope(repository), "tags",
+                        "listing tags of " + m_options.host + "/" + repository);
+}
+
+Result<std::vector<std::string>> Registry::list_repositories() {
+  const char* page_env = std::getenv("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
+  std::string page = page_env && *page_env ? page_env : "1000";
+  auto repos = list_paginated(base_url() + "_catalog?n=" + page, "registry:catalog:*", "repositories",
+                              "listing the catalog of " + m_options.host);
+  if (!repos && (repos.error().status == 401 || repos.error().status == 403 || repos.error().status == 404 ||
+                 repos.error().kind == http::ErrorKind::unauthorized || repos.error().kind == http::ErrorKind::not_found))
+    return http::make_error(repos.error().kind,
+                            "registry " + m_options.host + " does not let these credentials list its catalog (_catalog): " +
+                                repos.error().message + "; name the repositories one by one",
+                            repos.error().status);
+  return repos;
 }
 
 Result<Manifest> Registry::get_manifest(const std::string& repository, const std::string& reference) {

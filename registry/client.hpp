@@ -52,6 +52,10 @@ public:
   /// Every tag of a repository, following Link pagination.
   Result<std::vector<std::string>> list_tags(const std::string& repository);
 
+  /// Every repository of the registry (GET /v2/_catalog, paginated). Many registries refuse it to
+  /// ordinary users: that is an error saying so.
+  Result<std::vector<std::string>> list_repositories();
+
   /// Fetches a manifest by tag or digest; the digest is computed from the bytes and checked
   /// against a digest reference and the Docker-Content-Digest header.
   Result<Manifest> get_manifest(const std::string& repository, const std::string& reference);
@@ -82,6 +86,8 @@ public:
 
 private:
   http::Request request(const std::string& method, const std::string& path) const;
+  Result<std::vector<std::string>> list_paginated(std::string url, const std::string& scope, const char* field,
+                                                  const std::string& what);
   /// The error response of a HEAD, with a body fetched by GET when the HEAD had none.
   http::Response explain(const http::Request& head, const http::Response& response, const std::string& scope);
   Result<std::string> start_upload(const std::string& repository, const std::string& scope);

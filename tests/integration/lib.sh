@@ -738,3 +738,37 @@ im_inspect() {
   _im_flags -- "$ref" "${IM_CREDS:-}"
   im_skopeo inspect "${_IM_FLAGS[@]}" "$@" "docker://$ref"
 }
+
+# ----------------------------------------------------------------- fault proxy
+
+# start_proxy NAME UPSTREAM_ADDR: tests/faultproxy/fault_proxy in front of UPSTREAM_ADDR
+# (binary: $FAULT_PROXY_BIN, default <build>/tests/faultproxy/fault_proxy).
+# Exports NAME_ADDR, NAME_RULES (rules file), NAME_PLOG (request log).
+start_proxy() {
+  local name=$1 up=$2 d=$IM_WORK/proxy-$1 N pid i
+  N=$(_im_upper "$name")
+  mkdir -p "$d"
+  : >"$d/rules"
+  : >"$d/log"
+  local bin=${FAULT_PROXY_BIN:-${IM_BUILD_DIR:-$IM_REPO_ROOT/build}/tests/faultproxy/fault_proxy}
+  "$bin" --upstream "$up" --port-file "$d/port" --rules "$d/rules" --log "$d/log" 2>>"$d/stderr" &
+  pid=$!
+  _im_track "$pid"
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$d/port" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ -s "$d/port" ] || { cat "$d/stderr" >&2; fail "fault_proxy $name did not start"; }
+  _im_export "${N}_ADDR" "127.0.0.1:$(cat "$d/port")"
+  _im_export "${N}_RULES" "$d/rules"
+  _im_export "${N}_PLOG" "$d/log"
+}
+
+# set_rules RULES_FILE [RULE...]: replace the rules atomically (the proxy re-reads them, counters restart).
+set_rules() {
+  local f=$1
+  shift
+  if [ $# -gt 0 ]; then printf '%s\n' "$@" >"$f.new"; else : >"$f.new"; fi
+  mv -f "$f.new" "$f"
+}

@@ -202,3 +202,37 @@ TEST_CASE("migrate::read_rules: tag filters") {
   REQUIRE(none.errors.size() == 1);
   CHECK(none.errors[0].message.find("no tag of src.io/ns/app passes the tag filter (4 listed)") == 0);
 }
+
+TEST_CASE("migrate::expand_namespaces") {
+  auto catalog = [](const std::string& host) -> http::Result<std::vector<std::string>> {
+    if (host != "src.io")
+      return http::make_error(http::ErrorKind::unauthorized, "registry " + host + " refuses its catalog");
+    return std::vector<std::string>{"team/a", "team/b/c", "teamster/x", "other/y"};
+  };
+  Defaults d;
+  d.registry = "swr.example.com";
+  d.ns = "org";
+  std::vector<migrate::RuleError> errors;
+  auto rules = migrate::expand_namespaces({{"src.io/team/*", "dst.io/new/*", {}, ""},
+                                           {"src.io/other/*", "", {}, ""},
+                                           {"src.io/team/a:1", "dst.io/x/a", {}, ""},
+                                           {"no.io/team/*", "dst.io/x/*", {}, ""},
+                                           {"src.io/team/*", "dst.io/x/y", {}, ""}},
+                                          d, catalog, errors);
+  std::vector<std::string> got;
+  for (const auto& r : rules)
+    got.push_back(r.source + " -> " + r.destination + " [" + r.name() + "]");
+  CHECK(got == std::vector<std::string>{"src.io/team/a -> dst.io/new/a [src.io/team/*]",
+                                         "src.io/team/b/c -> dst.io/new/b/c [src.io/team/*]",
+                                         "src.io/other/y -> swr.example.com/org/y [src.io/other/*]",
+                                         "src.io/team/a:1 -> dst.io/x/a [src.io/team/a:1]"});
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].message == "registry no.io refuses its catalog");
+  CHECK(errors[1].message.find("needs a whole-namespace destination") != std::string::npos);
+  // Without a catalog lister the rule stays and expand_rules reports rule 1.
+  errors.clear();
+  auto kept = migrate::expand_namespaces({{"src.io/team/*", "", {}, ""}}, d, {}, errors);
+  auto e = migrate::expand_rules(kept, d, fake_tags({}));
+  REQUIRE(e.errors.size() == 1);
+  CHECK(e.errors[0].message.find("rule 1") == 0);
+}

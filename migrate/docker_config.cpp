@@ -1,0 +1,528 @@
+#include "migrate/docker_config.hpp"
+
+#include "http/base64.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace migrate {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t max_helper_output = 1u << 20;
+constexpr const char* docker_hub = "docker.io";
+constexpr const char* docker_hub_server_url = "https://index.docker.io/v1/";
+constexpr const char* default_path = "/usr/local/bin:/usr/bin:/bin";
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+/// host[:port] of a config key or registry name: scheme and path dropped, lower-cased, Docker Hub's
+/// aliases folded into "docker.io" (Docker's ConvertToHostname, plus the aliases).
+std::string normalize_host(const std::string& name) {
+  std::string s = lower(name);
+  for (std::string_view scheme : {"https://", "http://"})
+    if (s.rfind(scheme, 0) == 0) {
+      s.erase(0, scheme.size());
+      break;
+    }
+  s = s.substr(0, s.find('/'));
+  if (s == "docker.io" || s == "index.docker.io" || s == "registry-1.docker.io")
+    return docker_hub;
+  return s;
+}
+
+/// What Docker sends to a helper: the host, or Docker Hub's historical URL.
+std::string server_url_of(const std::string& host) { return host == docker_hub ? docker_hub_server_url : host; }
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+/// A helper's error message fit for one log line: first line, printable, short; "" if it looks like
+/// JSON (a helper that fails after printing its answer must not have the secret shown).
+std::string safe_message(const std::string& out, const std::string& err) {
+  const std::string& src = err.find_first_not_of(" \t\r\n") != std::string::npos ? err : out;
+  auto b = src.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos || src[b] == '{' || src[b] == '[')
+    return "";
+  std::string line = src.substr(b, src.find_first_of("\r\n", b) - b);
+  for (auto& c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = ' ';
+  if (line.size() > 200)
+    line = line.substr(0, 200) + "...";
+  return line;
+}
+
+bool says_not_found(const std::string& out, const std::string& err) {
+  return lower(out).find("credentials not found") != std::string::npos ||
+         lower(err).find("credentials not found") != std::string::npos;
+}
+
+/// Owns a file descriptor.
+class Fd {
+public:
+  Fd() = default;
+  explicit Fd(int fd) : m_fd(fd) {}
+  Fd(Fd&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      m_fd = std::exchange(o.m_fd, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return m_fd; }
+  void reset() {
+    if (m_fd >= 0)
+      ::close(m_fd);
+    m_fd = -1;
+  }
+
+private:
+  int m_fd = -1;
+};
+
+struct ProcessOutput {
+  int status = 0; ///< exit code, or 128 + signal
+  std::string out, err;
+};
+
+/// The helper's full path: `program` searched in the absolute directories of `path` (Go's exec
+/// refuses relative PATH entries too); "" if not found.
+std::string find_in_path(const std::string& program, const std::string& path) {
+  std::stringstream dirs(path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty() || dir[0] != '/')
+      continue;
+    std::string candidate = dir + "/" + program;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return "";
+}
+
+/// The process environment with PATH replaced by `path`.
+std::vector<std::string> child_environment(const std::string& path) {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, "PATH=", 5) != 0)
+      env.emplace_back(*e);
+  env.push_back("PATH=" + path);
+  return env;
+}
+
+/// Runs `program` (a full path) with `args`, writes `input` to its stdin and collects stdout and
+/// stderr. Throws ConfigError(`name` + ": ...") when it cannot start, exceeds `limit` or writes too much.
+ProcessOutput run_process(const std::string& program, const std::string& name, const std::vector<std::string>& args,
+                          const std::vector<std::string>& env, const std::string& input, std::chrono::milliseconds limit) {
+  auto fail = [&](const std::string& what) { return ConfigError(name + ": " + what); };
+  // stdin is a socket so that writing to a helper that exits early is EPIPE, not SIGPIPE.
+  int in[2], out[2], err[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0)
+    throw fail(std::string("cannot create a socket: ") + std::strerror(errno));
+  Fd in_parent(in[0]), in_child(in[1]);
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    throw fail(std::string("cannot create a pipe: ") + std::strerror(errno));
+  Fd out_parent(out[0]), out_child(out[1]);
+  if (::pipe2(err, O_CLOEXEC) != 0)
+    throw fail(std::string("cannot create a pipe: ") + std::strerror(errno));
+  Fd err_parent(err[0]), err_child(err[1]);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_child.get(), 0);
+  posix_spawn_file_actions_adddup2(&actions, out_child.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, err_child.get(), 2);
+  // Our threads may block signals (the CLI's signal handling): the helper starts with none blocked.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT})
+    sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  std::vector<char*> argv{const_cast<char*>(name.c_str())};
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : env)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0)
+    throw fail("cannot run " + program + ": " + std::strerror(rc));
+  in_child.reset();
+  out_child.reset();
+  err_child.reset();
+  for (const Fd* fd : {&in_parent, &out_parent, &err_parent})
+    ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+
+  ProcessOutput result;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  auto ms_left = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+  };
+  std::size_t written = 0;
+  std::string problem;
+  while (out_parent.get() >= 0 || err_parent.get() >= 0) {
+    auto left = ms_left();
+    if (left <= 0) {
+      problem = "did not answer within " + std::to_string(limit.count()) + " ms";
+      break;
+    }
+    pollfd fds[3] = {{in_parent.get(), POLLOUT, 0}, {out_parent.get(), POLLIN, 0}, {err_parent.get(), POLLIN, 0}};
+    if (::poll(fds, 3, static_cast<int>(left)) < 0) {
+      if (errno == EINTR)
+        continue;
+      problem = std::string("poll failed: ") + std::strerror(errno);
+      break;
+    }
+    if (fds[0].revents != 0) {
+      ssize_t n = ::send(in_parent.get(), input.data() + written, input.size() - written, MSG_NOSIGNAL);
+      if (n > 0)
+        written += static_cast<std::size_t>(n);
+      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size())
+        in_parent.reset(); // all written (the helper sees EOF), or the helper closed its stdin
+    }
+    for (int i = 1; i < 3; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0)
+        continue;
+      Fd& fd = i == 1 ? out_parent : err_parent;
+      std::string& sink = i == 1 ? result.out : result.err;
+      char buf[16384];
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n > 0)
+        sink.append(buf, static_cast<std::size_t>(n));
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        fd.reset();
+    }
+    if (result.out.size() + result.err.size() > max_helper_output) {
+      problem = "wrote more than 1 MiB";
+      break;
+    }
+  }
+  in_parent.reset();
+  out_parent.reset();
+  err_parent.reset();
+  // Both pipes are closed: wait for the exit, still within the time limit.
+  int status = 0;
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid)
+      break;
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0) {
+      if (problem.empty())
+        problem = std::string("cannot wait for it: ") + std::strerror(errno);
+      break;
+    }
+    if (problem.empty() && ms_left() <= 0)
+      problem = "did not exit within " + std::to_string(limit.count()) + " ms";
+    if (!problem.empty()) {
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!problem.empty())
+    throw fail(problem);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return result;
+}
+
+/// Helper answers for this process, keyed by helper path and server URL. Each key has its own mutex
+/// so that concurrent callers wait for one run of the helper, while other helpers run in parallel.
+class HelperCache {
+public:
+  std::optional<registry::Credentials> get(const std::string& key,
+                                           const std::function<std::optional<registry::Credentials>()>& run) {
+    std::shared_ptr<Slot> slot;
+    {
+      std::lock_guard lock(m_mutex);
+      auto& s = m_slots[key];
+      if (!s)
+        s = std::make_shared<Slot>();
+      slot = s;
+    }
+    std::lock_guard lock(slot->mutex);
+    if (!slot->done) {
+      slot->value = run(); // an exception leaves the slot empty: the run ends with it anyway
+      slot->done = true;
+    }
+    return slot->value;
+  }
+
+private:
+  struct Slot {
+    std::mutex mutex;
+    bool done = false;
+    std::optional<registry::Credentials> value;
+  };
+  std::mutex m_mutex;
+  std::map<std::string, std::shared_ptr<Slot>> m_slots;
+};
+
+HelperCache& helper_cache() {
+  static HelperCache cache;
+  return cache;
+}
+
+std::string env_path(const EnvLookup& env) {
+  auto path = env("PATH");
+  return path ? *path : default_path;
+}
+
+/// credential_helper_get through the cache; errors prefixed with `where`.
+std::optional<registry::Credentials> cached_helper_get(const std::string& helper, const std::string& server_url,
+                                                       const EnvLookup& env, const std::string& where) {
+  try {
+    if (helper.empty() || helper.find('/') != std::string::npos)
+      throw ConfigError("invalid helper name " + quoted(helper) + " (expected e.g. \"ecr-login\")");
+    std::string program = find_in_path("docker-credential-" + helper, env_path(env));
+    return helper_cache().get(program.empty() ? "?" + helper + "\n" + server_url : program + "\n" + server_url,
+                              [&] { return credential_helper_get(helper, server_url, env); });
+  } catch (const ConfigError& e) {
+    throw ConfigError(where + ": " + e.what());
+  }
+}
+
+/// A string field of an auths entry ("" when absent or null).
+std::string string_field(const json& entry, const char* field, const std::string& where) {
+  auto it = entry.find(field);
+  if (it == entry.end() || it->is_null())
+    return "";
+  if (!it->is_string())
+    throw ConfigError(where + "." + field + ": must be a string, not " + it->type_name());
+  return it->get<std::string>();
+}
+
+/// Credentials of one auths entry; nullopt for an entry without any (Docker writes `{}` entries as
+/// markers when a credsStore holds the secret).
+std::optional<registry::Credentials> entry_credentials(const json& entry, const std::string& where) {
+  if (entry.is_null())
+    return std::nullopt;
+  if (!entry.is_object())
+    throw ConfigError(where + ": must be an object, not " + std::string(entry.type_name()));
+  std::string identity = string_field(entry, "identitytoken", where);
+  std::string auth = string_field(entry, "auth", where);
+  std::string username = string_field(entry, "username", where);
+  std::string password = string_field(entry, "password", where);
+  if (!identity.empty())
+    return registry::Credentials::identity_token(identity);
+  if (!auth.empty()) {
+    auto decoded = http::base64_decode(auth);
+    if (!decoded)
+      throw ConfigError(where + ".auth: not valid base64");
+    auto colon = decoded->find(':');
+    if (colon == std::string::npos)
+      throw ConfigError(where + ".auth: must be base64 of \"username:password\" (no ':' found)");
+    std::string user = decoded->substr(0, colon);
+    std::string pass = decoded->substr(colon + 1);
+    // Docker trims NUL padding some tools leave in the password.
+    while (!pass.empty() && pass.back() == '\0')
+      pass.pop_back();
+    if (user.empty())
+      throw ConfigError(where + ".auth: the username is empty");
+    return registry::Credentials(user, pass);
+  }
+  if (username.empty() && password.empty())
+    return std::nullopt;
+  if (username.empty())
+    throw ConfigError(where + ": password given without username");
+  return registry::Credentials(username, password);
+}
+
+/// The item of `object` for `host`: an `exact` key first, then the first key that normalises to
+/// `host` (keys are sorted). nullptr when none.
+const json::object_t::value_type* find_key(const json& object, const std::string& host,
+                                           const std::vector<std::string>& exact) {
+  const auto& items = object.get_ref<const json::object_t&>();
+  for (const auto& e : exact)
+    if (auto it = items.find(e); it != items.end())
+      return &*it;
+  for (const auto& item : items)
+    if (normalize_host(item.first) == host)
+      return &item;
+  return nullptr;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw ConfigError(path + ": cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad())
+    throw ConfigError(path + ": cannot read file");
+  return ss.str();
+}
+
+} // namespace
+
+std::string docker_config_path(const EnvLookup& env) {
+  if (auto dir = env("DOCKER_CONFIG"); dir && !dir->empty())
+    return (std::filesystem::path(*dir) / "config.json").string();
+  if (auto home = env("HOME"); home && !home->empty())
+    return (std::filesystem::path(*home) / ".docker" / "config.json").string();
+  return "";
+}
+
+std::optional<registry::Credentials> credential_helper_get(const std::string& helper, const std::string& server_url,
+                                                           const EnvLookup& env, std::chrono::milliseconds limit) {
+  const std::string name = "docker-credential-" + helper;
+  if (helper.empty() || helper.find('/') != std::string::npos)
+    throw ConfigError(name + ": invalid helper name");
+  std::string path = env_path(env);
+  std::string program = find_in_path(name, path);
+  if (program.empty())
+    throw ConfigError(name + ": not found in PATH");
+  ProcessOutput r = run_process(program, name, {"get"}, child_environment(path), server_url, limit);
+  if (r.status != 0) {
+    if (says_not_found(r.out, r.err))
+      return std::nullopt;
+    std::string message = safe_message(r.out, r.err);
+    throw ConfigError(name + " get " + server_url + ": exit code " + std::to_string(r.status) +
+                      (message.empty() ? "" : ": " + message));
+  }
+  // Never quote the output here: it is where the secret would be.
+  const std::string bad = name + " get " + server_url + ": answered something other than the expected JSON " +
+                          "{\"ServerURL\", \"Username\", \"Secret\"}";
+  json answer;
+  try {
+    answer = json::parse(r.out);
+  } catch (const json::exception&) {
+    throw ConfigError(bad);
+  }
+  if (!answer.is_object())
+    throw ConfigError(bad);
+  auto field = [&](const char* key) -> std::string {
+    auto it = answer.find(key);
+    if (it == answer.end() || it->is_null())
+      return "";
+    if (!it->is_string())
+      throw ConfigError(bad + " (" + key + " is not a string)");
+    return it->get<std::string>();
+  };
+  std::string username = field("Username");
+  std::string secret = field("Secret");
+  if (username.empty() && secret.empty())
+    return std::nullopt;
+  if (username == "<token>")
+    return registry::Credentials::identity_token(secret);
+  if (username.empty())
+    throw ConfigError(name + " get " + server_url + ": answered a Secret without a Username");
+  return registry::Credentials(username, secret);
+}
+
+std::optional<registry::Credentials> docker_credentials(const std::string& registry, const EnvLookup& env) {
+  const std::string file = docker_config_path(env);
+  if (file.empty())
+    return std::nullopt;
+  std::error_code ec;
+  auto status = std::filesystem::status(file, ec);
+  if (status.type() == std::filesystem::file_type::not_found)
+    return std::nullopt;
+  if (status.type() == std::filesystem::file_type::directory)
+    throw ConfigError(file + ": is a directory, not a file");
+  std::string text = read_file(file);
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    return std::nullopt; // Docker accepts an empty config.json
+  json doc = parse_document(text, file); // errors carry file:line:column and never the text read
+  if (!doc.is_object())
+    throw ConfigError(file + ": must be a JSON object, not " + std::string(doc.type_name()));
+
+  const std::string host = normalize_host(registry);
+  if (host.empty())
+    return std::nullopt;
+  const std::string server_url = server_url_of(host);
+  const std::vector<std::string> exact_keys = {registry, server_url};
+
+  auto object_field = [&](const char* key) -> const json* {
+    auto it = doc.find(key);
+    if (it == doc.end() || it->is_null())
+      return nullptr;
+    if (!it->is_object())
+      throw ConfigError(file + ": " + key + ": must be an object, not " + std::string(it->type_name()));
+    return &*it;
+  };
+
+  // 1. credHelpers: the helper named for this registry has the final word.
+  if (const json* helpers = object_field("credHelpers")) {
+    if (const auto* item = find_key(*helpers, host, exact_keys)) {
+      std::string where = file + ": credHelpers." + quoted(item->first);
+      if (!item->second.is_string())
+        throw ConfigError(where + ": must be a string (a helper name), not " + std::string(item->second.type_name()));
+      return cached_helper_get(item->second.get<std::string>(), server_url, env, where);
+    }
+  }
+
+  // 2. credsStore: the default helper for every registry.
+  if (auto it = doc.find("credsStore"); it != doc.end() && !it->is_null()) {
+    std::string where = file + ": credsStore";
+    if (!it->is_string())
+      throw ConfigError(where + ": must be a string (a helper name), not " + std::string(it->type_name()));
+    if (!it->get<std::string>().empty())
+      if (auto credentials = cached_helper_get(it->get<std::string>(), server_url, env, where))
+        return credentials;
+  }
+
+  // 3. auths: the exact key, else any key for the same host that carries credentials.
+  const json* auths = object_field("auths");
+  if (!auths)
+    return std::nullopt;
+  const auto& entries = auths->get_ref<const json::object_t&>();
+  for (const auto& key : exact_keys)
+    if (auto it = entries.find(key); it != entries.end())
+      if (auto credentials = entry_credentials(it->second, file + ": auths." + quoted(key)))
+        return credentials;
+  for (const auto& [key, entry] : entries)
+    if (normalize_host(key) == host)
+      if (auto credentials = entry_credentials(entry, file + ": auths." + quoted(key)))
+        return credentials;
+  return std::nullopt;
+}
+
+} // namespace migrate
