@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <sstream>
 
 #ifndef IM_VERSION
 #define IM_VERSION "dev"
@@ -109,6 +110,8 @@ int run_migrate(int argc, char** argv) {
     ("dry-run", "show what would be copied (HEAD requests only); write nothing anywhere")
     ("report", "write a JSON report of every image (source, destination, digest, status, bytes, seconds, error)", cxxopts::value<std::string>())
     ("progress-interval", "seconds between progress lines when stderr is not a terminal (0 = off)", cxxopts::value<int>()->default_value("10"))
+    ("platforms", "copy only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (needs --filter-index when an index has others)", cxxopts::value<std::string>())
+    ("filter-index", "with --platforms: write a filtered index (a NEW digest) instead of refusing")
     ("resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)", cxxopts::value<std::vector<std::string>>())
     ("stall-timeout", "abort a transfer that moves no byte for this many seconds (env IMAGE_MIGRATOR_STALL_TIMEOUT; default 60)", cxxopts::value<int>())
     ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), split across the workers", cxxopts::value<std::string>()->default_value("-1"))
@@ -136,6 +139,19 @@ int run_migrate(int argc, char** argv) {
   eo.workers = workers(args);
   eo.retries = args["retries"].as<int>();
   eo.dry_run = dry_run;
+  if (args.count("platforms")) {
+    std::stringstream ps(args["platforms"].as<std::string>());
+    for (std::string p; std::getline(ps, p, ',');) {
+      if (p.empty())
+        continue;
+      if (std::count(p.begin(), p.end(), '/') < 1 || std::count(p.begin(), p.end(), '/') > 2)
+        throw migrate::ConfigError("--platforms takes os/arch[/variant] values, not \"" + p + "\"");
+      eo.platforms.push_back(p);
+    }
+  }
+  eo.filter_index = args.count("filter-index") > 0;
+  if (eo.filter_index && eo.platforms.empty())
+    throw migrate::ConfigError("--filter-index needs --platforms");
   if (eo.retries < 0 || eo.retries > 100)
     throw migrate::ConfigError("--retries must be between 0 and 100, not " + std::to_string(eo.retries));
   int interval = args["progress-interval"].as<int>();

@@ -3,6 +3,7 @@
 #include "registry/client.hpp"
 #include "registry/manifest.hpp"
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -304,6 +305,25 @@ struct Engine::Impl {
     auto manifest = retry("manifest " + task.source.to_string(), [&] { return src->get_manifest(src_repo, src_digest); });
     if (!manifest)
       return fail(manifest.error());
+    if (!options.platforms.empty() && registry::is_index_type(manifest->media_type)) {
+      auto filtered = registry::filter_index(*manifest, options.platforms);
+      if (!filtered)
+        return fail(filtered.error().context(task.source.to_string()));
+      if (*filtered) {
+        if (!options.filter_index)
+          return finish(task.source.to_string() + " has platforms outside --platforms; copying its index whole keeps the "
+                                                  "digest: add --filter-index to write a filtered index (a new digest)",
+                        http::ErrorKind::invalid);
+        log->warn("{}: writing a FILTERED index with only {}: digest {} becomes {}", task.source.to_string(),
+                  fmt::join(options.platforms, ","), src_digest, (*filtered)->digest);
+        *manifest = std::move(**filtered);
+        r.digest = manifest->digest;
+        if (*dst_head && (*dst_head)->digest == r.digest) {
+          r.skipped = true;
+          return finish("");
+        }
+      }
+    }
     std::vector<Descriptor> blobs;
     std::vector<PendingManifest> children;
     if (auto st = collect(*src, src_repo, *manifest, blobs, children, 0); !st)

@@ -29,6 +29,8 @@ struct EngineOptions {
   std::chrono::milliseconds backoff{500}; ///< first retry delay inside a task, doubled each time
   const std::atomic<bool>* cancel = nullptr;
   bool dry_run = false; ///< HEAD only: report what would move, write nothing anywhere
+  std::vector<std::string> platforms; ///< copy only these platforms of multi-arch images ("os/arch[/variant]")
+  bool filter_index = false;          ///< allow writing a filtered index (a new digest) for --platforms
 };
 
 /// Live counters for progress reports, updated while the engine runs.

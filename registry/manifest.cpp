@@ -150,4 +150,42 @@ Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view c
   return m;
 }
 
+bool platform_selected(const Platform& platform, const std::vector<std::string>& wanted) {
+  std::string full = platform.to_string();
+  std::string os_arch = platform.os + "/" + platform.architecture;
+  for (const auto& w : wanted)
+    if (w == full || w == os_arch)
+      return true;
+  return false;
+}
+
+Result<std::optional<Manifest>> filter_index(const Manifest& index, const std::vector<std::string>& wanted) {
+  json j;
+  try {
+    j = json::parse(index.bytes);
+  } catch (const json::exception&) {
+    return invalid("index is not JSON");
+  }
+  if (!j.contains("manifests") || !j["manifests"].is_array())
+    return invalid("index has no \"manifests\" array");
+  json kept = json::array();
+  for (const auto& m : j["manifests"]) {
+    auto d = parse_descriptor(m, "manifests[]");
+    if (!d)
+      return d.error();
+    if (d->platform && platform_selected(*d->platform, wanted))
+      kept.push_back(m);
+  }
+  if (kept.size() == j["manifests"].size())
+    return std::optional<Manifest>();
+  if (kept.empty())
+    return http::make_error(http::ErrorKind::invalid, "no platform of the index matches --platforms");
+  j["manifests"] = kept;
+  Manifest out;
+  out.media_type = index.media_type;
+  out.bytes = j.dump();
+  out.digest = sha256_digest(out.bytes);
+  return std::optional<Manifest>(std::move(out));
+}
+
 } // namespace registry

@@ -62,6 +62,15 @@ struct ParsedManifest {
 /// Whether a media type is an index (OCI index or Docker manifest list).
 bool is_index_type(std::string_view media_type);
 
+/// Whether `platform` is selected by one of `wanted` ("os/arch" matches every variant; "os/arch/variant"
+/// only that one).
+bool platform_selected(const Platform& platform, const std::vector<std::string>& wanted);
+
+/// An index keeping only the children of the `wanted` platforms (new bytes, so a new digest), or
+/// nullopt when the index has no other platform (the original is kept byte for byte). An error when
+/// no child is selected.
+Result<std::optional<Manifest>> filter_index(const Manifest& index, const std::vector<std::string>& wanted);
+
 /// Parses manifest bytes; `content_type` wins over the body's mediaType when set. Schema 1 and
 /// unknown types are errors (unsupported) with a message naming the type.
 Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view content_type);
