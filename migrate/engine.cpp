@@ -98,6 +98,7 @@ struct Engine::Impl {
   std::mutex blobs_mutex;
   std::map<std::string, std::shared_future<void>> in_flight;  ///< dst registry + digest
   std::map<std::string, std::string> known_location;          ///< dst registry + digest -> repository
+  std::set<std::string> present;                              ///< dst registry + repository + digest seen present
 
   std::unique_ptr<ThreadPool> blob_pool;
   Progress progress;
@@ -152,33 +153,60 @@ struct Engine::Impl {
     }
   }
 
+  /// One in-flight operation per key: the first caller owns it, later ones wait for it to end.
+  class Flight {
+  public:
+    Flight(Impl& impl, std::string key) : m_impl(impl), m_key(std::move(key)) {
+      std::lock_guard lock(m_impl.blobs_mutex);
+      auto it = m_impl.in_flight.find(m_key);
+      if (it == m_impl.in_flight.end())
+        m_impl.in_flight.emplace(m_key, m_mine.get_future().share());
+      else
+        m_other = it->second;
+    }
+    ~Flight() {
+      if (m_other.valid())
+        return;
+      std::lock_guard lock(m_impl.blobs_mutex);
+      m_impl.in_flight.erase(m_key);
+      m_mine.set_value();
+    }
+    /// Waits for the owner, if someone else owns it; true when it did wait.
+    bool wait_for_owner() {
+      if (!m_other.valid())
+        return false;
+      m_other.wait();
+      return true;
+    }
+
+  private:
+    Impl& m_impl;
+    std::string m_key;
+    std::promise<void> m_mine;
+    std::shared_future<void> m_other;
+  };
+
+  bool known_present(const std::string& repo_key) {
+    std::lock_guard lock(blobs_mutex);
+    return present.count(repo_key) > 0;
+  }
+
   http::Result<BlobStat> ensure_blob(Registry& src, const std::string& src_repo, Registry& dst,
                                      const std::string& dst_key, const std::string& dst_repo, const Descriptor& blob) {
     if (blob.non_distributable())
       return BlobStat{BlobOutcome::skipped_foreign, 0};
-    std::string key = dst_key + "|" + blob.digest;
-    std::promise<void> mine;
-    bool owner = false;
-    std::shared_future<void> other;
-    {
-      std::lock_guard lock(blobs_mutex);
-      auto it = in_flight.find(key);
-      if (it == in_flight.end()) {
-        in_flight.emplace(key, mine.get_future().share());
-        owner = true;
-      } else {
-        other = it->second;
-      }
-    }
-    if (!owner)
-      other.wait(); // someone moves this digest to the same registry: reuse their work
-    auto result = ensure_blob_once(src, src_repo, dst, key, dst_repo, blob);
-    if (owner) {
-      std::lock_guard lock(blobs_mutex);
-      in_flight.erase(key);
-      mine.set_value();
-    }
-    return result;
+    // Per repository: one operation per blob at a time. Concurrent mounts of one blob into one
+    // repository race inside docker-registry (a manifest PUT meanwhile may find the link missing).
+    const std::string repo_key = dst_key + "|" + dst_repo + "|" + blob.digest;
+    if (known_present(repo_key))
+      return BlobStat{BlobOutcome::existed, 0};
+    Flight repo_flight(*this, repo_key);
+    if (repo_flight.wait_for_owner() && known_present(repo_key))
+      return BlobStat{BlobOutcome::existed, 0};
+    // Per registry: the bytes travel once; others then mount.
+    Flight registry_flight(*this, dst_key + "|" + blob.digest);
+    registry_flight.wait_for_owner();
+    return ensure_blob_once(src, src_repo, dst, dst_key + "|" + blob.digest, dst_repo, blob);
   }
 
   http::Result<BlobStat> ensure_blob_once(Registry& src, const std::string& src_repo, Registry& dst,
@@ -219,6 +247,8 @@ struct Engine::Impl {
   void remember(const std::string& key, const std::string& repo) {
     std::lock_guard lock(blobs_mutex);
     known_location.insert_or_assign(key, repo);
+    auto bar = key.rfind('|');
+    present.insert(key.substr(0, bar) + "|" + repo + key.substr(bar)); // dst_key|repo|digest
   }
 
   /// A manifest to push after its blobs, children before parents.
@@ -283,17 +313,25 @@ struct Engine::Impl {
     std::string src_ref = task.source.reference();
     std::string dst_ref = task.destination.reference();
 
-    // Two HEADs decide whether there is anything to do.
+    // Two HEADs decide whether there is anything to do; they go to two registries, so in parallel
+    // (a re-sync of thousands of images is nothing but these two requests each).
+    auto dst_future = std::async(std::launch::async, [&] {
+      return retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); });
+    });
     std::string src_digest = task.source.digest;
     if (src_digest.empty()) {
       auto head = retry("source " + task.source.to_string(), [&] { return src->head_manifest(src_repo, src_ref); });
-      if (!head)
+      if (!head) {
+        dst_future.wait();
         return fail(head.error());
-      if (!*head)
+      }
+      if (!*head) {
+        dst_future.wait();
         return finish("source image " + task.source.to_string() + " not found", http::ErrorKind::not_found);
+      }
       src_digest = (*head)->digest;
     }
-    auto dst_head = retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); });
+    auto dst_head = dst_future.get();
     if (!dst_head)
       return fail(dst_head.error());
     r.digest = src_digest;
