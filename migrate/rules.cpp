@@ -229,7 +229,8 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
     auto slash = prefix.find('/');
     std::string dst_prefix = rule.destination;
     if (!dst_prefix.empty() && (dst_prefix.size() < 3 || dst_prefix.compare(dst_prefix.size() - 2, 2, "/*") != 0)) {
-      errors.push_back({rule.name(), "a whole-namespace source needs a whole-namespace destination (\"registry/namespace/*\") or \"\""});
+      errors.push_back({rule.name(), "rule 1: a rule copies one repository, or a whole namespace \"registry/namespace/*\" "
+                                     "to a whole namespace \"registry/namespace/*\" (or \"\")"});
       continue;
     }
     if (slash == std::string::npos || !registry::looks_like_registry(prefix.substr(0, slash))) {
