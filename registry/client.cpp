@@ -195,17 +195,22 @@ Result<std::vector<std::string>> Registry::list_paginated(std::string url, const
   return items;
 }
 
-Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
+namespace {
+/// Entries per page for tag and catalog listings (IMAGE_MIGRATOR_TAG_PAGE_SIZE, for tests and registries
+/// that cap pages lower).
+std::string page_size() {
   const char* page_env = std::getenv("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
-  std::string page = page_env && *page_env ? page_env : "1000";
-  return list_paginated(base_url() + repository + "/tags/list?n=" + page, pull_scope(repository), "tags",
+  return page_env && *page_env ? page_env : "1000";
+}
+} // namespace
+
+Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
+  return list_paginated(base_url() + repository + "/tags/list?n=" + page_size(), pull_scope(repository), "tags",
                         "listing tags of " + m_options.host + "/" + repository);
 }
 
 Result<std::vector<std::string>> Registry::list_repositories() {
-  const char* page_env = std::getenv("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
-  std::string page = page_env && *page_env ? page_env : "1000";
-  auto repos = list_paginated(base_url() + "_catalog?n=" + page, "registry:catalog:*", "repositories",
+  auto repos = list_paginated(base_url() + "_catalog?n=" + page_size(), "registry:catalog:*", "repositories",
                               "listing the catalog of " + m_options.host);
   if (!repos && (repos.error().status == 401 || repos.error().status == 403 || repos.error().status == 404 ||
                  repos.error().kind == http::ErrorKind::unauthorized || repos.error().kind == http::ErrorKind::not_found))
