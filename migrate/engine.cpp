@@ -1,5 +1,6 @@
 #include "migrate/engine.hpp"
 
+#include "migrate/docker_config.hpp"
 #include "registry/client.hpp"
 #include "registry/manifest.hpp"
 
@@ -128,6 +129,13 @@ struct Engine::Impl {
         ro.address = entry->address;
         if (!entry->tls.verify)
           log->warn("TLS verification is OFF for {} (skipTLSVerify in the auth file)", ref.registry);
+      }
+      if (ro.credentials.anonymous()) {
+        // No credentials in auth.json: those the user already has for docker/skopeo/crane.
+        if (auto dc = docker_credentials(ref.registry, process_env())) {
+          ro.credentials = *dc;
+          log->debug("credentials for {} from {}", ref.registry, docker_config_path(process_env()));
+        }
       }
       slot = std::make_unique<Registry>(client, ro, log);
     }

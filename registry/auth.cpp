@@ -153,7 +153,7 @@ http::Error Authenticator::rejected(const http::Response& response, const std::s
   else if (m_scheme == "basic" && !m_credentials.anonymous())
     why = "username or password rejected for " + user;
   else if (m_credentials.anonymous())
-    why = "credentials required (no entry in the auth file)";
+    why = "credentials required (none in the auth file or in Docker's config.json)";
   else
     why = "the registry refused the token issued to " + user + " for " + scope;
   return http::make_error(http::ErrorKind::unauthorized, what + ": " + why + " (HTTP " + std::to_string(response.status) + ")",
@@ -183,7 +183,7 @@ Status Authenticator::on_unauthorized(const http::Response& response, const std:
     // credentials proves them wrong.
     if (sent.rfind("Basic ", 0) == 0 || m_credentials.anonymous())
       return auth_error(m_registry,
-                        m_credentials.anonymous() ? "credentials required (no entry in the auth file)"
+                        m_credentials.anonymous() ? "credentials required (none in the auth file or in Docker's config.json)"
                                                   : "username or password rejected for user \"" +
                                                         m_credentials.username() + "\"",
                         401);
@@ -245,7 +245,7 @@ Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope
   if (resp->status == 401 || resp->status == 403)
     return auth_error(m_registry,
                       m_credentials.anonymous()
-                          ? "the token server requires credentials (no entry in the auth file)"
+                          ? "the token server requires credentials (none in the auth file or in Docker's config.json)"
                           : "the token server rejected the credentials of user \"" + m_credentials.username() + "\"",
                       resp->status);
   if (resp->status != 200) {
