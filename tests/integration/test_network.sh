@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Networks of real companies: --resolve points a made-up host name at a loopback registry (no
+# /etc/hosts edit), a per-registry "address" does the same from auth.json, and --limit-rate caps the
+# bandwidth (a lower bound on the time: 8 MB at 2 MB/s cannot take less than ~3 s).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+im_setup
+IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+
+start_registry src plain
+start_registry dst plain
+sport=${SRC_ADDR#*:}
+dport=${DST_ADDR#*:}
+make_layout "$IM_WORK/layout" v1 --layers 1 --layer-size 8000000 --seed net >/dev/null
+seed "$IM_WORK/layout" v1 "$SRC_ADDR/ns/app:1"
+cd "$IM_WORK"
+src_name="registry.made-up.invalid:$sport"
+dst_name="mirror.made-up.invalid:$dport"
+cat >auth.json <<JSON
+{"$src_name": {"insecure": true}, "$dst_name": {"insecure": true, "address": "127.0.0.1"}}
+JSON
+echo "{\"$src_name/ns/app:1\": \"$dst_name/ns/app\"}" >images.json
+
+rc=0
+im_run "$IM_BIN" --auth auth.json --images images.json -r 0 --log "" >no-resolve.out 2>&1 || rc=$?
+cat no-resolve.out
+assert_eq "$rc" 1 "without --resolve the made-up name does not resolve"
+grep -q "FAILED .*registry.made-up.invalid.*resolve" no-resolve.out || fail "no clear resolve error"
+
+rc=0
+im_run "$IM_BIN" --auth auth.json --images images.json -r 0 --log "" --resolve "registry.made-up.invalid:$sport:127.0.0.1" \
+  >resolve.out 2>&1 || rc=$?
+cat resolve.out
+assert_eq "$rc" 0 "--resolve for the source, \"address\" for the destination: copied"
+assert_eq "$(raw_digest "$DST_ADDR/ns/app:1")" "$(raw_digest "$SRC_ADDR/ns/app:1")" "digest preserved"
+
+echo "{\"$src_name/ns/app:1\": \"$dst_name/ns/slow\"}" >images2.json
+start=$(date +%s%N)
+im_run "$IM_BIN" --auth auth.json --images images2.json -r 0 -w 1 --log "" --limit-rate 2M \
+  --resolve "registry.made-up.invalid:$sport:127.0.0.1" >slow.out 2>&1 || fail "rate-limited copy failed"
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$ms" -ge 2500 ] || fail "8 MB at --limit-rate 2M took only $ms ms"
+pass "--limit-rate 2M: 8 MB took $ms ms (>= 2500)"
+assert_eq "$(raw_digest "$DST_ADDR/ns/slow:1")" "$(raw_digest "$SRC_ADDR/ns/app:1")" "rate-limited copy: digest preserved"
+echo "test_network: all checks passed"
