@@ -234,6 +234,13 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
   case CURLE_UNSUPPORTED_PROTOCOL:
     kind = ErrorKind::invalid;
     break;
+  case CURLE_RECV_ERROR:
+  case CURLE_SEND_ERROR:
+    // A TLS alert from the server (e.g. "bad certificate": a client certificate is required) is
+    // not a transient network fault.
+    if (detail.find("SSL routines") != std::string::npos && detail.find("alert") != std::string::npos)
+      kind = ErrorKind::tls;
+    break;
   default:
     break;
   }

@@ -316,6 +316,8 @@ _im_export() {
 _im_wait_http() {
   local url=$1 ca=$2 pid=$3 secs=$4 code i opts=(-s -o /dev/null -w '%{http_code}' --max-time 2 --noproxy '*')
   [ -n "$ca" ] && opts+=(--cacert "$ca")
+  # A registry that requires client certificates (http.tls.clientcas): IM_CLIENT_CERT/IM_CLIENT_KEY.
+  [ -n "${IM_CLIENT_CERT:-}" ] && opts+=(--cert "$IM_CLIENT_CERT" --key "$IM_CLIENT_KEY")
   for ((i = 0; i < secs * 10; i++)); do
     kill -0 "$pid" 2>/dev/null && ! _im_is_zombie "$pid" || return 2
     code=$(curl "${opts[@]}" "$url" 2>/dev/null) || code=000
