@@ -34,6 +34,7 @@ int run_config(int argc, char** argv) {
     ("report-format", "json, or table (printed on stdout)", cxxopts::value<std::string>()->default_value("json"))
     ("check-target", "HEAD every target to flag images already migrated (credentials from --auth)")
     ("auth", "auth file for --check-target", cxxopts::value<std::string>()->default_value("./auth.json"))
+    ("with-pull-secrets", "also write the credentials of the workloads' imagePullSecrets for the source registries to this auth file (mode 0600; needs get on secrets)", cxxopts::value<std::string>())
     ("print-config", "print which server, context and credentials would be used (no secrets), then exit")
     ("page-size", "list page size", cxxopts::value<int>()->default_value("500"))
     ("v,verbose", "debug logging")
@@ -118,6 +119,17 @@ int run_config(int argc, char** argv) {
   for (const auto& w : plan.invalid)
     log->error("invalid image reference, not in {}: {}", output, w);
 
+  if (args.count("with-pull-secrets")) {
+    std::vector<std::string> warnings;
+    auto auth = migrate::auth_from_pull_secrets(
+        *inventory, [&](const std::string& ns, const std::string& name) { return kube::pull_secret_auths(kube_client, ns, name); },
+        warnings);
+    for (const auto& w : warnings)
+      log->warn("{}", w);
+    std::string path = args["with-pull-secrets"].as<std::string>();
+    migrate::write_json_atomically(path, auth, 0600);
+    log->info("credentials for {} source registr{} written to {} (mode 0600)", auth.size(), auth.size() == 1 ? "y" : "ies", path);
+  }
   if (args.count("report")) {
     std::map<std::string, bool> in_target;
     if (args.count("check-target")) {

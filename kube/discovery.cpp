@@ -1,5 +1,6 @@
 #include "kube/discovery.hpp"
 
+#include "http/base64.hpp"
 #include "http/url.hpp"
 
 #include <spdlog/spdlog.h>
@@ -168,6 +169,33 @@ void add_containers(const json& spec, const json& object, const std::string& kin
 }
 
 } // namespace
+
+Result<nlohmann::json> pull_secret_auths(Client& client, const std::string& ns, const std::string& name) {
+  std::string what = "reading image pull secret " + ns + "/" + name;
+  auto resp = client.get("/api/v1/namespaces/" + http::url_encode(ns) + "/secrets/" + http::url_encode(name));
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status != 200)
+    return http::make_error(resp->status == 403 ? http::ErrorKind::unauthorized : http::ErrorKind::http_status,
+                            what + ": HTTP " + std::to_string(resp->status) + " " + status_message(*resp), resp->status);
+  try {
+    auto j = json::parse(resp->body);
+    const json* data = path(j, {"data"});
+    std::string type = str(j, "type");
+    const char* field = type == "kubernetes.io/dockercfg" ? ".dockercfg" : ".dockerconfigjson";
+    if (!data || !data->contains(field) || !(*data)[field].is_string())
+      return http::make_error(http::ErrorKind::invalid, what + ": not a docker-registry secret (type " + type + ")");
+    auto decoded = http::base64_decode((*data)[field].get<std::string>());
+    if (!decoded)
+      return http::make_error(http::ErrorKind::invalid, what + ": " + field + " is not base64");
+    auto config = json::parse(*decoded);
+    if (config.contains("auths") && config["auths"].is_object())
+      return config["auths"];
+    return config; // .dockercfg: the auths object itself
+  } catch (const json::exception&) {
+    return http::make_error(http::ErrorKind::invalid, what + ": not valid JSON"); // never echo secret data
+  }
+}
 
 std::string digest_from_image_id(const std::string& image_id) {
   auto at = image_id.rfind('@');

@@ -57,6 +57,10 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
 /// Adds the images of one object of `kind` (exposed for unit tests).
 void collect_images(const nlohmann::json& object, const std::string& kind, Inventory& out);
 
+/// The Docker config ("auths" object) held by an image pull secret: kubernetes.io/dockerconfigjson
+/// (.dockerconfigjson) or the legacy kubernetes.io/dockercfg (.dockercfg). Needs get on secrets.
+Result<nlohmann::json> pull_secret_auths(Client& client, const std::string& ns, const std::string& name);
+
 /// The repository digest inside a status imageID in any of its real-world forms
 /// ("docker-pullable://repo@sha256:..", "repo@sha256:.."); "" for bare image IDs ("sha256:..",
 /// "docker://sha256:..") which name a config, not a manifest.

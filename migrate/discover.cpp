@@ -1,5 +1,6 @@
 #include "migrate/discover.hpp"
 
+#include "http/base64.hpp"
 #include "migrate/config.hpp"
 #include "registry/reference.hpp"
 
@@ -191,6 +192,55 @@ std::string audit_table(const nlohmann::json& report) {
 #include <spdlog/spdlog.h>
 
 namespace migrate {
+
+nlohmann::json auth_from_pull_secrets(
+    const kube::Inventory& inventory,
+    const std::function<http::Result<nlohmann::json>(const std::string&, const std::string&)>& auths_of,
+    std::vector<std::string>& warnings) {
+  nlohmann::json out = nlohmann::json::object();
+  std::map<std::string, http::Result<nlohmann::json>> secrets; // ns/name -> auths
+  auto host_of = [](std::string key) {
+    // Keys of auths may be URLs ("https://index.docker.io/v1/", "reg.io/v2/"): keep host[:port].
+    if (auto scheme = key.find("://"); scheme != std::string::npos)
+      key = key.substr(scheme + 3);
+    key = key.substr(0, key.find('/'));
+    return registry::is_docker_hub(key) ? std::string(registry::docker_hub) : key;
+  };
+  for (const auto& use : inventory.uses) {
+    auto ref = registry::Reference::parse_normalized(use.image);
+    if (!ref || use.pull_secrets.empty() || out.contains(ref->registry))
+      continue;
+    for (const auto& name : use.pull_secrets) {
+      std::string id = use.ns + "/" + name;
+      auto it = secrets.find(id);
+      if (it == secrets.end()) {
+        it = secrets.emplace(id, auths_of(use.ns, name)).first;
+        if (!it->second)
+          warnings.push_back(it->second.error().message);
+      }
+      if (!it->second || !it->second->is_object())
+        continue;
+      for (const auto& item : it->second->items()) {
+        if (host_of(item.key()) != ref->registry || !item.value().is_object())
+          continue;
+        const auto& a = item.value();
+        std::string user = a.value("username", ""), pass = a.value("password", "");
+        if (a.contains("auth") && a["auth"].is_string())
+          if (auto decoded = http::base64_decode(a["auth"].get<std::string>()); decoded && decoded->find(':') != std::string::npos) {
+            user = decoded->substr(0, decoded->find(':'));
+            pass = decoded->substr(decoded->find(':') + 1);
+          }
+        if (!user.empty() || !pass.empty()) {
+          out[ref->registry] = {{"username", user}, {"password", pass}};
+          break;
+        }
+      }
+      if (out.contains(ref->registry))
+        break;
+    }
+  }
+  return out;
+}
 
 std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig& auth, const Plan& plan,
                                           std::shared_ptr<spdlog::logger> log) {

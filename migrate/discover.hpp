@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -63,6 +64,14 @@ class Client;
 
 namespace migrate {
 class AuthConfig;
+
+/// auth.json entries for the source registries, from the imagePullSecrets of the workloads that use
+/// their images (read through `auths_of(namespace, secret)`); the first secret that has credentials
+/// for a registry wins. Problems (a secret that cannot be read) are appended to `warnings`.
+nlohmann::json auth_from_pull_secrets(
+    const kube::Inventory& inventory,
+    const std::function<http::Result<nlohmann::json>(const std::string&, const std::string&)>& auths_of,
+    std::vector<std::string>& warnings);
 
 /// HEADs every planned target (credentials from `auth`): source key -> already present.
 std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig& auth, const Plan& plan,

@@ -157,6 +157,29 @@ cat >auth.json <<JSON
 JSON
 im_run "$IM_BIN" --auth auth.json --images discovered.json --log "" >out9 2>&1 || fail "copy of discovered images failed: $(tail -3 out9)"
 assert_eq "$(raw_digest "$DST_ADDR/migrated/web:1.0")" "$(raw_digest "$SRC_ADDR/shop/web:1.0")" "discovered image copied, digest preserved"
+# --with-pull-secrets: the imagePullSecrets of the workloads become auth.json entries (mode 0600).
+start_registry psrc htpasswd
+seed "$IM_WORK/layout" v1 "$PSRC_ADDR/private/app:1"
+dockercfg=$(printf '{"auths":{"%s":{"auth":"%s"}}}' "$PSRC_ADDR" "$(printf 'alice:alicepass' | base64 -w0)" | base64 -w0)
+cat >private.json <<JSON
+{"kind":"List","apiVersion":"v1","items":[
+ {"apiVersion":"v1","kind":"Secret","metadata":{"name":"regcred","namespace":"team"},"type":"kubernetes.io/dockerconfigjson",
+  "data":{".dockerconfigjson":"$dockercfg"}},
+ {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"app","namespace":"team"},
+  "spec":{"template":{"spec":{"imagePullSecrets":[{"name":"regcred"}],"containers":[{"name":"app","image":"$PSRC_ADDR/private/app:1"}]}}}}]}
+JSON
+start_kube_api S --objects "$IM_WORK/private.json"
+im_run "$IM_BIN" config -k "$S_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o private-images.json \
+  --with-pull-secrets secrets-auth.json >ps.out 2>&1 || fail "config --with-pull-secrets failed: $(tail -2 ps.out)"
+assert_eq "$(stat -c %a secrets-auth.json)" 600 "pull-secret auth file is mode 0600"
+assert_eq "$(jq -r ".\"$PSRC_ADDR\".username" secrets-auth.json)" alice "credentials taken from the pull secret"
+grep -q "GET /api/v1/namespaces/team/secrets/regcred" "$S_LOG" || fail "the secret was not read"
+! grep -q alicepass ps.out || fail "a password reached the output"
+jq --arg s "$PSRC_ADDR" --arg d "$DST_ADDR" '.[$s].insecure = true | .[$d] = {"insecure": true}' secrets-auth.json >copy-auth.json
+im_run "$IM_BIN" --auth copy-auth.json --images private-images.json --log "" --no-encrypt-auth >ps-copy.out 2>&1 ||
+  fail "copy with the pull-secret credentials failed: $(tail -2 ps-copy.out)"
+assert_eq "$(raw_digest "$DST_ADDR/migrated/app:1" none)" "$(raw_digest "$PSRC_ADDR/private/app:1")" "private image copied with the pull secret's credentials"
+
 # The audit can tell what is already migrated (HEAD on every target), and print a table.
 im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json --report report.json \
   --report-format table --check-target --auth auth.json >table.txt 2>/dev/null
