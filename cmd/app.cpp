@@ -16,6 +16,8 @@ int run(int argc, char** argv) {
       return run_config(argc - 1, argv + 1);
     if (argc > 1 && std::string(argv[1]) == "verify")
       return run_verify(argc - 1, argv + 1);
+    if (argc > 1 && std::string(argv[1]) == "rewrite")
+      return run_rewrite(argc - 1, argv + 1);
     return run_migrate(argc, argv);
   } catch (const migrate::ConfigError& e) {
     std::fprintf(stderr, "image-migrator: %s\n", e.what());

@@ -15,4 +15,7 @@ int run_config(int argc, char** argv);
 /// `image-migrator verify ...`: source and destination digests side by side.
 int run_verify(int argc, char** argv);
 
+/// `image-migrator rewrite ...`: the patches that point workloads at their migrated images.
+int run_rewrite(int argc, char** argv);
+
 } // namespace cmd

@@ -1,4 +1,6 @@
 #include "cmd/app.hpp"
+#include "cmd/cluster.hpp"
+#include "cmd/logging.hpp"
 
 #include "kube/client.hpp"
 #include "kube/discovery.hpp"
@@ -22,11 +24,9 @@ int run_config(int argc, char** argv) {
   cxxopts::Options opts("image-migrator config",
                         "Lists the workloads of a Kubernetes cluster and writes images.json (source -> target) "
                         "for the copy command.");
+  add_cluster_options(opts);
   // clang-format off
   opts.add_options()
-    ("k,kubeconfig", "kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account)", cxxopts::value<std::string>())
-    ("context", "kubeconfig context (default: current-context)", cxxopts::value<std::string>())
-    ("n,namespaces", "comma-separated namespaces (default: all)", cxxopts::value<std::string>()->default_value(""))
     ("t,repo", "target REGISTRY/NAMESPACE", cxxopts::value<std::string>())
     ("o,output", "images file to write", cxxopts::value<std::string>()->default_value("./images.json"))
     ("flatten", "path levels dropped from source repositories: all, none or N", cxxopts::value<std::string>()->default_value("all"))
@@ -36,7 +36,6 @@ int run_config(int argc, char** argv) {
     ("auth", "auth file for --check-target", cxxopts::value<std::string>()->default_value("./auth.json"))
     ("with-pull-secrets", "also write the credentials of the workloads' imagePullSecrets for the source registries to this auth file (mode 0600; needs get on secrets)", cxxopts::value<std::string>())
     ("print-config", "print which server, context and credentials would be used (no secrets), then exit")
-    ("page-size", "list page size", cxxopts::value<int>()->default_value("500"))
     ("v,verbose", "debug logging")
     ("h,help", "print this help");
   // clang-format on
@@ -53,16 +52,8 @@ int run_config(int argc, char** argv) {
   }
   if (!args.unmatched().empty())
     throw migrate::ConfigError("config: unexpected argument \"" + args.unmatched()[0] + "\"");
-  auto lo = kube::options_from_environment();
-  if (args.count("kubeconfig"))
-    lo.kubeconfig = args["kubeconfig"].as<std::string>();
-  if (args.count("context"))
-    lo.context = args["context"].as<std::string>();
   if (args.count("print-config")) {
-    auto rc = kube::rest_config(lo);
-    if (!rc)
-      throw migrate::ConfigError(rc.error().message);
-    std::cout << kube::describe(*rc).dump(2) << "\n";
+    std::cout << kube::describe(cluster_config(args)).dump(2) << "\n";
     return 0;
   }
   if (!args.count("repo"))
@@ -77,28 +68,13 @@ int run_config(int argc, char** argv) {
   std::string format = args["report-format"].as<std::string>();
   if (format != "json" && format != "table")
     throw migrate::ConfigError("config: --report-format must be json or table");
-  int page_size = args["page-size"].as<int>();
-  if (page_size < 1 || page_size > 10000)
-    throw migrate::ConfigError("config: --page-size must be between 1 and 10000");
-
-  kube::DiscoverOptions dopts;
-  dopts.page_size = page_size;
-  std::stringstream ss(args["namespaces"].as<std::string>());
-  for (std::string ns; std::getline(ss, ns, ',');)
-    if (!ns.empty())
-      dopts.namespaces.push_back(ns);
-
-  auto rc = kube::rest_config(lo);
-  if (!rc)
-    throw migrate::ConfigError(rc.error().message);
-
-  auto log = std::make_shared<spdlog::logger>("image-migrator", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
-  log->set_level(args.count("verbose") ? spdlog::level::debug : spdlog::level::info);
-  log->info("discovering workloads through {} ({})", rc->server, rc->source);
+  auto dopts = discover_options(args);
+  auto rc = cluster_config(args);
+  auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
+  log->info("discovering workloads through {} ({})", rc.server, rc.source);
 
   http::Client http_client;
-  kube::Client kube_client(http_client, *rc, log);
+  kube::Client kube_client(http_client, rc, log);
   auto inventory = kube::discover(kube_client, dopts, log);
   if (!inventory) {
     log->error("{}", inventory.error().message);

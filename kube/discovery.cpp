@@ -154,6 +154,7 @@ void add_containers(const json& spec, const json& object, const std::string& kin
     u.container = container;
     u.container_type = type;
     u.pull_secrets = secrets;
+    u.owned = meta.contains("ownerReferences") && meta["ownerReferences"].is_array() && !meta["ownerReferences"].empty();
     out.uses.push_back(std::move(u));
   };
   for (auto [field, type] : {std::pair{"containers", "container"}, std::pair{"initContainers", "initContainer"},

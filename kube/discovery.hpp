@@ -28,6 +28,7 @@ struct ImageUse {
   std::string container;      ///< container (or image volume) name
   std::string container_type; ///< "container", "initContainer", "ephemeralContainer", "imageVolume"
   std::vector<std::string> pull_secrets;
+  bool owned = false; ///< has ownerReferences: a controller (Deployment, CronJob...) manages it
 };
 
 /// What a pod's status says it runs.

@@ -180,6 +180,19 @@ im_run "$IM_BIN" --auth copy-auth.json --images private-images.json --log "" --n
   fail "copy with the pull-secret credentials failed: $(tail -2 ps-copy.out)"
 assert_eq "$(raw_digest "$DST_ADDR/migrated/app:1" none)" "$(raw_digest "$PSRC_ADDR/private/app:1")" "private image copied with the pull secret's credentials"
 
+# rewrite: the cutover patches. The kustomize images list, applied offline by kubectl kustomize to
+# the workload's own manifest, points it at the migrated image; kubectl set image commands too.
+im_run "$IM_BIN" rewrite -k "$R_TOKEN_KUBECONFIG" --images discovered.json >rewrite.out 2>rewrite.err ||
+  fail "rewrite failed: $(cat rewrite.err)"
+cat rewrite.out
+grep -q "^kubectl -n shop set image deployment/web web=$DST_ADDR/migrated/web:1.0$" rewrite.out || fail "no kubectl set image line"
+mkdir -p kz
+jq '.items[0]' real.json >kz/deployment.json
+{ echo "resources: [deployment.json]"; sed -n '/^images:/,$p' rewrite.out; } >kz/kustomization.yaml
+kubectl kustomize kz >kz.out
+grep -q "image: $DST_ADDR/migrated/web:1.0" kz.out || fail "kustomize images list does not rewrite: $(grep image: kz.out)"
+pass "rewrite: kubectl set image command and a kustomize images list that kubectl kustomize applies"
+
 # The audit can tell what is already migrated (HEAD on every target), and print a table.
 im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json --report report.json \
   --report-format table --check-target --auth auth.json >table.txt 2>/dev/null
