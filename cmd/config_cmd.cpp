@@ -7,6 +7,7 @@
 #include "kube/kubeconfig.hpp"
 #include "migrate/config.hpp"
 #include "migrate/discover.hpp"
+#include "migrate/inputs.hpp"
 #include "registry/reference.hpp"
 
 #include <cxxopts.hpp>
@@ -109,11 +110,7 @@ int run_config(int argc, char** argv) {
   if (args.count("report")) {
     std::map<std::string, bool> in_target;
     if (args.count("check-target")) {
-      std::string auth_path = args["auth"].as<std::string>();
-      nlohmann::json auth_doc;
-      if (args.count("auth") || std::filesystem::exists(auth_path))
-        auth_doc = migrate::load_document(auth_path);
-      auto auth = migrate::AuthConfig::from_json(auth_doc, auth_path, migrate::process_env());
+      auto auth = migrate::load_auth(args["auth"].as<std::string>(), args.count("auth") > 0, migrate::process_env());
       in_target = migrate::check_targets(http_client, auth, plan, log);
     }
     auto report = migrate::audit_report(*inventory, plan, in_target);

@@ -251,12 +251,24 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
 Request follow(const Request& from, const Response& response) {
   Request next = from;
   next.url = resolve_url(response.url, response.header("location"));
-  if (authority_of(next.url) != authority_of(from.url)) {
+  Url a, b;
+  parse_url(from.url, a);
+  parse_url(next.url, b);
+  if (a.authority != b.authority || a.scheme != b.scheme) {
+    // Credentials (header, client certificate) and request bodies stay with the host they were
+    // meant for; a switch from https to http would expose them too.
     next.headers.erase(std::remove_if(next.headers.begin(), next.headers.end(),
                                       [](const auto& h) { return lower(h.first) == "authorization"; }),
                        next.headers.end());
+    next.tls.cert_file.clear();
+    next.tls.key_file.clear();
+    next.tls.cert_pem.clear();
+    next.tls.key_pem.clear();
+    if (a.authority != b.authority)
+      next.body.clear();
   }
-  if (response.status == 303 && next.method != "HEAD") {
+  if ((response.status == 303 || ((response.status == 301 || response.status == 302) && next.method == "POST")) &&
+      next.method != "HEAD") {
     next.method = "GET";
     next.body.clear();
   }
@@ -393,15 +405,6 @@ std::string Response::header(std::string_view name) const {
   return {};
 }
 
-std::vector<std::string> Response::header_values(std::string_view name) const {
-  std::string key = lower(name);
-  std::vector<std::string> out;
-  for (const auto& [k, v] : headers)
-    if (k == key)
-      out.push_back(v);
-  return out;
-}
-
 struct Client::Impl {
   CURLSH* share = nullptr;
   std::array<std::mutex, CURL_LOCK_DATA_LAST> locks;
@@ -468,7 +471,10 @@ Result<Response> Client::send(const Request& request) {
       return response;
     if (hop == 10)
       return make_error(ErrorKind::network, "too many redirects from " + redact_url(request.url));
-    current = follow(current, *response);
+    auto next = follow(current, *response);
+    if (current.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
+      return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
+    current = std::move(next);
   }
 }
 
@@ -519,13 +525,24 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
       curl_multi_remove_handle(multi.get(), get_h.get());
       if (hop == 10)
         return make_error(ErrorKind::network, "too many redirects from " + redact_url(get_request.url));
-      get = follow(get, s.get.response);
+      auto next = follow(get, s.get.response);
+      if (get.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
+        return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
+      get = std::move(next);
       continue;
     }
     break;
   }
 
   PipeResult result;
+  if (s.get_done && is_success(s.get.response.status)) {
+    // Small bodies can arrive with the headers: the download may already be over (or aborted).
+    if (s.abort)
+      return *s.abort;
+    if (s.downloaded != s.expected)
+      return make_error(ErrorKind::network, "source body ended after " + std::to_string(s.downloaded) + " of " +
+                                                std::to_string(s.expected) + " bytes");
+  }
   if (!is_success(s.get.response.status)) {
     // Drain the (small) error body, upload nothing.
     while (!s.get_done) {

@@ -53,8 +53,6 @@ struct Response {
 
   /// First value of the header (case-insensitive name), or "" when absent.
   std::string header(std::string_view name) const;
-  /// Every value of the header, in order.
-  std::vector<std::string> header_values(std::string_view name) const;
 };
 
 struct Options {

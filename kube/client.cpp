@@ -1,16 +1,12 @@
 #include "kube/client.hpp"
 
 #include "http/base64.hpp"
+#include "http/process.hpp"
 #include "http/url.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <ctime>
@@ -24,99 +20,6 @@ namespace kube {
 namespace {
 
 http::Error auth_error(const std::string& message) { return http::make_error(http::ErrorKind::unauthorized, message); }
-
-struct ProcessResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-/// Runs a command without a shell, stdin from /dev/null, with a time limit.
-Result<ProcessResult> run_process(const std::string& command, const std::vector<std::string>& args,
-                                  const std::vector<std::string>& env, std::chrono::seconds limit) {
-  int out_pipe[2], err_pipe[2];
-  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0)
-    return http::make_error(http::ErrorKind::invalid, "cannot create pipes: " + std::string(std::strerror(errno)));
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(command.c_str()));
-  for (const auto& a : args)
-    argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const auto& e : env)
-    envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  // An exec error in the child is reported through this pipe (closed on successful exec).
-  int exec_pipe[2];
-  if (pipe2(exec_pipe, O_CLOEXEC) != 0)
-    return http::make_error(http::ErrorKind::invalid, "cannot create pipes");
-  pid_t pid = fork();
-  if (pid < 0)
-    return http::make_error(http::ErrorKind::invalid, "cannot fork: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    close(exec_pipe[0]);
-    if (command.find('/') != std::string::npos)
-      execve(command.c_str(), argv.data(), envp.data());
-    else
-      execvpe(command.c_str(), argv.data(), envp.data());
-    int e = errno;
-    (void)!write(exec_pipe[1], &e, sizeof e);
-    _exit(127);
-  }
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  close(exec_pipe[1]);
-  int exec_errno = 0;
-  bool exec_failed = read(exec_pipe[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
-  close(exec_pipe[0]);
-  ProcessResult r;
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  bool timed_out = false;
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) {
-      timed_out = true;
-      break;
-    }
-    if (poll(fds, 2, static_cast<int>(left)) < 0 && errno != EINTR)
-      break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      char buf[4096];
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-        continue;
-      }
-      std::string& sink = i == 0 ? r.out : r.err;
-      if (sink.size() < (1u << 20))
-        sink.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0)
-      close(f.fd);
-  if (timed_out)
-    kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (exec_failed)
-    return http::make_error(http::ErrorKind::invalid, "cannot run " + command + ": " + std::strerror(exec_errno));
-  if (timed_out)
-    return http::make_error(http::ErrorKind::timeout, command + " did not finish within " + std::to_string(limit.count()) + "s");
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
 
 std::string first_line(const std::string& s) {
   auto t = s.substr(0, s.find('\n'));
@@ -137,10 +40,12 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::st
   if (*rest == 'Z' || *rest == 'z') {
     ++rest;
   } else if (*rest == '+' || *rest == '-') {
+    // Exactly [+-]HH:MM.
     int sign = *rest == '-' ? -1 : 1;
-    int hh = 0, mm = 0;
-    if (std::sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
+    auto digit = [&](int i) { return std::isdigit(static_cast<unsigned char>(rest[i])) != 0; };
+    if (!(digit(1) && digit(2) && rest[3] == ':' && digit(4) && digit(5)))
       return std::nullopt;
+    int hh = (rest[1] - '0') * 10 + (rest[2] - '0'), mm = (rest[4] - '0') * 10 + (rest[5] - '0');
     offset = sign * (hh * 3600 + mm * 60);
     rest += 6;
   } else {
@@ -181,15 +86,15 @@ Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig&
     env.push_back(n + "=" + v);
   env.push_back("KUBERNETES_EXEC_INFO=" + info.dump());
 
-  auto run = run_process(exec.command, exec.args, env, std::chrono::seconds(60));
+  auto run = http::run_process(exec.command, exec.command, exec.args, env, "", std::chrono::seconds(60));
   if (!run) {
     auto e = run.error();
     if (!exec.install_hint.empty())
       e.message += " (" + first_line(exec.install_hint) + ")";
     return auth_error(what + ": " + e.message);
   }
-  if (run->exit_code != 0)
-    return auth_error(what + " exited with " + std::to_string(run->exit_code) +
+  if (run->status != 0)
+    return auth_error(what + " exited with " + std::to_string(run->status) +
                       (run->err.empty() ? "" : ": " + first_line(run->err)));
   ExecCredential cred;
   try {

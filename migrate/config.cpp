@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -196,21 +197,33 @@ json load_document(const std::string& path) {
   return parse_document(ss.str(), path);
 }
 
+std::optional<std::string> env_reference(const std::string& value) {
+  auto identifier = [](const std::string& n, bool upper_only) {
+    if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0])))
+      return false;
+    return std::all_of(n.begin(), n.end(), [&](char c) {
+      return c == '_' || std::isdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c)) ||
+             (!upper_only && std::islower(static_cast<unsigned char>(c)));
+    });
+  };
+  if (value.size() > 3 && value.rfind("${", 0) == 0 && value.back() == '}') {
+    std::string name = value.substr(2, value.size() - 3);
+    if (identifier(name, false))
+      return name;
+  } else if (value.size() > 1 && value[0] == '$' && identifier(value.substr(1), true)) {
+    // $NAME only in the usual upper-case form: "$ecr3t" is a password, not a variable.
+    return value.substr(1);
+  }
+  return std::nullopt;
+}
+
 std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env) {
-  std::string name;
-  if (value.size() > 3 && value.rfind("${", 0) == 0 && value.back() == '}')
-    name = value.substr(2, value.size() - 3);
-  else if (value.size() > 1 && value[0] == '$' && value[1] != '{')
-    name = value.substr(1);
-  else
+  auto name = env_reference(value);
+  if (!name)
     return value;
-  bool valid = !name.empty() && name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
-                                    std::string::npos;
-  if (!valid)
-    return value; // not a variable reference, e.g. a password that starts with '$'
-  auto v = env(name);
+  auto v = env(*name);
   if (!v)
-    throw ConfigError(where + ": environment variable " + name + " is not set");
+    throw ConfigError(where + ": environment variable " + *name + " is not set");
   return *v;
 }
 

@@ -67,6 +67,10 @@ private:
   std::vector<AuthEntry> m_entries;
 };
 
+/// The variable a value refers to: `${Name}`, or `$NAME` in upper case; nullopt for anything else
+/// (a password that merely starts with '$').
+std::optional<std::string> env_reference(const std::string& value);
+
 /// Expands a value that is exactly `$VAR` or `${VAR}`; other strings are returned unchanged.
 std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env);
 

@@ -2,6 +2,7 @@
 
 #include "http/base64.hpp"
 #include "migrate/config.hpp"
+#include "migrate/inputs.hpp"
 #include "registry/reference.hpp"
 
 #include <filesystem>
@@ -250,17 +251,11 @@ std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig
     auto ref = registry::Reference::parse_normalized(target);
     if (!ref)
       continue;
-    auto& reg = registries[ref->registry];
-    if (!reg) {
-      registry::RegistryOptions ro;
-      ro.host = ref->registry;
-      if (const AuthEntry* e = auth.find(ref->registry, ref->repository)) {
-        ro.credentials = e->credentials;
-        ro.insecure = e->insecure;
-        ro.tls = e->tls;
-      }
-      reg = std::make_unique<registry::Registry>(client, ro, log);
-    }
+    std::string key;
+    auto options = registry_options(auth, *ref, key);
+    auto& reg = registries[key];
+    if (!reg)
+      reg = std::make_unique<registry::Registry>(client, options, log);
     auto head = reg->head_manifest(ref->repository, ref->reference());
     if (!head) {
       log->warn("cannot check {}: {}", target, head.error().message);

@@ -1,6 +1,6 @@
 #include "migrate/engine.hpp"
 
-#include "migrate/docker_config.hpp"
+#include "migrate/inputs.hpp"
 #include "registry/client.hpp"
 #include "registry/manifest.hpp"
 
@@ -113,30 +113,21 @@ struct Engine::Impl {
 
   /// The Registry for a repository: one per auth entry (or per host without one).
   std::pair<Registry*, std::string> registry_for(const registry::Reference& ref) {
-    const AuthEntry* entry = auth.find(ref.registry, ref.repository);
-    std::string key = entry ? ref.registry + "|" + entry->key : ref.registry;
+    std::string key;
+    {
+      std::lock_guard lock(registries_mutex);
+      const AuthEntry* entry = auth.find(ref.registry, ref.repository);
+      key = entry ? ref.registry + "|" + entry->key : ref.registry;
+      if (auto it = registries.find(key); it != registries.end())
+        return {it->second.get(), key};
+    }
+    // Outside the lock: a Docker credential helper may take seconds.
+    auto ro = registry_options(auth, ref, key);
     std::lock_guard lock(registries_mutex);
     auto& slot = registries[key];
     if (!slot) {
-      registry::RegistryOptions ro;
-      ro.host = ref.registry;
-      if (entry) {
-        ro.credentials = entry->credentials;
-        ro.insecure = entry->insecure;
-        ro.tls = entry->tls;
-        ro.chunked_upload = entry->chunked_upload;
-        ro.proxy = entry->proxy;
-        ro.address = entry->address;
-        if (!entry->tls.verify)
-          log->warn("TLS verification is OFF for {} (skipTLSVerify in the auth file)", ref.registry);
-      }
-      if (ro.credentials.anonymous()) {
-        // No credentials in auth.json: those the user already has for docker/skopeo/crane.
-        if (auto dc = docker_credentials(ref.registry, process_env())) {
-          ro.credentials = *dc;
-          log->debug("credentials for {} from {}", ref.registry, docker_config_path(process_env()));
-        }
-      }
+      if (!ro.tls.verify)
+        log->warn("TLS verification is OFF for {} (skipTLSVerify in the auth file)", ref.registry);
       slot = std::make_unique<Registry>(client, ro, log);
     }
     return {slot.get(), key};
@@ -517,6 +508,12 @@ Summary Engine::run(const std::vector<ImageTask>& tasks) {
   std::vector<std::size_t> pending(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i)
     pending[i] = i;
+  // Every registry is set up here, in the calling thread: a configuration error (a broken Docker
+  // credential helper) ends the run before any copy, as one clear line.
+  for (const auto& t : tasks) {
+    m_impl->registry_for(t.source);
+    m_impl->registry_for(t.destination);
+  }
   int workers = std::max(1, m_impl->options.workers);
   m_impl->blob_pool = std::make_unique<ThreadPool>(workers);
   for (int pass = 0; !pending.empty(); ++pass) {

@@ -1,41 +1,70 @@
 #include "migrate/inputs.hpp"
 
+#include "migrate/docker_config.hpp"
 #include "migrate/secrets.hpp"
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 
 namespace migrate {
 
+namespace {
+Decryptor user_key_decryptor() {
+  auto key = std::make_shared<std::optional<SecretKey>>();
+  return [key](const std::string& value) -> http::Result<std::string> {
+    if (!*key)
+      *key = SecretKey::load(false);
+    if (!*key)
+      return http::make_error(http::ErrorKind::invalid, "encrypted, but there is no key (IMAGE_MIGRATOR_KEY or the key file)");
+    return (*key)->decrypt(value);
+  };
+}
+} // namespace
+
+AuthConfig load_auth(const std::string& path, bool given, const EnvLookup& env) {
+  nlohmann::json doc;
+  if (given || std::filesystem::exists(path))
+    doc = load_document(path);
+  return AuthConfig::from_json(doc, path, env, user_key_decryptor());
+}
+
+registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, std::string& key) {
+  const AuthEntry* entry = auth.find(ref.registry, ref.repository);
+  key = entry ? ref.registry + "|" + entry->key : ref.registry;
+  registry::RegistryOptions ro;
+  ro.host = ref.registry;
+  if (entry) {
+    ro.credentials = entry->credentials;
+    ro.insecure = entry->insecure;
+    ro.tls = entry->tls;
+    ro.chunked_upload = entry->chunked_upload;
+    ro.proxy = entry->proxy;
+    ro.address = entry->address;
+  }
+  if (ro.credentials.anonymous())
+    if (auto dc = docker_credentials(ref.registry, process_env())) // what docker/skopeo/crane already use
+      ro.credentials = *dc;
+  return ro;
+}
+
 Inputs load_inputs(const InputOptions& o, const EnvLookup& env) {
   Inputs in;
-  nlohmann::json auth_doc, images_doc;
-  std::string auth_name = o.auth;
+  nlohmann::json images_doc;
   in.images_name = o.images;
   if (!o.config.empty()) {
     auto doc = load_document(o.config);
     if (!doc.is_object())
       throw ConfigError(o.config + ": must be an object with \"auth\" and \"images\"");
-    auth_doc = doc.value("auth", nlohmann::json());
     images_doc = doc.contains("images") ? doc["images"] : nlohmann::json();
     if (images_doc.is_null())
       throw ConfigError(o.config + ": has no \"images\" section");
-    auth_name = o.config + ": auth";
+    in.auth = AuthConfig::from_json(doc.value("auth", nlohmann::json()), o.config + ": auth", env, user_key_decryptor());
     in.images_name = o.config + ": images";
   } else {
-    if (o.auth_given || std::filesystem::exists(o.auth))
-      auth_doc = load_document(o.auth);
+    in.auth = load_auth(o.auth, o.auth_given, env);
     images_doc = load_document(o.images);
   }
-  std::optional<SecretKey> key;
-  auto decrypt = [&](const std::string& value) -> http::Result<std::string> {
-    if (!key)
-      key = SecretKey::load(false);
-    if (!key)
-      return http::make_error(http::ErrorKind::invalid, "encrypted, but there is no key (IMAGE_MIGRATOR_KEY or the key file)");
-    return key->decrypt(value);
-  };
-  in.auth = AuthConfig::from_json(auth_doc, auth_name, env, decrypt);
   in.rules = read_rules(images_doc, in.images_name, in.rule_errors);
   if (o.encrypt_auth && o.config.empty() && std::filesystem::exists(o.auth))
     in.notice = protect_auth_file(o.auth);

@@ -4,6 +4,7 @@
 
 #include "migrate/config.hpp"
 #include "migrate/rules.hpp"
+#include "registry/client.hpp"
 
 #include <string>
 #include <vector>
@@ -25,6 +26,15 @@ struct Inputs {
   std::string images_name;            ///< for messages
   std::string notice;                 ///< what happened to the auth file, to log ("" = nothing)
 };
+
+/// Loads an auth file (JSON/YAML), decrypting enc:v1: values with the user's key. A missing file
+/// that was not named explicitly means anonymous everywhere.
+AuthConfig load_auth(const std::string& path, bool given, const EnvLookup& env);
+
+/// How to talk to the registry of `ref`: the auth entry that matches it (credentials, TLS, proxy,
+/// address...), and when it has no credentials, Docker's config.json. `key` names the combination
+/// (registry + auth entry) so callers can share one Registry per key.
+registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, std::string& key);
 
 /// Loads and validates everything; throws ConfigError (one line naming file and key) on bad input.
 Inputs load_inputs(const InputOptions& options, const EnvLookup& env);

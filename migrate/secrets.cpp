@@ -2,11 +2,11 @@
 
 #include "http/base64.hpp"
 #include "migrate/config.hpp"
-#include "migrate/discover.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -43,7 +43,6 @@ fs::path key_file() {
   return base / "image-migrator" / "key";
 }
 
-bool is_env_reference(const std::string& v) { return !v.empty() && v[0] == '$'; }
 
 } // namespace
 
@@ -82,15 +81,18 @@ std::optional<SecretKey> SecretKey::load(bool create) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   k.m_key = random_bytes(key_size);
-  std::string tmp = path.string() + ".tmp";
+  std::string tmp = path.string() + ".tmp-" + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0)
     return std::nullopt; // no place for a key (read-only home): leave secrets as they are
   std::string text = http::base64_encode(k.m_key) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
   ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-    return std::nullopt;
+  // link() fails if another process created the key meanwhile: theirs wins, and we use it.
+  bool linked = ok && ::link(tmp.c_str(), path.c_str()) == 0;
+  ::unlink(tmp.c_str());
+  if (!linked)
+    return ok && errno == EEXIST ? load(false) : std::nullopt;
   return k;
 }
 
@@ -148,7 +150,7 @@ int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key) {
       if (!entry.contains(field) || !entry[field].is_string())
         continue;
       std::string v = entry[field].get<std::string>();
-      if (v.empty() || is_encrypted(v) || is_env_reference(v))
+      if (v.empty() || is_encrypted(v) || env_reference(v))
         continue;
       entry[field] = key.encrypt(v);
       ++n;
@@ -182,7 +184,7 @@ std::string protect_auth_file(const std::string& path) {
   if (!key)
     return "";
   int n = encrypt_auth_document(doc, *key);
-  write_json_atomically(path, nlohmann::json::parse(doc.dump()), 0600);
+  write_file_atomically(path, doc.dump(2) + "\n", 0600); // the user's key order kept
   return "encrypted " + std::to_string(n) + " plaintext secret(s) in " + path + " with the key from " + key->origin() +
          " (--no-encrypt-auth to keep plaintext)";
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 
 namespace registry {
@@ -141,6 +142,7 @@ void Authenticator::authorize(http::Request& request, const std::string& scope) 
 
 http::Error Authenticator::rejected(const http::Response& response, const std::string& scope,
                                    const std::string& what) const {
+  std::lock_guard lock(m_mutex);
   std::string user = m_credentials.anonymous() ? std::string("anonymous") : "user \"" + m_credentials.username() + "\"";
   std::string error;
   if (auto challenges = parse_challenges(response.header("www-authenticate")))
@@ -221,6 +223,8 @@ Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope
 
   http::Request req;
   req.tls = m_tls;
+  req.proxy = m_proxy;
+  req.connect_to = m_connect_to;
   req.follow_redirects = true;
   std::string refresh = m_credentials.is_identity_token() ? m_credentials.secret() : m_refresh_token;
   if (!refresh.empty()) {
@@ -263,7 +267,7 @@ Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope
     else if (j.contains("access_token") && j["access_token"].is_string())
       token.value = j["access_token"].get<std::string>();
     if (j.contains("expires_in") && j["expires_in"].is_number_integer())
-      expires_in = std::max<long>(j["expires_in"].get<long>(), 1);
+      expires_in = std::clamp<long>(j["expires_in"].get<long>(), 1, 86400); // bounded: no overflow below
     if (j.contains("refresh_token") && j["refresh_token"].is_string())
       m_refresh_token = j["refresh_token"].get<std::string>();
   } catch (const nlohmann::json::exception&) {
@@ -275,7 +279,6 @@ Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope
   auto lifetime = std::chrono::milliseconds(expires_in * 1000);
   auto margin = std::max(std::chrono::milliseconds(1000), lifetime / 4);
   token.renew_at = std::chrono::steady_clock::now() + (lifetime > margin ? lifetime - margin : lifetime / 2);
-  ++m_fetched;
   m_log->debug("registry {}: fetched token for {} (expires in {}s)", m_registry, scope, expires_in);
   return token;
 }

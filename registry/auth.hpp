@@ -64,6 +64,12 @@ public:
   Authenticator(http::Client& client, std::string registry, Credentials credentials, http::Tls tls,
                 bool insecure, std::shared_ptr<spdlog::logger> log);
 
+  /// The registry's route (proxy, CONNECT_TO entries): token requests take it too.
+  void set_route(std::string proxy, std::vector<std::string> connect_to) {
+    m_proxy = std::move(proxy);
+    m_connect_to = std::move(connect_to);
+  }
+
   /// Adds an Authorization header for `scope` (space-separated scopes) when one is known.
   void authorize(http::Request& request, const std::string& scope);
 
@@ -75,9 +81,6 @@ public:
   /// The error for a 401 that persists after re-authenticating: names the user and, for
   /// insufficient_scope, the access that was refused.
   http::Error rejected(const http::Response& response, const std::string& scope, const std::string& what) const;
-
-  /// Number of tokens fetched so far (for logs and tests).
-  int tokens_fetched() const { return m_fetched; }
 
 private:
   struct Token {
@@ -92,14 +95,15 @@ private:
   http::Tls m_tls;
   bool m_insecure;
   std::shared_ptr<spdlog::logger> m_log;
+  std::string m_proxy;
+  std::vector<std::string> m_connect_to;
 
-  std::mutex m_mutex;
+  mutable std::mutex m_mutex;
   std::string m_scheme; ///< "" until the first challenge, then "basic" or "bearer"
   std::string m_realm;
   std::string m_service;
   std::string m_refresh_token; ///< from an OAuth2 answer, used for later POSTs
   std::map<std::string, Token> m_tokens;
-  int m_fetched = 0;
 };
 
 } // namespace registry

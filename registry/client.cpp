@@ -113,7 +113,10 @@ Registry::Registry(http::Client& client, RegistryOptions options, std::shared_pt
     }
     m_connect_to.push_back(host + ":" + port + ":" + address + ":" + address_port);
   }
+  m_auth.set_route(m_options.proxy, m_connect_to);
 }
+
+bool Registry::owns(const std::string& url) const { return http::authority_of(url) == http::authority_of(base_url()); }
 
 std::string Registry::base_url() const {
   std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
@@ -142,11 +145,13 @@ std::string authorization_of(const http::Request& r) {
 Result<http::Response> Registry::send(http::Request request, const std::string& scope) {
   for (int attempt = 0;; ++attempt) {
     http::Request r = request;
-    m_auth.authorize(r, scope);
+    const bool own = owns(r.url);
+    if (own) // an upload Location or a Link may name another host: it never gets our credentials
+      m_auth.authorize(r, scope);
     auto resp = m_client.send(r);
     if (!resp)
       return resp.error().context("registry " + m_options.host);
-    if (resp->status == 401) {
+    if (resp->status == 401 && own && owns(resp->url)) {
       if (attempt > 0)
         return m_auth.rejected(*resp, scope, "registry " + m_options.host);
       if (auto st = m_auth.on_unauthorized(*resp, scope, authorization_of(r)); !st)
@@ -367,7 +372,6 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
     source.m_auth.authorize(get, source_scope);
 
     http::Request put = request("PUT", "");
-    put.headers.clear();
     put.upload_size = size;
     put.headers.emplace_back("Content-Type", "application/octet-stream");
     const bool chunked = m_chunked.load();
@@ -380,7 +384,8 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
       put.method = "PUT";
       put.url = with_query(*location, "digest=" + http::url_encode(blob.digest));
     }
-    m_auth.authorize(put, scope);
+    if (owns(put.url))
+      m_auth.authorize(put, scope);
 
     Sha256 hash;
     auto observe = [&](std::string_view chunk) -> http::Status {
@@ -416,7 +421,7 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
     if (!result)
       return result.error().context(what);
     auto& pr = *result;
-    if (pr.download.status == 401) {
+    if (pr.download.status == 401 && source.owns(pr.download.url)) {
       if (attempt >= 2)
         return source.m_auth.rejected(pr.download, source_scope, what);
       if (auto st = source.m_auth.on_unauthorized(pr.download, source_scope, authorization_of(get)); !st)
@@ -425,7 +430,7 @@ Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::stri
     }
     if (pr.download.status < 200 || pr.download.status >= 300)
       return registry_error(what + ": downloading", pr.download);
-    if (pr.upload.status == 401) {
+    if (pr.upload.status == 401 && owns(put.url)) {
       if (attempt >= 2)
         return m_auth.rejected(pr.upload, scope, what);
       if (auto st = m_auth.on_unauthorized(pr.upload, scope, authorization_of(put)); !st)

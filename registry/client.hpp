@@ -84,6 +84,9 @@ public:
   /// Base URL "http(s)://api-host/v2/".
   std::string base_url() const;
 
+  /// Whether a URL is on this registry's API host (only those get its credentials).
+  bool owns(const std::string& url) const;
+
 private:
   http::Request request(const std::string& method, const std::string& path) const;
   Result<std::vector<std::string>> list_paginated(std::string url, const std::string& scope, const char* field,

@@ -25,9 +25,8 @@ struct Reference {
   /// not a registry, so `nginx` becomes docker.io/library/nginx. Tag/digest are kept as given.
   static Result<Reference> parse_normalized(std::string_view text);
 
-  /// Strict parsing for migration rules: the first component IS the registry, no defaults applied.
-  /// `implicit_registry` is set when the first component does not look like a host (for callers
-  /// that fill in a default registry).
+  /// Strict parsing for migration rules: no Docker Hub defaults. The first component is the registry
+  /// when it looks like a host; otherwise `registry` stays empty for the caller to fill in.
   static Result<Reference> parse_explicit(std::string_view text);
 
   /// registry/repository
