@@ -183,7 +183,7 @@ json parse_document(std::string_view text, const std::string& name) {
   }
 }
 
-json load_document(const std::string& path) {
+std::string read_text_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw ConfigError(path + ": is a directory, not a file");
@@ -194,8 +194,10 @@ json load_document(const std::string& path) {
   ss << in.rdbuf();
   if (in.bad())
     throw ConfigError(path + ": cannot read file");
-  return parse_document(ss.str(), path);
+  return ss.str();
 }
+
+json load_document(const std::string& path) { return parse_document(read_text_file(path), path); }
 
 std::optional<std::string> env_reference(const std::string& value) {
   auto identifier = [](const std::string& n, bool upper_only) {

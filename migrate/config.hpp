@@ -30,6 +30,9 @@ EnvLookup process_env();
 /// YAML is chosen for .yaml/.yml names, JSON for .json, otherwise by the first character.
 nlohmann::json parse_document(std::string_view text, const std::string& name);
 
+/// A whole file; ConfigError naming it when it is missing, a directory or unreadable.
+std::string read_text_file(const std::string& path);
+
 /// Reads and parses a file (see parse_document); a missing or unreadable file is a ConfigError.
 nlohmann::json load_document(const std::string& path);
 

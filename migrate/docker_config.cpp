@@ -227,16 +227,6 @@ const json::object_t::value_type* find_key(const json& object, const std::string
   return nullptr;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw ConfigError(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad())
-    throw ConfigError(path + ": cannot read file");
-  return ss.str();
-}
 
 } // namespace
 
@@ -308,7 +298,7 @@ std::optional<registry::Credentials> docker_credentials(const std::string& regis
     return std::nullopt;
   if (status.type() == std::filesystem::file_type::directory)
     throw ConfigError(file + ": is a directory, not a file");
-  std::string text = read_file(file);
+  std::string text = read_text_file(file);
   if (text.find_first_not_of(" \t\r\n") == std::string::npos)
     return std::nullopt; // Docker accepts an empty config.json
   json doc = parse_document(text, file); // errors carry file:line:column and never the text read

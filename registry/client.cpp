@@ -226,12 +226,21 @@ Result<std::vector<std::string>> Registry::list_repositories() {
   return repos;
 }
 
-Result<Manifest> Registry::get_manifest(const std::string& repository, const std::string& reference) {
-  std::string what = "fetching manifest " + m_options.host + "/" + repository + (is_digest_reference(reference) ? "@" : ":") + reference;
-  auto r = request("GET", repository + "/manifests/" + reference);
+http::Request Registry::manifest_request(const std::string& method, const std::string& repository,
+                                         const std::string& reference) const {
+  auto r = request(method, repository + "/manifests/" + reference);
   r.headers.emplace_back("Accept", media::accept_header());
   r.follow_redirects = true;
-  auto resp = send(r, pull_scope(repository));
+  return r;
+}
+
+std::string Registry::manifest_name(const std::string& repository, const std::string& reference) const {
+  return m_options.host + "/" + repository + (is_digest_reference(reference) ? "@" : ":") + reference;
+}
+
+Result<Manifest> Registry::get_manifest(const std::string& repository, const std::string& reference) {
+  std::string what = "fetching manifest " + manifest_name(repository, reference);
+  auto resp = send(manifest_request("GET", repository, reference), pull_scope(repository));
   if (!resp)
     return resp.error().context(what);
   if (resp->status != 200)
@@ -258,10 +267,8 @@ Result<Manifest> Registry::get_manifest(const std::string& repository, const std
 }
 
 Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& repository, const std::string& reference) {
-  std::string what = "checking manifest " + m_options.host + "/" + repository + (is_digest_reference(reference) ? "@" : ":") + reference;
-  auto r = request("HEAD", repository + "/manifests/" + reference);
-  r.headers.emplace_back("Accept", media::accept_header());
-  r.follow_redirects = true;
+  std::string what = "checking manifest " + manifest_name(repository, reference);
+  auto r = manifest_request("HEAD", repository, reference);
   auto resp = send(r, pull_scope(repository));
   if (!resp)
     return resp.error().context(what);
@@ -287,7 +294,7 @@ Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& r
 }
 
 http::Status Registry::put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest) {
-  std::string what = "pushing manifest " + m_options.host + "/" + repository + (is_digest_reference(reference) ? "@" : ":") + reference;
+  std::string what = "pushing manifest " + manifest_name(repository, reference);
   auto r = request("PUT", repository + "/manifests/" + reference);
   r.headers.emplace_back("Content-Type", manifest.media_type);
   r.body = manifest.bytes;

@@ -89,6 +89,9 @@ public:
 
 private:
   http::Request request(const std::string& method, const std::string& path) const;
+  http::Request manifest_request(const std::string& method, const std::string& repository,
+                                 const std::string& reference) const;
+  std::string manifest_name(const std::string& repository, const std::string& reference) const;
   Result<std::vector<std::string>> list_paginated(std::string url, const std::string& scope, const char* field,
                                                   const std::string& what);
   /// The error response of a HEAD, with a body fetched by GET when the HEAD had none.
