@@ -84,6 +84,10 @@ TEST_CASE("migrate::AuthConfig") {
     CHECK(auth.find("reg.io", "team/x")->credentials.secret() == "s3cret");
     CHECK(auth.find("reg.io", "team/x")->insecure);
     CHECK(auth.find("other.io:5000", "a/b")->credentials.secret() == "literal$");
+    CHECK(migrate::env_reference("$ecr3tPass") == std::nullopt); // a password, not a variable
+    CHECK(migrate::env_reference("$REG_PASS") == "REG_PASS");
+    CHECK(migrate::env_reference("${reg_pass}") == "reg_pass");
+    CHECK(migrate::env_reference("${1X}") == std::nullopt);
     CHECK(auth.find("reg.io", "team/deep/x")->credentials.anonymous());
   }
   SUBCASE("errors name the file and key, never the value") {
