@@ -32,11 +32,6 @@ using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
 constexpr std::size_t error_body_limit = 64 * 1024;
 constexpr long transfer_buffer = 128 * 1024;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
 
 bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -78,7 +73,7 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
       value.remove_suffix(1);
-    t->response.headers.emplace_back(lower(line.substr(0, colon)), std::string(value));
+    t->response.headers.emplace_back(to_lower(line.substr(0, colon)), std::string(value));
   }
   return size * n;
 }
@@ -194,7 +189,7 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
   bool has_content_type = false;
   for (const auto& [name, value] : r.headers) {
     list = curl_slist_append(list, (name + ": " + value).c_str());
-    has_content_type = has_content_type || lower(name) == "content-type";
+    has_content_type = has_content_type || to_lower(name) == "content-type";
   }
   list = curl_slist_append(list, "Expect:");
   if (!has_content_type)
@@ -258,7 +253,7 @@ Request follow(const Request& from, const Response& response) {
     // Credentials (header, client certificate) and request bodies stay with the host they were
     // meant for; a switch from https to http would expose them too.
     next.headers.erase(std::remove_if(next.headers.begin(), next.headers.end(),
-                                      [](const auto& h) { return lower(h.first) == "authorization"; }),
+                                      [](const auto& h) { return to_lower(h.first) == "authorization"; }),
                        next.headers.end());
     next.tls.cert_file.clear();
     next.tls.key_file.clear();
@@ -398,7 +393,7 @@ std::size_t on_pipe_upload_response(char* data, std::size_t size, std::size_t n,
 } // namespace
 
 std::string Response::header(std::string_view name) const {
-  std::string key = lower(name);
+  std::string key = to_lower(name);
   for (const auto& [k, v] : headers)
     if (k == key)
       return v;

@@ -51,6 +51,12 @@ std::string authority_of(const std::string& url) {
   return parse_url(url, u) ? u.authority : std::string();
 }
 
+std::string to_lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
 std::string url_encode(std::string_view text) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;

@@ -23,6 +23,9 @@ std::string resolve_url(const std::string& base, const std::string& location);
 /// host[:port] of an absolute URL, lower-cased; empty when not absolute.
 std::string authority_of(const std::string& url);
 
+/// ASCII lower case (header names, hosts, schemes).
+std::string to_lower(std::string_view text);
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 std::string url_encode(std::string_view text);
 

@@ -2,6 +2,7 @@
 
 #include "http/base64.hpp"
 #include "http/process.hpp"
+#include "http/url.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -39,15 +40,11 @@ constexpr const char* docker_hub = "docker.io";
 constexpr const char* docker_hub_server_url = "https://index.docker.io/v1/";
 constexpr const char* default_path = "/usr/local/bin:/usr/bin:/bin";
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 /// host[:port] of a config key or registry name: scheme and path dropped, lower-cased, Docker Hub's
 /// aliases folded into "docker.io" (Docker's ConvertToHostname, plus the aliases).
 std::string normalize_host(const std::string& name) {
-  std::string s = lower(name);
+  std::string s = http::to_lower(name);
   for (std::string_view scheme : {"https://", "http://"})
     if (s.rfind(scheme, 0) == 0) {
       s.erase(0, scheme.size());
@@ -81,8 +78,8 @@ std::string safe_message(const std::string& out, const std::string& err) {
 }
 
 bool says_not_found(const std::string& out, const std::string& err) {
-  return lower(out).find("credentials not found") != std::string::npos ||
-         lower(err).find("credentials not found") != std::string::npos;
+  return http::to_lower(out).find("credentials not found") != std::string::npos ||
+         http::to_lower(err).find("credentials not found") != std::string::npos;
 }
 
 /// The helper's full path: `program` searched in the absolute directories of `path` (Go's exec

@@ -1,5 +1,6 @@
 #include "migrate/rewrite.hpp"
 
+#include "http/url.hpp"
 #include "migrate/discover.hpp"
 #include "registry/reference.hpp"
 
@@ -10,11 +11,6 @@ namespace migrate {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (auto& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 /// The image name as kustomize matches it: the reference as written, without tag and digest.
 std::string written_name(const std::string& image) {
@@ -47,7 +43,7 @@ Rewrite plan_rewrite(const kube::Inventory& inventory, const std::map<std::strin
     auto target = registry::Reference::parse_normalized(it->second);
     if (!target)
       continue;
-    std::string workload = "-n " + use.ns + " " + lower(use.kind) + "/" + use.name;
+    std::string workload = "-n " + use.ns + " " + http::to_lower(use.kind) + "/" + use.name;
     if (!seen.insert(workload + "|" + use.container + "|" + use.container_type).second)
       continue;
     if (use.container_type == "container" || use.container_type == "initContainer") {

@@ -17,11 +17,6 @@ bool is_token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~/").find(c) != std::string_view::npos;
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 http::Error auth_error(const std::string& registry, const std::string& why, long status = 0) {
   return http::make_error(http::ErrorKind::unauthorized, "authenticating to " + registry + ": " + why, status);
@@ -55,7 +50,7 @@ Result<std::vector<Challenge>> parse_challenges(std::string_view h) {
     if (scheme.empty())
       return invalid("unexpected character '" + std::string(1, h[i]) + "' at offset " + std::to_string(i));
     Challenge c;
-    c.scheme = lower(scheme);
+    c.scheme = http::to_lower(scheme);
     while (true) {
       skip(" \t");
       std::size_t param_start = i;
@@ -96,7 +91,7 @@ Result<std::vector<Challenge>> parse_challenges(std::string_view h) {
         while (i < h.size() && h[i] == '=') // token68 padding
           value += h[i++];
       }
-      c.params[lower(name)] = value;
+      c.params[http::to_lower(name)] = value;
       skip(" \t");
       if (i < h.size() && h[i] == ',') {
         ++i;

@@ -12,12 +12,6 @@ namespace registry {
 
 namespace {
 
-std::string strip_params(const std::string& content_type) {
-  std::string t = content_type.substr(0, content_type.find(';'));
-  while (!t.empty() && t.back() == ' ')
-    t.pop_back();
-  return t;
-}
 
 /// The URL of rel="next" in a Link header, or "".
 std::string next_link(const std::string& link) {

@@ -46,13 +46,6 @@ Result<Descriptor> parse_descriptor(const json& j, const std::string& where) {
   return d;
 }
 
-std::string strip_params(std::string_view content_type) {
-  auto semi = content_type.find(';');
-  std::string t(content_type.substr(0, semi));
-  while (!t.empty() && t.back() == ' ')
-    t.pop_back();
-  return t;
-}
 
 } // namespace
 
@@ -70,6 +63,14 @@ std::string Platform::to_string() const {
 
 bool Descriptor::non_distributable() const {
   return media_type.find(".foreign.") != std::string::npos || media_type.find("nondistributable") != std::string::npos;
+}
+
+std::string strip_params(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  std::string t(content_type.substr(0, semi));
+  while (!t.empty() && t.back() == ' ')
+    t.pop_back();
+  return t;
 }
 
 bool is_index_type(std::string_view media_type) {

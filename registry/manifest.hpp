@@ -59,6 +59,9 @@ struct ParsedManifest {
   std::optional<Descriptor> subject;
 };
 
+/// A Content-Type without its parameters ("application/json; charset=utf-8" -> "application/json").
+std::string strip_params(std::string_view content_type);
+
 /// Whether a media type is an index (OCI index or Docker manifest list).
 bool is_index_type(std::string_view media_type);
 
