@@ -774,3 +774,48 @@ set_rules() {
   if [ $# -gt 0 ]; then printf '%s\n' "$@" >"$f.new"; else : >"$f.new"; fi
   mv -f "$f.new" "$f"
 }
+
+# ----------------------------------------------------------------- image-migrator runs
+
+# run_im NAME ARGS...: runs image-migrator (stdout+stderr to $IM_WORK/NAME.out); sets rc and ms.
+run_im() {
+  local name=$1 t0 bin=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+  shift
+  t0=$(date +%s%N)
+  rc=0
+  im_run "$bin" "$@" >"$IM_WORK/$name.out" 2>&1 || rc=$?
+  ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+# assert_absent REF MSG: REF's manifest does not exist (the registry says unknown, not some other error).
+assert_absent() {
+  local err=$IM_WORK/.tmp/absent.err
+  if raw_digest "$1" >/dev/null 2>"$err"; then
+    fail "$2 ($1 exists)"
+  fi
+  grep -Eqi 'manifest unknown|name unknown|not known|not found' "$err" ||
+    fail "$2 (could not tell whether $1 exists: $(tail -n 2 "$err" | tr '\n' ' '))"
+  pass "$2"
+}
+
+# same_digest SRC_REF DST_REF MSG: both manifests exist and have the same digest.
+same_digest() {
+  local s d
+  s=$(raw_digest "$1")
+  d=$(raw_digest "$2")
+  assert_eq "$d" "$s" "$3"
+}
+
+# no_leak SECRET USER FILE...: SECRET (and its Basic form USER:SECRET, base64) is in none of FILE...
+no_leak() {
+  local secret=$1 user=$2 f
+  shift 2
+  local b64
+  b64=$(printf '%s:%s' "$user" "$secret" | base64 -w0)
+  for f in "$@"; do
+    [ -f "$f" ] || fail "no_leak: $f does not exist"
+    if grep -qF -e "$secret" -e "$b64" "$f"; then
+      fail "the password of $user leaks into $(basename "$f"): $(grep -F -e "$secret" -e "$b64" "$f" | head -n 1)"
+    fi
+  done
+}

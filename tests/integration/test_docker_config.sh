@@ -18,28 +18,6 @@ run_im() {
   im_run "$IM_BIN" "$@" >"$IM_WORK/$name.out" 2>&1 || rc=$?
 }
 
-# same_digest SRC_REF DST_REF MSG: both manifests exist and have the same digest.
-same_digest() {
-  local s d
-  s=$(raw_digest "$1")
-  d=$(raw_digest "$2")
-  assert_eq "$d" "$s" "$3"
-}
-
-# no_leak SECRET USER FILE...: SECRET (and its Basic form USER:SECRET, base64) is in none of FILE...
-no_leak() {
-  local secret=$1 user=$2 f
-  shift 2
-  local b64
-  b64=$(printf '%s:%s' "$user" "$secret" | base64 -w0)
-  for f in "$@"; do
-    [ -f "$f" ] || fail "no_leak: $f does not exist"
-    if grep -qF -e "$secret" -e "$b64" "$f"; then
-      fail "the password of $user leaks into $(basename "$f"): $(grep -F -e "$secret" -e "$b64" "$f" | head -n 1)"
-    fi
-  done
-}
-
 # docker_config NAME JSON: writes $IM_WORK/NAME/config.json.
 docker_config() {
   mkdir -p "$IM_WORK/$1"

@@ -7,35 +7,6 @@ source "$(dirname "$0")/lib.sh"
 im_setup
 IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 
-# run_im NAME ARGS...: runs image-migrator (stdout+stderr to $IM_WORK/NAME.out); sets rc and ms.
-run_im() {
-  local name=$1 t0
-  shift
-  t0=$(date +%s%N)
-  rc=0
-  im_run "$IM_BIN" "$@" >"$IM_WORK/$name.out" 2>&1 || rc=$?
-  ms=$((($(date +%s%N) - t0) / 1000000))
-}
-
-# same_digest SRC_REF DST_REF MSG: both manifests exist and have the same digest.
-same_digest() {
-  local s d
-  s=$(raw_digest "$1")
-  d=$(raw_digest "$2")
-  assert_eq "$d" "$s" "$3"
-}
-
-# assert_absent REF MSG: REF's manifest does not exist (the registry says unknown, not some other error).
-assert_absent() {
-  local err=$IM_WORK/.tmp/absent.err
-  if raw_digest "$1" >/dev/null 2>"$err"; then
-    fail "$2 ($1 exists)"
-  fi
-  grep -Eqi 'manifest unknown|name unknown|not known|not found' "$err" ||
-    fail "$2 (could not tell whether $1 exists: $(tail -n 2 "$err" | tr '\n' ' '))"
-  pass "$2"
-}
-
 # failed_once NAME MSG: exit 1, exactly one FAILED line (one line, not retried in later passes);
 # sets REASON to what follows "FAILED src -> dst: ".
 failed_once() {
