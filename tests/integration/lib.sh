@@ -553,15 +553,20 @@ _im_launch_registry() {
   return 0
 }
 
+# _im_stop_pidfile PIDFILE: stop the process PIDFILE names, forget it, remove PIDFILE.
+_im_stop_pidfile() {
+  local pid
+  pid=$(cat "$1")
+  _im_kill "$pid"
+  _im_untrack "$pid"
+  rm -f "$1"
+}
+
 # stop_registry NAME: stop the registry process (data, port and its token server stay).
 stop_registry() {
   _im_need_setup || return 1
-  local d=$IM_WORK/$1 pid
-  [ -f "$d/pid" ] || _im_die "stop_registry: registry $1 is not running" || return 1
-  pid=$(cat "$d/pid")
-  _im_kill "$pid"
-  _im_untrack "$pid"
-  rm -f "$d/pid"
+  [ -f "$IM_WORK/$1/pid" ] || _im_die "stop_registry: registry $1 is not running" || return 1
+  _im_stop_pidfile "$IM_WORK/$1/pid"
 }
 
 # restart_registry NAME: stop (if running) and start again, same port and data.
@@ -576,12 +581,8 @@ restart_registry() {
 # stop_token_server NAME / restart_token_server NAME (same port, same key).
 stop_token_server() {
   _im_need_setup || return 1
-  local d=$IM_WORK/$1 pid
-  [ -f "$d/token/pid" ] || _im_die "stop_token_server: no token server running for $1" || return 1
-  pid=$(cat "$d/token/pid")
-  _im_kill "$pid"
-  _im_untrack "$pid"
-  rm -f "$d/token/pid"
+  [ -f "$IM_WORK/$1/token/pid" ] || _im_die "stop_token_server: no token server running for $1" || return 1
+  _im_stop_pidfile "$IM_WORK/$1/token/pid"
 }
 restart_token_server() {
   _im_need_setup || return 1
