@@ -112,6 +112,7 @@ int run_migrate(int argc, char** argv) {
     ("progress-interval", "seconds between progress lines when stderr is not a terminal (0 = off)", cxxopts::value<int>()->default_value("10"))
     ("platforms", "copy only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (needs --filter-index when an index has others)", cxxopts::value<std::string>())
     ("filter-index", "with --platforms: write a filtered index (a NEW digest) instead of refusing")
+    ("no-referrers", "do not copy the signatures, SBOMs and attestations that refer to each image (referrers API, sha256-<hex> and cosign tags)")
     ("resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)", cxxopts::value<std::vector<std::string>>())
     ("stall-timeout", "abort a transfer that moves no byte for this many seconds (env IMAGE_MIGRATOR_STALL_TIMEOUT; default 60)", cxxopts::value<int>())
     ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), split across the workers", cxxopts::value<std::string>()->default_value("-1"))
@@ -150,6 +151,7 @@ int run_migrate(int argc, char** argv) {
     }
   }
   eo.filter_index = args.count("filter-index") > 0;
+  eo.referrers = args.count("no-referrers") == 0;
   if (eo.filter_index && eo.platforms.empty())
     throw migrate::ConfigError("--filter-index needs --platforms");
   if (eo.retries < 0 || eo.retries > 100)

@@ -2,6 +2,7 @@
 
 #include "migrate/inputs.hpp"
 #include "registry/client.hpp"
+#include "registry/digest.hpp"
 #include "registry/manifest.hpp"
 
 #include <spdlog/fmt/ranges.h>
@@ -100,6 +101,10 @@ struct Engine::Impl {
   std::map<std::string, std::shared_future<void>> in_flight;  ///< dst registry + digest
   std::map<std::string, std::string> known_location;          ///< dst registry + digest -> repository
   std::set<std::string> present;                              ///< dst registry + repository + digest seen present
+
+  using TagList = http::Result<std::vector<std::string>>;
+  std::mutex tags_mutex;
+  std::map<std::string, std::shared_future<TagList>> tag_cache; ///< registry key + repository
 
   std::unique_ptr<ThreadPool> blob_pool;
   Progress progress;
@@ -284,7 +289,167 @@ struct Engine::Impl {
     return {};
   }
 
-  ImageResult copy_image(const ImageTask& task) {
+  /// Tags of a repository, listed once per run (rules and referrer lookups share the listing).
+  TagList cached_tags(Registry& reg, const std::string& key, const std::string& repository) {
+    const std::string k = key + "|" + repository;
+    std::promise<TagList> mine;
+    std::shared_future<TagList> listing;
+    bool owner = false;
+    {
+      std::lock_guard lock(tags_mutex);
+      if (auto it = tag_cache.find(k); it != tag_cache.end()) {
+        listing = it->second;
+      } else {
+        listing = mine.get_future().share();
+        tag_cache.emplace(k, listing);
+        owner = true;
+      }
+    }
+    if (owner) {
+      auto tags = retry("listing tags of " + reg.host() + "/" + repository, [&] { return reg.list_tags(repository); });
+      if (!tags) {
+        std::lock_guard lock(tags_mutex);
+        tag_cache.erase(k); // a later pass may list it again
+      }
+      mine.set_value(std::move(tags));
+    }
+    return listing.get();
+  }
+
+  /// The same repositories as `task`, another manifest by digest.
+  static ImageTask by_digest(const ImageTask& task, const std::string& digest) {
+    ImageTask t{task.source, task.destination, task.rule};
+    t.source.tag.clear();
+    t.source.digest = digest;
+    t.destination.tag.clear();
+    t.destination.digest = digest;
+    return t;
+  }
+
+  /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
+  ImageResult copy_image(const ImageTask& task, int depth = 0) {
+    ImageResult r = copy_one(task);
+    if (r.ok && options.referrers && !r.filtered && depth < 3 && !cancelled())
+      copy_referrers(r, depth);
+    return r;
+  }
+
+  /// Referrers of r's digest: from the referrers API when the source has it, else from the tags that
+  /// stand in for it ("sha256-<hex>" index, cosign's "sha256-<hex>.sig/.att/.sbom"). Each is copied like
+  /// an image, by digest or under the same tag. A failure fails the image: nothing is hidden.
+  void copy_referrers(ImageResult& r, int depth) {
+    const ImageTask& task = r.task;
+    const auto begun = Clock::now();
+    auto src_entry = registry_for(task.source);
+    auto dst_entry = registry_for(task.destination);
+    Registry& src = *src_entry.first;
+    Registry& dst = *dst_entry.first;
+    const std::string& src_repo = task.source.repository;
+    const std::string& dst_repo = task.destination.repository;
+    auto fail = [&](const std::string& message, bool permanent) {
+      r.seconds += std::chrono::duration<double>(Clock::now() - begun).count();
+      r.ok = false;
+      r.error = message;
+      r.permanent = permanent;
+    };
+
+    std::vector<ImageTask> subs;
+    auto listed = retry("referrers of " + task.source.to_string(), [&] { return src.list_referrers(src_repo, r.digest); });
+    if (!listed)
+      return fail(listed.error().message, !listed.error().retryable());
+    std::vector<registry::Referrer> from_api;
+    if (*listed) {
+      from_api = std::move(**listed);
+      for (const auto& ref : from_api)
+        subs.push_back(by_digest(task, ref.digest));
+    } else {
+      auto tags = cached_tags(src, src_entry.second, src_repo);
+      if (!tags)
+        return fail(tags.error().message, !tags.error().retryable());
+      const std::string prefix = registry::referrers_tag(r.digest);
+      std::vector<ImageTask> tag_subs;
+      for (const auto& tag : *tags) {
+        if (tag.compare(0, prefix.size(), prefix) != 0 || (tag.size() > prefix.size() && tag[prefix.size()] != '.'))
+          continue;
+        ImageTask t{task.source, task.destination, task.rule};
+        t.source.digest.clear();
+        t.source.tag = tag;
+        t.destination.digest.clear();
+        t.destination.tag = tag;
+        tag_subs.push_back(std::move(t));
+        if (tag != prefix)
+          continue;
+        // The referrers index: its entries are copied first, one by one, so that what refers to them
+        // (a signature of an SBOM) comes too; then the index itself, byte for byte.
+        auto index = retry("manifest " + task.source.name() + ":" + tag, [&] { return src.get_manifest(src_repo, tag); });
+        if (!index)
+          return fail(index.error().message, !index.error().retryable());
+        auto parsed = registry::parse_manifest(index->bytes, index->media_type);
+        if (!parsed || !parsed->is_index)
+          return fail(task.source.name() + ":" + tag + " is not an image index of referrers", true);
+        for (const auto& child : parsed->manifests)
+          subs.push_back(by_digest(task, child.digest));
+      }
+      subs.insert(subs.end(), tag_subs.begin(), tag_subs.end());
+    }
+    for (const auto& sub : subs) {
+      ImageResult s = copy_image(sub, depth + 1);
+      log_result(s, "referrer ");
+      r.referrers += 1 + s.referrers;
+      r.bytes += s.bytes;
+      if (!s.ok)
+        return fail("referrer " + sub.source.reference() + ": " + s.error, s.permanent);
+    }
+    if (!from_api.empty() && !options.dry_run)
+      if (auto st = ensure_referrers_tag(dst, dst_entry.second, dst_repo, r.digest, from_api); !st)
+        return fail(st.error().message, !st.error().retryable());
+    r.seconds += std::chrono::duration<double>(Clock::now() - begun).count();
+  }
+
+  /// A destination without the referrers API learns of referrers through the "sha256-<hex>" tag: an
+  /// index listing them, which clients update (OCI distribution-spec 1.1). Adds what is missing.
+  http::Status ensure_referrers_tag(Registry& dst, const std::string& dst_key, const std::string& repo,
+                                    const std::string& subject, const std::vector<registry::Referrer>& referrers) {
+    auto api = retry("referrers of " + dst.host() + "/" + repo, [&] { return dst.list_referrers(repo, subject); });
+    if (!api)
+      return api.error();
+    if (*api)
+      return {}; // the destination indexes them itself
+    const std::string tag = registry::referrers_tag(subject);
+    Flight flight(*this, dst_key + "|" + repo + "|" + tag); // one writer of this tag at a time
+    flight.wait_for_owner();
+    nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", registry::media::oci_index}, {"manifests", nlohmann::json::array()}};
+    auto current = retry("manifest " + repo + ":" + tag, [&] { return dst.get_manifest(repo, tag); });
+    if (current) {
+      try {
+        auto j = nlohmann::json::parse(current->bytes);
+        if (j.is_object() && j.contains("manifests") && j["manifests"].is_array())
+          index = std::move(j);
+      } catch (const nlohmann::json::exception&) {
+      }
+    } else if (current.error().status != 404 && current.error().kind != http::ErrorKind::not_found) {
+      return current.error();
+    }
+    std::set<std::string> listed;
+    for (const auto& d : index["manifests"])
+      if (d.is_object() && d.contains("digest") && d["digest"].is_string())
+        listed.insert(d["digest"].get<std::string>());
+    bool added = false;
+    for (const auto& ref : referrers)
+      if (listed.insert(ref.digest).second) {
+        index["manifests"].push_back(nlohmann::json::parse(ref.descriptor));
+        added = true;
+      }
+    if (!added)
+      return {};
+    registry::Manifest m;
+    m.media_type = std::string(registry::media::oci_index);
+    m.bytes = index.dump();
+    m.digest = registry::sha256_digest(m.bytes);
+    return retry("manifest " + repo + ":" + tag, [&] { return dst.put_manifest(repo, tag, m); });
+  }
+
+  ImageResult copy_one(const ImageTask& task) {
     ImageResult r;
     r.task = task;
     auto start = Clock::now();
@@ -355,6 +520,7 @@ struct Engine::Impl {
                   fmt::join(options.platforms, ","), src_digest, (*filtered)->digest);
         *manifest = std::move(**filtered);
         r.digest = manifest->digest;
+        r.filtered = true;
         if (*dst_head && (*dst_head)->digest == r.digest) {
           r.skipped = true;
           return finish("");
@@ -460,20 +626,21 @@ struct Engine::Impl {
     return r;
   }
 
-  void log_result(const ImageResult& r) {
-    std::string arrow = r.task.source.to_string() + " -> " + r.task.destination.to_string();
+  void log_result(const ImageResult& r, const std::string& prefix = "") {
+    std::string arrow = prefix + r.task.source.to_string() + " -> " + r.task.destination.to_string();
+    std::string referrers = r.referrers ? " referrers=" + std::to_string(r.referrers) : "";
     if (!r.ok) {
       log->error("FAILED {}: {}", arrow, r.error);
     } else if (r.planned) {
-      log->info("PLAN {} {} would copy {} blob(s), {} bytes; {} present, {} shared with other images{}", arrow, r.digest,
+      log->info("PLAN {} {} would copy {} blob(s), {} bytes; {} present, {} shared with other images{}{}", arrow, r.digest,
                 r.blobs_copied, r.bytes, r.blobs_existed, r.blobs_mounted,
-                r.blobs_foreign ? ", " + std::to_string(r.blobs_foreign) + " foreign" : "");
+                r.blobs_foreign ? ", " + std::to_string(r.blobs_foreign) + " foreign" : "", referrers);
     } else if (r.skipped) {
-      log->info("OK {} {} already present, skipped ({:.2f}s)", arrow, r.digest, r.seconds);
+      log->info("OK {} {} already present, skipped ({:.2f}s){}", arrow, r.digest, r.seconds, referrers);
     } else {
-      log->info("OK {} {} bytes={} time={:.2f}s blobs copied={} existed={} mounted={}{}", arrow, r.digest, r.bytes,
+      log->info("OK {} {} bytes={} time={:.2f}s blobs copied={} existed={} mounted={}{}{}", arrow, r.digest, r.bytes,
                 r.seconds, r.blobs_copied, r.blobs_existed, r.blobs_mounted,
-                r.blobs_foreign ? " foreign=" + std::to_string(r.blobs_foreign) : "");
+                r.blobs_foreign ? " foreign=" + std::to_string(r.blobs_foreign) : "", referrers);
     }
   }
 };
@@ -486,7 +653,7 @@ Engine::~Engine() = default;
 TagLister Engine::tag_lister() {
   return [this](const registry::Reference& ref) {
     auto [reg, key] = m_impl->registry_for(ref);
-    return m_impl->retry("listing tags of " + ref.name(), [&, reg = reg] { return reg->list_tags(ref.repository); });
+    return m_impl->cached_tags(*reg, key, ref.repository);
   };
 }
 
@@ -599,6 +766,7 @@ nlohmann::json report_json(const Summary& s) {
                       {"status", status},
                       {"bytes", r.bytes},
                       {"seconds", r.seconds},
+                      {"referrers", r.referrers},
                       {"blobs", {{"copied", r.blobs_copied}, {"existed", r.blobs_existed}, {"mounted", r.blobs_mounted},
                                  {"foreign", r.blobs_foreign}}},
                       {"error", r.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.error)}});

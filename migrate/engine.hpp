@@ -31,6 +31,7 @@ struct EngineOptions {
   bool dry_run = false; ///< HEAD only: report what would move, write nothing anywhere
   std::vector<std::string> platforms; ///< copy only these platforms of multi-arch images ("os/arch[/variant]")
   bool filter_index = false;          ///< allow writing a filtered index (a new digest) for --platforms
+  bool referrers = true; ///< copy signatures, SBOMs and attestations that refer to each copied image
 };
 
 /// Live counters for progress reports, updated while the engine runs.
@@ -61,6 +62,8 @@ struct ImageResult {
   int blobs_existed = 0;
   int blobs_mounted = 0;
   int blobs_foreign = 0;
+  int referrers = 0;     ///< referrer manifests and cosign tags handled with it (copied or present)
+  bool filtered = false; ///< written as a filtered index (--filter-index): a new digest
   double seconds = 0;
   std::string error;
   bool permanent = false; ///< failed for a reason another pass cannot fix (not found, auth, bad input)

@@ -288,7 +288,13 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
           throw Invalid{listed.error().message};
         if (listed->empty())
           throw Invalid{"rule 6: repository " + src.name() + " has no tags"};
-        auto tags = rule.tags.apply(*listed);
+        // Signature and referrers tags ("sha256-<hex>[.sig]") travel with the image they refer to (or
+        // not at all with --no-referrers); a repository holding nothing else is copied as it is.
+        std::vector<std::string> images;
+        for (const auto& tag : *listed)
+          if (!registry::is_referrers_tag(tag))
+            images.push_back(tag);
+        auto tags = rule.tags.apply(images.empty() ? *listed : images);
         if (tags.empty())
           throw Invalid{"no tag of " + src.name() + " passes the tag filter (" + std::to_string(listed->size()) +
                         " listed)"};

@@ -5,6 +5,8 @@
 #include "registry/reference.hpp"
 
 #include <nlohmann/json.hpp>
+
+#include <cctype>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -166,9 +168,8 @@ http::Response Registry::explain(const http::Request& head, const http::Response
   return again && again->status == response.status ? *again : response;
 }
 
-Result<std::vector<std::string>> Registry::list_paginated(std::string url, const std::string& scope,
-                                                          const char* field, const std::string& what) {
-  std::vector<std::string> items;
+http::Status Registry::each_page(std::string url, const std::string& scope, const std::string& what,
+                                const std::function<void(const nlohmann::json&)>& on_page) {
   for (int page = 0; !url.empty(); ++page) {
     if (page > 100000)
       return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end");
@@ -180,18 +181,70 @@ Result<std::vector<std::string>> Registry::list_paginated(std::string url, const
     if (resp->status != 200)
       return registry_error(what, *resp);
     try {
-      auto j = nlohmann::json::parse(resp->body);
-      if (j.contains(field) && j[field].is_array())
-        for (const auto& t : j[field])
-          if (t.is_string())
-            items.push_back(t.get<std::string>());
+      on_page(nlohmann::json::parse(resp->body));
     } catch (const nlohmann::json::exception&) {
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
     }
     auto next = next_link(resp->header("link"));
     url = next.empty() ? std::string() : http::resolve_url(url, next);
   }
+  return {};
+}
+
+Result<std::vector<std::string>> Registry::list_paginated(std::string url, const std::string& scope,
+                                                          const char* field, const std::string& what) {
+  std::vector<std::string> items;
+  auto st = each_page(std::move(url), scope, what, [&](const nlohmann::json& j) {
+    if (j.is_object() && j.contains(field) && j[field].is_array())
+      for (const auto& t : j[field])
+        if (t.is_string())
+          items.push_back(t.get<std::string>());
+  });
+  if (!st)
+    return st.error();
   return items;
+}
+
+Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std::string& repository,
+                                                                      const std::string& digest) {
+  if (m_referrers_api.load() == 0)
+    return std::optional<std::vector<Referrer>>();
+  std::string what = "listing referrers of " + m_options.host + "/" + repository + "@" + digest;
+  std::vector<Referrer> found;
+  bool malformed = false;
+  auto st = each_page(base_url() + repository + "/referrers/" + digest, pull_scope(repository), what,
+                      [&](const nlohmann::json& j) {
+                        if (!j.is_object() || !j.contains("manifests") || !j["manifests"].is_array()) {
+                          malformed = true;
+                          return;
+                        }
+                        for (const auto& d : j["manifests"]) {
+                          Referrer r;
+                          if (!d.is_object() || !d.contains("digest") || !d["digest"].is_string() ||
+                              !valid_digest(d["digest"].get<std::string>())) {
+                            malformed = true;
+                            continue;
+                          }
+                          r.digest = d["digest"].get<std::string>();
+                          r.media_type = d.value("mediaType", "");
+                          r.artifact_type = d.value("artifactType", "");
+                          r.descriptor = d.dump();
+                          found.push_back(std::move(r));
+                        }
+                      });
+  if (!st) {
+    // A registry without the API answers 404 (often a plain "page not found"); one that has it answers
+    // 200 with an empty index even for a digest nobody refers to.
+    if (st.error().status == 404 || st.error().status == 405) {
+      m_referrers_api = 0;
+      return std::optional<std::vector<Referrer>>();
+    }
+    return st.error();
+  }
+  if (malformed)
+    return http::make_error(http::ErrorKind::invalid, what + ": the answer is not an image index of descriptors");
+  m_referrers_api = 1;
+  return std::optional<std::vector<Referrer>>(std::move(found));
 }
 
 namespace {

@@ -6,6 +6,8 @@
 #include "registry/auth.hpp"
 #include "registry/manifest.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -40,6 +42,15 @@ struct ManifestHead {
   std::int64_t size = 0;
 };
 
+/// A manifest that names another as its `subject` (a signature, SBOM or attestation), as listed by the
+/// referrers API.
+struct Referrer {
+  std::string digest;
+  std::string media_type;
+  std::string artifact_type;
+  std::string descriptor; ///< the descriptor's JSON as served (kept whole for fallback indexes)
+};
+
 /// Outcome of copying one blob.
 enum class BlobOutcome { copied, existed, mounted, skipped_foreign };
 
@@ -62,6 +73,10 @@ public:
 
   /// HEAD on a manifest; nullopt when it does not exist.
   Result<std::optional<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference);
+
+  /// The referrers of a digest (GET /v2/<name>/referrers/<digest>, paginated); nullopt when the registry
+  /// does not have the API (404), which is then remembered and not asked again.
+  Result<std::optional<std::vector<Referrer>>> list_referrers(const std::string& repository, const std::string& digest);
 
   /// Pushes manifest bytes under a tag or digest.
   http::Status put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest);
@@ -92,6 +107,8 @@ private:
   http::Request manifest_request(const std::string& method, const std::string& repository,
                                  const std::string& reference) const;
   std::string manifest_name(const std::string& repository, const std::string& reference) const;
+  http::Status each_page(std::string url, const std::string& scope, const std::string& what,
+                         const std::function<void(const nlohmann::json&)>& on_page);
   Result<std::vector<std::string>> list_paginated(std::string url, const std::string& scope, const char* field,
                                                   const std::string& what);
   /// The error response of a HEAD, with a body fetched by GET when the HEAD had none.
@@ -103,6 +120,7 @@ private:
   std::shared_ptr<spdlog::logger> m_log;
   Authenticator m_auth;
   std::atomic<bool> m_chunked; ///< starts from the options; a registry may ask for it later
+  std::atomic<int> m_referrers_api{-1}; ///< -1 unknown, 0 absent (404), 1 present
   std::vector<std::string> m_connect_to;
 };
 

@@ -210,4 +210,20 @@ std::string Reference::normalized() const {
   return name() + ":" + (tag.empty() ? std::string("latest") : tag);
 }
 
+std::string referrers_tag(const std::string& digest) {
+  std::string tag = digest;
+  if (auto colon = tag.find(':'); colon != std::string::npos)
+    tag[colon] = '-';
+  return tag.substr(0, 128);
+}
+
+bool is_referrers_tag(const std::string& tag) {
+  if (tag.size() < 7 + 64 || tag.compare(0, 7, "sha256-") != 0)
+    return false;
+  for (std::size_t i = 7; i < 7 + 64; ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(tag[i])) || std::isupper(static_cast<unsigned char>(tag[i])))
+      return false;
+  return tag.size() == 7 + 64 || tag[7 + 64] == '.';
+}
+
 } // namespace registry

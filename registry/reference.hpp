@@ -45,6 +45,13 @@ bool looks_like_registry(std::string_view component);
 /// Validates a tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
 bool valid_tag(std::string_view tag);
 
+/// The tag that stands in for the referrers API on registries without it: "sha256-<hex>" (OCI
+/// distribution-spec 1.1, referrers tag schema). cosign's own tags add ".sig", ".att", ".sbom".
+std::string referrers_tag(const std::string& digest);
+
+/// Whether a tag is a referrers tag or a cosign tag of some digest ("sha256-<64 hex>[.suffix]").
+bool is_referrers_tag(const std::string& tag);
+
 /// Validates a repository path: lower-case components joined by '/', separators ., _, __, -+.
 bool valid_repository(std::string_view repository);
 

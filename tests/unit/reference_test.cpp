@@ -105,3 +105,17 @@ TEST_CASE("registry::valid_tag and valid_registry") {
   CHECK_FALSE(registry::valid_registry("a.example.com:"));
   CHECK_FALSE(registry::valid_registry("[fe80::1%eth0]:5000"));
 }
+
+TEST_CASE("registry::referrers_tag and is_referrers_tag") {
+  const std::string hex = "0e548f5a2742428390311b43af9f774b16810152be1a0e32c56516995548f062";
+  CHECK(registry::referrers_tag("sha256:" + hex) == "sha256-" + hex);
+  CHECK(registry::valid_tag(registry::referrers_tag("sha512:" + std::string(128, 'a')))); // cut to 128 characters
+  CHECK(registry::is_referrers_tag("sha256-" + hex));
+  CHECK(registry::is_referrers_tag("sha256-" + hex + ".sig"));
+  CHECK(registry::is_referrers_tag("sha256-" + hex + ".att"));
+  CHECK_FALSE(registry::is_referrers_tag("sha256-" + hex + "x"));            // not a suffix after '.'
+  CHECK_FALSE(registry::is_referrers_tag("sha256-" + hex.substr(1)));        // 63 digits
+  CHECK_FALSE(registry::is_referrers_tag("sha256-" + std::string(64, 'G'))); // not hex
+  CHECK_FALSE(registry::is_referrers_tag("sha256-" + std::string(64, 'A'))); // upper-case hex is no digest
+  CHECK_FALSE(registry::is_referrers_tag("v1.2.3"));
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Referrers travel with their image. docker-registry 2.8 has no referrers API, so the source stores
+# them the way clients do on such registries: cosign's "sha256-<hex>.sig/.att" tags, and the OCI 1.1
+# referrers tag schema ("sha256-<hex>" = an index of manifests whose `subject` is the image). The
+# artifacts are built here and pushed with curl; the image itself is seeded with skopeo.
+# Checked: everything that refers to a copied image (and a signature of its SBOM) arrives byte for byte,
+# nothing of an image that was not copied does, a signature added later arrives on a re-run of an
+# image that is already there, --no-referrers copies none, an all-tags rule does not count the
+# signature tags as images, and --dry-run plans them without writing.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+im_setup
+IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+
+start_registry src plain
+start_registry dst plain
+L=$IM_WORK/layout
+make_layout "$L" v1 --layers 1 --layer-size 50000 --seed ref1 >/dev/null
+make_layout "$L" v2 --layers 1 --layer-size 50000 --seed ref2 >/dev/null
+seed "$L" v1 "$SRC_ADDR/ns/app:v1"
+seed "$L" v2 "$SRC_ADDR/ns/app:v2"
+A=$IM_WORK/artifacts
+mkdir -p "$A"
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+OCI_INDEX=application/vnd.oci.image.index.v1+json
+
+sha() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+size() { stat -c %s "$1"; }
+
+# push_blob REPO FILE: monolithic upload to the source registry.
+push_blob() {
+  local loc
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$SRC_ADDR/v2/$1/blobs/uploads/" | tr -d '\r' |
+    awk 'tolower($1) == "location:" { print $2 }')
+  [ -n "$loc" ] || fail "no upload location for $1"
+  case "$loc" in /*) loc="http://$SRC_ADDR$loc" ;; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$2" "$loc&digest=$(sha "$2")" >/dev/null ||
+    fail "blob upload to $1 failed"
+}
+
+# push_manifest REPO REFERENCE FILE MEDIATYPE
+push_manifest() {
+  curl -sf -X PUT -H "Content-Type: $4" --data-binary @"$3" "http://$SRC_ADDR/v2/$1/manifests/$2" >/dev/null ||
+    fail "manifest push $1:$2 failed: $(curl -s -X PUT -H "Content-Type: $4" --data-binary @"$3" "http://$SRC_ADDR/v2/$1/manifests/$2")"
+}
+
+# cosign_sign REPO DIGEST SUFFIX: a cosign-style signature (simple signing payload) under
+# sha256-<hex>.SUFFIX; prints the signature manifest's digest.
+cosign_sign() {
+  local repo=$1 digest=$2 suffix=$3 n=$RANDOM
+  local payload=$A/payload-$n.json config=$A/config-$n.json manifest=$A/sig-$n.json
+  printf '{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":{"n":"%s"}}' \
+    "$SRC_ADDR/$repo" "$digest" "$n" >"$payload"
+  printf '{"architecture":"","config":{},"created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$(sha "$payload")" >"$config"
+  push_blob "$repo" "$payload"
+  push_blob "$repo" "$config"
+  printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":%s,"digest":"%s"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":%s,"digest":"%s","annotations":{"dev.cosignproject.cosign/signature":"MEUCIQ%s"}}]}' \
+    "$OCI_MANIFEST" "$(size "$config")" "$(sha "$config")" "$(size "$payload")" "$(sha "$payload")" "$n" >"$manifest"
+  push_manifest "$repo" "${digest/:/-}.$suffix" "$manifest" "$OCI_MANIFEST"
+  sha "$manifest"
+}
+
+D1=$(raw_digest "$SRC_ADDR/ns/app:v1")
+D2=$(raw_digest "$SRC_ADDR/ns/app:v2")
+V1_SIZE=$(raw_manifest "$SRC_ADDR/ns/app:v1" | wc -c)
+
+# An SBOM as an OCI 1.1 artifact whose subject is v1, pushed by digest, and the referrers index that a
+# client writes under sha256-<hex> on a registry without the referrers API.
+echo '{}' | tr -d '\n' >"$A/empty.json"
+printf '{"spdxVersion":"SPDX-2.3","name":"app-v1"}' >"$A/sbom.spdx.json"
+push_blob ns/app "$A/empty.json"
+push_blob ns/app "$A/sbom.spdx.json"
+printf '{"schemaVersion":2,"mediaType":"%s","artifactType":"application/spdx+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"%s"},"layers":[{"mediaType":"application/spdx+json","size":%s,"digest":"%s"}],"subject":{"mediaType":"%s","size":%s,"digest":"%s"}}' \
+  "$OCI_MANIFEST" "$(sha "$A/empty.json")" "$(size "$A/sbom.spdx.json")" "$(sha "$A/sbom.spdx.json")" "$OCI_MANIFEST" "$V1_SIZE" "$D1" >"$A/sbom.json"
+SBOM=$(sha "$A/sbom.json")
+push_manifest ns/app "$SBOM" "$A/sbom.json" "$OCI_MANIFEST"
+printf '{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","size":%s,"digest":"%s","artifactType":"application/spdx+json"}]}' \
+  "$OCI_INDEX" "$OCI_MANIFEST" "$(size "$A/sbom.json")" "$SBOM" >"$A/referrers-index.json"
+push_manifest ns/app "${D1/:/-}" "$A/referrers-index.json" "$OCI_INDEX"
+SIG1=$(cosign_sign ns/app "$D1" sig)
+SBOM_SIG=$(cosign_sign ns/app "$SBOM" sig) # a signature of the SBOM: a referrer of a referrer
+SIG2=$(cosign_sign ns/app "$D2" sig)        # v2's: must not follow v1
+pass "source: v1 with a cosign signature, an SBOM (signed) in the sha256-<hex> index; v2 with a signature"
+
+cat >"$IM_WORK/auth.json" <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+run() {
+  local images=$1
+  shift
+  echo "$images" >"$IM_WORK/images.json"
+  im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" -r 0 --log "" "$@"
+}
+status() { curl -s -o /dev/null -w '%{http_code}' -I -H "Accept: $OCI_MANIFEST, $OCI_INDEX" "http://$1/v2/$2/manifests/$3"; }
+tags() { curl -sf "http://$1/v2/$2/tags/list" | jq -r '.tags | sort | join(" ")'; }
+
+# 1. One tag: its referrers come along, byte for byte.
+rc=0
+run "{\"$SRC_ADDR/ns/app:v1\": \"$DST_ADDR/ns/app\"}" >"$IM_WORK/out1" 2>&1 || rc=$?
+cat "$IM_WORK/out1"
+assert_eq "$rc" 0 "v1 copied"
+for tag in v1 "${D1/:/-}" "${D1/:/-}.sig" "${SBOM/:/-}.sig"; do
+  assert_eq "$(raw_digest "$DST_ADDR/ns/app:$tag")" "$(raw_digest "$SRC_ADDR/ns/app:$tag")" "ns/app:$tag arrived byte for byte"
+done
+assert_eq "$(status "$DST_ADDR" ns/app "$SBOM")" 200 "the SBOM manifest (listed in the referrers index) arrived by digest"
+assert_eq "$(status "$DST_ADDR" ns/app "${D2/:/-}.sig")" 404 "v2's signature did not follow v1"
+assert_eq "$(tags "$DST_ADDR" ns/app)" "$(echo "${D1/:/-}" "${D1/:/-}.sig" "${SBOM/:/-}.sig" v1 | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//')" \
+  "destination tags: v1, its referrers index and the two signatures"
+grep -q "OK $SRC_ADDR/ns/app:v1 -> $DST_ADDR/ns/app:v1 .*referrers=4" "$IM_WORK/out1" ||
+  fail "the image line does not count its 4 referrers (SBOM, SBOM signature, index, signature)"
+grep -q "referrer $SRC_ADDR/ns/app:${SBOM/:/-}.sig" "$IM_WORK/out1" || fail "no log line for the SBOM's signature"
+skopeo inspect --tls-verify=false --raw "docker://$DST_ADDR/ns/app@$SBOM" | jq -e --arg d "$D1" '.subject.digest == $d' >/dev/null ||
+  fail "the SBOM's subject is not v1 at the destination"
+pass "the copied SBOM still names v1 as its subject"
+for blob in "$(sha "$A/sbom.spdx.json")" "$(jq -r '.layers[0].digest' <(curl -sf -H "Accept: $OCI_MANIFEST" "http://$SRC_ADDR/v2/ns/app/manifests/$SIG1"))"; do
+  assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$DST_ADDR/v2/ns/app/blobs/$blob")" 200 "artifact blob ${blob:0:19} present"
+done
+
+# 2. Signed later: an image already at the destination gets its new signature on the next run.
+ATT=$(cosign_sign ns/app "$D1" att)
+rc=0
+run "{\"$SRC_ADDR/ns/app:v1\": \"$DST_ADDR/ns/app\"}" >"$IM_WORK/out2" 2>&1 || rc=$?
+cat "$IM_WORK/out2"
+assert_eq "$rc" 0 "re-run"
+grep -q "OK $SRC_ADDR/ns/app:v1 -> .* already present, skipped .*referrers=5" "$IM_WORK/out2" || fail "re-run did not look at referrers"
+grep -q "OK referrer $SRC_ADDR/ns/app:${D1/:/-}.att -> .*bytes=" "$IM_WORK/out2" || fail "the new attestation was not copied"
+assert_eq "$(raw_digest "$DST_ADDR/ns/app:${D1/:/-}.att")" "$ATT" "a signature added after the first copy arrives on the re-run"
+
+# 3. --no-referrers: the image only.
+rc=0
+run "{\"$SRC_ADDR/ns/app:v1\": \"$DST_ADDR/plain/app\"}" --no-referrers >"$IM_WORK/out3" 2>&1 || rc=$?
+assert_eq "$rc" 0 "--no-referrers copied"
+assert_eq "$(tags "$DST_ADDR" plain/app)" "v1" "--no-referrers: only the image's tag"
+
+# 4. All tags: the signature tags are not images of their own, but each follows its image.
+rc=0
+run "{\"$SRC_ADDR/ns/app\": \"$DST_ADDR/all/app\"}" >"$IM_WORK/out4" 2>&1 || rc=$?
+cat "$IM_WORK/out4"
+assert_eq "$rc" 0 "all tags copied"
+grep -q "Images(2) migration finished, 0 images tasks failed" "$IM_WORK/out4" || fail "signature tags were counted as images"
+assert_eq "$(tags "$DST_ADDR" all/app)" "$(tags "$SRC_ADDR" ns/app)" "every tag of the repository arrived"
+assert_eq "$(raw_digest "$DST_ADDR/all/app:${D2/:/-}.sig")" "$SIG2" "v2's signature followed v2"
+
+# 5. --dry-run: referrers are planned, nothing is written.
+rc=0
+run "{\"$SRC_ADDR/ns/app:v1\": \"$DST_ADDR/dry/app\"}" --dry-run >"$IM_WORK/out5" 2>&1 || rc=$?
+cat "$IM_WORK/out5"
+assert_eq "$rc" 0 "dry run"
+grep -q "PLAN referrer $SRC_ADDR/ns/app:${D1/:/-}.sig" "$IM_WORK/out5" || fail "dry run does not show the signature"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "http://$DST_ADDR/v2/dry/app/tags/list")" 404 "dry run wrote nothing"
+echo "referrers: OK"
