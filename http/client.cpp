@@ -422,20 +422,63 @@ struct Client::Impl {
   }
   ~Impl() { curl_share_cleanup(share); }
 
-  Result<Response> perform(const Request& r, const Options& o) {
+  /// One request. Without `sink` the body is buffered; with it, the body of a 2xx answer goes to the sink
+  /// chunk by chunk (other answers are buffered: they are small error documents). With `reader`, the
+  /// request body is read from it (upload_size bytes) instead of taken from request.body.
+  Result<Response> perform(const Request& r, const Options& o, const ChunkObserver* sink = nullptr,
+                           const BodyReader* reader = nullptr) {
     Easy h(curl_easy_init());
     if (!h)
       return make_error(ErrorKind::network, "cannot create a libcurl handle");
-    Transfer t;
+    struct Streamed {
+      Transfer t;
+      const ChunkObserver* sink = nullptr;
+      const BodyReader* reader = nullptr;
+      std::optional<Error> abort;
+    } st;
+    Transfer& t = st.t;
+    st.sink = sink;
+    st.reader = reader;
     t.body_limit = o.max_buffered_body;
     setup(h.get(), r, t, o, share);
-    if (r.method != "GET" && r.method != "HEAD") {
+    if (reader) {
+      curl_easy_setopt(h.get(), CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(h.get(), CURLOPT_UPLOAD_BUFFERSIZE, transfer_buffer);
+      curl_easy_setopt(h.get(), CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.upload_size.value_or(0)));
+      curl_easy_setopt(h.get(), CURLOPT_READFUNCTION, +[](char* buf, std::size_t size, std::size_t n, void* user) -> std::size_t {
+        auto* s = static_cast<Streamed*>(user);
+        auto got = (*s->reader)(buf, size * n);
+        if (!got) {
+          s->abort = got.error();
+          return CURL_READFUNC_ABORT;
+        }
+        return *got;
+      });
+      curl_easy_setopt(h.get(), CURLOPT_READDATA, &st);
+    } else if (r.method != "GET" && r.method != "HEAD") {
       curl_easy_setopt(h.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
       curl_easy_setopt(h.get(), CURLOPT_POSTFIELDS, r.body.data());
     }
-    curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, on_buffered_body);
-    curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &t);
+    if (sink) {
+      curl_easy_setopt(h.get(), CURLOPT_BUFFERSIZE, transfer_buffer);
+      curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, +[](char* data, std::size_t size, std::size_t n, void* user) -> std::size_t {
+        auto* s = static_cast<Streamed*>(user);
+        if (!is_success(s->t.response.status))
+          return on_buffered_body(data, size, n, &s->t);
+        if (auto ok = (*s->sink)(std::string_view(data, size * n)); !ok) {
+          s->abort = ok.error();
+          return 0;
+        }
+        return size * n;
+      });
+      curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &st);
+    } else {
+      curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, on_buffered_body);
+      curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &t);
+    }
     CURLcode code = curl_easy_perform(h.get());
+    if (st.abort)
+      return *st.abort;
     if (t.body_too_large)
       return make_error(ErrorKind::invalid, r.method + " " + redact_url(r.url) + ": response body larger than " +
                                                 std::to_string(t.body_limit) + " bytes");
@@ -457,10 +500,12 @@ void global_init() {
 Client::Client(Options options) : m_options(std::move(options)), m_impl(std::make_unique<Impl>()) {}
 Client::~Client() = default;
 
-Result<Response> Client::send(const Request& request) {
+Result<Response> Client::send(const Request& request) { return download(request, nullptr); }
+
+Result<Response> Client::download(const Request& request, const ChunkObserver& on_chunk) {
   Request current = request;
   for (int hop = 0;; ++hop) {
-    auto response = m_impl->perform(current, m_options);
+    auto response = m_impl->perform(current, m_options, on_chunk ? &on_chunk : nullptr);
     if (!response || !current.follow_redirects || !is_redirect(response->status) ||
         response->header("location").empty())
       return response;
@@ -471,6 +516,10 @@ Result<Response> Client::send(const Request& request) {
       return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
     current = std::move(next);
   }
+}
+
+Result<Response> Client::upload(const Request& request, const BodyReader& read) {
+  return m_impl->perform(request, m_options, nullptr, &read);
 }
 
 Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_request,

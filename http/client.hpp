@@ -69,6 +69,8 @@ struct Options {
 
 /// Sees each chunk flowing through pipe(); an error aborts the upload before it completes.
 using ChunkObserver = std::function<Status(std::string_view chunk)>;
+/// Fills up to `max` bytes of a request body; 0 = the end. An error aborts the request.
+using BodyReader = std::function<Result<std::size_t>(char* buffer, std::size_t max)>;
 /// Called once the download has delivered every byte, before the upload gets its last bytes.
 using CompletionCheck = std::function<Status()>;
 
@@ -88,6 +90,14 @@ public:
 
   /// Sends a request and buffers the response body (none for HEAD).
   Result<Response> send(const Request& request);
+
+  /// Like send, but the body of a 2xx answer streams into `on_chunk` (an error from it aborts the
+  /// transfer); other answers are buffered. With an empty `on_chunk` it is send().
+  Result<Response> download(const Request& request, const ChunkObserver& on_chunk);
+
+  /// Sends a request whose body (request.upload_size bytes) is read from `read` as libcurl asks for it.
+  /// No redirects are followed.
+  Result<Response> upload(const Request& request, const BodyReader& read);
 
   /// Streams the body of `get` (following redirects, never carrying Authorization to another host)
   /// into the body of `put` (a PUT or PATCH with upload_size set).

@@ -3,6 +3,7 @@
 #include "migrate/inputs.hpp"
 #include "registry/client.hpp"
 #include "registry/digest.hpp"
+#include "registry/layout.hpp"
 #include "registry/manifest.hpp"
 
 #include <spdlog/fmt/ranges.h>
@@ -25,6 +26,7 @@ namespace {
 
 using registry::BlobOutcome;
 using registry::Descriptor;
+using registry::ImageStore;
 using registry::Registry;
 using Clock = std::chrono::steady_clock;
 
@@ -95,7 +97,7 @@ struct Engine::Impl {
   std::shared_ptr<spdlog::logger> log;
 
   std::mutex registries_mutex;
-  std::map<std::string, std::unique_ptr<Registry>> registries;
+  std::map<std::string, std::unique_ptr<ImageStore>> registries;
 
   std::mutex blobs_mutex;
   std::map<std::string, std::shared_future<void>> in_flight;  ///< dst registry + digest
@@ -116,11 +118,18 @@ struct Engine::Impl {
 
   bool cancelled() const { return options.cancel && options.cancel->load(); }
 
-  /// The Registry for a repository: one per auth entry (or per host without one).
-  std::pair<Registry*, std::string> registry_for(const registry::Reference& ref) {
+  /// The store of a repository: a Registry per auth entry (or per host without one), a Layout per directory.
+  std::pair<ImageStore*, std::string> registry_for(const registry::Reference& ref) {
     std::string key;
     {
       std::lock_guard lock(registries_mutex);
+      if (!ref.layout.empty()) {
+        key = ref.name();
+        auto& slot = registries[key];
+        if (!slot)
+          slot = std::make_unique<registry::Layout>(ref.layout);
+        return {slot.get(), key};
+      }
       const AuthEntry* entry = auth.find(ref.registry, ref.repository);
       key = entry ? ref.registry + "|" + entry->key : ref.registry;
       if (auto it = registries.find(key); it != registries.end())
@@ -195,7 +204,7 @@ struct Engine::Impl {
     return present.count(repo_key) > 0;
   }
 
-  http::Result<BlobStat> ensure_blob(Registry& src, const std::string& src_repo, Registry& dst,
+  http::Result<BlobStat> ensure_blob(ImageStore& src, const std::string& src_repo, ImageStore& dst,
                                      const std::string& dst_key, const std::string& dst_repo, const Descriptor& blob) {
     if (blob.non_distributable())
       return BlobStat{BlobOutcome::skipped_foreign, 0};
@@ -213,7 +222,7 @@ struct Engine::Impl {
     return ensure_blob_once(src, src_repo, dst, dst_key + "|" + blob.digest, dst_repo, blob);
   }
 
-  http::Result<BlobStat> ensure_blob_once(Registry& src, const std::string& src_repo, Registry& dst,
+  http::Result<BlobStat> ensure_blob_once(ImageStore& src, const std::string& src_repo, ImageStore& dst,
                                           const std::string& key, const std::string& dst_repo, const Descriptor& blob) {
     std::string what = "blob " + blob.digest.substr(0, 19) + " -> " + dst.host() + "/" + dst_repo;
     auto exists = retry(what, [&] { return dst.blob_exists(dst_repo, blob.digest); });
@@ -262,7 +271,7 @@ struct Engine::Impl {
   };
 
   /// Fetches the manifest tree below `manifest`, collecting blobs and child manifests.
-  http::Status collect(Registry& src, const std::string& src_repo, const registry::Manifest& manifest,
+  http::Status collect(ImageStore& src, const std::string& src_repo, const registry::Manifest& manifest,
                        std::vector<Descriptor>& blobs, std::vector<PendingManifest>& children, int depth) {
     if (depth > 4)
       return http::make_error(http::ErrorKind::invalid, "manifest nesting deeper than 4 levels");
@@ -290,7 +299,7 @@ struct Engine::Impl {
   }
 
   /// Tags of a repository, listed once per run (rules and referrer lookups share the listing).
-  TagList cached_tags(Registry& reg, const std::string& key, const std::string& repository) {
+  TagList cached_tags(ImageStore& reg, const std::string& key, const std::string& repository) {
     const std::string k = key + "|" + repository;
     std::promise<TagList> mine;
     std::shared_future<TagList> listing;
@@ -342,8 +351,8 @@ struct Engine::Impl {
     const auto begun = Clock::now();
     auto src_entry = registry_for(task.source);
     auto dst_entry = registry_for(task.destination);
-    Registry& src = *src_entry.first;
-    Registry& dst = *dst_entry.first;
+    ImageStore& src = *src_entry.first;
+    ImageStore& dst = *dst_entry.first;
     const std::string& src_repo = task.source.repository;
     const std::string& dst_repo = task.destination.repository;
     auto fail = [&](const std::string& message, bool permanent) {
@@ -408,7 +417,7 @@ struct Engine::Impl {
 
   /// A destination without the referrers API learns of referrers through the "sha256-<hex>" tag: an
   /// index listing them, which clients update (OCI distribution-spec 1.1). Adds what is missing.
-  http::Status ensure_referrers_tag(Registry& dst, const std::string& dst_key, const std::string& repo,
+  http::Status ensure_referrers_tag(ImageStore& dst, const std::string& dst_key, const std::string& repo,
                                     const std::string& subject, const std::vector<registry::Referrer>& referrers) {
     auto api = retry("referrers of " + dst.host() + "/" + repo, [&] { return dst.list_referrers(repo, subject); });
     if (!api)
@@ -469,8 +478,8 @@ struct Engine::Impl {
     // Plain variables, not structured bindings: lambdas below capture them.
     auto src_entry = registry_for(task.source);
     auto dst_entry = registry_for(task.destination);
-    Registry* src = src_entry.first;
-    Registry* dst = dst_entry.first;
+    ImageStore* src = src_entry.first;
+    ImageStore* dst = dst_entry.first;
     const std::string dst_key = dst_entry.second;
     const std::string& src_repo = task.source.repository;
     const std::string& dst_repo = task.destination.repository;
@@ -592,7 +601,7 @@ struct Engine::Impl {
   }
 
   /// Dry run: which blobs are missing at the destination (HEAD only), and how many bytes would move.
-  ImageResult plan_image(ImageResult& r, Registry& dst, const std::string& dst_key, const std::string& dst_repo,
+  ImageResult plan_image(ImageResult& r, ImageStore& dst, const std::string& dst_key, const std::string& dst_repo,
                          const std::vector<Descriptor>& blobs, Clock::time_point start) {
     std::set<std::string> seen;
     for (const auto& b : blobs) {
@@ -662,7 +671,11 @@ CatalogLister Engine::catalog_lister() {
     registry::Reference any;
     any.registry = host;
     auto [reg, key] = m_impl->registry_for(any);
-    return m_impl->retry("listing the catalog of " + host, [&, reg = reg] { return reg->list_repositories(); });
+    auto* registry = dynamic_cast<Registry*>(reg);
+    if (!registry)
+      return http::Result<std::vector<std::string>>(
+          http::make_error(http::ErrorKind::invalid, host + " is not a registry: it has no catalog"));
+    return m_impl->retry("listing the catalog of " + host, [&] { return registry->list_repositories(); });
   };
 }
 

@@ -20,6 +20,12 @@ struct Invalid {
 Reference parse_source(const std::string& text, const Defaults& d) {
   if (text.empty())
     throw Invalid{"rule 4: the source must not be empty"};
+  if (Reference::is_layout(text)) {
+    auto layout = Reference::parse_layout(text);
+    if (!layout)
+      throw Invalid{layout.error().message};
+    return *layout;
+  }
   if (text.find('*') != std::string::npos || text.back() == '/')
     throw Invalid{"rule 1: a rule copies exactly one repository, not a whole namespace or registry"};
   auto ref = Reference::parse_explicit(text);
@@ -40,6 +46,16 @@ Reference parse_source(const std::string& text, const Defaults& d) {
 }
 
 Reference parse_destination(const std::string& text, const Reference& source, const Defaults& d) {
+  if (Reference::is_layout(text)) {
+    auto layout = Reference::parse_layout(text);
+    if (!layout)
+      throw Invalid{layout.error().message};
+    if (!layout->digest.empty())
+      throw Invalid{"destination \"" + text + "\" must not contain a digest (the digest is preserved anyway)"};
+    return *layout;
+  }
+  if (text.empty() && !source.layout.empty())
+    throw Invalid{"rule 8: a source in an OCI layout needs a destination"};
   if (text.empty()) {
     // Rule 8: default registry/namespace, same repository (path below the namespace) and tag.
     if (d.registry.empty() || d.ns.empty())

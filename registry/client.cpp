@@ -6,7 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <memory>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -138,13 +141,13 @@ std::string authorization_of(const http::Request& r) {
 }
 } // namespace
 
-Result<http::Response> Registry::send(http::Request request, const std::string& scope) {
+Result<http::Response> Registry::send(http::Request request, const std::string& scope, const http::ChunkObserver& sink) {
   for (int attempt = 0;; ++attempt) {
     http::Request r = request;
     const bool own = owns(r.url);
     if (own) // an upload Location or a Link may name another host: it never gets our credentials
       m_auth.authorize(r, scope);
-    auto resp = m_client.send(r);
+    auto resp = m_client.download(r, sink);
     if (!resp)
       return resp.error().context("registry " + m_options.host);
     if (resp->status == 401 && own && owns(resp->url)) {
@@ -408,9 +411,94 @@ Result<std::string> Registry::start_upload(const std::string& repository, const 
   return http::resolve_url(r.url, location);
 }
 
-Result<std::uint64_t> Registry::copy_blob_from(Registry& source, const std::string& source_repository,
+Result<std::uint64_t> Registry::copy_blob_from(ImageStore& source, const std::string& source_repository,
                                                const std::string& repository, const Descriptor& blob,
-                                               const std::function<void(std::size_t)>& on_bytes) {
+                                               const ByteCounter& on_bytes) {
+  if (auto* registry = dynamic_cast<Registry*>(&source))
+    return copy_from_registry(*registry, source_repository, repository, blob, on_bytes);
+  if (auto path = source.blob_file(blob.digest))
+    return upload_file(*path, repository, blob, on_bytes);
+  return http::make_error(http::ErrorKind::invalid, "cannot copy blobs from " + source.host() + " to a registry");
+}
+
+Result<std::uint64_t> Registry::read_blob(const std::string& repository, const Descriptor& blob,
+                                          const http::ChunkObserver& sink) {
+  std::string what = "downloading blob " + blob.digest + " from " + m_options.host + "/" + repository;
+  auto r = request("GET", repository + "/blobs/" + blob.digest);
+  r.follow_redirects = true;
+  std::uint64_t bytes = 0;
+  auto resp = send(r, pull_scope(repository), [&](std::string_view chunk) -> http::Status {
+    bytes += chunk.size();
+    return sink(chunk);
+  });
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status != 200)
+    return registry_error(what, *resp);
+  return bytes;
+}
+
+Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::string& repository,
+                                            const Descriptor& blob, const ByteCounter& on_bytes) {
+  std::string what = "uploading blob " + blob.digest + " from " + path + " to " + m_options.host + "/" + repository;
+  const std::string scope = push_scope(repository);
+  for (int attempt = 0;; ++attempt) {
+    auto location = start_upload(repository, scope);
+    if (!location)
+      return location.error().context(what);
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (!file)
+      return http::make_error(http::ErrorKind::invalid, what + ": cannot open the file");
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(file, &std::fclose);
+    http::Request put = request("PUT", "");
+    put.url = with_query(*location, "digest=" + http::url_encode(blob.digest));
+    put.upload_size = static_cast<std::uint64_t>(blob.size);
+    put.headers.emplace_back("Content-Type", "application/octet-stream");
+    if (owns(put.url))
+      m_auth.authorize(put, scope);
+    Sha256 hash;
+    std::uint64_t sent = 0;
+    bool checked = false;
+    const std::uint64_t size = put.upload_size.value();
+    auto resp = m_client.upload(put, [&](char* buffer, std::size_t max) -> Result<std::size_t> {
+      if (checked)
+        return std::size_t{0};
+      std::size_t n = std::fread(buffer, 1, static_cast<std::size_t>(std::min<std::uint64_t>(max, size - sent)), file);
+      if (n == 0 && std::ferror(file))
+        return http::make_error(http::ErrorKind::invalid, "read error");
+      sent += n;
+      hash.update(std::string_view(buffer, n));
+      if (on_bytes && n > 0)
+        on_bytes(n);
+      if (sent == size || n == 0) {
+        // The last bytes are checked before the registry gets them: a bad file is never committed.
+        checked = true;
+        auto got = hash.finish();
+        if (sent != size || got != blob.digest)
+          return http::make_error(http::ErrorKind::digest_mismatch, "the file hashes to " + got + " (" +
+                                                                        std::to_string(sent) + " bytes), not " +
+                                                                        blob.digest + "; upload aborted");
+      }
+      return n;
+    });
+    if (!resp)
+      return resp.error().context(what);
+    if (resp->status == 401 && owns(put.url)) {
+      if (attempt >= 2)
+        return m_auth.rejected(*resp, scope, what);
+      if (auto st = m_auth.on_unauthorized(*resp, scope, authorization_of(put)); !st)
+        return st.error().context(what);
+      continue;
+    }
+    if (resp->status != 201)
+      return registry_error(what, *resp);
+    return sent;
+  }
+}
+
+Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::string& source_repository,
+                                                   const std::string& repository, const Descriptor& blob,
+                                                   const ByteCounter& on_bytes) {
   std::string what = "copying blob " + blob.digest + " from " + source.host() + "/" + source_repository + " to " +
                      m_options.host + "/" + repository;
   const std::string scope = push_scope(repository);

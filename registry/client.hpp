@@ -5,6 +5,7 @@
 #include "http/client.hpp"
 #include "registry/auth.hpp"
 #include "registry/manifest.hpp"
+#include "registry/store.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -35,33 +36,14 @@ struct RegistryOptions {
   std::string address;         ///< connect here instead of resolving host ("10.0.0.5" or "10.0.0.5:8443")
 };
 
-/// What a HEAD on a manifest tells.
-struct ManifestHead {
-  std::string digest;
-  std::string media_type;
-  std::int64_t size = 0;
-};
-
-/// A manifest that names another as its `subject` (a signature, SBOM or attestation), as listed by the
-/// referrers API.
-struct Referrer {
-  std::string digest;
-  std::string media_type;
-  std::string artifact_type;
-  std::string descriptor; ///< the descriptor's JSON as served (kept whole for fallback indexes)
-};
-
-/// Outcome of copying one blob.
-enum class BlobOutcome { copied, existed, mounted, skipped_foreign };
-
-class Registry {
+class Registry final : public ImageStore {
 public:
   Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log = null_logger());
 
-  const std::string& host() const { return m_options.host; }
+  const std::string& host() const override { return m_options.host; }
 
   /// Every tag of a repository, following Link pagination.
-  Result<std::vector<std::string>> list_tags(const std::string& repository);
+  Result<std::vector<std::string>> list_tags(const std::string& repository) override;
 
   /// Every repository of the registry (GET /v2/_catalog, paginated). Many registries refuse it to
   /// ordinary users: that is an error saying so.
@@ -69,32 +51,38 @@ public:
 
   /// Fetches a manifest by tag or digest; the digest is computed from the bytes and checked
   /// against a digest reference and the Docker-Content-Digest header.
-  Result<Manifest> get_manifest(const std::string& repository, const std::string& reference);
+  Result<Manifest> get_manifest(const std::string& repository, const std::string& reference) override;
 
   /// HEAD on a manifest; nullopt when it does not exist.
-  Result<std::optional<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference);
+  Result<std::optional<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference) override;
 
   /// The referrers of a digest (GET /v2/<name>/referrers/<digest>, paginated); nullopt when the registry
   /// does not have the API (404), which is then remembered and not asked again.
-  Result<std::optional<std::vector<Referrer>>> list_referrers(const std::string& repository, const std::string& digest);
+  Result<std::optional<std::vector<Referrer>>> list_referrers(const std::string& repository,
+                                                              const std::string& digest) override;
 
   /// Pushes manifest bytes under a tag or digest.
-  http::Status put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest);
+  http::Status put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest) override;
 
   /// Whether the blob exists in the repository.
-  Result<bool> blob_exists(const std::string& repository, const std::string& digest);
+  Result<bool> blob_exists(const std::string& repository, const std::string& digest) override;
 
   /// Asks the registry to mount a blob from another repository; true when it did.
-  Result<bool> mount_blob(const std::string& repository, const std::string& digest, const std::string& from);
+  Result<bool> mount_blob(const std::string& repository, const std::string& digest, const std::string& from) override;
 
-  /// Streams a blob from `source` into this registry, verifying its SHA-256 on the way.
-  /// `on_bytes` (optional) sees the size of every chunk as it passes, for progress reports.
-  Result<std::uint64_t> copy_blob_from(Registry& source, const std::string& source_repository,
+  /// Streams a blob from `source` into this registry, verifying its SHA-256 on the way: from another
+  /// registry through one libcurl multi handle (download and upload at once), from a layout file by file.
+  Result<std::uint64_t> copy_blob_from(ImageStore& source, const std::string& source_repository,
                                        const std::string& repository, const Descriptor& blob,
-                                       const std::function<void(std::size_t)>& on_bytes = {});
+                                       const ByteCounter& on_bytes = {}) override;
 
-  /// Sends a request with authorisation for `scope`, re-authenticating once on 401.
-  Result<http::Response> send(http::Request request, const std::string& scope);
+  /// GETs a blob (following redirects) into `sink`.
+  Result<std::uint64_t> read_blob(const std::string& repository, const Descriptor& blob,
+                                  const http::ChunkObserver& sink) override;
+
+  /// Sends a request with authorisation for `scope`, re-authenticating once on 401. With `sink`, the
+  /// body of a 2xx answer streams into it.
+  Result<http::Response> send(http::Request request, const std::string& scope, const http::ChunkObserver& sink = {});
 
   /// Base URL "http(s)://api-host/v2/".
   std::string base_url() const;
@@ -114,6 +102,12 @@ private:
   /// The error response of a HEAD, with a body fetched by GET when the HEAD had none.
   http::Response explain(const http::Request& head, const http::Response& response, const std::string& scope);
   Result<std::string> start_upload(const std::string& repository, const std::string& scope);
+  Result<std::uint64_t> copy_from_registry(Registry& source, const std::string& source_repository,
+                                           const std::string& repository, const Descriptor& blob,
+                                           const ByteCounter& on_bytes);
+  /// Monolithic upload of a blob from a local file, hashed on the way.
+  Result<std::uint64_t> upload_file(const std::string& path, const std::string& repository, const Descriptor& blob,
+                                    const ByteCounter& on_bytes);
 
   http::Client& m_client;
   RegistryOptions m_options;

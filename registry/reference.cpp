@@ -193,7 +193,38 @@ Result<Reference> Reference::parse_normalized(std::string_view text) { return pa
 
 Result<Reference> Reference::parse_explicit(std::string_view text) { return parse(text, Mode::explicit_registry); }
 
-std::string Reference::name() const { return registry.empty() ? repository : registry + "/" + repository; }
+std::string Reference::name() const {
+  if (!layout.empty())
+    return "oci:" + layout;
+  return registry.empty() ? repository : registry + "/" + repository;
+}
+
+Result<Reference> Reference::parse_layout(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return http::make_error(http::ErrorKind::invalid, "invalid OCI layout reference \"" + std::string(text) + "\": " + why);
+  };
+  if (!is_layout(text))
+    return bad("it must start with oci:");
+  Reference r;
+  r.original = std::string(text);
+  std::string rest(text.substr(4));
+  if (auto at = rest.rfind('@'); at != std::string::npos && valid_digest(rest.substr(at + 1))) {
+    r.digest = rest.substr(at + 1);
+    rest.resize(at);
+  }
+  if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+    r.tag = rest.substr(colon + 1);
+    rest.resize(colon);
+    if (!valid_tag(r.tag))
+      return bad("\"" + r.tag + "\" is not a valid tag");
+  }
+  while (rest.size() > 1 && rest.back() == '/')
+    rest.pop_back();
+  if (rest.empty())
+    return bad("no directory");
+  r.layout = rest;
+  return r;
+}
 
 std::string Reference::to_string() const {
   std::string out = name();

@@ -20,6 +20,7 @@ struct Reference {
   std::string tag;        ///< may be empty
   std::string digest;     ///< "sha256:<hex>" or empty
   std::string original;   ///< the text it was parsed from
+  std::string layout;     ///< a local OCI image layout's directory ("oci:DIR[:TAG]"); registry and repository are then empty
 
   /// Docker-style parsing: a first component without '.', ':' or "localhost" (and lower-case) is
   /// not a registry, so `nginx` becomes docker.io/library/nginx. Tag/digest are kept as given.
@@ -29,7 +30,14 @@ struct Reference {
   /// when it looks like a host; otherwise `registry` stays empty for the caller to fill in.
   static Result<Reference> parse_explicit(std::string_view text);
 
-  /// registry/repository
+  /// "oci:DIR[:TAG][@DIGEST]": a local OCI image layout, as skopeo names it. The directory is everything
+  /// up to the last ':' that is followed by a valid tag.
+  static Result<Reference> parse_layout(std::string_view text);
+
+  /// Whether `text` names an OCI layout ("oci:...").
+  static bool is_layout(std::string_view text) { return text.rfind("oci:", 0) == 0; }
+
+  /// registry/repository, or "oci:DIR"
   std::string name() const;
   /// registry/repository[:tag][@digest]
   std::string to_string() const;

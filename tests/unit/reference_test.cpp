@@ -119,3 +119,39 @@ TEST_CASE("registry::referrers_tag and is_referrers_tag") {
   CHECK_FALSE(registry::is_referrers_tag("sha256-" + std::string(64, 'A'))); // upper-case hex is no digest
   CHECK_FALSE(registry::is_referrers_tag("v1.2.3"));
 }
+
+TEST_CASE("registry::Reference::parse_layout") {
+  struct Row {
+    const char* text;
+    bool ok;
+    const char* layout;
+    const char* tag;
+    const char* digest;
+  };
+  const std::string d = "sha256:" + std::string(64, 'a');
+  const std::string with_digest = "oci:/srv/export:v1@" + d;
+  const Row rows[] = {
+      {"oci:/srv/export", true, "/srv/export", "", ""},
+      {"oci:/srv/export/", true, "/srv/export", "", ""},
+      {"oci:/srv/export:v1.2", true, "/srv/export", "v1.2", ""},
+      {"oci:relative/dir:latest", true, "relative/dir", "latest", ""},
+      {"oci:/srv/a:b/c", true, "/srv/a:b/c", "", ""}, // a ':' inside the path is part of it
+      {with_digest.c_str(), true, "/srv/export", "v1", d.c_str()},
+      {"oci:", false, "", "", ""},
+      {"oci::v1", false, "", "", ""},
+      {"oci:/srv/export:bad tag", false, "", "", ""},
+      {"docker://x", false, "", "", ""},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.text);
+    auto r = registry::Reference::parse_layout(row.text);
+    REQUIRE(r.has_value() == row.ok);
+    if (!row.ok)
+      continue;
+    CHECK(r->layout == row.layout);
+    CHECK(r->tag == row.tag);
+    CHECK(r->digest == row.digest);
+    CHECK(r->registry.empty());
+    CHECK(r->name() == std::string("oci:") + row.layout);
+  }
+}

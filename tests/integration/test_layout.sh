@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Air-gapped, two-hop migrations through local OCI image layouts ("oci:DIR[:TAG]"): export a
+# repository (every tag, a multi-arch index, a cosign signature) from a registry to disk, import it
+# into another registry, digests unchanged at every step; skopeo reads what we wrote and we read what
+# skopeo wrote; a corrupted file on disk is refused before anything is pushed; a re-run moves nothing.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+im_setup
+IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+
+start_registry src plain
+start_registry dst plain
+L=$IM_WORK/layout
+make_layout "$L" v1 --layers 2 --layer-size 200000 --seed lay1 >/dev/null
+make_layout "$L" multi --layers 1 --layer-size 100000 --platforms linux/amd64,linux/arm64 --seed lay2 >/dev/null
+seed "$L" v1 "$SRC_ADDR/ns/app:v1"
+seed "$L" multi "$SRC_ADDR/ns/app:multi"
+cd "$IM_WORK"
+cat >auth.json <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+run() {
+  echo "$1" >images.json
+  shift
+  im_run "$IM_BIN" --auth auth.json --images images.json -r 0 --log "" "$@"
+}
+sky() { skopeo "$@" --retry-times 0 2>&1; }
+oci_digest() { echo "sha256:$(skopeo inspect --raw "oci:$1" | sha256sum | cut -d' ' -f1)"; }
+
+# A cosign-style signature of v1 (tag sha256-<hex>.sig), pushed with curl: it must travel too.
+D1=$(raw_digest "$SRC_ADDR/ns/app:v1")
+printf '{"critical":{"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"}}' "$D1" >payload.json
+printf '{}' >empty.json
+for f in payload.json empty.json; do
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$SRC_ADDR/v2/ns/app/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+  curl -sf -X PUT --data-binary @"$f" -H 'Content-Type: application/octet-stream' "$loc&digest=sha256:$(sha256sum "$f" | cut -d' ' -f1)" >/dev/null
+done
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:%s"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":%s,"digest":"sha256:%s"}]}' \
+  "$(sha256sum empty.json | cut -d' ' -f1)" "$(stat -c %s payload.json)" "$(sha256sum payload.json | cut -d' ' -f1)" >sig.json
+SIG_TAG="${D1/:/-}.sig"
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @sig.json \
+  "http://$SRC_ADDR/v2/ns/app/manifests/$SIG_TAG" >/dev/null
+
+# 1. Export: every tag of a repository into a layout directory that does not exist yet.
+rc=0
+run "{\"$SRC_ADDR/ns/app\": \"oci:$IM_WORK/export\"}" >export.out 2>&1 || rc=$?
+cat export.out
+assert_eq "$rc" 0 "export to oci:$IM_WORK/export"
+grep -q "Images(2) migration finished, 0 images tasks failed" export.out || fail "export did not copy 2 images"
+assert_eq "$(jq -r .imageLayoutVersion export/oci-layout)" "1.0.0" "oci-layout written"
+assert_eq "$(jq -r '[.manifests[].annotations["org.opencontainers.image.ref.name"]] | sort | join(" ")' export/index.json)" \
+  "multi $SIG_TAG v1" "index.json names v1, multi and the signature"
+for tag in v1 multi "$SIG_TAG"; do
+  assert_eq "$(oci_digest "export:$tag")" "$(raw_digest "$SRC_ADDR/ns/app:$tag")" "skopeo reads export:$tag with the source digest"
+done
+sky copy --all --preserve-digests --dest-tls-verify=false "oci:export:multi" "docker://$DST_ADDR/check/multi:1" >skopeo-check.out ||
+  { cat skopeo-check.out; fail "skopeo could not copy every platform out of the exported layout"; }
+assert_eq "$(raw_digest "$DST_ADDR/check/multi:1")" "$(raw_digest "$SRC_ADDR/ns/app:multi")" "skopeo copies the exported index (all platforms, blobs verified by skopeo)"
+[ -z "$(find export/blobs -name '*.tmp-*')" ] || fail "temporary files left in the layout"
+pass "no temporary files left"
+
+rc=0
+run "{\"$SRC_ADDR/ns/app\": \"oci:$IM_WORK/export\"}" >export2.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "export re-run"
+assert_eq "$(grep -c "OK $SRC_ADDR/ns/app:.*already present, skipped" export2.out)" 2 "re-run: both images already in the layout"
+assert_eq "$(grep -c "OK referrer $SRC_ADDR/ns/app:$SIG_TAG .*already present, skipped" export2.out)" 1 "re-run: the signature too"
+grep -q "copied 0 bytes" export2.out || fail "re-run moved bytes"
+
+# 2. Import: the layout (every tag) into the other registry.
+rc=0
+run "{\"oci:$IM_WORK/export\": \"$DST_ADDR/ns/app\"}" >import.out 2>&1 || rc=$?
+cat import.out
+assert_eq "$rc" 0 "import from the layout"
+for tag in v1 multi "$SIG_TAG"; do
+  assert_eq "$(raw_digest "$DST_ADDR/ns/app:$tag")" "$(raw_digest "$SRC_ADDR/ns/app:$tag")" "$tag: source digest after registry -> disk -> registry"
+done
+pull_all_platforms "$DST_ADDR/ns/app:multi"
+pass "imported index pulls back, every platform"
+
+# 3. One tag, layout to layout, under a new tag.
+rc=0
+run "{\"oci:$IM_WORK/export:v1\": \"oci:$IM_WORK/second:release\"}" --no-referrers >l2l.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "layout -> layout"
+assert_eq "$(oci_digest "second:release")" "$D1" "layout -> layout keeps the digest"
+
+# 4. A layout written by skopeo is a source too.
+sky copy --preserve-digests --src-tls-verify=false "docker://$SRC_ADDR/ns/app:v1" "oci:$IM_WORK/by-skopeo:v1" >sk.out ||
+  { cat sk.out; fail "skopeo could not write a layout"; }
+rc=0
+run "{\"oci:$IM_WORK/by-skopeo:v1\": \"$DST_ADDR/sk/app\"}" >sk-import.out 2>&1 || rc=$?
+cat sk-import.out
+assert_eq "$rc" 0 "import of a skopeo layout"
+assert_eq "$(raw_digest "$DST_ADDR/sk/app:v1")" "$(oci_digest "by-skopeo:v1")" "digest of skopeo's layout kept"
+
+# 5. A corrupted blob on disk: refused, nothing pushed.
+layer=$(skopeo inspect --raw oci:export:v1 | jq -r '.layers[0].digest')
+f=export/blobs/sha256/${layer#sha256:}
+printf 'X' | dd of="$f" bs=1 seek=1000 conv=notrunc status=none
+rc=0
+run "{\"oci:$IM_WORK/export:v1\": \"$DST_ADDR/corrupt/app\"}" >corrupt.out 2>&1 || rc=$?
+cat corrupt.out
+assert_eq "$rc" 1 "a corrupted layout blob fails the image"
+grep -q "FAILED oci:$IM_WORK/export:v1 .*hashes to .*not $layer" corrupt.out || fail "no clear digest error naming the blob"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$DST_ADDR/v2/corrupt/app/blobs/$layer")" 404 "the corrupted blob was not committed"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "http://$DST_ADDR/v2/corrupt/app/manifests/v1")" 404 "no manifest pushed"
+
+# 6. Bad input: one clear line, exit 1.
+rc=0
+run "{\"oci:$IM_WORK/nowhere\": \"$DST_ADDR/x/app\", \"oci:$IM_WORK/export:nosuchtag\": \"$DST_ADDR/y/app\"}" >bad.out 2>&1 || rc=$?
+cat bad.out
+assert_eq "$rc" 1 "missing layout and missing tag fail"
+grep -q "oci:$IM_WORK/nowhere is not an OCI image layout (no index.json)" bad.out || fail "no clear error for a missing layout"
+grep -q "FAILED oci:$IM_WORK/export:nosuchtag .*not found" bad.out || fail "no clear error for a missing tag"
+rc=0
+run "{\"oci:$IM_WORK/export\": \"\"}" >bad2.out 2>&1 || rc=$?
+grep -q "a source in an OCI layout needs a destination" bad2.out || { cat bad2.out; fail "empty destination for a layout not explained"; }
+echo "layout: OK"
