@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -205,7 +206,8 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
 }
 
 Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
-  std::string detail = t.errbuf[0] ? std::string(t.errbuf.data()) : curl_easy_strerror(code);
+  // libcurl quotes proxy URLs in some messages: their passwords go.
+  std::string detail = redact_userinfo(t.errbuf[0] ? std::string(t.errbuf.data()) : curl_easy_strerror(code));
   std::string where = r.method + " " + redact_url(r.url);
   ErrorKind kind = ErrorKind::network;
   switch (code) {
@@ -239,6 +241,14 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
   default:
     break;
   }
+  if (detail.find("Unsupported proxy") != std::string::npos || code == CURLE_COULDNT_RESOLVE_PROXY)
+    kind = ErrorKind::invalid; // a proxy setting to fix, not a fault to retry
+  if (detail.find(" 407") != std::string::npos) {
+    kind = ErrorKind::unauthorized; // retrying would only send the refused credentials again
+    detail += " (the proxy refused the credentials)";
+  }
+  if (!r.proxy.empty())
+    detail += " (via proxy " + redact_userinfo(r.proxy) + ")";
   return make_error(kind, where + ": " + detail);
 }
 
@@ -494,7 +504,15 @@ struct Client::Impl {
 
 void global_init() {
   static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    // libcurl takes the proxy of http:// URLs only from lower-case http_proxy (a guard for CGI
+    // programs, where HTTP_PROXY can come from a request header). A command-line tool has no such
+    // header, and Go tools (skopeo, crane, regctl) honour HTTP_PROXY: so do we.
+    if (!std::getenv("http_proxy"))
+      if (const char* upper = std::getenv("HTTP_PROXY"); upper && *upper)
+        ::setenv("http_proxy", upper, 0);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+  });
 }
 
 Client::Client(Options options) : m_options(std::move(options)), m_impl(std::make_unique<Impl>()) {}

@@ -82,4 +82,57 @@ std::string redact_url(const std::string& url) {
   return u.scheme + "://" + u.authority + path;
 }
 
+std::string redact_userinfo(std::string text) {
+  for (std::size_t from = 0; (from = text.find("://", from)) != std::string::npos;) {
+    std::size_t start = from + 3;
+    std::size_t end = text.find_first_of("/ \t'\"<>?#", start);
+    std::size_t at = text.rfind('@', end == std::string::npos ? text.size() : end);
+    if (at != std::string::npos && at >= start) {
+      text.replace(start, at - start, "<redacted>");
+      start += 10;
+    }
+    from = start;
+  }
+  return text;
+}
+
+std::string invalid_proxy_url(const std::string& url) {
+  auto sep = url.find("://");
+  if (sep == std::string::npos)
+    return "it has no scheme (write http://host:port)";
+  std::string scheme = to_lower(url.substr(0, sep));
+  if (scheme != "http" && scheme != "https" && scheme != "socks4" && scheme != "socks4a" && scheme != "socks5" &&
+      scheme != "socks5h")
+    return "scheme \"" + scheme + "\" is not http, https, socks4, socks4a, socks5 or socks5h";
+  std::string rest = url.substr(sep + 3);
+  rest = rest.substr(0, rest.find('/'));
+  if (auto at = rest.rfind('@'); at != std::string::npos)
+    rest = rest.substr(at + 1);
+  std::string host = rest, port;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string::npos)
+      return "unclosed '[' in the host";
+    host = rest.substr(0, close + 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':')
+        return "unexpected text after the host";
+      port = rest.substr(close + 2);
+    }
+  } else if (auto colon = rest.find(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty() || host == "[]" || (host.front() != '[' && host.find_first_of(" []") != std::string::npos))
+    return "no valid host";
+  if (!port.empty() || (rest.front() != '[' && rest.find(':') != std::string::npos)) {
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+      return "the port is not a number";
+    long p = std::stol(port);
+    if (p < 1 || p > 65535)
+      return "the port is not between 1 and 65535";
+  }
+  return {};
+}
+
 } // namespace http

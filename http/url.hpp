@@ -14,6 +14,14 @@ struct Url {
   std::string path;      ///< path plus query, starting with '/'
 };
 
+/// Replaces the user information of every "scheme://user:password@" in a text (a libcurl message that
+/// quotes a proxy URL, say) by "<redacted>", so credentials never reach a log.
+std::string redact_userinfo(std::string text);
+
+/// Checks a proxy URL: scheme http, https, socks4, socks4a, socks5 or socks5h, a host, an optional port
+/// 1-65535. Returns "" or why it is not one (credentials never quoted).
+std::string invalid_proxy_url(const std::string& url);
+
 /// Splits an absolute URL; returns false when it is not absolute http(s).
 bool parse_url(std::string_view text, Url& out);
 

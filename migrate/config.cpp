@@ -1,5 +1,7 @@
 #include "migrate/config.hpp"
 
+#include "http/url.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -302,6 +304,9 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
     e.tls.key_file = get_string("key");
     e.chunked_upload = get_bool("chunked");
     e.proxy = get_string("proxy");
+    if (!e.proxy.empty())
+      if (auto why = http::invalid_proxy_url(e.proxy); !why.empty())
+        throw ConfigError(where + ": \"proxy\" is not a proxy URL like http://host:port: " + why);
     e.address = get_string("address");
     if (e.tls.cert_file.empty() != e.tls.key_file.empty())
       throw ConfigError(where + ": \"cert\" and \"key\" must be given together");

@@ -150,6 +150,11 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     auto resp = m_client.download(r, sink);
     if (!resp)
       return resp.error().context("registry " + m_options.host);
+    if (resp->status == 407)
+      return http::make_error(http::ErrorKind::unauthorized,
+                              "registry " + m_options.host + ": " + r.method + " " + http::redact_url(r.url) +
+                                  ": the proxy asks for credentials it did not get or refused (407 Proxy Authentication Required)",
+                              407);
     if (resp->status == 401 && own && owns(resp->url)) {
       if (attempt > 0)
         return m_auth.rejected(*resp, scope, "registry " + m_options.host);

@@ -7,9 +7,8 @@
 # wants credentials gets them from the proxy URL without the password showing in any output, and
 # a dead proxy fails fast with one line naming the registry.
 #
-# Note: for http:// URLs libcurl reads only the lower-case http_proxy, never HTTP_PROXY (the
-# "httpoxy" rule), so plain-HTTP registries are proxied with http_proxy here; HTTPS_PROXY and
-# NO_PROXY work in either case.
+# Note: for http:// URLs libcurl itself reads only the lower-case http_proxy (the "httpoxy" rule);
+# image-migrator copies HTTP_PROXY to http_proxy when only the former is set, as Go tools honour it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
@@ -254,6 +253,7 @@ for side in src dst; do
   assert_eq "$(count " 200$" "$AUTHP_PLOG")" 0 "$what: the proxy let nothing through"
   [ "$ms" -lt 20000 ] || fail "$what: took $ms ms"
   no_leak "$WRONG_PASS" "$PROXY_USER" "$IM_WORK/wrong-$side.out"
+  assert_eq "$(grep -c 'retrying' "$IM_WORK/wrong-$side.out" || true)" 0 "$what: refused credentials are not sent again"
   pass "$what: failed in $ms ms, password not shown"
 done
 
@@ -275,19 +275,36 @@ pass "dead proxy: its password is not shown"
 assert_absent "$DST_ADDR/ns/dead:1" "dead proxy: nothing pushed"
 
 # ---------------------------------------------------------------- a malformed proxy URL
-# DISABLED, fails today: libcurl's error text for a proxy URL it cannot use ("Unsupported proxy
-# syntax in 'http://proxyuser:PASSWORD@[bad'", also for an unsupported scheme or a port > 65535)
-# quotes the whole URL, and image-migrator prints it verbatim: the password shows on stderr, in the
-# --log file and in the --report (from auth.json and from HTTPS_PROXY alike). Enable once proxy
-# URLs are redacted (or rejected when auth.json is read).
-# BAD_PASS=b4d-Pass-$RANDOM$RANDOM
-# cat >auth-bad.json <<JSON
-# {"$SRC_ADDR": {"insecure": true, "proxy": "http://$PROXY_USER:$BAD_PASS@[bad"}, "$DST_ADDR": {"insecure": true}}
-# JSON
-# echo "{\"$SRC_ADDR/ns/app:1\": \"$DST_ADDR/ns/bad\"}" >images-bad.json
-# px_run bad auth-bad.json images-bad.json -- --log "$IM_WORK/bad.log" --report "$IM_WORK/bad.report"
-# [ "$rc" != 0 ] || fail "malformed proxy URL: exit code 0"
-# no_leak "$BAD_PASS" "$PROXY_USER" "$IM_WORK/bad.out" "$IM_WORK/bad.log" "$IM_WORK/bad.report"
-# pass "malformed proxy URL: fails (exit $rc) without showing the password"
+# A proxy URL libcurl cannot use is a configuration error found when auth.json is read (exit 2, the
+# key named), and libcurl's messages, which quote the URL, never carry its password (HTTPS_PROXY).
+BAD_PASS=b4d-Pass-$RANDOM$RANDOM
+for bad in "http://$PROXY_USER:$BAD_PASS@[bad" "ftp://$PROXY_USER:$BAD_PASS@127.0.0.1:3128" "http://$PROXY_USER:$BAD_PASS@127.0.0.1:99999"; do
+  cat >auth-bad.json <<JSON
+{"$SRC_ADDR": {"insecure": true, "proxy": "$bad"}, "$DST_ADDR": {"insecure": true}}
+JSON
+  echo "{\"$SRC_ADDR/ns/app:1\": \"$DST_ADDR/ns/bad\"}" >images-bad.json
+  px_run bad auth-bad.json images-bad.json -- --log "$IM_WORK/bad.log"
+  assert_eq "$rc" 2 "malformed proxy URL (${bad%%:*}...): a configuration error"
+  grep -q "auth-bad.json.*$SRC_ADDR.*\"proxy\" is not a proxy URL" "$IM_WORK/bad.out" || fail "the error does not name the file, key and field"
+  assert_eq "$(wc -l <"$IM_WORK/bad.out")" 1 "malformed proxy URL: one line"
+  no_leak "$BAD_PASS" "$PROXY_USER" "$IM_WORK/bad.out"
+done
+pass "malformed proxy URLs in auth.json: exit 2, one line, password not shown"
+cat >auth-plain.json <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}}
+JSON
+echo "{\"$SRC_ADDR/ns/app:1\": \"$DST_ADDR/ns/bad\"}" >images-bad.json
+px_run badenv auth-plain.json images-bad.json "http_proxy=http://$PROXY_USER:$BAD_PASS@[bad" -- --log "$IM_WORK/badenv.log" --report "$IM_WORK/badenv.report"
+assert_eq "$rc" 1 "malformed http_proxy in the environment: the copy fails"
+assert_eq "$(grep -c 'retrying' "$IM_WORK/badenv.out" || true)" 0 "malformed http_proxy: not retried"
+no_leak "$BAD_PASS" "$PROXY_USER" "$IM_WORK/badenv.out" "$IM_WORK/badenv.log" "$IM_WORK/badenv.report"
+pass "malformed http_proxy: password in no output, log or report"
+
+# ---------------------------------------------------------------- HTTP_PROXY in upper case
+# libcurl alone would ignore it for http:// URLs; image-migrator honours it as Go tools do.
+px_run upper auth-env.json images-env.json "HTTP_PROXY=$OPEN"
+assert_eq "$rc" 0 "HTTP_PROXY (upper case): copied through the proxy"
+[ "$(count "^(GET|HEAD) http://$(re "$SRC_NAME")/" "$OPEN_PLOG")" -ge 1 ] || fail "HTTP_PROXY: nothing went through the proxy"
+pass "HTTP_PROXY: the requests went through the proxy"
 
 echo "test_proxy: all checks passed"

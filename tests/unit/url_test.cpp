@@ -46,3 +46,21 @@ TEST_CASE("registry::registry_error reads the error JSON") {
   r.body = R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})";
   CHECK(registry::registry_error("x", r).kind == http::ErrorKind::unauthorized);
 }
+
+TEST_CASE("http::redact_userinfo and invalid_proxy_url") {
+  CHECK(http::redact_userinfo("Unsupported proxy syntax in 'http://u:s3cret@[bad'") ==
+        "Unsupported proxy syntax in 'http://<redacted>@[bad'");
+  CHECK(http::redact_userinfo("via http://u:p@h:1/x and socks5://a:b@c") == "via http://<redacted>@h:1/x and socks5://<redacted>@c");
+  CHECK(http::redact_userinfo("http://host/path@x") == "http://host/path@x"); // '@' in a path is no userinfo
+  CHECK(http::redact_userinfo("no url here") == "no url here");
+  CHECK(http::invalid_proxy_url("http://proxy.corp:3128").empty());
+  CHECK(http::invalid_proxy_url("http://u:p@proxy.corp:3128/").empty());
+  CHECK(http::invalid_proxy_url("socks5h://[::1]:1080").empty());
+  CHECK(http::invalid_proxy_url("https://proxy.corp").empty());
+  CHECK_FALSE(http::invalid_proxy_url("proxy.corp:3128").empty());
+  CHECK_FALSE(http::invalid_proxy_url("ftp://proxy.corp:21").empty());
+  CHECK_FALSE(http::invalid_proxy_url("http://u:p@[bad").empty());
+  CHECK_FALSE(http::invalid_proxy_url("http://proxy:99999").empty());
+  CHECK_FALSE(http::invalid_proxy_url("http://proxy:").empty());
+  CHECK(http::invalid_proxy_url("http://u:s3cret@proxy:0").find("s3cret") == std::string::npos);
+}
