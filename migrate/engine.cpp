@@ -667,15 +667,29 @@ TagLister Engine::tag_lister() {
 }
 
 CatalogLister Engine::catalog_lister() {
-  return [this](const std::string& host) {
+  return [this](const std::string& host, const std::string& ns) {
     registry::Reference any;
     any.registry = host;
+    any.repository = ns;
     auto [reg, key] = m_impl->registry_for(any);
     auto* registry = dynamic_cast<Registry*>(reg);
     if (!registry)
       return http::Result<std::vector<std::string>>(
           http::make_error(http::ErrorKind::invalid, host + " is not a registry: it has no catalog"));
-    return m_impl->retry("listing the catalog of " + host, [&] { return registry->list_repositories(); });
+    auto repos = m_impl->retry("listing the catalog of " + host, [&] { return registry->list_repositories(); });
+    if (repos || (repos.error().kind != http::ErrorKind::unauthorized && repos.error().kind != http::ErrorKind::not_found))
+      return repos;
+    // Harbor lets only system admins read _catalog; its project API lists what a member may see.
+    const std::string project = ns.substr(0, ns.find('/'));
+    auto harbor = m_impl->retry("listing Harbor project " + project, [&] { return registry->list_harbor_project(project); });
+    if (!harbor)
+      return http::Result<std::vector<std::string>>(http::make_error(
+          repos.error().kind, repos.error().message + "; listing project \"" + project +
+                                  "\" through the Harbor API (/api/v2.0) did not work either: " + harbor.error().message,
+          repos.error().status));
+    m_impl->log->info("{}: the catalog is refused; project {} listed through the Harbor API: {} repositories", host,
+                      project, harbor->size());
+    return harbor;
   };
 }
 

@@ -254,9 +254,9 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
       continue;
     }
     std::string host = prefix.substr(0, slash), ns = prefix.substr(slash + 1);
-    auto it = catalogs.find(host);
+    auto it = catalogs.find(host + "|" + ns);
     if (it == catalogs.end())
-      it = catalogs.emplace(host, list_catalog(host)).first;
+      it = catalogs.emplace(host + "|" + ns, list_catalog(host, ns)).first;
     if (!it->second) {
       errors.push_back({rule.name(), it->second.error().message});
       continue;

@@ -63,8 +63,11 @@ using TagLister = std::function<http::Result<std::vector<std::string>>(const reg
 /// 0, which reports them.
 std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults& defaults, int index, int count);
 
-/// Lists the repositories of a registry (whole-namespace rules). Injected like TagLister.
-using CatalogLister = std::function<http::Result<std::vector<std::string>>(const std::string& registry)>;
+/// Lists the repositories of a registry below a namespace (whole-namespace rules): the catalog, or
+/// what else the registry offers (Harbor's project API). Injected like TagLister. May return
+/// repositories outside the namespace; the caller keeps those below it.
+using CatalogLister =
+    std::function<http::Result<std::vector<std::string>>(const std::string& registry, const std::string& ns)>;
 
 /// Replaces whole-namespace rules "registry/namespace/*" -> "registry/namespace/*" (or "") by one
 /// rule per repository below that namespace, found in the registry's catalog. Without a lister, or

@@ -281,6 +281,44 @@ Result<std::vector<std::string>> Registry::list_repositories() {
   return repos;
 }
 
+Result<std::vector<std::string>> Registry::list_harbor_project(const std::string& project) {
+  const std::string what = "listing Harbor project " + project + " on " + m_options.host;
+  std::string root = base_url();
+  root.resize(root.size() - 3); // "http(s)://host/"
+  std::string url = root + "api/v2.0/projects/" + http::url_encode(project) + "/repositories?page=1&page_size=100";
+  std::vector<std::string> names;
+  for (int page = 0; !url.empty(); ++page) {
+    if (page > 100000)
+      return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end");
+    http::Request r = request("GET", "");
+    r.url = url;
+    r.headers.emplace_back("Accept", "application/json");
+    r.headers.emplace_back("X-Is-Resource-Name", "true"); // a project named "123" is a name, not an id
+    const auto& c = m_options.credentials;
+    if (!c.anonymous() && !c.is_identity_token())
+      r.headers.emplace_back("Authorization", c.basic_header());
+    auto resp = m_client.send(r);
+    if (!resp)
+      return resp.error().context(what);
+    if (resp->status != 200)
+      return registry_error(what, *resp);
+    std::size_t before = names.size();
+    try {
+      auto j = nlohmann::json::parse(resp->body);
+      if (!j.is_array())
+        return http::make_error(http::ErrorKind::invalid, what + ": the answer is not a list of repositories");
+      for (const auto& repo : j)
+        if (repo.is_object() && repo.contains("name") && repo["name"].is_string())
+          names.push_back(repo["name"].get<std::string>());
+    } catch (const nlohmann::json::exception&) {
+      return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
+    }
+    auto next = next_link(resp->header("link"));
+    url = next.empty() || names.size() == before ? std::string() : http::resolve_url(url, next);
+  }
+  return names;
+}
+
 http::Request Registry::manifest_request(const std::string& method, const std::string& repository,
                                          const std::string& reference) const {
   auto r = request(method, repository + "/manifests/" + reference);

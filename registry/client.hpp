@@ -49,6 +49,10 @@ public:
   /// ordinary users: that is an error saying so.
   Result<std::vector<std::string>> list_repositories();
 
+  /// The repositories of a Harbor project ("project/repo" names), through Harbor's v2.0 API
+  /// (GET /api/v2.0/projects/NAME/repositories, paginated), with Basic credentials.
+  Result<std::vector<std::string>> list_harbor_project(const std::string& project);
+
   /// Fetches a manifest by tag or digest; the digest is computed from the bytes and checked
   /// against a digest reference and the Docker-Content-Digest header.
   Result<Manifest> get_manifest(const std::string& repository, const std::string& reference) override;

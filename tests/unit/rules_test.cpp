@@ -204,7 +204,7 @@ TEST_CASE("migrate::read_rules: tag filters") {
 }
 
 TEST_CASE("migrate::expand_namespaces") {
-  auto catalog = [](const std::string& host) -> http::Result<std::vector<std::string>> {
+  auto catalog = [](const std::string& host, const std::string&) -> http::Result<std::vector<std::string>> {
     if (host != "src.io")
       return http::make_error(http::ErrorKind::unauthorized, "registry " + host + " refuses its catalog");
     return std::vector<std::string>{"team/a", "team/b/c", "teamster/x", "other/y"};
