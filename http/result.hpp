@@ -20,6 +20,7 @@ enum class ErrorKind {
   digest_mismatch, ///< bytes do not hash to the digest they were announced with
   invalid,         ///< malformed input (reference, JSON, header, manifest)
   unsupported,     ///< valid but not supported (schema 1 manifests, ...)
+  rate_limited,    ///< a registry's quota is used up for a long window (Docker Hub pulls): not retried
   cancelled,       ///< the run is shutting down
 };
 

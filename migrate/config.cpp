@@ -283,11 +283,12 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
       throw ConfigError(where + "." + field + ": must be true or false, not " + type_name(v));
     };
     static const std::vector<std::string> known = {"username", "password", "insecure", "ca", "cert", "key",
-                                                   "skipTLSVerify", "identitytoken", "chunked", "proxy", "address"};
+                                                   "skipTLSVerify", "identitytoken", "chunked", "proxy", "address",
+                                                   "maxConcurrency", "rps"};
     for (const auto& [field, _] : value.items())
       if (std::find(known.begin(), known.end(), field) == known.end())
         throw ConfigError(where + ": unknown field \"" + field + "\" (known: username, password, insecure, ca, cert, key, "
-                                                               "skipTLSVerify, identitytoken, chunked, proxy, address)");
+                                                               "skipTLSVerify, identitytoken, chunked, proxy, address, maxConcurrency, rps)");
     std::string username = get_string("username");
     std::string password = get_string("password");
     std::string identity = get_string("identitytoken");
@@ -308,6 +309,23 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
       if (auto why = http::invalid_proxy_url(e.proxy); !why.empty())
         throw ConfigError(where + ": \"proxy\" is not a proxy URL like http://host:port: " + why);
     e.address = get_string("address");
+    for (const char* field : {"maxConcurrency", "rps"}) {
+      if (!value.contains(field) || value[field].is_null())
+        continue;
+      const auto& v = value[field];
+      if (key.find('/') != std::string::npos)
+        throw ConfigError(where + "." + field + ": a cap applies to a whole registry: set it on the key \"" +
+                          key.substr(0, key.find('/')) + "\"");
+      bool whole = std::string(field) == "maxConcurrency";
+      if (whole ? !v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > 10000
+                : !v.is_number() || v.get<double>() <= 0 || v.get<double>() > 1e6)
+        throw ConfigError(where + "." + field + (whole ? ": must be a whole number from 1 to 10000" : ": must be a number above 0") +
+                          ", not " + v.dump());
+      if (whole)
+        e.max_concurrency = static_cast<int>(v.get<long long>());
+      else
+        e.rps = v.get<double>();
+    }
     if (e.tls.cert_file.empty() != e.tls.key_file.empty())
       throw ConfigError(where + ": \"cert\" and \"key\" must be given together");
     for (const auto* f : {&e.tls.ca_file, &e.tls.cert_file, &e.tls.key_file})

@@ -45,6 +45,8 @@ struct AuthEntry {
   bool chunked_upload = false;
   std::string proxy;   ///< per-registry proxy URL
   std::string address; ///< connect to this address instead of resolving the registry name
+  int max_concurrency = 0; ///< requests in flight to this registry at once (0 = no cap); registry keys only
+  double rps = 0;          ///< requests per second to this registry (0 = no cap); registry keys only
 };
 
 /// Decrypts an "enc:v1:" secret (see secrets.hpp).

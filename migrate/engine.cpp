@@ -138,6 +138,7 @@ struct Engine::Impl {
     // Outside the lock: a Docker credential helper may take seconds.
     auto ro = registry_options(auth, ref, key);
     std::lock_guard lock(registries_mutex);
+    ro.limiter = limiter_for(ref.registry);
     auto& slot = registries[key];
     if (!slot) {
       if (!ro.tls.verify)
@@ -145,6 +146,24 @@ struct Engine::Impl {
       slot = std::make_unique<Registry>(client, ro, log);
     }
     return {slot.get(), key};
+  }
+
+  std::map<std::string, std::shared_ptr<registry::Limiter>> limiters; ///< per host; under registries_mutex
+
+  /// The caps of a registry host (its auth.json entry's maxConcurrency and rps), shared by all its Registry objects.
+  std::shared_ptr<registry::Limiter> limiter_for(const std::string& host) {
+    auto it = limiters.find(host);
+    if (it != limiters.end())
+      return it->second;
+    std::shared_ptr<registry::Limiter> made;
+    if (const AuthEntry* e = auth.find(host, ""); e && e->key == host && (e->max_concurrency > 0 || e->rps > 0)) {
+      made = std::make_shared<registry::Limiter>(e->max_concurrency, e->rps);
+      log->info("{}: at most {} request(s) at once, {} per second", host,
+                e->max_concurrency > 0 ? std::to_string(e->max_concurrency) : "any number of",
+                e->rps > 0 ? fmt::format("{:g}", e->rps) : "any number");
+    }
+    limiters.emplace(host, made);
+    return made;
   }
 
   /// Runs f until it succeeds, fails for good, or runs out of attempts; backs off in between.

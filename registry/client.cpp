@@ -147,9 +147,19 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     const bool own = owns(r.url);
     if (own) // an upload Location or a Link may name another host: it never gets our credentials
       m_auth.authorize(r, scope);
+    auto held = slot();
     auto resp = m_client.download(r, sink);
+    held = Limiter::Slot();
     if (!resp)
       return resp.error().context("registry " + m_options.host);
+    note_quota(*resp);
+    if (resp->status == 429 && m_quota_left.load() == 0)
+      return http::make_error(http::ErrorKind::rate_limited,
+                              "registry " + m_options.host + ": " + r.method + " " + http::redact_url(r.url) +
+                                  ": the registry's pull quota is used up (ratelimit-remaining: " +
+                                  resp->header("ratelimit-remaining") +
+                                  "); retrying now would not help: give credentials with a higher quota, or wait",
+                              429);
     if (resp->status == 407)
       return http::make_error(http::ErrorKind::unauthorized,
                               "registry " + m_options.host + ": " + r.method + " " + http::redact_url(r.url) +
@@ -164,6 +174,22 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     }
     return resp;
   }
+}
+
+Limiter::Slot Registry::slot() const { return m_options.limiter ? m_options.limiter->acquire() : Limiter::Slot(); }
+
+void Registry::note_quota(const http::Response& response) {
+  auto value = response.header("ratelimit-remaining");
+  if (value.empty() || !std::isdigit(static_cast<unsigned char>(value[0])))
+    return;
+  long left = std::atol(value.c_str());
+  m_quota_left = left;
+  std::string window;
+  if (auto w = value.find("w="); w != std::string::npos)
+    window = " of " + value.substr(w + 2) + " s";
+  if (left < 10 && !m_quota_warned.exchange(true))
+    m_log->warn("{}: only {} requests left in the registry's rate-limit window{} (ratelimit-remaining)", m_options.host,
+                left, window);
 }
 
 http::Response Registry::explain(const http::Request& head, const http::Response& response, const std::string& scope) {
@@ -503,6 +529,7 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
     std::uint64_t sent = 0;
     bool checked = false;
     const std::uint64_t size = put.upload_size.value();
+    auto held = slot();
     auto resp = m_client.upload(put, [&](char* buffer, std::size_t max) -> Result<std::size_t> {
       if (checked)
         return std::size_t{0};
@@ -601,6 +628,7 @@ Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::
       pr.upload = std::move(*resp);
       result = std::move(pr);
     } else {
+      auto held = acquire_both(source.m_options.limiter.get(), m_options.limiter.get());
       result = m_client.pipe(get, put, observe, complete);
     }
     if (!result)

@@ -5,6 +5,7 @@
 #include "http/client.hpp"
 #include "registry/auth.hpp"
 #include "registry/manifest.hpp"
+#include "registry/limiter.hpp"
 #include "registry/store.hpp"
 
 #include <nlohmann/json_fwd.hpp>
@@ -34,6 +35,7 @@ struct RegistryOptions {
   bool chunked_upload = false; ///< PATCH then PUT instead of one monolithic PUT
   std::string proxy;           ///< proxy URL for this registry ("" = environment)
   std::string address;         ///< connect here instead of resolving host ("10.0.0.5" or "10.0.0.5:8443")
+  std::shared_ptr<Limiter> limiter; ///< caps shared by every Registry of this host (null = none)
 };
 
 class Registry final : public ImageStore {
@@ -119,6 +121,11 @@ private:
   Authenticator m_auth;
   std::atomic<bool> m_chunked; ///< starts from the options; a registry may ask for it later
   std::atomic<int> m_referrers_api{-1}; ///< -1 unknown, 0 absent (404), 1 present
+  std::atomic<long> m_quota_left{-1};  ///< Docker Hub's ratelimit-remaining (-1: not told)
+  std::atomic<bool> m_quota_warned{false};
+  /// Reads ratelimit-remaining ("95;w=21600"); warns once when few requests are left.
+  void note_quota(const http::Response& response);
+  Limiter::Slot slot() const;
   std::vector<std::string> m_connect_to;
 };
 

@@ -14,14 +14,15 @@
 // Rules (--rules FILE, re-read whenever its contents or mtime change; match
 // counters start again from zero then), one per line, '#' starts a comment:
 //
-//   METHOD PATH_REGEX ACTION [count=N|inf] [after=N] [retry-after=S]
+//   METHOD PATH_REGEX ACTION [count=N|inf] [after=N] [retry-after=S] [header=NAME:VALUE]
 //
 //   METHOD      GET, PUT, ..., several as GET|HEAD, or * for any.
 //   PATH_REGEX  ECMAScript regex searched (not anchored unless you anchor it)
 //               in the request target, path and query, e.g. ^/v2/ns/app/blobs/
 //   ACTION
 //     status=CODE                     answer CODE without forwarding
-//                                     (retry-after=S adds Retry-After: S)
+//                                     (retry-after=S adds Retry-After: S,
+//                                     header=NAME:VALUE adds that header; no spaces)
 //     reset-response-after=BYTES      forward, then reset the client connection
 //                                     (RST, SO_LINGER 0) after BYTES of the body
 //     reset-request-after=BYTES       reset both connections after forwarding
@@ -48,6 +49,10 @@
 // response). ACTION is "-", the rule's action text, the action followed by
 // "(not-reached)" when the body was too short for it, or upstream-unreachable /
 // upstream-closed / client-closed. Header values are never logged.
+//
+// --max-in-flight FILE: the largest number of requests handled at the same time so far (from a
+// request's head to the end of its response), rewritten whenever it grows. For the tests of
+// per-registry concurrency caps.
 //
 // Thread per connection; SIGTERM / SIGINT end the process at once.
 
@@ -120,6 +125,33 @@ void log_line(double t, const std::string& method, const std::string& target, co
   }
 }
 
+std::string g_in_flight_path;
+std::atomic<int> g_in_flight{0};
+std::atomic<int> g_in_flight_max{0};
+std::mutex g_in_flight_mutex;
+
+/// Counts one request in flight while it lives (see --max-in-flight).
+struct InFlight {
+  InFlight() {
+    int now = ++g_in_flight;
+    if (g_in_flight_path.empty())
+      return;
+    std::lock_guard lock(g_in_flight_mutex);
+    if (now <= g_in_flight_max.load())
+      return;
+    g_in_flight_max = now;
+    std::string tmp = g_in_flight_path + ".tmp";
+    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+      std::fprintf(f, "%d\n", now);
+      std::fclose(f);
+      std::rename(tmp.c_str(), g_in_flight_path.c_str());
+    }
+  }
+  ~InFlight() { --g_in_flight; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+};
+
 void note(const std::string& s) {
   std::string line = "fault_proxy: " + s + "\n";
   std::lock_guard lock(g_log_mutex);
@@ -151,6 +183,7 @@ struct Rule {
   Kind kind = Kind::None;
   int status = 0;
   long retry_after = -1;
+  std::string header; // "Name: value" for synthetic responses, or ""
   std::uint64_t bytes = 0;
   double seconds = 0;
   std::uint64_t count = 1;
@@ -164,6 +197,7 @@ struct Applied {
   Kind kind = Kind::None;
   int status = 0;
   long retry_after = -1;
+  std::string header;
   std::uint64_t bytes = 0;
   double seconds = 0;
   std::string action = "-";
@@ -291,6 +325,14 @@ std::optional<Rule> parse_rule(const std::string& text, std::string& err) {
       }
       r.retry_after = static_cast<long>(ra);
       r.action += " retry-after=" + v;
+    } else if (k == "header") {
+      auto colon = v.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        err = "bad header '" + v + "' (NAME:VALUE)";
+        return std::nullopt;
+      }
+      r.header = v.substr(0, colon) + ": " + v.substr(colon + 1);
+      r.action += " header=" + v.substr(0, colon);
     } else {
       err = "unknown option '" + o + "'";
       return std::nullopt;
@@ -354,6 +396,7 @@ Applied pick_rule(const std::string& method, const std::string& target) {
       out.kind = r.kind;
       out.status = r.status;
       out.retry_after = r.retry_after;
+      out.header = r.header;
       out.bytes = r.bytes;
       out.seconds = r.seconds;
       out.action = r.action;
@@ -741,7 +784,7 @@ const char* reason_phrase(int code) {
   }
 }
 
-std::string synthetic_response(int code, long retry_after, bool head_only, bool close) {
+std::string synthetic_response(int code, long retry_after, bool head_only, bool close, const std::string& header = "") {
   std::string body = "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"fault_proxy: injected " +
                      std::to_string(code) + "\"}]}\n";
   if (code == 502)
@@ -751,6 +794,8 @@ std::string synthetic_response(int code, long retry_after, bool head_only, bool 
   r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   if (retry_after >= 0)
     r += "Retry-After: " + std::to_string(retry_after) + "\r\n";
+  if (!header.empty())
+    r += header + "\r\n";
   if (close)
     r += "Connection: close\r\n";
   r += "\r\n";
@@ -835,6 +880,7 @@ private:
     if (!raw)
       return false;
     const double t0 = now_epoch();
+    InFlight counted;
     auto req = parse_head(*raw);
     std::string method, target, version;
     if (req) {
@@ -878,7 +924,7 @@ private:
           }
         }
       }
-      bool ok = send_all(m_client.fd, synthetic_response(a.status, a.retry_after, head_req, !keep));
+      bool ok = send_all(m_client.fd, synthetic_response(a.status, a.retry_after, head_req, !keep, a.header));
       log_line(t0, method, target, std::to_string(a.status), a.action);
       if (!ok || !keep) {
         end_graceful();
@@ -1079,7 +1125,7 @@ void on_signal(int) { ::_exit(0); }
 
 void usage() {
   std::fprintf(stderr, "usage: fault_proxy --upstream HOST:PORT [--port P] [--port-file FILE] [--rules FILE] "
-                       "[--log FILE]\n");
+                       "[--log FILE] [--max-in-flight FILE]\n");
   std::exit(2);
 }
 
@@ -1105,6 +1151,8 @@ int main(int argc, char** argv) {
       g_rules_path = value();
     else if (a == "--log")
       log_path = value();
+    else if (a == "--max-in-flight")
+      g_in_flight_path = value();
     else if (a == "-h" || a == "--help")
       usage();
     else {

@@ -746,7 +746,8 @@ im_inspect() {
 
 # start_proxy NAME UPSTREAM_ADDR: tests/faultproxy/fault_proxy in front of UPSTREAM_ADDR
 # (binary: $FAULT_PROXY_BIN, default <build>/tests/faultproxy/fault_proxy).
-# Exports NAME_ADDR, NAME_RULES (rules file), NAME_PLOG (request log).
+# Exports NAME_ADDR, NAME_RULES (rules file), NAME_PLOG (request log), NAME_MAXFLIGHT (file: the most
+# requests it has handled at once).
 start_proxy() {
   local name=$1 up=$2 d=$IM_WORK/proxy-$1 N pid i
   N=$(_im_upper "$name")
@@ -754,7 +755,8 @@ start_proxy() {
   : >"$d/rules"
   : >"$d/log"
   local bin=${FAULT_PROXY_BIN:-${IM_BUILD_DIR:-$IM_REPO_ROOT/build}/tests/faultproxy/fault_proxy}
-  "$bin" --upstream "$up" --port-file "$d/port" --rules "$d/rules" --log "$d/log" 2>>"$d/stderr" &
+  "$bin" --upstream "$up" --port-file "$d/port" --rules "$d/rules" --log "$d/log" --max-in-flight "$d/max-in-flight" \
+    2>>"$d/stderr" &
   pid=$!
   _im_track "$pid"
   for ((i = 0; i < 100; i++)); do
@@ -766,6 +768,7 @@ start_proxy() {
   _im_export "${N}_ADDR" "127.0.0.1:$(cat "$d/port")"
   _im_export "${N}_RULES" "$d/rules"
   _im_export "${N}_PLOG" "$d/log"
+  _im_export "${N}_MAXFLIGHT" "$d/max-in-flight"
 }
 
 # set_rules RULES_FILE [RULE...]: replace the rules atomically (the proxy re-reads them, counters restart).
