@@ -196,7 +196,7 @@ int run_migrate(int argc, char** argv) {
   }
   if (shard.index != 0)
     inputs.rule_errors.clear(); // reported once, by shard 0
-  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister());
+  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister(), engine.created_lookup());
   for (const auto& e : inputs.rule_errors)
     expansion.errors.push_back(e);
   for (const auto& e : expansion.errors)

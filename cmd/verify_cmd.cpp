@@ -35,7 +35,7 @@ int run_verify(int argc, char** argv) {
   migrate::Engine engine(client, inputs.auth, eo, log);
   auto defaults = cmd::defaults(args, env);
   inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
-  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister());
+  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister(), engine.created_lookup());
   for (const auto& e : inputs.rule_errors)
     expansion.errors.push_back(e);
   for (const auto& e : expansion.errors)

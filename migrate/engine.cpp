@@ -354,6 +354,55 @@ struct Engine::Impl {
     return t;
   }
 
+  /// When the image of a tag was created: its config's "created" (for an index, that of its linux/amd64
+  /// image, else of its first image). nullopt when it has none (artifacts).
+  http::Result<std::optional<double>> created_of(ImageStore& store, const std::string& repo, const std::string& tag) {
+    auto m = retry("manifest " + repo + ":" + tag, [&] { return store.get_manifest(repo, tag); });
+    if (!m)
+      return m.error();
+    auto parsed = registry::parse_manifest(m->bytes, m->media_type);
+    if (!parsed)
+      return parsed.error();
+    if (parsed->is_index) {
+      const Descriptor* pick = nullptr;
+      for (const auto& c : parsed->manifests)
+        if (c.platform && c.platform->os == "linux" && c.platform->architecture == "amd64") {
+          pick = &c;
+          break;
+        }
+      for (const auto& c : parsed->manifests)
+        if (!pick && (!c.platform || c.platform->os != "unknown"))
+          pick = &c;
+      if (!pick)
+        return std::optional<double>();
+      m = retry("manifest " + pick->digest.substr(0, 19), [&] { return store.get_manifest(repo, pick->digest); });
+      if (!m)
+        return m.error();
+      parsed = registry::parse_manifest(m->bytes, m->media_type);
+      if (!parsed)
+        return parsed.error();
+    }
+    if (!parsed->config || parsed->config->size > (4 << 20))
+      return std::optional<double>();
+    std::string config;
+    auto read = retry("config of " + repo + ":" + tag, [&] {
+      config.clear();
+      return store.read_blob(repo, *parsed->config, [&](std::string_view chunk) -> http::Status {
+        config.append(chunk);
+        return {};
+      });
+    });
+    if (!read)
+      return read.error();
+    try {
+      auto j = nlohmann::json::parse(config);
+      if (j.is_object() && j.contains("created") && j["created"].is_string())
+        return parse_rfc3339(j["created"].get<std::string>());
+    } catch (const nlohmann::json::exception&) {
+    }
+    return std::optional<double>();
+  }
+
   /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
   ImageResult copy_image(const ImageTask& task, int depth = 0) {
     ImageResult r = copy_one(task);
@@ -682,6 +731,29 @@ TagLister Engine::tag_lister() {
   return [this](const registry::Reference& ref) {
     auto [reg, key] = m_impl->registry_for(ref);
     return m_impl->cached_tags(*reg, key, ref.repository);
+  };
+}
+
+CreatedLookup Engine::created_lookup() {
+  return [this](const registry::Reference& ref, const std::vector<std::string>& tags)
+             -> http::Result<std::map<std::string, double>> {
+    auto [store, key] = m_impl->registry_for(ref);
+    std::map<std::string, double> times;
+    for (std::size_t from = 0; from < tags.size(); from += 8) {
+      std::vector<std::pair<std::string, std::future<http::Result<std::optional<double>>>>> running;
+      for (std::size_t i = from; i < std::min(tags.size(), from + 8); ++i)
+        running.emplace_back(tags[i], std::async(std::launch::async, [this, s = store, &ref, tag = tags[i]] {
+                               return m_impl->created_of(*s, ref.repository, tag);
+                             }));
+      for (auto& [tag, f] : running) {
+        auto t = f.get();
+        if (!t)
+          return t.error().context("reading when " + ref.name() + ":" + tag + " was created (for \"latest\")");
+        if (*t)
+          times.emplace(tag, **t);
+      }
+    }
+    return times;
   };
 }
 

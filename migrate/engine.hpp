@@ -89,6 +89,8 @@ public:
   TagLister tag_lister();
   /// Lists registry catalogs through the engine's registries (whole-namespace rules).
   CatalogLister catalog_lister();
+  /// Reads when tags' images were created (their config's "created"), 8 tags at a time.
+  CreatedLookup created_lookup();
 
   /// Copies every task; failed tasks are run again after the pass, up to `retries` times.
   Summary run(const std::vector<ImageTask>& tasks);

@@ -282,7 +282,8 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
   return out;
 }
 
-Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags) {
+Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
+                       const CreatedLookup& created) {
   auto listed_tags = list_all_tags(rules, defaults, list_tags);
   Expansion out;
   std::set<std::string> seen;
@@ -310,7 +311,13 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
         for (const auto& tag : *listed)
           if (!registry::is_referrers_tag(tag))
             images.push_back(tag);
-        auto tags = rule.tags.apply(images.empty() ? *listed : images);
+        CreatedTimes times;
+        if (created)
+          times = [&](const std::vector<std::string>& candidates) { return created(src, candidates); };
+        auto selected = rule.tags.apply(images.empty() ? *listed : images, times);
+        if (!selected)
+          throw Invalid{selected.error().message};
+        const auto& tags = *selected;
         if (tags.empty())
           throw Invalid{"no tag of " + src.name() + " passes the tag filter (" + std::to_string(listed->size()) +
                         " listed)"};

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,12 @@ using CatalogLister =
 std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaults& defaults,
                                     const CatalogLister& list_catalog, std::vector<RuleError>& errors);
 
+/// Creation times of some tags of a repository (for "latest N" among tags that are not versions).
+using CreatedLookup = std::function<http::Result<std::map<std::string, double>>(const registry::Reference& repository,
+                                                                                const std::vector<std::string>& tags)>;
+
 /// Applies the rules. Tags are listed only for sources without tag or digest.
-Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags);
+Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
+                       const CreatedLookup& created = {});
 
 } // namespace migrate

@@ -2,6 +2,10 @@
 // Tag selection for rules that copy every tag: include/exclude regular expressions, a semantic
 // version range (">=1.2 <2"), and "latest N" (newest N by semantic version).
 
+#include "http/result.hpp"
+
+#include <functional>
+#include <map>
 #include <optional>
 #include <regex>
 #include <string>
@@ -18,17 +22,27 @@ struct SemVer {
 /// <0, 0, >0 like strcmp; a prerelease sorts before its release.
 int compare(const SemVer& a, const SemVer& b);
 
+/// Seconds since the epoch of an RFC 3339 time ("2024-05-01T12:34:56.789Z", "...+02:00"); nullopt if
+/// it is not one.
+std::optional<double> parse_rfc3339(const std::string& text);
+
+/// When each of some tags' images was created (the image config's "created"), in seconds since the
+/// epoch; tags without a time are left out. Used by "latest N" when tags are not versions.
+using CreatedTimes = std::function<http::Result<std::map<std::string, double>>(const std::vector<std::string>& tags)>;
+
 struct TagFilter {
   std::string regex;   ///< keep tags matching (whole tag); "" = all
   std::string exclude; ///< drop tags matching (whole tag)
   std::string semver;  ///< space-separated comparators: >=1.2 <2, =1.4.0, >1, <=3
-  int latest = 0;      ///< keep the newest N by semantic version (0 = all)
+  int latest = 0;      ///< keep the newest N: by semantic version when every tag is one, else by creation time (0 = all)
 
   bool empty() const { return regex.empty() && exclude.empty() && semver.empty() && latest == 0; }
   /// Checks the expressions; returns "" or the reason it is invalid.
   std::string validate() const;
-  /// The tags that pass, in the order given (latest N: newest first).
-  std::vector<std::string> apply(const std::vector<std::string>& tags) const;
+  /// The tags that pass, in the order given (latest N: newest first). For "latest N" among tags that
+  /// are not all versions, `created` gives creation times (tags without one count as oldest); without
+  /// it only the tags that are versions are ranked.
+  http::Result<std::vector<std::string>> apply(const std::vector<std::string>& tags, const CreatedTimes& created = {}) const;
 };
 
 } // namespace migrate

@@ -4,7 +4,7 @@
 # Usage:
 #   make-oci-layout.sh DIR TAG [--layers N] [--layer-size BYTES]
 #                      [--platforms OS/ARCH[/VARIANT],...] [--shared-base FILE]
-#                      [--seed STRING]
+#                      [--seed STRING] [--created RFC3339]
 #
 # Writes (or extends) an OCI image layout in DIR (oci-layout, index.json,
 # blobs/sha256/<hex>) that skopeo can read as oci:DIR:TAG.
@@ -22,6 +22,7 @@
 #                       layer size and FILE's basename) if it does not exist.
 #   --seed STRING       seed of the layer data (default: TAG). Data is a
 #                       function of seed, platform and layer index only.
+#   --created TIME      the config's "created" (default 1970-01-01T00:00:00Z).
 #
 # Calling it again on the same DIR with another TAG adds that tag (an entry in
 # index.json); calling it with an existing TAG replaces that tag's entry.
@@ -34,7 +35,7 @@ shopt -s inherit_errexit
 
 prog=$(basename "$0")
 die() { echo "$prog: $*" >&2; exit 1; }
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 DIR=$1 TAG=$2
@@ -46,6 +47,7 @@ layer_size=1048576
 platforms=linux/amd64
 shared_base=
 seed=$TAG
+created=1970-01-01T00:00:00Z
 layer_size_given=0
 
 while [ $# -gt 0 ]; do
@@ -60,6 +62,8 @@ while [ $# -gt 0 ]; do
     --shared-base=*) shared_base=${1#*=}; shift ;;
     --seed) [ $# -ge 2 ] || usage; seed=$2; shift 2 ;;
     --seed=*) seed=${1#*=}; shift ;;
+    --created) [ $# -ge 2 ] || usage; created=$2; shift 2 ;;
+    --created=*) created=${1#*=}; shift ;;
     -h|--help) usage ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -154,10 +158,10 @@ build_image() {
     rm -f "$tgz"
   done
 
-  jq -cnj --arg os "$os" --arg arch "$arch" --arg variant "$variant" --argjson ids "$diff_ids" '
+  jq -cnj --arg os "$os" --arg arch "$arch" --arg variant "$variant" --argjson ids "$diff_ids" --arg created "$created" '
     {architecture: $arch, os: $os}
     + (if $variant != "" then {variant: $variant} else {} end)
-    + {created: "1970-01-01T00:00:00Z", config: {}, rootfs: {type: "layers", diff_ids: $ids}}
+    + {created: $created, config: {}, rootfs: {type: "layers", diff_ids: $ids}}
   ' >"$tmp/config.json"
   r=$(put_blob "$tmp/config.json")
   read -r digest size <<<"$r"

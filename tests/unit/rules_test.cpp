@@ -134,7 +134,7 @@ TEST_CASE("migrate::read_rules") {
 
 TEST_CASE("migrate::TagFilter") {
   std::vector<std::string> tags = {"latest", "1.0.0", "v1.2.0", "1.2.3", "1.10.0", "2.0.0-rc1", "2.0.0", "nightly-2026"};
-  auto apply = [&](migrate::TagFilter f) { return f.apply(tags); };
+  auto apply = [&](migrate::TagFilter f) { return f.apply(tags).value(); };
   SUBCASE("regex and exclude match whole tags") {
     migrate::TagFilter f;
     f.regex = R"(v?1\..*)";
@@ -153,6 +153,38 @@ TEST_CASE("migrate::TagFilter") {
     migrate::TagFilter f;
     f.latest = 3;
     CHECK(apply(f) == std::vector<std::string>{"2.0.0", "2.0.0-rc1", "1.10.0"});
+  }
+  SUBCASE("latest N among tags that are not all versions: by creation time, newest first") {
+    migrate::TagFilter f;
+    f.latest = 3;
+    std::vector<std::string> asked;
+    auto created = [&](const std::vector<std::string>& t) -> http::Result<std::map<std::string, double>> {
+      asked = t;
+      return std::map<std::string, double>{{"latest", 500}, {"1.0.0", 100}, {"nightly-2026", 900}, {"2.0.0", 300},
+                                           {"1.2.3", 700}}; // the others have no time: oldest
+    };
+    CHECK(f.apply(tags, created).value() == std::vector<std::string>{"nightly-2026", "1.2.3", "latest"});
+    CHECK(asked == tags);
+    f.regex = R"([0-9.]+)"; // only versions left: semantic order, no lookup
+    asked.clear();
+    CHECK(f.apply(tags, created).value() == std::vector<std::string>{"2.0.0", "1.10.0", "1.2.3"});
+    CHECK(asked.empty());
+    f.regex.clear();
+    auto broken = [](const std::vector<std::string>&) -> http::Result<std::map<std::string, double>> {
+      return http::make_error(http::ErrorKind::network, "registry down");
+    };
+    CHECK_FALSE(f.apply(tags, broken).has_value());
+  }
+  SUBCASE("parse_rfc3339") {
+    CHECK(migrate::parse_rfc3339("1970-01-01T00:00:00Z") == 0.0);
+    CHECK(migrate::parse_rfc3339("2024-05-01T12:00:00Z") == 1714564800.0);
+    CHECK(migrate::parse_rfc3339("2024-05-01T14:00:00+02:00") == 1714564800.0);
+    CHECK(migrate::parse_rfc3339("2024-05-01T12:00:00.5Z") == 1714564800.5);
+    CHECK(migrate::parse_rfc3339("2024-05-01T12:00:00.123456789Z").value() == doctest::Approx(1714564800.123456789));
+    CHECK_FALSE(migrate::parse_rfc3339("2024-05-01"));
+    CHECK_FALSE(migrate::parse_rfc3339("2024-13-01T12:00:00Z"));
+    CHECK_FALSE(migrate::parse_rfc3339("2024-05-01T12:00:00"));
+    CHECK_FALSE(migrate::parse_rfc3339("yesterday"));
   }
   SUBCASE("validation") {
     migrate::TagFilter f;
