@@ -1,6 +1,7 @@
 #include "migrate/secrets.hpp"
 
 #include "http/base64.hpp"
+#include "http/url.hpp"
 #include "migrate/config.hpp"
 
 #include <openssl/evp.h>
@@ -146,12 +147,16 @@ int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key) {
   for (auto& [registry, entry] : doc.items()) {
     if (!entry.is_object())
       continue;
-    for (const char* field : {"password", "identitytoken"}) {
+    for (const char* field : {"password", "identitytoken", "proxy"}) {
       if (!entry.contains(field) || !entry[field].is_string())
         continue;
       std::string v = entry[field].get<std::string>();
       if (v.empty() || is_encrypted(v) || env_reference(v))
         continue;
+      if (std::string(field) == "proxy" && http::redact_userinfo(v) == v)
+        continue; // a proxy URL without user information holds no secret
+      if (std::string(field) == "proxy" && v.find(':', v.find("://") + 3) > v.find('@'))
+        continue; // a user name without a password: nothing secret either
       entry[field] = key.encrypt(v);
       ++n;
     }

@@ -29,9 +29,15 @@ TEST_CASE("migrate::encrypt_auth_document") {
     "z.io": {"username": "u", "password": "p1"},
     "a.io": {"username": "u", "password": "$FROM_ENV"},
     "b.io": {"identitytoken": "refresh"},
-    "c.io": {"insecure": true}
+    "c.io": {"insecure": true},
+    "d.io": {"proxy": "http://pu:pp@proxy:3128"},
+    "e.io": {"proxy": "http://proxy:3128"},
+    "f.io": {"proxy": "http://justauser@proxy:3128"}
   })");
-  CHECK(migrate::encrypt_auth_document(doc, key) == 2);
+  CHECK(migrate::encrypt_auth_document(doc, key) == 3);
+  CHECK(migrate::is_encrypted(doc["d.io"]["proxy"].get<std::string>())); // a proxy URL with a password
+  CHECK(doc["e.io"]["proxy"] == "http://proxy:3128");
+  CHECK(doc["f.io"]["proxy"] == "http://justauser@proxy:3128");
   CHECK(doc.begin().key() == "z.io"); // order kept
   CHECK(migrate::is_encrypted(doc["z.io"]["password"].get<std::string>()));
   CHECK(doc["a.io"]["password"] == "$FROM_ENV");
@@ -45,6 +51,7 @@ TEST_CASE("migrate::encrypt_auth_document") {
   auto auth = migrate::AuthConfig::from_json(plain, "auth.json", env, decrypt);
   CHECK(auth.find("z.io", "x/y")->credentials.secret() == "p1");
   CHECK(auth.find("b.io", "x/y")->credentials.secret() == "refresh");
+  CHECK(auth.find("d.io", "x/y")->proxy == "http://pu:pp@proxy:3128");
   CHECK_THROWS_WITH_AS(migrate::AuthConfig::from_json(plain, "auth.json", env), doctest::Contains("no key"),
                        migrate::ConfigError);
   auto wrong = SecretKey::from_bytes(std::string(32, 'w'));
