@@ -15,6 +15,7 @@
 # $IM_WORK is removed on exit (success, failure, Ctrl-C); IM_KEEP=1 keeps it.
 #
 # Environment:
+#   IM_BIN             image-migrator binary (default: <build>/image-migrator)
 #   TOKEN_SERVER_BIN   token_server binary (default: <build>/tests/tools/token_server,
 #                      <build> = $IM_BUILD_DIR or <repo>/build)
 #   OCI_LAYOUT_SH      make-oci-layout.sh (default: <repo>/tests/tools/make-oci-layout.sh)
@@ -78,7 +79,8 @@ im_setup() {
   fi
   [ -z "${OCI_LAYOUT_SH:-}" ] && OCI_LAYOUT_SH=$IM_REPO_ROOT/tests/tools/make-oci-layout.sh
   DOCKER_REGISTRY_BIN=${DOCKER_REGISTRY_BIN:-docker-registry}
-  export TOKEN_SERVER_BIN OCI_LAYOUT_SH DOCKER_REGISTRY_BIN
+  IM_BIN=${IM_BIN:-$build_dir/image-migrator}
+  export TOKEN_SERVER_BIN OCI_LAYOUT_SH DOCKER_REGISTRY_BIN IM_BIN
 
   local t
   for t in skopeo jq openssl curl htpasswd timeout "$DOCKER_REGISTRY_BIN"; do
@@ -783,7 +785,7 @@ set_rules() {
 
 # run_im NAME ARGS...: runs image-migrator (stdout+stderr to $IM_WORK/NAME.out); sets rc and ms.
 run_im() {
-  local name=$1 t0 bin=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
+  local name=$1 t0 bin=$IM_BIN
   shift
   t0=$(date +%s%N)
   rc=0

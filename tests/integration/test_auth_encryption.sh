@@ -6,7 +6,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 export XDG_CONFIG_HOME=$IM_WORK/xdg
 unset IMAGE_MIGRATOR_KEY
 

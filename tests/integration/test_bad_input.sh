@@ -6,7 +6,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 unset UNSET_VAR_X
 
 # run_im NAME ARGS...: runs image-migrator, stdout to $IM_WORK/NAME.stdout, stderr to

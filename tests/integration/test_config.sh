@@ -9,7 +9,6 @@ source "$(dirname "$0")/lib.sh"
 im_setup
 source "$IM_REPO_ROOT/tests/kubeapi/kube_lib.sh"
 im_on_exit kube_cleanup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 FIX=$IM_REPO_ROOT/../shared/fixtures/k8s-objects
 export HOME=$IM_WORK/home KUBECONFIG=
 mkdir -p "$HOME"

@@ -8,7 +8,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 
 # run_im NAME ARGS...: runs image-migrator (stdout+stderr to $IM_WORK/NAME.out); sets rc.
 run_im() {

@@ -13,7 +13,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
 T0=$(date +%s.%N)
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 FAULT_PROXY_BIN=${FAULT_PROXY_BIN:-${IM_BUILD_DIR:-$IM_REPO_ROOT/build}/tests/faultproxy/fault_proxy}
 [ -x "$IM_BIN" ] || fail "IM_BIN ($IM_BIN) is not an executable"
 [ -x "$FAULT_PROXY_BIN" ] || fail "FAULT_PROXY_BIN ($FAULT_PROXY_BIN) is not an executable; build the fault_proxy target"

@@ -5,7 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 
 # Foreign layers are refused by docker-registry unless their URLs are allowed.
 allow='REGISTRY_VALIDATION_MANIFESTS_URLS_ALLOW=["^https?://"]'

@@ -7,7 +7,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 command -v kubectl >/dev/null || fail "kubectl is not installed"
 export HOME=$IM_WORK/home
 mkdir -p "$HOME"

@@ -5,7 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 command -v kubectl >/dev/null || fail "kubectl is not installed"
 
 kubectl kustomize "$IM_REPO_ROOT/manifests" >"$IM_WORK/all.yaml"

@@ -12,7 +12,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 # Only the proxies a scenario sets may apply (to image-migrator, and never to skopeo).
 unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 

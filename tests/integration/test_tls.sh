@@ -5,7 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
-IM_BIN=${IM_BIN:-$IM_REPO_ROOT/build/image-migrator}
 
 # failed_once NAME MSG: exit 1, exactly one FAILED line (one line, not retried in later passes);
 # sets REASON to what follows "FAILED src -> dst: ".
