@@ -746,19 +746,14 @@ im_inspect() {
 
 # ----------------------------------------------------------------- fault proxy
 
-# start_proxy NAME UPSTREAM_ADDR: tests/faultproxy/fault_proxy in front of UPSTREAM_ADDR
-# (binary: $FAULT_PROXY_BIN, default <build>/tests/faultproxy/fault_proxy).
-# Exports NAME_ADDR, NAME_RULES (rules file), NAME_PLOG (request log), NAME_MAXFLIGHT (file: the most
-# requests it has handled at once).
-start_proxy() {
-  local name=$1 up=$2 d=$IM_WORK/proxy-$1 N pid i
-  N=$(_im_upper "$name")
+# spawn_listener LABEL DIR COMMAND...: runs a test server in the background (stderr to DIR/stderr),
+# tracked like the registries (killed on exit), and waits until it has written its port to DIR/port
+# (the command must be told to); fails the test if it does not.
+spawn_listener() {
+  local label=$1 d=$2 pid i
+  shift 2
   mkdir -p "$d"
-  : >"$d/rules"
-  : >"$d/log"
-  local bin=${FAULT_PROXY_BIN:-${IM_BUILD_DIR:-$IM_REPO_ROOT/build}/tests/faultproxy/fault_proxy}
-  "$bin" --upstream "$up" --port-file "$d/port" --rules "$d/rules" --log "$d/log" --max-in-flight "$d/max-in-flight" \
-    2>>"$d/stderr" &
+  "$@" 2>>"$d/stderr" &
   pid=$!
   _im_track "$pid"
   for ((i = 0; i < 100; i++)); do
@@ -766,7 +761,22 @@ start_proxy() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
-  [ -s "$d/port" ] || { cat "$d/stderr" >&2; fail "fault_proxy $name did not start"; }
+  [ -s "$d/port" ] || { cat "$d/stderr" >&2; fail "$label did not start"; }
+}
+
+# start_proxy NAME UPSTREAM_ADDR: tests/faultproxy/fault_proxy in front of UPSTREAM_ADDR
+# (binary: $FAULT_PROXY_BIN, default <build>/tests/faultproxy/fault_proxy).
+# Exports NAME_ADDR, NAME_RULES (rules file), NAME_PLOG (request log), NAME_MAXFLIGHT (file: the most
+# requests it has handled at once).
+start_proxy() {
+  local name=$1 up=$2 d=$IM_WORK/proxy-$1 N
+  N=$(_im_upper "$name")
+  mkdir -p "$d"
+  : >"$d/rules"
+  : >"$d/log"
+  local bin=${FAULT_PROXY_BIN:-${IM_BUILD_DIR:-$IM_REPO_ROOT/build}/tests/faultproxy/fault_proxy}
+  spawn_listener "fault_proxy $name" "$d" "$bin" --upstream "$up" --port-file "$d/port" --rules "$d/rules" \
+    --log "$d/log" --max-in-flight "$d/max-in-flight"
   _im_export "${N}_ADDR" "127.0.0.1:$(cat "$d/port")"
   _im_export "${N}_RULES" "$d/rules"
   _im_export "${N}_PLOG" "$d/log"

@@ -18,21 +18,13 @@ unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy
 # start_forward_proxy NAME [forward_proxy.py option...]: exports NAME_PORT and NAME_PLOG (its log,
 # "METHOD TARGET STATUS" per line). The process is tracked like the registries: killed on exit.
 start_forward_proxy() {
-  local name=$1 N d pid i
+  local name=$1 N d
   shift
   N=$(_im_upper "$name")
   d=$IM_WORK/fwd-$name
   mkdir -p "$d"
-  python3 "$IM_REPO_ROOT/tests/tools/forward_proxy.py" --port 0 --port-file "$d/port" --log "$d/log" "$@" \
-    2>>"$d/stderr" &
-  pid=$!
-  _im_track "$pid"
-  for ((i = 0; i < 100; i++)); do
-    [ -s "$d/port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  [ -s "$d/port" ] || { cat "$d/stderr" >&2; fail "forward proxy $name did not start"; }
+  spawn_listener "forward proxy $name" "$d" python3 "$IM_REPO_ROOT/tests/tools/forward_proxy.py" --port 0 \
+    --port-file "$d/port" --log "$d/log" "$@"
   _im_export "${N}_PORT" "$(cat "$d/port")"
   _im_export "${N}_PLOG" "$d/log"
 }
