@@ -135,4 +135,20 @@ std::string invalid_proxy_url(const std::string& url) {
   return {};
 }
 
+/// The URL of rel="next" in a Link header, or "". A header may carry several links
+/// ("<a>; rel=\"prev\" , <b>; rel=\"next\"", Harbor's order): each link's own parameters decide.
+std::string next_link(const std::string& link) {
+  for (std::size_t open = link.find('<'); open != std::string::npos;) {
+    auto close = link.find('>', open);
+    if (close == std::string::npos)
+      return {};
+    auto following = link.find('<', close);
+    std::string params = link.substr(close + 1, following == std::string::npos ? std::string::npos : following - close - 1);
+    if (params.find("rel=\"next\"") != std::string::npos || params.find("rel=next") != std::string::npos)
+      return link.substr(open + 1, close - open - 1);
+    open = following;
+  }
+  return {};
+}
+
 } // namespace http

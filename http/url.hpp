@@ -22,6 +22,9 @@ std::string redact_userinfo(std::string text);
 /// 1-65535. Returns "" or why it is not one (credentials never quoted).
 std::string invalid_proxy_url(const std::string& url);
 
+/// The URL of the link with rel="next" in a Link header (RFC 8288; several links allowed), or "".
+std::string next_link(const std::string& link);
+
 /// Splits an absolute URL; returns false when it is not absolute http(s).
 bool parse_url(std::string_view text, Url& out);
 

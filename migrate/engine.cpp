@@ -775,8 +775,11 @@ CatalogLister Engine::catalog_lister() {
     auto harbor = m_impl->retry("listing Harbor project " + project, [&] { return registry->list_harbor_project(project); });
     if (!harbor)
       return http::Result<std::vector<std::string>>(http::make_error(
-          repos.error().kind, repos.error().message + "; listing project \"" + project +
-                                  "\" through the Harbor API (/api/v2.0) did not work either: " + harbor.error().message,
+          repos.error().kind,
+          "registry " + host + " refuses to list its catalog (_catalog) to these credentials (HTTP " +
+              std::to_string(repos.error().status) + "), and listing project \"" + project +
+              "\" through the Harbor API (/api/v2.0) did not work either: " + harbor.error().message +
+              "; name the repositories one by one",
           repos.error().status));
     m_impl->log->info("{}: the catalog is refused; project {} listed through the Harbor API: {} repositories", host,
                       project, harbor->size());

@@ -18,17 +18,6 @@ namespace registry {
 namespace {
 
 
-/// The URL of rel="next" in a Link header, or "".
-std::string next_link(const std::string& link) {
-  auto open = link.find('<');
-  auto close = link.find('>', open);
-  if (open == std::string::npos || close == std::string::npos)
-    return {};
-  if (link.find("rel=\"next\"", close) == std::string::npos && link.find("rel=next", close) == std::string::npos)
-    return {};
-  return link.substr(open + 1, close - open - 1);
-}
-
 std::string with_query(const std::string& url, const std::string& param) {
   return url + (url.find('?') == std::string::npos ? "?" : "&") + param;
 }
@@ -219,7 +208,7 @@ http::Status Registry::each_page(std::string url, const std::string& scope, cons
     } catch (const nlohmann::json::exception&) {
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
     }
-    auto next = next_link(resp->header("link"));
+    auto next = http::next_link(resp->header("link"));
     url = next.empty() ? std::string() : http::resolve_url(url, next);
   }
   return {};
@@ -323,7 +312,9 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
     const auto& c = m_options.credentials;
     if (!c.anonymous() && !c.is_identity_token())
       r.headers.emplace_back("Authorization", c.basic_header());
+    auto held = slot();
     auto resp = m_client.send(r);
+    held = Limiter::Slot();
     if (!resp)
       return resp.error().context(what);
     if (resp->status != 200)
@@ -339,7 +330,7 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
     } catch (const nlohmann::json::exception&) {
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
     }
-    auto next = next_link(resp->header("link"));
+    auto next = http::next_link(resp->header("link"));
     url = next.empty() || names.size() == before ? std::string() : http::resolve_url(url, next);
   }
   return names;

@@ -28,15 +28,8 @@ for t in "${SRC_TAGS[@]}"; do SRC_DIGEST[$t]=$(raw_digest "$UP_ADDR/proj/$t"); d
 
 # The Harbor double: pages of at most 2 repositories (5 in proj = 3 pages), alice is the admin.
 hd=$IM_WORK/harbor
-mkdir -p "$hd"
-python3 "$HARBOR_API" --upstream "http://$UP_ADDR" --port 0 --port-file "$hd/port" --log "$hd/log" \
-  --page-size-cap 2 --admin alice 2>>"$hd/stderr" &
-_im_track $!
-for ((i = 0; i < 100; i++)); do
-  [ -s "$hd/port" ] && break
-  sleep 0.05
-done
-[ -s "$hd/port" ] || { cat "$hd/stderr" >&2; fail "harbor_api.py did not start"; }
+spawn_listener "harbor_api.py" "$hd" python3 "$HARBOR_API" --upstream "http://$UP_ADDR" --port 0 \
+  --port-file "$hd/port" --log "$hd/log" --page-size-cap 2 --admin alice
 HARBOR_ADDR=127.0.0.1:$(cat "$hd/port")
 HLOG=$hd/log
 API=/api/v2.0/projects/proj/repositories

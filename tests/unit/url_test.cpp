@@ -64,3 +64,14 @@ TEST_CASE("http::redact_userinfo and invalid_proxy_url") {
   CHECK_FALSE(http::invalid_proxy_url("http://proxy:").empty());
   CHECK(http::invalid_proxy_url("http://u:s3cret@proxy:0").find("s3cret") == std::string::npos);
 }
+
+TEST_CASE("http::next_link") {
+  CHECK(http::next_link(R"(</v2/_catalog?last=b&n=2>; rel="next")") == "/v2/_catalog?last=b&n=2");
+  // Harbor: prev first, joined by " , "
+  CHECK(http::next_link(R"(</api/v2.0/projects/p/repositories?page=1&page_size=2>; rel="prev" , </api/v2.0/projects/p/repositories?page=3&page_size=2>; rel="next")") ==
+        "/api/v2.0/projects/p/repositories?page=3&page_size=2");
+  CHECK(http::next_link(R"(</a?page=1>; rel="prev")").empty()); // the last page
+  CHECK(http::next_link("<https://r.io/v2/x/tags/list?n=1&last=a>; rel=next") == "https://r.io/v2/x/tags/list?n=1&last=a");
+  CHECK(http::next_link("").empty());
+  CHECK(http::next_link("<unterminated; rel=\"next\"").empty());
+}
