@@ -26,21 +26,19 @@
 - --port 0 with --port-file FILE: listen on a free port and write it to FILE once listening.
 """
 import argparse
-import base64
-import binascii
 import http.client
 import http.server
 import json
 import os
 import re
 import sys
-import threading
 import urllib.parse
 
-PIECE = 64 * 1024
-# Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded; framing headers are set by us.
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-              "te", "trailer", "transfer-encoding", "upgrade"}
+sys.dont_write_bytecode = True  # no __pycache__ next to the script
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from httprelay import (HOP_BY_HOP, RelayMixin, ThreadingServer, add_server_arguments, basic_credentials,
+                       connection_tokens, parse_arguments, serve)
+
 # Response headers that may carry absolute URLs of the upstream.
 URL_HEADERS = {"location", "content-location", "link"}
 PROJECT_API = re.compile(r"/api/v2\.0/projects/([^/]+)/repositories")
@@ -53,12 +51,12 @@ def harbor_error(code, message):
 
 def basic_user(authorization):
     """The user name of a Basic Authorization header value, or None."""
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() != "basic":
+    credentials = basic_credentials(authorization)
+    if credentials is None:
         return None
     try:
-        user, sep, _ = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        user, sep, _ = credentials.decode("utf-8").partition(":")
+    except UnicodeDecodeError:
         return None
     return user if sep else None
 
@@ -90,34 +88,17 @@ class Upstream:
             conn.close()
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(RelayMixin, http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "harbor_api"
     timeout = 300  # idle keep-alive connections end eventually
+    rechunk_close_delimited = True  # bodies of unknown length go out chunked to HTTP/1.1 clients
 
     # ------------------------------------------------------------------ plumbing
-
-    def log_message(self, *args):
-        pass  # our own log (one line per request) is written by _log
-
-    def _log(self, status):
-        with self.server.log_lock, open(self.server.log_path, "a", encoding="utf-8") as f:
-            f.write(f"{self.command} {self.path} {status}\n")
 
     def _client_authority(self):
         host = self.headers.get("Host", "").strip()
         return host or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
-
-    def _request_framing(self):
-        """(chunked, length) of the request body; raises ValueError for a bad Content-Length."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return True, None
-        if self.headers.get("Content-Length") is None:
-            return False, None
-        length = int(self.headers["Content-Length"])
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        return False, length
 
     def _discard_body(self):
         """Reads away a request body we answer ourselves (small ones); otherwise the connection closes."""
@@ -136,16 +117,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, status, body, headers=(), content_type="application/json"):
         """A complete answer of our own."""
         self._discard_body()
-        self.send_response_only(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self._send_small(status, body, headers, content_type)
         self._log(status)
 
     # ------------------------------------------------------------------ routing
@@ -263,7 +235,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _forward(self):
         up = self.server.upstream
-        listed = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
+        listed = connection_tokens(self.headers.get("Connection"))
         try:
             chunked_in, length_in = self._request_framing()
         except ValueError:
@@ -287,9 +259,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 conn.putheader("Connection", "close")
                 conn.endheaders()
                 if chunked_in:
-                    self._copy_chunked_request(conn)
+                    self._copy_chunked_request(conn.send)
                 elif length_in:
-                    self._copy_exactly(length_in, conn)
+                    self._copy_exactly(length_in, conn.send)
             except (OSError, ValueError, http.client.HTTPException) as e:
                 # The body may be half read: the client connection cannot carry another request.
                 self.close_connection = True
@@ -306,93 +278,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             conn.close()
 
-    def _copy_exactly(self, n, conn):
-        while n > 0:
-            data = self.rfile.read(min(n, PIECE))
-            if not data:
-                raise ConnectionError("the client closed the connection inside the request body")
-            conn.send(data)
-            n -= len(data)
-
-    def _copy_chunked_request(self, conn):
-        """Decodes the client's chunked body and re-encodes it upstream, one piece at a time."""
-        while True:
-            line = self.rfile.readline(1024)
-            if not line.endswith(b"\n"):
-                raise ConnectionError("bad chunk size line")
-            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
-            if size == 0:
-                while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers: dropped
-                conn.send(b"0\r\n\r\n")
-                return
-            conn.send(b"%x\r\n" % size)
-            self._copy_exactly(size, conn)
-            conn.send(b"\r\n")
-            if self.rfile.readline(8) not in (b"\r\n", b"\n"):
-                raise ConnectionError("chunk not followed by CRLF")
-
-    def _rewrite(self, value):
-        """The upstream's absolute URLs point at the double instead."""
-        return value.replace(self.server.upstream.origin, f"http://{self._client_authority()}")
-
-    def _send_response(self, response):
-        no_body = self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
-        known_length = response.length is not None and not response.chunked
-        # Bodies of unknown length go out chunked to HTTP/1.1 clients, close-delimited to HTTP/1.0 ones.
-        chunk_out = not no_body and not known_length and self.request_version != "HTTP/1.0"
-        if not no_body and not known_length and not chunk_out:
-            self.close_connection = True
-        listed = {t.strip().lower() for t in (response.getheader("Connection") or "").split(",")}
-        self.send_response_only(response.status, response.reason)
-        for name, value in response.getheaders():
-            low = name.lower()
-            if low in HOP_BY_HOP or low in listed:
-                continue
-            if low == "content-length" and not no_body and not known_length:
-                continue
-            if low in URL_HEADERS:
-                value = self._rewrite(value)
-            self.send_header(name, value)
-        if chunk_out:
-            self.send_header("Transfer-Encoding", "chunked")
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self._log(response.status)
-        if no_body:
-            return
-        try:
-            while data := response.read1(PIECE):
-                if chunk_out:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                else:
-                    self.wfile.write(data)
-            if chunk_out:
-                self.wfile.write(b"0\r\n\r\n")
-            if response.length:  # Content-Length announced but the upstream stopped early
-                self.close_connection = True
-        except (OSError, http.client.HTTPException):
-            self.close_connection = True  # the client sees a truncated body, as it would directly
-
-
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
+    def _response_header(self, name, value):
+        """The upstream's absolute URLs (Location, Content-Location, Link) point at the double instead."""
+        if name.lower() in URL_HEADERS:
+            return value.replace(self.server.upstream.origin, f"http://{self._client_authority()}")
+        return value
 
 
 def main():
     p = argparse.ArgumentParser(description="Harbor test double in front of a docker-registry")
     p.add_argument("--upstream", required=True, help="http://HOST:PORT of the real registry")
-    p.add_argument("--listen", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--port-file")
-    p.add_argument("--log", required=True)
+    add_server_arguments(p)
     p.add_argument("--page-size-cap", type=int, default=100)
     p.add_argument("--admin", help="the only user who may list /v2/_catalog")
-    a = p.parse_args()
-    if a.port == 0 and not a.port_file:
-        p.error("--port 0 needs --port-file")
+    a = parse_arguments(p)
     if a.page_size_cap < 1:
         p.error("--page-size-cap must be at least 1")
     try:
@@ -400,22 +299,11 @@ def main():
     except ValueError as e:
         p.error(str(e))
 
-    server = Server((a.listen, a.port), Handler)
+    server = ThreadingServer((a.listen, a.port), Handler)
     server.upstream = upstream
     server.admin = a.admin
     server.page_size_cap = a.page_size_cap
-    server.log_path = a.log
-    server.log_lock = threading.Lock()
-    open(a.log, "a").close()
-    if a.port_file:
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{server.server_address[1]}\n")
-        os.replace(tmp, a.port_file)  # readers never see a partial file
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve(server, a)
     return 0
 
 
