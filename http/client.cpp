@@ -243,7 +243,7 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
   }
   if (detail.find("Unsupported proxy") != std::string::npos || code == CURLE_COULDNT_RESOLVE_PROXY)
     kind = ErrorKind::invalid; // a proxy setting to fix, not a fault to retry
-  if (detail.find(" 407") != std::string::npos) {
+  if (detail.find("CONNECT tunnel failed, response 407") != std::string::npos) {
     kind = ErrorKind::unauthorized; // retrying would only send the refused credentials again
     detail += " (the proxy refused the credentials)";
   }

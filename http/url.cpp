@@ -1,5 +1,7 @@
 #include "http/url.hpp"
 
+#include <optional>
+
 #include <algorithm>
 #include <cctype>
 
@@ -83,9 +85,12 @@ std::string redact_url(const std::string& url) {
 }
 
 std::string redact_userinfo(std::string text) {
+  // Everything from "://" to the last '@' before the URL ends (white space, a quote, '<' or '>') is
+  // user information: a password may hold '/', '?' or '#', so those do not end it. Over-redacting an
+  // '@' in a path is harmless; showing a password is not.
   for (std::size_t from = 0; (from = text.find("://", from)) != std::string::npos;) {
     std::size_t start = from + 3;
-    std::size_t end = text.find_first_of("/ \t'\"<>?#", start);
+    std::size_t end = text.find_first_of(" \t\r\n'\"<>", start);
     std::size_t at = text.rfind('@', end == std::string::npos ? text.size() : end);
     if (at != std::string::npos && at >= start) {
       text.replace(start, at - start, "<redacted>");
@@ -94,6 +99,19 @@ std::string redact_userinfo(std::string text) {
     from = start;
   }
   return text;
+}
+
+std::optional<std::string> url_password(const std::string& url) {
+  auto sep = url.find("://");
+  if (sep == std::string::npos)
+    return std::nullopt;
+  auto at = url.rfind('@');
+  if (at == std::string::npos || at < sep + 3)
+    return std::nullopt;
+  auto colon = url.find(':', sep + 3);
+  if (colon == std::string::npos || colon > at)
+    return std::nullopt;
+  return url.substr(colon + 1, at - colon - 1);
 }
 
 std::string invalid_proxy_url(const std::string& url) {
@@ -105,9 +123,12 @@ std::string invalid_proxy_url(const std::string& url) {
       scheme != "socks5h")
     return "scheme \"" + scheme + "\" is not http, https, socks4, socks4a, socks5 or socks5h";
   std::string rest = url.substr(sep + 3);
-  rest = rest.substr(0, rest.find('/'));
-  if (auto at = rest.rfind('@'); at != std::string::npos)
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    if (rest.find_first_of("/?# ") < at)
+      return "write '/', '?', '#' and spaces in the user name or password percent-encoded (%2F, %3F, %23, %20)";
     rest = rest.substr(at + 1);
+  }
+  rest = rest.substr(0, rest.find('/'));
   std::string host = rest, port;
   if (!rest.empty() && rest.front() == '[') {
     auto close = rest.find(']');

@@ -2,6 +2,7 @@
 // Small URL helpers: registries answer with relative Locations and redirect blob downloads to other
 // hosts (CDNs, object stores), so we must resolve, compare hosts, and redact before logging.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,9 @@ struct Url {
 /// Replaces the user information of every "scheme://user:password@" in a text (a libcurl message that
 /// quotes a proxy URL, say) by "<redacted>", so credentials never reach a log.
 std::string redact_userinfo(std::string text);
+
+/// The password of a URL's user information ("scheme://user:password@host"), or nullopt.
+std::optional<std::string> url_password(const std::string& url);
 
 /// Checks a proxy URL: scheme http, https, socks4, socks4a, socks5 or socks5h, a host, an optional port
 /// 1-65535. Returns "" or why it is not one (credentials never quoted).

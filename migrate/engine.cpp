@@ -334,7 +334,12 @@ struct Engine::Impl {
       }
     }
     if (owner) {
-      auto tags = retry("listing tags of " + reg.host() + "/" + repository, [&] { return reg.list_tags(repository); });
+      TagList tags = http::make_error(http::ErrorKind::invalid, "listing tags of " + reg.host() + "/" + repository + " failed");
+      try {
+        tags = retry("listing tags of " + reg.host() + "/" + repository, [&] { return reg.list_tags(repository); });
+      } catch (const std::exception& e) {
+        tags = http::make_error(http::ErrorKind::invalid, "listing tags of " + reg.host() + "/" + repository + ": " + e.what());
+      }
       if (!tags) {
         std::lock_guard lock(tags_mutex);
         tag_cache.erase(k); // a later pass may list it again

@@ -153,10 +153,8 @@ int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key) {
       std::string v = entry[field].get<std::string>();
       if (v.empty() || is_encrypted(v) || env_reference(v))
         continue;
-      if (std::string(field) == "proxy" && http::redact_userinfo(v) == v)
-        continue; // a proxy URL without user information holds no secret
-      if (std::string(field) == "proxy" && v.find(':', v.find("://") + 3) > v.find('@'))
-        continue; // a user name without a password: nothing secret either
+      if (std::string(field) == "proxy" && !http::url_password(v))
+        continue; // a proxy URL without a password holds no secret
       entry[field] = key.encrypt(v);
       ++n;
     }

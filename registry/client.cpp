@@ -2,6 +2,7 @@
 
 #include "http/url.hpp"
 #include "registry/digest.hpp"
+#include "registry/json_field.hpp"
 #include "registry/reference.hpp"
 
 #include <nlohmann/json.hpp>
@@ -47,8 +48,8 @@ http::Error registry_error(const std::string& what, const http::Response& respon
       for (const auto& e : j["errors"]) {
         if (!e.is_object())
           continue;
-        std::string code = e.value("code", "");
-        std::string message = e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
+        std::string code = string_field(e, "code");
+        std::string message = string_field(e, "message");
         if (code == "MANIFEST_UNKNOWN" || code == "NAME_UNKNOWN" || code == "BLOB_UNKNOWN")
           kind = http::ErrorKind::not_found;
         else if (code == "UNAUTHORIZED" || code == "DENIED")
@@ -249,8 +250,8 @@ Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std:
                             continue;
                           }
                           r.digest = d["digest"].get<std::string>();
-                          r.media_type = d.value("mediaType", "");
-                          r.artifact_type = d.value("artifactType", "");
+                          r.media_type = string_field(d, "mediaType");
+                          r.artifact_type = string_field(d, "artifactType");
                           r.descriptor = d.dump();
                           found.push_back(std::move(r));
                         }
@@ -478,7 +479,7 @@ Result<std::uint64_t> Registry::copy_blob_from(ImageStore& source, const std::st
     return copy_from_registry(*registry, source_repository, repository, blob, on_bytes);
   if (auto path = source.blob_file(blob.digest))
     return upload_file(*path, repository, blob, on_bytes);
-  return http::make_error(http::ErrorKind::invalid, "cannot copy blobs from " + source.host() + " to a registry");
+  return http::make_error(http::ErrorKind::not_found, "blob " + blob.digest + " is not in " + source.host());
 }
 
 Result<std::uint64_t> Registry::read_blob(const std::string& repository, const Descriptor& blob,

@@ -1,6 +1,7 @@
 #include "registry/layout.hpp"
 
 #include "registry/digest.hpp"
+#include "registry/json_field.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,9 @@ std::string temp_name(const std::string& path) {
 }
 
 Result<std::string> read_small_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (auto size = fs::file_size(path, ec); !ec && size > max_manifest_bytes)
+    return http::make_error(http::ErrorKind::invalid, what + ": " + path + " is larger than 16 MiB: not a manifest");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return http::make_error(http::ErrorKind::not_found, what + ": cannot read " + path);
@@ -140,12 +144,9 @@ Result<std::vector<std::string>> Layout::list_tags(const std::string&) {
   for (const auto& d : (*index)["manifests"]) {
     if (!d.is_object() || !d.contains("annotations") || !d["annotations"].is_object())
       continue;
-    const auto& a = d["annotations"];
-    if (a.contains(ref_name_annotation) && a[ref_name_annotation].is_string()) {
-      auto tag = a[ref_name_annotation].get<std::string>();
-      if (std::find(tags.begin(), tags.end(), tag) == tags.end())
-        tags.push_back(std::move(tag));
-    }
+    auto tag = string_field(d["annotations"], ref_name_annotation);
+    if (!tag.empty() && std::find(tags.begin(), tags.end(), tag) == tags.end())
+      tags.push_back(std::move(tag));
   }
   return tags;
 }
@@ -172,7 +173,7 @@ Result<std::optional<Descriptor>> Layout::resolve(const std::string& reference) 
   for (const auto& d : (*index)["manifests"]) {
     if (!d.is_object() || !d.contains("annotations") || !d["annotations"].is_object())
       continue;
-    auto name = d["annotations"].value(ref_name_annotation, std::string());
+    auto name = string_field(d["annotations"], ref_name_annotation);
     if (name != reference)
       continue;
     if (!d.contains("digest") || !d["digest"].is_string() || !valid_digest(d["digest"].get<std::string>()))
@@ -180,7 +181,7 @@ Result<std::optional<Descriptor>> Layout::resolve(const std::string& reference) 
                                                             "\" has no valid digest");
     Descriptor out;
     out.digest = d["digest"].get<std::string>();
-    out.media_type = d.value("mediaType", "");
+    out.media_type = string_field(d, "mediaType");
     out.size = d.contains("size") && d["size"].is_number_integer() ? d["size"].get<std::int64_t>() : 0;
     found = out; // the last entry with a name wins, as a later write replaces an earlier one
   }
@@ -261,7 +262,7 @@ http::Status Layout::put_manifest(const std::string&, const std::string& referen
   nlohmann::json kept = nlohmann::json::array();
   for (auto& d : list) {
     bool same_name = d.is_object() && d.contains("annotations") && d["annotations"].is_object() &&
-                     d["annotations"].value(ref_name_annotation, std::string()) == reference;
+                     string_field(d["annotations"], ref_name_annotation) == reference;
     if (!same_name)
       kept.push_back(std::move(d));
   }

@@ -35,7 +35,15 @@ struct Reference {
   static Result<Reference> parse_layout(std::string_view text);
 
   /// Whether `text` names an OCI layout ("oci:...").
-  static bool is_layout(std::string_view text) { return text.rfind("oci:", 0) == 0; }
+  /// A registry host named "oci" with a port ("oci:5000/ns/app") is not one.
+  static bool is_layout(std::string_view text) {
+    if (text.rfind("oci:", 0) != 0)
+      return false;
+    std::size_t i = 4;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9')
+      ++i;
+    return i == 4 || i >= text.size() || text[i] != '/';
+  }
 
   /// registry/repository, or "oci:DIR"
   std::string name() const;

@@ -141,6 +141,7 @@ TEST_CASE("registry::Reference::parse_layout") {
       {"oci::v1", false, "", "", ""},
       {"oci:/srv/export:bad tag", false, "", "", ""},
       {"docker://x", false, "", "", ""},
+      {"oci:5000/ns/app:v1", false, "", "", ""}, // a registry host "oci" with a port
   };
   for (const auto& row : rows) {
     CAPTURE(row.text);
@@ -154,4 +155,9 @@ TEST_CASE("registry::Reference::parse_layout") {
     CHECK(r->registry.empty());
     CHECK(r->name() == std::string("oci:") + row.layout);
   }
+  CHECK(registry::Reference::is_layout("oci:/srv/x"));
+  CHECK(registry::Reference::is_layout("oci:5000")); // a directory named 5000
+  CHECK(registry::Reference::is_layout("oci:./5000/x"));
+  CHECK_FALSE(registry::Reference::is_layout("oci:5000/ns/app:v1")); // the registry host "oci", port 5000
+  CHECK_FALSE(registry::Reference::is_layout("registry.io/oci:x"));
 }

@@ -51,7 +51,11 @@ TEST_CASE("http::redact_userinfo and invalid_proxy_url") {
   CHECK(http::redact_userinfo("Unsupported proxy syntax in 'http://u:s3cret@[bad'") ==
         "Unsupported proxy syntax in 'http://<redacted>@[bad'");
   CHECK(http::redact_userinfo("via http://u:p@h:1/x and socks5://a:b@c") == "via http://<redacted>@h:1/x and socks5://<redacted>@c");
-  CHECK(http::redact_userinfo("http://host/path@x") == "http://host/path@x"); // '@' in a path is no userinfo
+  CHECK(http::redact_userinfo("'http://u:s3cr#t/?@proxy:1'") == "'http://<redacted>@proxy:1'"); // '#', '/', '?' in a password
+  CHECK(http::redact_userinfo("http://host/path") == "http://host/path");
+  CHECK(http::url_password("http://u:p#w@h:1") == std::optional<std::string>("p#w"));
+  CHECK_FALSE(http::url_password("http://u@h:1"));
+  CHECK_FALSE(http::url_password("http://h:1"));
   CHECK(http::redact_userinfo("no url here") == "no url here");
   CHECK(http::invalid_proxy_url("http://proxy.corp:3128").empty());
   CHECK(http::invalid_proxy_url("http://u:p@proxy.corp:3128/").empty());
@@ -62,6 +66,8 @@ TEST_CASE("http::redact_userinfo and invalid_proxy_url") {
   CHECK_FALSE(http::invalid_proxy_url("http://u:p@[bad").empty());
   CHECK_FALSE(http::invalid_proxy_url("http://proxy:99999").empty());
   CHECK_FALSE(http::invalid_proxy_url("http://proxy:").empty());
+  CHECK(http::invalid_proxy_url("http://u:s3cr#t@proxy:1").find("percent-encoded") != std::string::npos);
+  CHECK(http::invalid_proxy_url("http://u:s3cr%23t@proxy:1").empty());
   CHECK(http::invalid_proxy_url("http://u:s3cret@proxy:0").find("s3cret") == std::string::npos);
 }
 
