@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <map>
@@ -104,6 +105,8 @@ struct Engine::Impl {
   std::map<std::string, std::string> known_location;          ///< dst registry + digest -> repository
   std::set<std::string> present;                              ///< dst registry + repository + digest seen present
 
+  std::map<std::string, std::unique_ptr<std::mutex>> tag_writers; ///< referrers tags being rewritten; under blobs_mutex
+
   using TagList = http::Result<std::vector<std::string>>;
   std::mutex tags_mutex;
   std::map<std::string, std::shared_future<TagList>> tag_cache; ///< registry key + repository
@@ -124,7 +127,10 @@ struct Engine::Impl {
     {
       std::lock_guard lock(registries_mutex);
       if (!ref.layout.empty()) {
-        key = ref.name();
+        // One store per directory however it is spelt (oci:out, oci:./out): one index.json writer.
+        std::error_code ec;
+        auto canonical = std::filesystem::weakly_canonical(std::filesystem::absolute(ref.layout), ec);
+        key = "oci:" + (ec ? ref.layout : canonical.string());
         auto& slot = registries[key];
         if (!slot)
           slot = std::make_unique<registry::Layout>(ref.layout);
@@ -157,7 +163,7 @@ struct Engine::Impl {
       return it->second;
     std::shared_ptr<registry::Limiter> made;
     if (const AuthEntry* e = auth.find(host, ""); e && e->key == host && (e->max_concurrency > 0 || e->rps > 0)) {
-      made = std::make_shared<registry::Limiter>(e->max_concurrency, e->rps);
+      made = std::make_shared<registry::Limiter>(e->max_concurrency, e->rps, options.cancel);
       log->info("{}: at most {} request(s) at once, {} per second", host,
                 e->max_concurrency > 0 ? std::to_string(e->max_concurrency) : "any number of",
                 e->rps > 0 ? fmt::format("{:g}", e->rps) : "any number");
@@ -448,29 +454,46 @@ struct Engine::Impl {
       auto tags = cached_tags(src, src_entry.second, src_repo);
       if (!tags)
         return fail(tags.error().message, !tags.error().retryable());
-      const std::string prefix = registry::referrers_tag(r.digest);
-      std::vector<ImageTask> tag_subs;
-      for (const auto& tag : *tags) {
-        if (tag.compare(0, prefix.size(), prefix) != 0 || (tag.size() > prefix.size() && tag[prefix.size()] != '.'))
-          continue;
-        ImageTask t{task.source, task.destination, task.rule};
-        t.source.digest.clear();
-        t.source.tag = tag;
-        t.destination.digest.clear();
-        t.destination.tag = tag;
-        tag_subs.push_back(std::move(t));
-        if (tag != prefix)
-          continue;
-        // The referrers index: its entries are copied first, one by one, so that what refers to them
-        // (a signature of an SBOM) comes too; then the index itself, byte for byte.
-        auto index = retry("manifest " + task.source.name() + ":" + tag, [&] { return src.get_manifest(src_repo, tag); });
+      // Subjects: the image, and for an index each of its images too (cosign sign --recursive signs
+      // them one by one); the children are read only when the repository has such tags to match.
+      std::vector<std::string> subjects{r.digest};
+      const std::string own = registry::referrers_tag(r.digest);
+      bool foreign = false;
+      for (const auto& tag : *tags)
+        foreign = foreign || (registry::is_referrers_tag(tag) && tag.compare(0, own.size(), own) != 0);
+      if (foreign && depth == 0 && registry::is_index_type(r.media_type)) { // an image's index, not a referrers index
+        auto index = retry("manifest " + task.source.to_string(), [&] { return src.get_manifest(src_repo, r.digest); });
         if (!index)
           return fail(index.error().message, !index.error().retryable());
-        auto parsed = registry::parse_manifest(index->bytes, index->media_type);
-        if (!parsed || !parsed->is_index)
-          return fail(task.source.name() + ":" + tag + " is not an image index of referrers", true);
-        for (const auto& child : parsed->manifests)
-          subs.push_back(by_digest(task, child.digest));
+        if (auto parsed = registry::parse_manifest(index->bytes, index->media_type); parsed && parsed->is_index)
+          for (const auto& child : parsed->manifests)
+            subjects.push_back(child.digest);
+      }
+      std::vector<ImageTask> tag_subs;
+      for (const auto& subject : subjects) {
+        const std::string prefix = registry::referrers_tag(subject);
+        for (const auto& tag : *tags) {
+          if (tag.compare(0, prefix.size(), prefix) != 0 || (tag.size() > prefix.size() && tag[prefix.size()] != '.'))
+            continue;
+          ImageTask t{task.source, task.destination, task.rule};
+          t.source.digest.clear();
+          t.source.tag = tag;
+          t.destination.digest.clear();
+          t.destination.tag = tag;
+          tag_subs.push_back(std::move(t));
+          if (tag != prefix)
+            continue;
+          // The referrers index: its entries are copied first, one by one, so that what refers to them
+          // (a signature of an SBOM) comes too; then the index itself, byte for byte.
+          auto index = retry("manifest " + task.source.name() + ":" + tag, [&] { return src.get_manifest(src_repo, tag); });
+          if (!index)
+            return fail(index.error().message, !index.error().retryable());
+          auto parsed = registry::parse_manifest(index->bytes, index->media_type);
+          if (!parsed || !parsed->is_index)
+            return fail(task.source.name() + ":" + tag + " is not an image index of referrers", true);
+          for (const auto& child : parsed->manifests)
+            subs.push_back(by_digest(task, child.digest));
+        }
       }
       subs.insert(subs.end(), tag_subs.begin(), tag_subs.end());
     }
@@ -498,8 +521,15 @@ struct Engine::Impl {
     if (*api)
       return {}; // the destination indexes them itself
     const std::string tag = registry::referrers_tag(subject);
-    Flight flight(*this, dst_key + "|" + repo + "|" + tag); // one writer of this tag at a time
-    flight.wait_for_owner();
+    std::mutex* writer;
+    {
+      std::lock_guard lock(blobs_mutex);
+      auto& slot = tag_writers[dst_key + "|" + repo + "|" + tag];
+      if (!slot)
+        slot = std::make_unique<std::mutex>();
+      writer = slot.get();
+    }
+    std::lock_guard one_writer(*writer); // read, add, write: one at a time per tag
     nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", registry::media::oci_index}, {"manifests", nlohmann::json::array()}};
     auto current = retry("manifest " + repo + ":" + tag, [&] { return dst.get_manifest(repo, tag); });
     if (current) {
@@ -576,11 +606,14 @@ struct Engine::Impl {
         return finish("source image " + task.source.to_string() + " not found", http::ErrorKind::not_found);
       }
       src_digest = (*head)->digest;
+      r.media_type = (*head)->media_type;
     }
     auto dst_head = dst_future.get();
     if (!dst_head)
       return fail(dst_head.error());
     r.digest = src_digest;
+    if (r.media_type.empty() && *dst_head && (*dst_head)->digest == src_digest)
+      r.media_type = (*dst_head)->media_type;
     if (*dst_head && (*dst_head)->digest == src_digest) {
       r.skipped = true;
       return finish("");
@@ -589,6 +622,7 @@ struct Engine::Impl {
     auto manifest = retry("manifest " + task.source.to_string(), [&] { return src->get_manifest(src_repo, src_digest); });
     if (!manifest)
       return fail(manifest.error());
+    r.media_type = manifest->media_type;
     if (!options.platforms.empty() && registry::is_index_type(manifest->media_type)) {
       auto filtered = registry::filter_index(*manifest, options.platforms);
       if (!filtered)
@@ -752,6 +786,13 @@ CreatedLookup Engine::created_lookup() {
                              }));
       for (auto& [tag, f] : running) {
         auto t = f.get();
+        if (!t && (t.error().kind == http::ErrorKind::not_found || t.error().kind == http::ErrorKind::unsupported ||
+                   t.error().kind == http::ErrorKind::invalid)) {
+          // Deleted since the listing, schema 1, not an image: no time, so it ranks as the oldest.
+          m_impl->log->warn("{}:{}: no creation time ({}); it counts as the oldest for \"latest\"", ref.name(), tag,
+                            t.error().message);
+          continue;
+        }
         if (!t)
           return t.error().context("reading when " + ref.name() + ":" + tag + " was created (for \"latest\")");
         if (*t)

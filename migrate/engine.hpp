@@ -57,6 +57,7 @@ struct ImageResult {
   bool skipped = false; ///< destination already had the source digest
   bool planned = false; ///< dry run: counted, not copied
   std::string digest;
+  std::string media_type; ///< of the source manifest, when known
   std::uint64_t bytes = 0;
   int blobs_copied = 0;
   int blobs_existed = 0;

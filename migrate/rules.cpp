@@ -335,6 +335,9 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
       ImageTask t{src, dst, rule.name()};
       if (t.destination.tag.empty())
         t.destination.tag = src.tag;
+      if (t.destination.tag.empty() && !t.destination.layout.empty())
+        throw Invalid{"an image given by digest needs a tag in an OCI layout (" + t.destination.name() +
+                      ":TAG): index.json names its images by tag"};
       if (t.destination.tag.empty())
         t.destination.digest = src.digest;
       add(std::move(t));

@@ -236,8 +236,10 @@ Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std:
   std::string what = "listing referrers of " + m_options.host + "/" + repository + "@" + digest;
   std::vector<Referrer> found;
   bool malformed = false;
+  int pages = 0;
   auto st = each_page(base_url() + repository + "/referrers/" + digest, pull_scope(repository), what,
                       [&](const nlohmann::json& j) {
+                        ++pages;
                         if (!j.is_object() || !j.contains("manifests") || !j["manifests"].is_array()) {
                           malformed = true;
                           return;
@@ -257,9 +259,11 @@ Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std:
                         }
                       });
   if (!st) {
-    // A registry without the API answers 404 (often a plain "page not found"); one that has it answers
-    // 200 with an empty index even for a digest nobody refers to.
-    if (st.error().status == 404 || st.error().status == 405) {
+    // A registry without the API answers its first request with 404 (often a plain "page not found"),
+    // some with 400, 405 or 501; one that has it answers 200 with an empty index even for a digest
+    // nobody refers to. Later pages failing are errors.
+    const long status = st.error().status;
+    if (pages == 0 && (status == 400 || status == 404 || status == 405 || status == 501)) {
       m_referrers_api = 0;
       return std::optional<std::vector<Referrer>>();
     }
@@ -301,11 +305,27 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
   const std::string what = "listing Harbor project " + project + " on " + m_options.host;
   std::string root = base_url();
   root.resize(root.size() - 3); // "http(s)://host/"
+  // Credentials go to the API only once the host has shown it is a Harbor (an anonymous ping): a
+  // registry whose tokens come from elsewhere never sees a password on a path of our guessing.
+  http::Request ping = request("GET", "");
+  ping.url = root + "api/v2.0/ping";
+  auto held_ping = slot();
+  auto pong = m_client.send(ping);
+  held_ping = Limiter::Slot();
+  if (!pong)
+    return pong.error().context(what);
+  if (pong->status != 200)
+    return http::make_error(http::ErrorKind::not_found,
+                            what + ": no Harbor API there (GET /api/v2.0/ping: HTTP " + std::to_string(pong->status) + ")",
+                            pong->status);
   std::string url = root + "api/v2.0/projects/" + http::url_encode(project) + "/repositories?page=1&page_size=100";
   std::vector<std::string> names;
   for (int page = 0; !url.empty(); ++page) {
     if (page > 100000)
       return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end");
+    if (!owns(url))
+      return http::make_error(http::ErrorKind::invalid, what + ": the next page is on another host (" +
+                                                            http::redact_url(url) + "); not following it with credentials");
     http::Request r = request("GET", "");
     r.url = url;
     r.headers.emplace_back("Accept", "application/json");
@@ -511,10 +531,14 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
     if (!file)
       return http::make_error(http::ErrorKind::invalid, what + ": cannot open the file");
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(file, &std::fclose);
-    http::Request put = request("PUT", "");
-    put.url = with_query(*location, "digest=" + http::url_encode(blob.digest));
+    // Monolithic PUT, or one PATCH then the closing PUT for registries that want chunks.
+    const bool chunked = m_chunked.load();
+    http::Request put = request(chunked ? "PATCH" : "PUT", "");
+    put.url = chunked ? *location : with_query(*location, "digest=" + http::url_encode(blob.digest));
     put.upload_size = static_cast<std::uint64_t>(blob.size);
     put.headers.emplace_back("Content-Type", "application/octet-stream");
+    if (chunked && blob.size > 0)
+      put.headers.emplace_back("Content-Range", "0-" + std::to_string(blob.size - 1));
     if (owns(put.url))
       m_auth.authorize(put, scope);
     Sha256 hash;
@@ -552,10 +576,29 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
         return st.error().context(what);
       continue;
     }
+    held = Limiter::Slot();
+    if (chunked && resp->status == 202) {
+      if (auto st = finish_chunked(put.url, *resp, blob.digest, scope, what); !st)
+        return st.error();
+      return sent;
+    }
     if (resp->status != 201)
       return registry_error(what, *resp);
     return sent;
   }
+}
+
+http::Status Registry::finish_chunked(const std::string& patch_url, const http::Response& patched,
+                                      const std::string& digest, const std::string& scope, const std::string& what) {
+  auto next = patched.header("location");
+  http::Request finish = request("PUT", "");
+  finish.url = with_query(next.empty() ? patch_url : http::resolve_url(patch_url, next), "digest=" + http::url_encode(digest));
+  auto resp = send(finish, scope);
+  if (!resp)
+    return resp.error().context(what);
+  if (resp->status != 201)
+    return registry_error(what + ": completing upload", *resp);
+  return {};
 }
 
 Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::string& source_repository,
@@ -643,15 +686,8 @@ Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::
       continue;
     }
     if (chunked && pr.upload.status == 202) {
-      auto next = pr.upload.header("location");
-      http::Request finish = request("PUT", "");
-      finish.url = with_query(next.empty() ? put.url : http::resolve_url(put.url, next),
-                              "digest=" + http::url_encode(blob.digest));
-      auto resp = send(finish, scope);
-      if (!resp)
-        return resp.error().context(what);
-      if (resp->status != 201)
-        return registry_error(what + ": completing upload", *resp);
+      if (auto st = finish_chunked(put.url, pr.upload, blob.digest, scope, what); !st)
+        return st.error();
       return pr.bytes;
     }
     if (pr.upload.status != 201)

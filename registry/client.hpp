@@ -111,7 +111,10 @@ private:
   Result<std::uint64_t> copy_from_registry(Registry& source, const std::string& source_repository,
                                            const std::string& repository, const Descriptor& blob,
                                            const ByteCounter& on_bytes);
-  /// Monolithic upload of a blob from a local file, hashed on the way.
+  /// The closing PUT ?digest= of a chunked upload, at the Location the PATCH answered with.
+  http::Status finish_chunked(const std::string& patch_url, const http::Response& patched, const std::string& digest,
+                              const std::string& scope, const std::string& what);
+  /// Upload of a blob from a local file (monolithic, or one PATCH + PUT when chunked), hashed on the way.
   Result<std::uint64_t> upload_file(const std::string& path, const std::string& repository, const Descriptor& blob,
                                     const ByteCounter& on_bytes);
 

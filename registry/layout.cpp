@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace registry {
@@ -37,6 +38,23 @@ struct Fd {
     if (fd >= 0)
       ::close(fd);
   }
+};
+
+/// An exclusive flock on the layout's directory while index.json is read, changed and written:
+/// two processes (shards of one Job writing one layout) do not lose each other's tags.
+struct DirLock {
+  int fd;
+  explicit DirLock(const std::string& dir) : fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd >= 0)
+      while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~DirLock() {
+    if (fd >= 0)
+      ::close(fd); // closing releases the lock
+  }
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
 };
 
 std::string temp_name(const std::string& path) {
@@ -126,6 +144,7 @@ http::Status Layout::create() {
   fs::create_directories(m_path + "/blobs/sha256", ec);
   if (ec)
     return http::make_error(http::ErrorKind::invalid, m_name + ": cannot create the layout: " + ec.message());
+  DirLock across_processes(m_path);
   if (!fs::exists(m_path + "/oci-layout", ec))
     if (auto st = write_file(m_path + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})"); !st)
       return st;
@@ -248,13 +267,16 @@ http::Status Layout::put_manifest(const std::string&, const std::string& referen
     return path.error();
   if (sha256_digest(manifest.bytes) != manifest.digest)
     return http::make_error(http::ErrorKind::digest_mismatch, what + ": bytes do not match " + manifest.digest);
-  std::error_code ec;
-  if (!fs::exists(*path, ec))
+  // A file already there is kept only when it holds these very bytes (another tool may have left a
+  // truncated one).
+  auto present = read_small_file(*path, what);
+  if (!present || sha256_digest(*present) != manifest.digest)
     if (auto st = write_file(*path, manifest.bytes); !st)
       return st;
   if (is_digest(reference))
     return {};
   std::lock_guard lock(m_index_mutex);
+  DirLock across_processes(m_path);
   auto index = read_index();
   if (!index)
     return index.error();

@@ -6,7 +6,8 @@
 
 namespace registry {
 
-Limiter::Limiter(int max_in_flight, double per_second) : m_max(max_in_flight) {
+Limiter::Limiter(int max_in_flight, double per_second, const std::atomic<bool>* cancel)
+    : m_max(max_in_flight), m_cancel(cancel) {
   if (per_second > 0)
     m_interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(1.0 / per_second));
 }
@@ -29,11 +30,14 @@ Limiter::Slot& Limiter::Slot::operator=(Slot&& other) noexcept {
 Limiter::Slot Limiter::acquire() {
   if (!limited())
     return Slot();
+  auto cancelled = [&] { return m_cancel && m_cancel->load(); };
   std::chrono::steady_clock::time_point turn;
   {
     std::unique_lock lock(m_mutex);
     if (m_max > 0) {
-      m_cv.wait(lock, [&] { return m_in_use < m_max; });
+      // Woken by release(); every 100 ms also looks at the cancel flag.
+      while (m_in_use >= m_max && !cancelled())
+        m_cv.wait_for(lock, std::chrono::milliseconds(100));
       ++m_in_use;
     }
     if (m_interval.count() > 0) {
@@ -41,9 +45,12 @@ Limiter::Slot Limiter::acquire() {
       m_next = turn + m_interval;
     }
   }
+  Slot slot = m_max > 0 ? Slot(this) : Slot();
   if (m_interval.count() > 0)
-    std::this_thread::sleep_until(turn);
-  return m_max > 0 ? Slot(this) : Slot();
+    while (std::chrono::steady_clock::now() < turn && !cancelled())
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(turn - std::chrono::steady_clock::now(),
+                                                                                std::chrono::milliseconds(100)));
+  return slot;
 }
 
 void Limiter::release() {

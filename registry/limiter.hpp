@@ -12,8 +12,9 @@ namespace registry {
 
 class Limiter {
 public:
-  /// max_in_flight <= 0: no cap; per_second <= 0: no cap.
-  Limiter(int max_in_flight, double per_second);
+  /// max_in_flight <= 0: no cap; per_second <= 0: no cap. When `cancel` turns true, waiters stop
+  /// waiting (their request then fails fast, as the run is shutting down).
+  Limiter(int max_in_flight, double per_second, const std::atomic<bool>* cancel = nullptr);
   Limiter(const Limiter&) = delete;
   Limiter& operator=(const Limiter&) = delete;
 
@@ -44,6 +45,7 @@ private:
   int m_in_use = 0;
   std::chrono::steady_clock::duration m_interval{0};
   std::chrono::steady_clock::time_point m_next{};
+  const std::atomic<bool>* m_cancel;
 };
 
 /// Slots from two limiters (a blob streamed from one registry into another), always taken in the

@@ -91,6 +91,9 @@ grep -q '^GET /v2/_catalog.* 200$' "$IM_WORK/whole.hlog" && fail "bob was given 
 first_api=$(grep -n " $API" "$IM_WORK/whole.hlog" | head -n 1 | cut -d: -f1) || fail "the project API was never asked"
 [ "${first_catalog%%:*}" -lt "$first_api" ] || fail "the project API was asked before _catalog"
 pass "the _catalog 401 came first, then the project API"
+first_ping=$(grep -n "^GET /api/v2.0/ping 200" "$IM_WORK/whole.hlog" | head -n 1 | cut -d: -f1) || fail "no anonymous ping before the project API"
+[ "$first_ping" -lt "$first_api" ] || fail "the project API was asked before the ping"
+pass "Harbor was recognised by its /api/v2.0/ping before any credentials went to its API"
 assert_eq "$(grep " $API" "$IM_WORK/whole.hlog" | cut -d' ' -f1,2,3 | tr '\n' ';')" \
   "GET $API?page=1&page_size=100 200;GET $API?page=2&page_size=2 200;GET $API?page=3&page_size=2 200;" \
   "the project API was read page by page (1, 2, 3), each page once, following rel=\"next\""

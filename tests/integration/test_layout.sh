@@ -76,6 +76,17 @@ done
 pull_all_platforms "$DST_ADDR/ns/app:multi"
 pass "imported index pulls back, every platform"
 
+# 2b. Into a registry that wants chunked uploads: PATCH + PUT from the files.
+echo "{\"$SRC_ADDR\": {\"insecure\": true}, \"$DST_ADDR\": {\"insecure\": true, \"chunked\": true}}" >auth-chunked.json
+echo "{\"oci:$IM_WORK/export:v1\": \"$DST_ADDR/chunked/app\"}" >images-chunked.json
+: >"$DST_LOG"
+rc=0
+im_run "$IM_BIN" --auth auth-chunked.json --images images-chunked.json -r 0 --log "" >chunked.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "import with chunked uploads"
+assert_eq "$(raw_digest "$DST_ADDR/chunked/app:v1")" "$D1" "chunked import keeps the digest"
+[ "$(grep -c '"PATCH /v2/chunked/app/blobs/uploads/' "$DST_LOG")" -ge 3 ] || fail "the blobs were not uploaded in chunks"
+pass "the blobs went up as PATCH + PUT"
+
 # 3. One tag, layout to layout, under a new tag.
 rc=0
 run "{\"oci:$IM_WORK/export:v1\": \"oci:$IM_WORK/second:release\"}" --no-referrers >l2l.out 2>&1 || rc=$?
@@ -113,4 +124,22 @@ grep -q "FAILED oci:$IM_WORK/export:nosuchtag .*not found" bad.out || fail "no c
 rc=0
 run "{\"oci:$IM_WORK/export\": \"\"}" >bad2.out 2>&1 || rc=$?
 grep -q "a source in an OCI layout needs a destination" bad2.out || { cat bad2.out; fail "empty destination for a layout not explained"; }
+rc=0
+run "{\"$SRC_ADDR/ns/app@$D1\": \"oci:$IM_WORK/bydigest\"}" >bad3.out 2>&1 || rc=$?
+assert_eq "$rc" 1 "an image by digest into a layout without a tag: refused"
+grep -q "needs a tag in an OCI layout (oci:$IM_WORK/bydigest:TAG)" bad3.out || { cat bad3.out; fail "unclear error"; }
+rc=0
+run "{\"$SRC_ADDR/ns/app@$D1\": \"oci:$IM_WORK/bydigest:pinned\"}" >ok3.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "with a tag it is copied"
+assert_eq "$(oci_digest "bydigest:pinned")" "$D1" "by digest into a layout, under the tag given"
+
+# An index.json edited by hand with a number where a name belongs: that entry is passed over, no crash.
+jq '.manifests[0].annotations["org.opencontainers.image.ref.name"] = 2 | .manifests[1].mediaType = 5' export/index.json >idx.tmp
+mv idx.tmp export/index.json
+rc=0
+run "{\"oci:$IM_WORK/export\": \"$DST_ADDR/odd/app\"}" >odd.out 2>&1 || rc=$?
+cat odd.out
+grep -q "internal error" odd.out && fail "a wrongly typed index.json field crashed the run"
+grep -q "Images(.) migration finished" odd.out || fail "no summary after an odd index.json"
+pass "a wrongly typed index.json field does not crash the run (exit $rc)"
 echo "layout: OK"

@@ -77,6 +77,24 @@ grep -q "FAILED .*pull quota is used up (ratelimit-remaining: 0;w=21600)" quota.
 assert_eq "$(grep -c 'retrying in' quota.out || true)" 0 "not retried inside the run"
 assert_eq "$(grep -c 'pass 2' quota.out || true)" 0 "no second pass for a used-up quota"
 
+# 3b. Ctrl-C while requests wait for their turn under a slow rps cap: the run stops at once, it does
+# not wait for every reserved turn (at 0.5 per second those would take minutes).
+set_rules "$SLOW_RULES"
+echo "{\"$SLOW_ADDR\": {\"insecure\": true, \"rps\": 0.5}, \"$DST_ADDR\": {\"insecure\": true}}" >auth.json
+echo "{\"$SLOW_ADDR/ns/app\": \"$DST_ADDR/interrupted/app\"}" >images.json
+"$IM_BIN" --auth auth.json --images images.json -r 0 --log "" -w 8 >int.out 2>&1 &
+pid=$!
+sleep 2
+t0=$(date +%s%N)
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+cat int.out
+assert_eq "$rc" 130 "interrupted while waiting under rps 0.5: exit 130"
+[ "$ms" -lt 10000 ] || fail "the run took $ms ms to stop after SIGINT"
+pass "stopped $ms ms after SIGINT"
+
 # 4. Bad caps are configuration errors naming the key.
 rc=0
 run "{\"$SRC_ADDR\": {\"insecure\": true, \"maxConcurrency\": 0}}" "{\"$SRC_ADDR/ns/app:v1\": \"$DST_ADDR/x/app\"}" >bad1.out 2>&1 || rc=$?

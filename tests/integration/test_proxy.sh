@@ -269,7 +269,8 @@ assert_absent "$DST_ADDR/ns/dead:1" "dead proxy: nothing pushed"
 # A proxy URL libcurl cannot use is a configuration error found when auth.json is read (exit 2, the
 # key named), and libcurl's messages, which quote the URL, never carry its password (HTTPS_PROXY).
 BAD_PASS=b4d-Pass-$RANDOM$RANDOM
-for bad in "http://$PROXY_USER:$BAD_PASS@[bad" "ftp://$PROXY_USER:$BAD_PASS@127.0.0.1:3128" "http://$PROXY_USER:$BAD_PASS@127.0.0.1:99999"; do
+for bad in "http://$PROXY_USER:$BAD_PASS@[bad" "ftp://$PROXY_USER:$BAD_PASS@127.0.0.1:3128" "http://$PROXY_USER:$BAD_PASS@127.0.0.1:99999" \
+  "http://$PROXY_USER:$BAD_PASS#x@127.0.0.1:3128"; do
   cat >auth-bad.json <<JSON
 {"$SRC_ADDR": {"insecure": true, "proxy": "$bad"}, "$DST_ADDR": {"insecure": true}}
 JSON

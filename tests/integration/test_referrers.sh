@@ -148,4 +148,18 @@ cat "$IM_WORK/out5"
 assert_eq "$rc" 0 "dry run"
 grep -q "PLAN referrer $SRC_ADDR/ns/app:${D1/:/-}.sig" "$IM_WORK/out5" || fail "dry run does not show the signature"
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "http://$DST_ADDR/v2/dry/app/tags/list")" 404 "dry run wrote nothing"
+# 6. A multi-arch image signed recursively (cosign sign --recursive): the index and each image have a
+# signature; all of them follow the index.
+make_layout "$L" multi --layers 1 --layer-size 30000 --platforms linux/amd64,linux/arm64 --seed refm >/dev/null
+seed "$L" multi "$SRC_ADDR/ns/app:multi"
+DM=$(raw_digest "$SRC_ADDR/ns/app:multi")
+CHILD=$(raw_manifest "$SRC_ADDR/ns/app:multi" | jq -r '.manifests[1].digest')
+SIGM=$(cosign_sign ns/app "$DM" sig)
+SIGC=$(cosign_sign ns/app "$CHILD" sig)
+rc=0
+run "{\"$SRC_ADDR/ns/app:multi\": \"$DST_ADDR/multi/app\"}" >"$IM_WORK/out6" 2>&1 || rc=$?
+cat "$IM_WORK/out6"
+assert_eq "$rc" 0 "multi-arch image copied"
+assert_eq "$(raw_digest "$DST_ADDR/multi/app:${DM/:/-}.sig")" "$SIGM" "the index's signature followed it"
+assert_eq "$(raw_digest "$DST_ADDR/multi/app:${CHILD/:/-}.sig")" "$SIGC" "the signature of one of its images followed it too"
 echo "referrers: OK"

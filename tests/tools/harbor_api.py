@@ -128,6 +128,8 @@ class Handler(RelayMixin, http.server.BaseHTTPRequestHandler):
             self._catalog()
         elif path == "/v2" or path.startswith("/v2/"):
             self._forward()
+        elif path == "/api/v2.0/ping":
+            self._answer(200, b"Pong", content_type="text/plain; charset=utf-8")  # Harbor's, anonymous
         elif m := PROJECT_API.fullmatch(path):
             self._project_repositories(urllib.parse.unquote(m.group(1)))
         else:
