@@ -822,9 +822,12 @@ CatalogLister Engine::catalog_lister() {
     if (!harbor)
       return http::Result<std::vector<std::string>>(http::make_error(
           repos.error().kind,
-          "registry " + host + " refuses to list its catalog (_catalog) to these credentials (HTTP " +
-              std::to_string(repos.error().status) + "), and listing project \"" + project +
-              "\" through the Harbor API (/api/v2.0) did not work either: " + harbor.error().message +
+          "registry " + host + " does not let these credentials list its catalog (_catalog: HTTP " +
+              std::to_string(repos.error().status) + "); " +
+              (harbor.error().kind == http::ErrorKind::unsupported
+                   ? harbor.error().message
+                   : "listing project \"" + project + "\" through the Harbor API (/api/v2.0) did not work either: " +
+                         harbor.error().message) +
               "; name the repositories one by one",
           repos.error().status));
     m_impl->log->info("{}: the catalog is refused; project {} listed through the Harbor API: {} repositories", host,

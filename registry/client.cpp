@@ -315,8 +315,8 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
   if (!pong)
     return pong.error().context(what);
   if (pong->status != 200)
-    return http::make_error(http::ErrorKind::not_found,
-                            what + ": no Harbor API there (GET /api/v2.0/ping: HTTP " + std::to_string(pong->status) + ")",
+    return http::make_error(http::ErrorKind::unsupported,
+                            "it is not a Harbor either (GET /api/v2.0/ping: HTTP " + std::to_string(pong->status) + ")",
                             pong->status);
   std::string url = root + "api/v2.0/projects/" + http::url_encode(project) + "/repositories?page=1&page_size=100";
   std::vector<std::string> names;
