@@ -110,6 +110,7 @@ struct Engine::Impl {
   using TagList = http::Result<std::vector<std::string>>;
   std::mutex tags_mutex;
   std::map<std::string, std::shared_future<TagList>> tag_cache; ///< registry key + repository
+  std::map<std::string, std::shared_ptr<const std::map<std::string, std::vector<std::string>>>> referrer_index; ///< same keys
 
   std::unique_ptr<ThreadPool> blob_pool;
   Progress progress;
@@ -355,6 +356,37 @@ struct Engine::Impl {
     return listing.get();
   }
 
+  /// The referrers and cosign tags of a repository by the subject they name ("sha256-<hex>" -> those
+  /// tags), from its cached tag list; built once per repository.
+  using ReferrerTags = std::shared_ptr<const std::map<std::string, std::vector<std::string>>>;
+  http::Result<ReferrerTags> referrer_tags(ImageStore& reg, const std::string& key, const std::string& repository) {
+    const std::string k = key + "|" + repository;
+    {
+      std::lock_guard lock(tags_mutex);
+      if (auto it = referrer_index.find(k); it != referrer_index.end())
+        return it->second;
+    }
+    auto tags = cached_tags(reg, key, repository);
+    if (!tags)
+      return tags.error();
+    auto made = std::make_shared<std::map<std::string, std::vector<std::string>>>();
+    for (const auto& tag : *tags)
+      if (registry::is_referrers_tag(tag))
+        (*made)[tag.substr(0, tag.find('.'))].push_back(tag);
+    std::lock_guard lock(tags_mutex);
+    return referrer_index.emplace(k, std::move(made)).first->second;
+  }
+
+  /// The same repositories as `task`, another tag.
+  static ImageTask by_tag(const ImageTask& task, const std::string& tag) {
+    ImageTask t{task.source, task.destination, task.rule};
+    t.source.digest.clear();
+    t.source.tag = tag;
+    t.destination.digest.clear();
+    t.destination.tag = tag;
+    return t;
+  }
+
   /// The same repositories as `task`, another manifest by digest.
   static ImageTask by_digest(const ImageTask& task, const std::string& digest) {
     ImageTask t{task.source, task.destination, task.rule};
@@ -451,17 +483,15 @@ struct Engine::Impl {
       for (const auto& ref : from_api)
         subs.push_back(by_digest(task, ref.digest));
     } else {
-      auto tags = cached_tags(src, src_entry.second, src_repo);
-      if (!tags)
-        return fail(tags.error().message, !tags.error().retryable());
+      auto by_subject = referrer_tags(src, src_entry.second, src_repo);
+      if (!by_subject)
+        return fail(by_subject.error().message, !by_subject.error().retryable());
+      const auto& tags_of = **by_subject;
       // Subjects: the image, and for an index each of its images too (cosign sign --recursive signs
       // them one by one); the children are read only when the repository has such tags to match.
       std::vector<std::string> subjects{r.digest};
-      const std::string own = registry::referrers_tag(r.digest);
-      bool foreign = false;
-      for (const auto& tag : *tags)
-        foreign = foreign || (registry::is_referrers_tag(tag) && tag.compare(0, own.size(), own) != 0);
-      if (foreign && depth == 0 && registry::is_index_type(r.media_type)) { // an image's index, not a referrers index
+      const bool others = tags_of.size() > tags_of.count(registry::referrers_tag(r.digest));
+      if (others && depth == 0 && registry::is_index_type(r.media_type)) { // an image's index, not a referrers index
         auto index = retry("manifest " + task.source.to_string(), [&] { return src.get_manifest(src_repo, r.digest); });
         if (!index)
           return fail(index.error().message, !index.error().retryable());
@@ -472,15 +502,11 @@ struct Engine::Impl {
       std::vector<ImageTask> tag_subs;
       for (const auto& subject : subjects) {
         const std::string prefix = registry::referrers_tag(subject);
-        for (const auto& tag : *tags) {
-          if (tag.compare(0, prefix.size(), prefix) != 0 || (tag.size() > prefix.size() && tag[prefix.size()] != '.'))
-            continue;
-          ImageTask t{task.source, task.destination, task.rule};
-          t.source.digest.clear();
-          t.source.tag = tag;
-          t.destination.digest.clear();
-          t.destination.tag = tag;
-          tag_subs.push_back(std::move(t));
+        auto found = tags_of.find(prefix);
+        if (found == tags_of.end())
+          continue;
+        for (const auto& tag : found->second) {
+          tag_subs.push_back(by_tag(task, tag));
           if (tag != prefix)
             continue;
           // The referrers index: its entries are copied first, one by one, so that what refers to them
