@@ -377,23 +377,11 @@ struct Engine::Impl {
     return referrer_index.emplace(k, std::move(made)).first->second;
   }
 
-  /// The same repositories as `task`, another tag.
-  static ImageTask by_tag(const ImageTask& task, const std::string& tag) {
+  /// The same repositories as `task`, another manifest: under `tag`, or by `digest` when tag is "".
+  static ImageTask retarget(const ImageTask& task, const std::string& tag, const std::string& digest) {
     ImageTask t{task.source, task.destination, task.rule};
-    t.source.digest.clear();
-    t.source.tag = tag;
-    t.destination.digest.clear();
-    t.destination.tag = tag;
-    return t;
-  }
-
-  /// The same repositories as `task`, another manifest by digest.
-  static ImageTask by_digest(const ImageTask& task, const std::string& digest) {
-    ImageTask t{task.source, task.destination, task.rule};
-    t.source.tag.clear();
-    t.source.digest = digest;
-    t.destination.tag.clear();
-    t.destination.digest = digest;
+    t.source.tag = t.destination.tag = tag;
+    t.source.digest = t.destination.digest = tag.empty() ? digest : "";
     return t;
   }
 
@@ -481,7 +469,7 @@ struct Engine::Impl {
     if (*listed) {
       from_api = std::move(**listed);
       for (const auto& ref : from_api)
-        subs.push_back(by_digest(task, ref.digest));
+        subs.push_back(retarget(task, "", ref.digest));
     } else {
       auto by_subject = referrer_tags(src, src_entry.second, src_repo);
       if (!by_subject)
@@ -506,7 +494,7 @@ struct Engine::Impl {
         if (found == tags_of.end())
           continue;
         for (const auto& tag : found->second) {
-          tag_subs.push_back(by_tag(task, tag));
+          tag_subs.push_back(retarget(task, tag, ""));
           if (tag != prefix)
             continue;
           // The referrers index: its entries are copied first, one by one, so that what refers to them
@@ -518,7 +506,7 @@ struct Engine::Impl {
           if (!parsed || !parsed->is_index)
             return fail(task.source.name() + ":" + tag + " is not an image index of referrers", true);
           for (const auto& child : parsed->manifests)
-            subs.push_back(by_digest(task, child.digest));
+            subs.push_back(retarget(task, "", child.digest));
         }
       }
       subs.insert(subs.end(), tag_subs.begin(), tag_subs.end());
