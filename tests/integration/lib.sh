@@ -654,6 +654,45 @@ layout_digest() {
     "$1/index.json" || _im_die "layout_digest: no tag $2 in $1"
 }
 
+# file_digest FILE: sha256:<hex> of a file's bytes.
+file_digest() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+
+# push_blob ADDR REPO FILE: monolithic upload of FILE to the plain-HTTP registry at ADDR, with curl
+# (artifacts skopeo cannot push: signatures, SBOMs).
+push_blob() {
+  local loc
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$1/v2/$2/blobs/uploads/" | tr -d '\r' |
+    awk 'tolower($1) == "location:" { print $2 }')
+  [ -n "$loc" ] || fail "no upload location for $2 on $1"
+  case "$loc" in /*) loc="http://$1$loc" ;; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$3" "$loc&digest=$(file_digest "$3")" \
+    >/dev/null || fail "blob upload to $1/$2 failed"
+}
+
+# push_manifest ADDR REPO REFERENCE FILE MEDIATYPE: PUT the bytes of FILE as a manifest.
+push_manifest() {
+  curl -sf -X PUT -H "Content-Type: $5" --data-binary @"$4" "http://$1/v2/$2/manifests/$3" >/dev/null ||
+    fail "manifest push $1/$2:$3 failed: $(curl -s -X PUT -H "Content-Type: $5" --data-binary @"$4" "http://$1/v2/$2/manifests/$3")"
+}
+
+# cosign_sign ADDR REPO DIGEST SUFFIX: a cosign-style signature (simple signing payload, OCI manifest)
+# of DIGEST under the tag sha256-<hex>.SUFFIX; prints the signature manifest's digest.
+cosign_sign() {
+  local addr=$1 repo=$2 digest=$3 suffix=$4 n=$RANDOM$RANDOM d
+  d=$(mktemp -d "$IM_WORK/.tmp/sig.XXXXXX")
+  printf '{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":{"n":"%s"}}' \
+    "$addr/$repo" "$digest" "$n" >"$d/payload"
+  printf '{"architecture":"","config":{},"created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$(file_digest "$d/payload")" >"$d/config"
+  push_blob "$addr" "$repo" "$d/payload"
+  push_blob "$addr" "$repo" "$d/config"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":%s,"digest":"%s"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":%s,"digest":"%s","annotations":{"dev.cosignproject.cosign/signature":"MEUCIQ%s"}}]}' \
+    "$(stat -c %s "$d/config")" "$(file_digest "$d/config")" "$(stat -c %s "$d/payload")" "$(file_digest "$d/payload")" "$n" \
+    >"$d/manifest"
+  push_manifest "$addr" "$repo" "${digest/:/-}.$suffix" "$d/manifest" application/vnd.oci.image.manifest.v1+json
+  file_digest "$d/manifest"
+}
+
 # make_layout DIR TAG [make-oci-layout.sh options]: builds a layout, prints the digest.
 make_layout() {
   bash "$OCI_LAYOUT_SH" "$@"

@@ -28,17 +28,8 @@ oci_digest() { echo "sha256:$(skopeo inspect --raw "oci:$1" | sha256sum | cut -d
 
 # A cosign-style signature of v1 (tag sha256-<hex>.sig), pushed with curl: it must travel too.
 D1=$(raw_digest "$SRC_ADDR/ns/app:v1")
-printf '{"critical":{"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"}}' "$D1" >payload.json
-printf '{}' >empty.json
-for f in payload.json empty.json; do
-  loc=$(curl -sf -X POST -D - -o /dev/null "http://$SRC_ADDR/v2/ns/app/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
-  curl -sf -X PUT --data-binary @"$f" -H 'Content-Type: application/octet-stream' "$loc&digest=sha256:$(sha256sum "$f" | cut -d' ' -f1)" >/dev/null
-done
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:%s"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":%s,"digest":"sha256:%s"}]}' \
-  "$(sha256sum empty.json | cut -d' ' -f1)" "$(stat -c %s payload.json)" "$(sha256sum payload.json | cut -d' ' -f1)" >sig.json
+cosign_sign "$SRC_ADDR" ns/app "$D1" sig >/dev/null
 SIG_TAG="${D1/:/-}.sig"
-curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @sig.json \
-  "http://$SRC_ADDR/v2/ns/app/manifests/$SIG_TAG" >/dev/null
 
 # 1. Export: every tag of a repository into a layout directory that does not exist yet.
 rc=0

@@ -23,42 +23,7 @@ mkdir -p "$A"
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 OCI_INDEX=application/vnd.oci.image.index.v1+json
 
-sha() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
 size() { stat -c %s "$1"; }
-
-# push_blob REPO FILE: monolithic upload to the source registry.
-push_blob() {
-  local loc
-  loc=$(curl -sf -X POST -D - -o /dev/null "http://$SRC_ADDR/v2/$1/blobs/uploads/" | tr -d '\r' |
-    awk 'tolower($1) == "location:" { print $2 }')
-  [ -n "$loc" ] || fail "no upload location for $1"
-  case "$loc" in /*) loc="http://$SRC_ADDR$loc" ;; esac
-  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$2" "$loc&digest=$(sha "$2")" >/dev/null ||
-    fail "blob upload to $1 failed"
-}
-
-# push_manifest REPO REFERENCE FILE MEDIATYPE
-push_manifest() {
-  curl -sf -X PUT -H "Content-Type: $4" --data-binary @"$3" "http://$SRC_ADDR/v2/$1/manifests/$2" >/dev/null ||
-    fail "manifest push $1:$2 failed: $(curl -s -X PUT -H "Content-Type: $4" --data-binary @"$3" "http://$SRC_ADDR/v2/$1/manifests/$2")"
-}
-
-# cosign_sign REPO DIGEST SUFFIX: a cosign-style signature (simple signing payload) under
-# sha256-<hex>.SUFFIX; prints the signature manifest's digest.
-cosign_sign() {
-  local repo=$1 digest=$2 suffix=$3 n=$RANDOM
-  local payload=$A/payload-$n.json config=$A/config-$n.json manifest=$A/sig-$n.json
-  printf '{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":{"n":"%s"}}' \
-    "$SRC_ADDR/$repo" "$digest" "$n" >"$payload"
-  printf '{"architecture":"","config":{},"created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["%s"]}}' \
-    "$(sha "$payload")" >"$config"
-  push_blob "$repo" "$payload"
-  push_blob "$repo" "$config"
-  printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":%s,"digest":"%s"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":%s,"digest":"%s","annotations":{"dev.cosignproject.cosign/signature":"MEUCIQ%s"}}]}' \
-    "$OCI_MANIFEST" "$(size "$config")" "$(sha "$config")" "$(size "$payload")" "$(sha "$payload")" "$n" >"$manifest"
-  push_manifest "$repo" "${digest/:/-}.$suffix" "$manifest" "$OCI_MANIFEST"
-  sha "$manifest"
-}
 
 D1=$(raw_digest "$SRC_ADDR/ns/app:v1")
 D2=$(raw_digest "$SRC_ADDR/ns/app:v2")
@@ -68,18 +33,18 @@ V1_SIZE=$(raw_manifest "$SRC_ADDR/ns/app:v1" | wc -c)
 # client writes under sha256-<hex> on a registry without the referrers API.
 echo '{}' | tr -d '\n' >"$A/empty.json"
 printf '{"spdxVersion":"SPDX-2.3","name":"app-v1"}' >"$A/sbom.spdx.json"
-push_blob ns/app "$A/empty.json"
-push_blob ns/app "$A/sbom.spdx.json"
+push_blob "$SRC_ADDR" ns/app "$A/empty.json"
+push_blob "$SRC_ADDR" ns/app "$A/sbom.spdx.json"
 printf '{"schemaVersion":2,"mediaType":"%s","artifactType":"application/spdx+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"%s"},"layers":[{"mediaType":"application/spdx+json","size":%s,"digest":"%s"}],"subject":{"mediaType":"%s","size":%s,"digest":"%s"}}' \
-  "$OCI_MANIFEST" "$(sha "$A/empty.json")" "$(size "$A/sbom.spdx.json")" "$(sha "$A/sbom.spdx.json")" "$OCI_MANIFEST" "$V1_SIZE" "$D1" >"$A/sbom.json"
-SBOM=$(sha "$A/sbom.json")
-push_manifest ns/app "$SBOM" "$A/sbom.json" "$OCI_MANIFEST"
+  "$OCI_MANIFEST" "$(file_digest "$A/empty.json")" "$(size "$A/sbom.spdx.json")" "$(file_digest "$A/sbom.spdx.json")" "$OCI_MANIFEST" "$V1_SIZE" "$D1" >"$A/sbom.json"
+SBOM=$(file_digest "$A/sbom.json")
+push_manifest "$SRC_ADDR" ns/app "$SBOM" "$A/sbom.json" "$OCI_MANIFEST"
 printf '{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","size":%s,"digest":"%s","artifactType":"application/spdx+json"}]}' \
   "$OCI_INDEX" "$OCI_MANIFEST" "$(size "$A/sbom.json")" "$SBOM" >"$A/referrers-index.json"
-push_manifest ns/app "${D1/:/-}" "$A/referrers-index.json" "$OCI_INDEX"
-SIG1=$(cosign_sign ns/app "$D1" sig)
-SBOM_SIG=$(cosign_sign ns/app "$SBOM" sig) # a signature of the SBOM: a referrer of a referrer
-SIG2=$(cosign_sign ns/app "$D2" sig)        # v2's: must not follow v1
+push_manifest "$SRC_ADDR" ns/app "${D1/:/-}" "$A/referrers-index.json" "$OCI_INDEX"
+SIG1=$(cosign_sign "$SRC_ADDR" ns/app "$D1" sig)
+SBOM_SIG=$(cosign_sign "$SRC_ADDR" ns/app "$SBOM" sig) # a signature of the SBOM: a referrer of a referrer
+SIG2=$(cosign_sign "$SRC_ADDR" ns/app "$D2" sig)        # v2's: must not follow v1
 pass "source: v1 with a cosign signature, an SBOM (signed) in the sha256-<hex> index; v2 with a signature"
 
 cat >"$IM_WORK/auth.json" <<JSON
@@ -112,12 +77,12 @@ grep -q "referrer $SRC_ADDR/ns/app:${SBOM/:/-}.sig" "$IM_WORK/out1" || fail "no 
 skopeo inspect --tls-verify=false --raw "docker://$DST_ADDR/ns/app@$SBOM" | jq -e --arg d "$D1" '.subject.digest == $d' >/dev/null ||
   fail "the SBOM's subject is not v1 at the destination"
 pass "the copied SBOM still names v1 as its subject"
-for blob in "$(sha "$A/sbom.spdx.json")" "$(jq -r '.layers[0].digest' <(curl -sf -H "Accept: $OCI_MANIFEST" "http://$SRC_ADDR/v2/ns/app/manifests/$SIG1"))"; do
+for blob in "$(file_digest "$A/sbom.spdx.json")" "$(jq -r '.layers[0].digest' <(curl -sf -H "Accept: $OCI_MANIFEST" "http://$SRC_ADDR/v2/ns/app/manifests/$SIG1"))"; do
   assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$DST_ADDR/v2/ns/app/blobs/$blob")" 200 "artifact blob ${blob:0:19} present"
 done
 
 # 2. Signed later: an image already at the destination gets its new signature on the next run.
-ATT=$(cosign_sign ns/app "$D1" att)
+ATT=$(cosign_sign "$SRC_ADDR" ns/app "$D1" att)
 rc=0
 run "{\"$SRC_ADDR/ns/app:v1\": \"$DST_ADDR/ns/app\"}" >"$IM_WORK/out2" 2>&1 || rc=$?
 cat "$IM_WORK/out2"
@@ -154,8 +119,8 @@ make_layout "$L" multi --layers 1 --layer-size 30000 --platforms linux/amd64,lin
 seed "$L" multi "$SRC_ADDR/ns/app:multi"
 DM=$(raw_digest "$SRC_ADDR/ns/app:multi")
 CHILD=$(raw_manifest "$SRC_ADDR/ns/app:multi" | jq -r '.manifests[1].digest')
-SIGM=$(cosign_sign ns/app "$DM" sig)
-SIGC=$(cosign_sign ns/app "$CHILD" sig)
+SIGM=$(cosign_sign "$SRC_ADDR" ns/app "$DM" sig)
+SIGC=$(cosign_sign "$SRC_ADDR" ns/app "$CHILD" sig)
 rc=0
 run "{\"$SRC_ADDR/ns/app:multi\": \"$DST_ADDR/multi/app\"}" >"$IM_WORK/out6" 2>&1 || rc=$?
 cat "$IM_WORK/out6"
