@@ -168,6 +168,11 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
 
 Limiter::Slot Registry::slot() const { return m_options.limiter ? m_options.limiter->acquire() : Limiter::Slot(); }
 
+Result<http::Response> Registry::send_direct(const http::Request& request) {
+  auto held = slot();
+  return m_client.send(request);
+}
+
 void Registry::note_quota(const http::Response& response) {
   auto value = response.header("ratelimit-remaining");
   if (value.empty() || !std::isdigit(static_cast<unsigned char>(value[0])))
@@ -309,9 +314,7 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
   // registry whose tokens come from elsewhere never sees a password on a path of our guessing.
   http::Request ping = request("GET", "");
   ping.url = root + "api/v2.0/ping";
-  auto held_ping = slot();
-  auto pong = m_client.send(ping);
-  held_ping = Limiter::Slot();
+  auto pong = send_direct(ping);
   if (!pong)
     return pong.error().context(what);
   if (pong->status != 200)
@@ -333,9 +336,7 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
     const auto& c = m_options.credentials;
     if (!c.anonymous() && !c.is_identity_token())
       r.headers.emplace_back("Authorization", c.basic_header());
-    auto held = slot();
-    auto resp = m_client.send(r);
-    held = Limiter::Slot();
+    auto resp = send_direct(r);
     if (!resp)
       return resp.error().context(what);
     if (resp->status != 200)

@@ -129,6 +129,8 @@ private:
   /// Reads ratelimit-remaining ("95;w=21600"); warns once when few requests are left.
   void note_quota(const http::Response& response);
   Limiter::Slot slot() const;
+  /// A request as it is (no registry authorisation), within the host's limits.
+  Result<http::Response> send_direct(const http::Request& request);
   std::vector<std::string> m_connect_to;
 };
 
