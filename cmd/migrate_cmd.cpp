@@ -196,17 +196,17 @@ int run_migrate(int argc, char** argv) {
   }
   if (shard.index != 0)
     inputs.rule_errors.clear(); // reported once, by shard 0
-  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister(), engine.created_lookup());
-  for (const auto& e : inputs.rule_errors)
-    expansion.errors.push_back(e);
-  for (const auto& e : expansion.errors)
-    log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
-  log->info("{} image task(s) from {} rule(s), {} worker(s)", expansion.tasks.size(), inputs.rules.size(), eo.workers);
-
+  migrate::Expansion expansion;
   migrate::Summary summary;
   {
     ProgressReporter progress(engine.progress(), log, std::chrono::seconds(dry_run ? 0 : interval));
-    summary = engine.run(expansion.tasks);
+    summary = migrate::run_rules(engine, inputs.rules, defaults, expansion, [&](migrate::Expansion& done) {
+      for (const auto& e : inputs.rule_errors)
+        done.errors.push_back(e);
+      for (const auto& e : done.errors)
+        log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
+      log->info("{} image task(s) from {} rule(s), {} worker(s)", done.tasks.size(), inputs.rules.size(), eo.workers);
+    });
   }
   summary.generate_failed = expansion.errors.size();
   if (dry_run)

@@ -113,6 +113,7 @@ struct Engine::Impl {
   std::map<std::string, std::shared_ptr<const std::map<std::string, std::vector<std::string>>>> referrer_index; ///< same keys
 
   std::unique_ptr<ThreadPool> blob_pool;
+  std::unique_ptr<ThreadPool> head_pool; ///< destination HEADs, beside the source HEAD of the same image
   Progress progress;
   std::mutex planned_mutex;
   std::set<std::string> planned_blobs; ///< dry run: dst registry + digest already counted
@@ -605,7 +606,7 @@ struct Engine::Impl {
 
     // Two HEADs decide whether there is anything to do; they go to two registries, so in parallel
     // (a re-sync of thousands of images is nothing but these two requests each).
-    auto dst_future = std::async(std::launch::async, [&] {
+    auto dst_future = head_pool->submit([&] {
       return retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); });
     });
     std::string src_digest = task.source.digest;
@@ -850,56 +851,113 @@ CatalogLister Engine::catalog_lister() {
   };
 }
 
+void TaskFeed::push(ImageTask task) {
+  {
+    std::lock_guard lock(m_mutex);
+    m_queue.push_back(std::move(task));
+  }
+  m_cv.notify_one();
+}
+
+void TaskFeed::close() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_closed = true;
+  }
+  m_cv.notify_all();
+}
+
+std::optional<ImageTask> TaskFeed::pop() {
+  std::unique_lock lock(m_mutex);
+  m_cv.wait(lock, [&] { return m_closed || !m_queue.empty(); });
+  if (m_queue.empty())
+    return std::nullopt;
+  ImageTask task = std::move(m_queue.front());
+  m_queue.pop_front();
+  return task;
+}
+
+void Engine::prepare(const std::vector<registry::Reference>& refs) {
+  for (const auto& ref : refs)
+    m_impl->registry_for(ref);
+}
+
 Summary Engine::run(const std::vector<ImageTask>& tasks) {
-  auto start = Clock::now();
-  Summary summary;
-  summary.images = tasks.size();
-  m_impl->progress.images_total = tasks.size();
-  std::vector<ImageResult> results(tasks.size());
-  std::vector<std::size_t> pending(tasks.size());
-  for (std::size_t i = 0; i < tasks.size(); ++i)
-    pending[i] = i;
   // Every registry is set up here, in the calling thread: a configuration error (a broken Docker
   // credential helper) ends the run before any copy, as one clear line.
+  std::vector<registry::Reference> refs;
   for (const auto& t : tasks) {
-    m_impl->registry_for(t.source);
-    m_impl->registry_for(t.destination);
+    refs.push_back(t.source);
+    refs.push_back(t.destination);
   }
+  prepare(refs);
+  TaskFeed feed;
+  for (const auto& t : tasks)
+    feed.push(t);
+  feed.close();
+  return run(feed);
+}
+
+Summary Engine::run(TaskFeed& feed) {
+  auto start = Clock::now();
+  Summary summary;
+  // Deques: workers hold pointers to their task and result while the dispatcher appends more.
+  std::deque<ImageTask> tasks;
+  std::deque<ImageResult> results;
   int workers = std::max(1, m_impl->options.workers);
   m_impl->blob_pool = std::make_unique<ThreadPool>(workers);
-  for (int pass = 0; !pending.empty(); ++pass) {
-    if (pass > 0)
-      m_impl->log->warn("pass {}: retrying {} failed image task(s)", pass + 1, pending.size());
-    {
-      ThreadPool image_pool(std::min<int>(workers, static_cast<int>(pending.size())));
-      std::vector<std::future<void>> done;
-      for (auto i : pending)
-        done.push_back(image_pool.submit([&, i] {
-          results[i] = m_impl->copy_image(tasks[i]);
-          m_impl->log_result(results[i]);
-          if (results[i].ok || results[i].permanent || pass >= m_impl->options.retries)
-            ++m_impl->progress.images_done;
-          if (!results[i].ok && (results[i].permanent || pass >= m_impl->options.retries))
-            ++m_impl->progress.images_failed;
-        }));
-      for (auto& f : done)
-        f.get();
+  m_impl->head_pool = std::make_unique<ThreadPool>(workers);
+  auto run_one = [this](const ImageTask& task, ImageResult& result, int pass) {
+    result = m_impl->copy_image(task);
+    m_impl->log_result(result);
+    bool last = result.ok || result.permanent || pass >= m_impl->options.retries;
+    if (last)
+      ++m_impl->progress.images_done;
+    if (!result.ok && last)
+      ++m_impl->progress.images_failed;
+  };
+  std::vector<std::size_t> pending;
+  {
+    // Pass 1 takes the tasks as they come.
+    ThreadPool image_pool(workers);
+    std::vector<std::future<void>> done;
+    while (auto task = feed.pop()) {
+      m_impl->registry_for(task->source); // already set up by prepare(): a lookup
+      m_impl->registry_for(task->destination);
+      pending.push_back(tasks.size());
+      tasks.push_back(std::move(*task));
+      results.emplace_back();
+      ++m_impl->progress.images_total;
+      done.push_back(image_pool.submit([&run_one, t = &tasks.back(), r = &results.back()] { run_one(*t, *r, 0); }));
     }
+    for (auto& f : done)
+      f.get();
+  }
+  for (int pass = 1;; ++pass) {
     std::vector<std::size_t> failed;
     for (auto i : pending)
       if (!results[i].ok && !results[i].permanent)
         failed.push_back(i);
     pending.swap(failed);
-    if (pass >= m_impl->options.retries || m_impl->cancelled())
+    if (pending.empty() || pass > m_impl->options.retries || m_impl->cancelled())
       break;
+    m_impl->log->warn("pass {}: retrying {} failed image task(s)", pass + 1, pending.size());
+    ThreadPool image_pool(std::min<int>(workers, static_cast<int>(pending.size())));
+    std::vector<std::future<void>> done;
+    for (auto i : pending)
+      done.push_back(image_pool.submit([&, i, pass] { run_one(tasks[i], results[i], pass); }));
+    for (auto& f : done)
+      f.get();
   }
   m_impl->blob_pool.reset();
+  m_impl->head_pool.reset();
+  summary.images = tasks.size();
   for (auto& r : results) {
     summary.bytes += r.bytes;
     if (!r.ok)
       ++summary.failed;
   }
-  summary.results = std::move(results);
+  summary.results.assign(std::make_move_iterator(results.begin()), std::make_move_iterator(results.end()));
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
@@ -937,6 +995,31 @@ std::vector<VerifyResult> Engine::verify(const std::vector<ImageTask>& tasks) {
   for (auto& f : done)
     f.get();
   return out;
+}
+
+Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults& defaults, Expansion& expansion,
+                  const std::function<void(Expansion&)>& expanded) {
+  engine.prepare(rule_endpoints(rules, defaults));
+  TaskFeed feed;
+  std::exception_ptr failed;
+  Summary summary;
+  {
+    std::jthread expander([&] {
+      try {
+        expansion = expand_rules(rules, defaults, engine.tag_lister(), engine.created_lookup(),
+                                 [&](const ImageTask& t) { feed.push(t); });
+        if (expanded)
+          expanded(expansion);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      feed.close();
+    });
+    summary = engine.run(feed);
+  }
+  if (failed)
+    std::rethrow_exception(failed);
+  return summary;
 }
 
 nlohmann::json report_json(const Summary& s) {

@@ -11,8 +11,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +84,23 @@ struct Summary {
   std::vector<ImageResult> results;
 };
 
+/// Image tasks handed to a run while the rules are still being expanded (tag lists take round
+/// trips): the run starts on the first tasks instead of waiting for the last list. Thread-safe.
+class TaskFeed {
+public:
+  void push(ImageTask task);
+  /// No more tasks: pop() returns nullopt once the queue is empty.
+  void close();
+  /// The next task, waiting for one; nullopt after close() and the last task.
+  std::optional<ImageTask> pop();
+
+private:
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::deque<ImageTask> m_queue;
+  bool m_closed = false;
+};
+
 class Engine {
 public:
   Engine(http::Client& client, AuthConfig auth, EngineOptions options, std::shared_ptr<spdlog::logger> log);
@@ -93,8 +115,15 @@ public:
   /// Reads when tags' images were created (their config's "created"), 8 tags at a time.
   CreatedLookup created_lookup();
 
+  /// Sets up the store of every reference (credentials, Docker credential helpers): a broken
+  /// configuration throws ConfigError here, before anything is copied.
+  void prepare(const std::vector<registry::Reference>& refs);
+
   /// Copies every task; failed tasks are run again after the pass, up to `retries` times.
   Summary run(const std::vector<ImageTask>& tasks);
+  /// The same for tasks that arrive while the run goes on; returns after feed.close() and the
+  /// last task's last pass. Results are in the order the tasks arrived.
+  Summary run(TaskFeed& feed);
 
   /// HEADs source and destination of every task (no GET of blobs, nothing written).
   std::vector<VerifyResult> verify(const std::vector<ImageTask>& tasks);
@@ -106,6 +135,14 @@ private:
   struct Impl;
   std::unique_ptr<Impl> m_impl;
 };
+
+/// A run straight from rules: the stores of every rule are set up first (a broken credential helper
+/// throws before anything is copied); the rules are then expanded in the background (tag lists)
+/// while the engine copies the tasks of the rules already expanded. `expanded` is called with the
+/// complete expansion, from the expanding thread, before it ends the feed; `expansion` holds it
+/// after the return. What the expansion throws is rethrown after the run.
+Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults& defaults, Expansion& expansion,
+                  const std::function<void(Expansion&)>& expanded = {});
 
 /// The documented last line: "Images(N) migration finished, F images tasks failed, G tasks generate failed".
 std::string summary_line(const Summary& summary);

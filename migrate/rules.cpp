@@ -2,9 +2,13 @@
 
 #include "migrate/config.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <deque>
 #include <future>
 #include <map>
 #include <set>
+#include <thread>
 
 namespace migrate {
 
@@ -196,35 +200,54 @@ std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults
 
 namespace {
 
-/// Lists the tags of every repository the rules need (sources without tag or digest), 8 at a time,
-/// so a long rule list does not wait one round trip per repository before the first copy.
-std::map<std::string, http::Result<std::vector<std::string>>> list_all_tags(const std::vector<Rule>& rules,
-                                                                            const Defaults& defaults,
-                                                                            const TagLister& list_tags) {
-  std::map<std::string, Reference> wanted;
-  for (const auto& rule : rules) {
-    try {
-      Reference src = parse_source(rule.source, defaults);
-      if (src.tag.empty() && src.digest.empty())
-        wanted.emplace(src.name(), src);
-    } catch (const Invalid&) {
+/// Lists the tags of every repository the rules need (sources without tag or digest) in the
+/// background, 16 at a time, in the order of the rules. A rule waits only for its own repository,
+/// so the first rules' images are being copied while later repositories are still listed.
+class TagPrefetch {
+public:
+  using TagList = http::Result<std::vector<std::string>>;
+
+  TagPrefetch(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags)
+      : m_list(list_tags) {
+    for (const auto& rule : rules) {
+      try {
+        Reference src = parse_source(rule.source, defaults);
+        if (src.tag.empty() && src.digest.empty() && !m_lists.count(src.name())) {
+          m_wanted.push_back(src);
+          m_lists.emplace(src.name(), m_promises.emplace_back().get_future().share());
+        }
+      } catch (const Invalid&) {
+      }
+    }
+    std::size_t threads = std::min<std::size_t>(16, m_wanted.size());
+    for (std::size_t i = 0; i < threads; ++i)
+      m_threads.emplace_back([this] { drain(); });
+  }
+  ~TagPrefetch() {
+    m_stop = true; // an exception left the rules: no new lists
+  }
+
+  /// The tag list of a repository named by a rule; throws what the lister threw.
+  const TagList& get(const std::string& name) const { return m_lists.at(name).get(); }
+
+private:
+  void drain() {
+    for (std::size_t i; !m_stop && (i = m_next++) < m_wanted.size();) {
+      try {
+        m_promises[i].set_value(m_list(m_wanted[i]));
+      } catch (...) {
+        m_promises[i].set_exception(std::current_exception());
+      }
     }
   }
-  std::map<std::string, http::Result<std::vector<std::string>>> listed;
-  std::vector<std::pair<std::string, std::future<http::Result<std::vector<std::string>>>>> running;
-  auto drain = [&] {
-    for (auto& [name, f] : running)
-      listed.emplace(name, f.get());
-    running.clear();
-  };
-  for (const auto& [name, ref] : wanted) {
-    running.emplace_back(name, std::async(std::launch::async, [&list_tags, r = ref] { return list_tags(r); }));
-    if (running.size() == 8)
-      drain();
-  }
-  drain();
-  return listed;
-}
+  const TagLister& m_list;
+  std::vector<Reference> m_wanted;
+  std::deque<std::promise<TagList>> m_promises;
+  std::map<std::string, std::shared_future<TagList>> m_lists;
+  std::atomic<std::size_t> m_next{0};
+  std::atomic<bool> m_stop{false};
+  std::vector<std::jthread> m_threads; // last: joined first, while the members above still exist
+};
 
 } // namespace
 
@@ -282,15 +305,32 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
   return out;
 }
 
+std::vector<Reference> rule_endpoints(const std::vector<Rule>& rules, const Defaults& defaults) {
+  std::vector<Reference> out;
+  for (const auto& rule : rules) {
+    try {
+      Reference src = parse_source(rule.source, defaults);
+      Reference dst = parse_destination(rule.destination, src, defaults);
+      out.push_back(std::move(src));
+      out.push_back(std::move(dst));
+    } catch (const Invalid&) {
+    }
+  }
+  return out;
+}
+
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
-                       const CreatedLookup& created) {
-  auto listed_tags = list_all_tags(rules, defaults, list_tags);
+                       const CreatedLookup& created, const std::function<void(const ImageTask&)>& on_task) {
+  TagPrefetch listed_tags(rules, defaults, list_tags);
   Expansion out;
   std::set<std::string> seen;
   auto add = [&](ImageTask t) {
     std::string key = t.source.to_string() + " -> " + t.destination.to_string();
-    if (seen.insert(key).second)
-      out.tasks.push_back(std::move(t));
+    if (!seen.insert(key).second)
+      return;
+    if (on_task)
+      on_task(t);
+    out.tasks.push_back(std::move(t));
   };
   for (const auto& rule : rules) {
     try {
@@ -300,7 +340,7 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
         // Rule 6: every tag of the repository; the destination names no tag.
         if (!dst.tag.empty())
           throw Invalid{"rule 6: the source has no tag (all tags are copied), so the destination must not have one"};
-        const auto& listed = listed_tags.at(src.name());
+        const auto& listed = listed_tags.get(src.name());
         if (!listed)
           throw Invalid{listed.error().message};
         if (listed->empty())

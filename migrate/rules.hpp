@@ -80,8 +80,15 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
 using CreatedLookup = std::function<http::Result<std::map<std::string, double>>(const registry::Reference& repository,
                                                                                 const std::vector<std::string>& tags)>;
 
-/// Applies the rules. Tags are listed only for sources without tag or digest.
+/// Applies the rules. Tags are listed only for sources without tag or digest, in the background,
+/// and a rule waits only for its own repository's list. `on_task`, when given, sees every task as
+/// soon as its rule is done (before expand_rules returns): a run can start with the first rules.
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
-                       const CreatedLookup& created = {});
+                       const CreatedLookup& created = {},
+                       const std::function<void(const ImageTask&)>& on_task = {});
+
+/// The source and destination of every rule that parses (rule errors are expand_rules' to report):
+/// the registries a run will talk to, to be set up before anything is copied.
+std::vector<registry::Reference> rule_endpoints(const std::vector<Rule>& rules, const Defaults& defaults);
 
 } // namespace migrate

@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
 #include <map>
 
 using migrate::Defaults;
@@ -267,4 +270,63 @@ TEST_CASE("migrate::expand_namespaces") {
   auto e = migrate::expand_rules(kept, d, fake_tags({}));
   REQUIRE(e.errors.size() == 1);
   CHECK(e.errors[0].message.find("rule 1") == 0);
+}
+
+TEST_CASE("migrate::expand_rules: tasks stream out while later repositories are still listed") {
+  // The lister of "slow" waits until the tasks of the first rule have been handed on: an expansion
+  // that lists every repository before handing on anything would keep it waiting until the timeout.
+  std::promise<void> first_rule_seen;
+  auto seen = first_rule_seen.get_future().share();
+  std::atomic<int> fast_lists{0}, slow_lists{0};
+  migrate::TagLister lister = [&](const registry::Reference& ref) -> http::Result<std::vector<std::string>> {
+    if (ref.name() == "src.io/ns/slow") {
+      ++slow_lists;
+      if (seen.wait_for(std::chrono::seconds(20)) != std::future_status::ready)
+        return http::make_error(http::ErrorKind::network, "the first rule's tasks were held back");
+      return std::vector<std::string>{"s1"};
+    }
+    ++fast_lists;
+    return std::vector<std::string>{"f1", "f2"};
+  };
+  std::vector<std::string> streamed;
+  auto e = migrate::expand_rules({{"src.io/ns/fast", "dst.io/x/fast", {}, ""},
+                                  {"src.io/ns/slow", "dst.io/x/slow", {}, ""},
+                                  {"src.io/ns/fast", "dst.io/y/fast", {}, ""}},
+                                 Defaults{}, lister, {}, [&](const migrate::ImageTask& t) {
+                                   streamed.push_back(t.source.to_string() + " -> " + t.destination.to_string());
+                                   if (streamed.size() == 2)
+                                     first_rule_seen.set_value();
+                                 });
+  CHECK(e.errors.empty());
+  CHECK(pairs(e) == streamed); // every task once, in the order of the rules
+  CHECK(streamed == std::vector<std::string>{"src.io/ns/fast:f1 -> dst.io/x/fast:f1", "src.io/ns/fast:f2 -> dst.io/x/fast:f2",
+                                             "src.io/ns/slow:s1 -> dst.io/x/slow:s1", "src.io/ns/fast:f1 -> dst.io/y/fast:f1",
+                                             "src.io/ns/fast:f2 -> dst.io/y/fast:f2"});
+  CHECK(fast_lists == 1); // one list per repository, however many rules name it
+  CHECK(slow_lists == 1);
+}
+
+TEST_CASE("migrate::expand_rules: what a lister throws reaches the caller") {
+  migrate::TagLister lister = [](const registry::Reference&) -> http::Result<std::vector<std::string>> {
+    throw migrate::ConfigError("docker-credential-x failed");
+  };
+  CHECK_THROWS_WITH_AS(migrate::expand_rules({{"src.io/ns/a", "dst.io/x/a", {}, ""}}, Defaults{}, lister),
+                       "docker-credential-x failed", migrate::ConfigError);
+}
+
+TEST_CASE("migrate::rule_endpoints") {
+  Defaults d;
+  d.registry = "swr.example.com";
+  d.ns = "org";
+  auto refs = migrate::rule_endpoints({{"src.io/ns/a:1", "", {}, ""}, {"BAD REF", "dst.io/x", {}, ""},
+                                       {"src.io/ns/b", "dst.io/x/b", {}, ""}},
+                                      d);
+  std::vector<std::string> got;
+  for (const auto& r : refs)
+    got.push_back(r.to_string());
+  std::string all;
+  for (const auto& g : got)
+    all += g + " ";
+  INFO(all);
+  CHECK(got == std::vector<std::string>{"src.io/ns/a:1", "swr.example.com/org/a", "src.io/ns/b", "dst.io/x/b"});
 }
