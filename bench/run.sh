@@ -276,6 +276,7 @@ bench_pair() {
     bench_record "$wl" "$tool" "$run" "$bytes" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
     bench_verify_tags "$SRC_ADDR" "$dst" "$list" "$sample" || bench_die "$tool produced a wrong copy ($wl, run $run)"
     if [ "$wl" == many-small ]; then
+      sync
       r0=$(bench_reg_cpu "$SRC_PID" "$dpid")
       run_tool "$tool" "$wl" "$dst" "$pfx.noop"
       r1=$(bench_reg_cpu "$SRC_PID" "$dpid")

@@ -31,13 +31,11 @@ using registry::ImageStore;
 using registry::Registry;
 using Clock = std::chrono::steady_clock;
 
-/// Fixed set of threads draining one queue. Joined on destruction: no detached threads.
+/// Up to `threads` threads draining one queue, started as work arrives (a no-op run never starts
+/// the blob threads). Joined on destruction: no detached threads.
 class ThreadPool {
 public:
-  explicit ThreadPool(int threads) {
-    for (int i = 0; i < std::max(1, threads); ++i)
-      m_threads.emplace_back([this] { loop(); });
-  }
+  explicit ThreadPool(int threads) : m_max(static_cast<std::size_t>(std::max(1, threads))) {}
   ~ThreadPool() {
     {
       std::lock_guard lock(m_mutex);
@@ -53,6 +51,8 @@ public:
     {
       std::lock_guard lock(m_mutex);
       m_queue.emplace_back([task] { (*task)(); });
+      if (m_idle < m_queue.size() && m_threads.size() < m_max)
+        m_threads.emplace_back([this] { loop(); });
     }
     m_cv.notify_one();
     return future;
@@ -60,23 +60,26 @@ public:
 
 private:
   void loop() {
+    std::unique_lock lock(m_mutex);
     while (true) {
-      std::function<void()> job;
-      {
-        std::unique_lock lock(m_mutex);
-        m_cv.wait(lock, [&] { return m_stop || !m_queue.empty(); });
-        if (m_queue.empty())
-          return;
-        job = std::move(m_queue.front());
-        m_queue.pop_front();
-      }
+      ++m_idle;
+      m_cv.wait(lock, [&] { return m_stop || !m_queue.empty(); });
+      --m_idle;
+      if (m_queue.empty())
+        return;
+      auto job = std::move(m_queue.front());
+      m_queue.pop_front();
+      lock.unlock();
       job();
+      lock.lock();
     }
   }
+  const std::size_t m_max;
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::deque<std::function<void()>> m_queue;
   std::vector<std::thread> m_threads;
+  std::size_t m_idle = 0; ///< threads waiting for a job
   bool m_stop = false;
 };
 

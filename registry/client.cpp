@@ -236,8 +236,24 @@ Result<std::vector<std::string>> Registry::list_paginated(std::string url, const
 
 Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std::string& repository,
                                                                       const std::string& digest) {
-  if (m_referrers_api.load() == 0)
-    return std::optional<std::vector<Referrer>>();
+  // Single flight while unknown: seven workers starting together would otherwise send seven probes
+  // to a registry without the API.
+  bool probe = false;
+  {
+    std::unique_lock lock(m_probe_mutex);
+    m_probe_cv.wait(lock, [&] { return m_referrers_api.load() != -1 || !m_probing; });
+    if (m_referrers_api.load() == 0)
+      return std::optional<std::vector<Referrer>>();
+    if (m_referrers_api.load() == -1)
+      probe = m_probing = true;
+  }
+  auto probed = std::unique_ptr<Registry, void (*)(Registry*)>(probe ? this : nullptr, [](Registry* r) {
+    {
+      std::lock_guard lock(r->m_probe_mutex);
+      r->m_probing = false;
+    }
+    r->m_probe_cv.notify_all();
+  });
   std::string what = "listing referrers of " + m_options.host + "/" + repository + "@" + digest;
   std::vector<Referrer> found;
   bool malformed = false;
