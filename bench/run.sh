@@ -4,6 +4,8 @@
 # Usage: bench/run.sh [--runs N] [--quick] [--workers N] [--only LIST] [--out FILE] [--keep]
 #
 #   --runs N      measured runs per workload and tool (default 3); the table shows medians
+#   --noop-repeat N  no-op runs after each many-small copy (default 3): a 0.15 s measurement on a
+#                 shared machine needs more samples than the copies
 #   --quick       1 run and small sizes: a smoke check of the script, not a measurement
 #   --workers N   image-migrator -w (default 7, its own default)
 #   --only LIST   comma separated subset of: many-small (includes no-op), big, memory
@@ -17,8 +19,9 @@
 # One source registry holds every workload (seeded once, with skopeo copy from generated OCI
 # layouts). For every run and every tool a fresh destination registry (Debian docker-registry on
 # loopback, plain HTTP) is started; the tool copies into it, the copy is verified (every tag's
-# manifest digest equal at both ends, exact manifest bytes for a sample), the no-op run repeats the
-# same command against the now full destination, then the destination is stopped and deleted.
+# manifest digest equal at both ends, exact manifest bytes for a sample); for many-small, after a
+# `sync`, the same command runs again (--noop-repeat times) against the now full destination (the
+# no-op); then the destination is stopped and deleted.
 # The two tools alternate who goes first from run to run. Prints a markdown table of medians and
 # PASS/MISS per target, and exits 0 whether targets are met or not; 1 if something broke (a tool
 # failed, a copy was wrong, a registry did not start).
@@ -27,13 +30,15 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-RUNS=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory OUT='' KEEP=0 RUNS_GIVEN=0
+RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory OUT='' KEEP=0 RUNS_GIVEN=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) [ $# -ge 2 ] || usage; RUNS=$2; RUNS_GIVEN=1; shift 2 ;;
     --runs=*) RUNS=${1#*=}; RUNS_GIVEN=1; shift ;;
+    --noop-repeat) [ $# -ge 2 ] || usage; NOOP_REPEAT=$2; shift 2 ;;
+    --noop-repeat=*) NOOP_REPEAT=${1#*=}; shift ;;
     --quick) QUICK=1; shift ;;
     --workers) [ $# -ge 2 ] || usage; WORKERS=$2; shift 2 ;;
     --workers=*) WORKERS=${1#*=}; shift ;;
@@ -48,6 +53,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$QUICK" == 1 ] && [ "$RUNS_GIVEN" == 0 ] && RUNS=1
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --runs must be a positive integer" >&2; exit 2; }
+[[ "$NOOP_REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --noop-repeat must be a positive integer" >&2; exit 2; }
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --workers must be a positive integer" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for w in ${ONLY//,/ }; do
@@ -276,11 +282,15 @@ bench_pair() {
     bench_record "$wl" "$tool" "$run" "$bytes" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
     bench_verify_tags "$SRC_ADDR" "$dst" "$list" "$sample" || bench_die "$tool produced a wrong copy ($wl, run $run)"
     if [ "$wl" == many-small ]; then
+      # The copy's writes are flushed first: the no-op should measure the re-sync, not the kernel
+      # writing back the registry's new files meanwhile (a real re-sync comes long after the copy).
       sync
-      r0=$(bench_reg_cpu "$SRC_PID" "$dpid")
-      run_tool "$tool" "$wl" "$dst" "$pfx.noop"
-      r1=$(bench_reg_cpu "$SRC_PID" "$dpid")
-      bench_record no-op "$tool" "$run" "$bytes" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
+      for ((k = 1; k <= NOOP_REPEAT; k++)); do
+        r0=$(bench_reg_cpu "$SRC_PID" "$dpid")
+        run_tool "$tool" "$wl" "$dst" "$pfx.noop$k"
+        r1=$(bench_reg_cpu "$SRC_PID" "$dpid")
+        bench_record no-op "$tool" "$run.$k" "$bytes" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
+      done
     fi
     stop_registry "$name"
     rm -rf "${W:?}/$name/data"
