@@ -19,6 +19,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <system_error>
 #include <thread>
 
 namespace migrate {
@@ -48,13 +49,25 @@ public:
   template <class F> auto submit(F f) -> std::future<decltype(f())> {
     auto task = std::make_shared<std::packaged_task<decltype(f())()>>(std::move(f));
     auto future = task->get_future();
+    bool inline_run = false;
     {
       std::lock_guard lock(m_mutex);
-      m_queue.emplace_back([task] { (*task)(); });
-      if (m_idle < m_queue.size() && m_threads.size() < m_max)
-        m_threads.emplace_back([this] { loop(); });
+      if (m_idle <= m_queue.size() && m_threads.size() < m_max) {
+        try {
+          m_threads.emplace_back([this] { loop(); });
+        } catch (const std::system_error&) {
+          // No thread to be had (a pod's pids limit): the threads there are take the job, and
+          // with none, the caller runs it itself.
+          inline_run = m_threads.empty();
+        }
+      }
+      if (!inline_run)
+        m_queue.emplace_back([task] { (*task)(); });
     }
-    m_cv.notify_one();
+    if (inline_run)
+      (*task)();
+    else
+      m_cv.notify_one();
     return future;
   }
 
@@ -612,6 +625,11 @@ struct Engine::Impl {
     auto dst_future = head_pool->submit([&] {
       return retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); });
     });
+    // The HEAD task refers to this frame: whatever way it is left, not before the HEAD is done.
+    auto wait_head = std::unique_ptr<decltype(dst_future), void (*)(decltype(dst_future)*)>(&dst_future, [](auto* f) {
+      if (f->valid())
+        f->wait();
+    });
     std::string src_digest = task.source.digest;
     if (src_digest.empty()) {
       auto head = retry("source " + task.source.to_string(), [&] { return src->head_manifest(src_repo, src_ref); });
@@ -785,7 +803,9 @@ Engine::Engine(http::Client& client, AuthConfig auth, EngineOptions options, std
 Engine::~Engine() = default;
 
 TagLister Engine::tag_lister() {
-  return [this](const registry::Reference& ref) {
+  return [this](const registry::Reference& ref) -> http::Result<std::vector<std::string>> {
+    if (m_impl->cancelled()) // interrupted: rules not yet expanded start nothing new
+      return http::make_error(http::ErrorKind::cancelled, "listing tags of " + ref.name() + ": interrupted");
     auto [reg, key] = m_impl->registry_for(ref);
     return m_impl->cached_tags(*reg, key, ref.repository);
   };
@@ -794,6 +814,8 @@ TagLister Engine::tag_lister() {
 CreatedLookup Engine::created_lookup() {
   return [this](const registry::Reference& ref, const std::vector<std::string>& tags)
              -> http::Result<std::map<std::string, double>> {
+    if (m_impl->cancelled())
+      return http::make_error(http::ErrorKind::cancelled, "reading creation times in " + ref.name() + ": interrupted");
     auto [store, key] = m_impl->registry_for(ref);
     std::map<std::string, double> times;
     for (std::size_t from = 0; from < tags.size(); from += 8) {

@@ -311,6 +311,8 @@ std::vector<Reference> rule_endpoints(const std::vector<Rule>& rules, const Defa
     try {
       Reference src = parse_source(rule.source, defaults);
       Reference dst = parse_destination(rule.destination, src, defaults);
+      if (src.tag.empty() && src.digest.empty() && !dst.tag.empty())
+        continue; // a rule 6 error, reported by expand_rules: nothing of it will run
       out.push_back(std::move(src));
       out.push_back(std::move(dst));
     } catch (const Invalid&) {

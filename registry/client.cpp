@@ -236,16 +236,17 @@ Result<std::vector<std::string>> Registry::list_paginated(std::string url, const
 
 Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std::string& repository,
                                                                       const std::string& digest) {
-  // Single flight while unknown: seven workers starting together would otherwise send seven probes
-  // to a registry without the API.
+  // The first request is a probe the others wait for: seven workers starting together would
+  // otherwise send seven to a registry without the API. Should it decide nothing (a 5xx, a
+  // timeout), the others go ahead in parallel as usual.
   bool probe = false;
   {
     std::unique_lock lock(m_probe_mutex);
-    m_probe_cv.wait(lock, [&] { return m_referrers_api.load() != -1 || !m_probing; });
+    m_probe_cv.wait(lock, [&] { return !m_probing; });
     if (m_referrers_api.load() == 0)
       return std::optional<std::vector<Referrer>>();
-    if (m_referrers_api.load() == -1)
-      probe = m_probing = true;
+    if (m_referrers_api.load() == -1 && !m_probed)
+      probe = m_probing = m_probed = true;
   }
   auto probed = std::unique_ptr<Registry, void (*)(Registry*)>(probe ? this : nullptr, [](Registry* r) {
     {

@@ -126,10 +126,11 @@ private:
   Authenticator m_auth;
   std::atomic<bool> m_chunked; ///< starts from the options; a registry may ask for it later
   std::atomic<int> m_referrers_api{-1}; ///< -1 unknown, 0 absent (404), 1 present
-  // While it is unknown, one request at a time finds out (the others wait for its answer).
+  // The first request finds out alone; the others wait for its answer.
   std::mutex m_probe_mutex;
   std::condition_variable m_probe_cv;
-  bool m_probing = false;
+  bool m_probing = false; ///< the first request is under way
+  bool m_probed = false;  ///< the first request was sent
   std::atomic<long> m_quota_left{-1};  ///< Docker Hub's ratelimit-remaining (-1: not told)
   std::atomic<bool> m_quota_warned{false};
   /// Reads ratelimit-remaining ("95;w=21600"); warns once when few requests are left.

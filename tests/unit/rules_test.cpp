@@ -319,6 +319,7 @@ TEST_CASE("migrate::rule_endpoints") {
   d.registry = "swr.example.com";
   d.ns = "org";
   auto refs = migrate::rule_endpoints({{"src.io/ns/a:1", "", {}, ""}, {"BAD REF", "dst.io/x", {}, ""},
+                                       {"src.io/ns/c", "dst.io/x/c:tag", {}, ""},
                                        {"src.io/ns/b", "dst.io/x/b", {}, ""}},
                                       d);
   std::vector<std::string> got;
