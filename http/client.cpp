@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 
@@ -527,18 +528,98 @@ struct Client::Impl {
     CURLcode code = curl_easy_perform(h.get());
     if (st.abort)
       return *st.abort;
+    return conclude(h.get(), code, t, r);
+  }
+
+  /// The outcome of a finished buffered transfer.
+  static Result<Response> conclude(CURL* h, CURLcode code, Transfer& t, const Request& r) {
     if (t.body_too_large)
       return make_error(ErrorKind::invalid, r.method + " " + redact_url(r.url) + ": response body larger than " +
                                                 std::to_string(t.body_limit) + " bytes");
     if (code != CURLE_OK)
       return curl_error(code, t, r);
     long status = 0;
-    curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     t.response.status = status;
     t.response.url = r.url;
     return std::move(t.response);
   }
 };
+
+void Client::stream(const std::function<std::optional<Streamed>(bool idle)>& next,
+                    const std::function<void(std::uint64_t id, Result<Response> response)>& on_done,
+                    std::size_t parallel) {
+  struct Running {
+    Impl::Lease handle;
+    Transfer transfer;
+    Streamed item;
+  };
+  parallel = std::max<std::size_t>(1, parallel);
+  Multi multi(curl_multi_init());
+  std::map<CURL*, std::unique_ptr<Running>> running;
+  struct Detach { // should next() or on_done() throw: handles leave the multi before either is freed
+    CURLM* multi;
+    std::map<CURL*, std::unique_ptr<Running>>& running;
+    ~Detach() {
+      for (auto& [h, run] : running)
+        curl_multi_remove_handle(multi, h);
+    }
+  } detach{multi.get(), running};
+  bool ended = false;
+  // Fills the free places; true when there is nothing in flight and nothing more to come.
+  auto start_more = [&] {
+    while (!ended && running.size() < parallel) {
+      auto item = next(running.empty());
+      if (!item) {
+        ended = running.empty(); // asked while idle: the end
+        break;
+      }
+      auto run = std::make_unique<Running>();
+      run->item = std::move(*item);
+      run->handle = m_impl->take();
+      CURL* h = run->handle.get();
+      if (!h || !multi) {
+        on_done(run->item.id, make_error(ErrorKind::network, "cannot create a libcurl handle"));
+        continue;
+      }
+      const Request& r = run->item.request;
+      run->transfer.body_limit = m_options.max_buffered_body;
+      setup(h, r, run->transfer, m_options, m_impl->share);
+      if (r.method != "GET" && r.method != "HEAD") {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
+      }
+      curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_buffered_body);
+      curl_easy_setopt(h, CURLOPT_WRITEDATA, &run->transfer);
+      curl_multi_add_handle(multi.get(), h);
+      running.emplace(h, std::move(run));
+    }
+    return ended && running.empty();
+  };
+  while (!start_more()) {
+    if (running.empty())
+      continue; // next() had nothing while idle only once `ended`; otherwise ask again
+    int still = 0;
+    curl_multi_perform(multi.get(), &still);
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &queued)) {
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      auto it = running.find(msg->easy_handle);
+      if (it == running.end())
+        continue;
+      CURLcode code = msg->data.result; // read before the handle leaves the multi
+      auto run = std::move(it->second);
+      running.erase(it);
+      curl_multi_remove_handle(multi.get(), run->handle.get());
+      auto result = Impl::conclude(run->handle.get(), code, run->transfer, run->item.request);
+      on_done(run->item.id, std::move(result));
+    }
+    if (!running.empty())
+      // Short: a request that next() did not have a moment ago may have come meanwhile.
+      curl_multi_poll(multi.get(), nullptr, 0, 5, nullptr);
+  }
+}
 
 void global_init() {
   static std::once_flag once;

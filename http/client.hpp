@@ -95,6 +95,19 @@ public:
   /// transfer); other answers are buffered. With an empty `on_chunk` it is send().
   Result<Response> download(const Request& request, const ChunkObserver& on_chunk);
 
+  /// One request of a stream: an id of the caller's choosing, and the request.
+  struct Streamed {
+    std::uint64_t id = 0;
+    Request request;
+  };
+  /// Keeps up to `parallel` requests in flight from the calling thread (one libcurl multi handle:
+  /// no thread per request). `next(idle)` gives the next request, or nullopt when it has none
+  /// now; with `idle` true (nothing in flight) it may wait for one, and nullopt then ends the
+  /// stream. `on_done` gets every answer, buffered, in the calling thread. No redirects are
+  /// followed: a 3xx comes back as it is.
+  void stream(const std::function<std::optional<Streamed>(bool idle)>& next,
+              const std::function<void(std::uint64_t id, Result<Response> response)>& on_done, std::size_t parallel);
+
   /// Sends a request whose body (request.upload_size bytes) is read from `read` as libcurl asks for it.
   /// No redirects are followed.
   Result<Response> upload(const Request& request, const BodyReader& read);

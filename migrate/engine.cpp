@@ -96,6 +96,13 @@ private:
   bool m_stop = false;
 };
 
+/// Answers to the HEADs of one task that were sent ahead, in a batch: nullopt = not asked or not
+/// settled (copy_one then asks itself, with retries); inside, nullopt = absent.
+struct KnownHeads {
+  std::optional<std::optional<registry::ManifestHead>> source, destination;
+  std::optional<http::Error> source_failed, destination_failed; ///< unsettled: the first try's error (a try counts)
+};
+
 struct BlobStat {
   BlobOutcome outcome = BlobOutcome::copied;
   std::uint64_t bytes = 0;
@@ -191,9 +198,12 @@ struct Engine::Impl {
   }
 
   /// Runs f until it succeeds, fails for good, or runs out of attempts; backs off in between.
-  template <class F> auto retry(const std::string& what, F&& f) -> decltype(f()) {
+  /// f() until it succeeds, fails for good or runs out of attempts. `first`: the error of a first
+  /// attempt already made (a HEAD sent with others), waited for and counted like any other.
+  template <class F>
+  auto retry(const std::string& what, F&& f, const std::optional<http::Error>& first = {}) -> decltype(f()) {
     for (int attempt = 1;; ++attempt) {
-      auto r = f();
+      auto r = attempt == 1 && first ? decltype(f())(*first) : f();
       if (r || !r.error().retryable() || attempt >= options.attempts || cancelled())
         return r;
       auto delay = options.backoff * (1 << (attempt - 1));
@@ -452,8 +462,20 @@ struct Engine::Impl {
   }
 
   /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
-  ImageResult copy_image(const ImageTask& task, int depth = 0) {
-    ImageResult r = copy_one(task);
+  /// The HEAD of a manifest as a request to stream with others (Client::stream), when its store
+  /// is a registry without caps.
+  std::optional<std::pair<http::Request, Registry*>> head_request_for(const registry::Reference& ref) {
+    auto* reg = dynamic_cast<Registry*>(registry_for(ref).first);
+    if (!reg)
+      return std::nullopt;
+    auto r = reg->head_request(ref.repository, ref.reference());
+    if (!r)
+      return std::nullopt;
+    return std::make_pair(std::move(*r), reg);
+  }
+
+  ImageResult copy_image(const ImageTask& task, int depth = 0, const KnownHeads& known = {}) {
+    ImageResult r = copy_one(task, known);
     if (r.ok && options.referrers && !r.filtered && depth < 3 && !cancelled())
       copy_referrers(r, depth);
     return r;
@@ -592,7 +614,7 @@ struct Engine::Impl {
     return retry("manifest " + repo + ":" + tag, [&] { return dst.put_manifest(repo, tag, m); });
   }
 
-  ImageResult copy_one(const ImageTask& task) {
+  ImageResult copy_one(const ImageTask& task, const KnownHeads& known = {}) {
     ImageResult r;
     r.task = task;
     auto start = Clock::now();
@@ -621,30 +643,33 @@ struct Engine::Impl {
     std::string dst_ref = task.destination.reference();
 
     // Two HEADs decide whether there is anything to do; they go to two registries, so in parallel
-    // (a re-sync of thousands of images is nothing but these two requests each).
-    auto dst_future = head_pool->submit([&] {
-      return retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); });
-    });
+    // (a re-sync of thousands of images is nothing but these two requests each). Run's first pass
+    // may have sent them already, in a batch.
+    using Head = http::Result<std::optional<registry::ManifestHead>>;
+    std::future<Head> dst_future;
+    if (!known.destination)
+      dst_future = head_pool->submit([&] {
+        return retry("destination " + task.destination.to_string(), [&] { return dst->head_manifest(dst_repo, dst_ref); },
+                     known.destination_failed);
+      });
     // The HEAD task refers to this frame: whatever way it is left, not before the HEAD is done.
-    auto wait_head = std::unique_ptr<decltype(dst_future), void (*)(decltype(dst_future)*)>(&dst_future, [](auto* f) {
+    auto wait_head = std::unique_ptr<std::future<Head>, void (*)(std::future<Head>*)>(&dst_future, [](auto* f) {
       if (f->valid())
         f->wait();
     });
     std::string src_digest = task.source.digest;
     if (src_digest.empty()) {
-      auto head = retry("source " + task.source.to_string(), [&] { return src->head_manifest(src_repo, src_ref); });
-      if (!head) {
-        dst_future.wait();
+      Head head = known.source ? Head(*known.source)
+                               : retry("source " + task.source.to_string(),
+                                       [&] { return src->head_manifest(src_repo, src_ref); }, known.source_failed);
+      if (!head)
         return fail(head.error());
-      }
-      if (!*head) {
-        dst_future.wait();
+      if (!*head)
         return finish("source image " + task.source.to_string() + " not found", http::ErrorKind::not_found);
-      }
       src_digest = (*head)->digest;
       r.media_type = (*head)->media_type;
     }
-    auto dst_head = dst_future.get();
+    Head dst_head = known.destination ? Head(*known.destination) : dst_future.get();
     if (!dst_head)
       return fail(dst_head.error());
     r.digest = src_digest;
@@ -892,6 +917,15 @@ void TaskFeed::close() {
   m_cv.notify_all();
 }
 
+std::optional<ImageTask> TaskFeed::try_pop() {
+  std::lock_guard lock(m_mutex);
+  if (m_queue.empty())
+    return std::nullopt;
+  ImageTask task = std::move(m_queue.front());
+  m_queue.pop_front();
+  return task;
+}
+
 std::optional<ImageTask> TaskFeed::pop() {
   std::unique_lock lock(m_mutex);
   m_cv.wait(lock, [&] { return m_closed || !m_queue.empty(); });
@@ -932,8 +966,8 @@ Summary Engine::run(TaskFeed& feed) {
   int workers = std::max(1, m_impl->options.workers);
   m_impl->blob_pool = std::make_unique<ThreadPool>(workers);
   m_impl->head_pool = std::make_unique<ThreadPool>(workers);
-  auto run_one = [this](const ImageTask& task, ImageResult& result, int pass) {
-    result = m_impl->copy_image(task);
+  auto run_one = [this](const ImageTask& task, ImageResult& result, int pass, const KnownHeads& known = {}) {
+    result = m_impl->copy_image(task, 0, known);
     m_impl->log_result(result);
     bool last = result.ok || result.permanent || pass >= m_impl->options.retries;
     if (last)
@@ -943,18 +977,107 @@ Summary Engine::run(TaskFeed& feed) {
   };
   std::vector<std::size_t> pending;
   {
-    // Pass 1 takes the tasks as they come.
+    // Pass 1 takes the tasks as they come. This thread sends the HEADs that decide whether an
+    // image needs anything, all of them through one libcurl multi handle (a re-sync is mostly
+    // these requests; one thread driving them costs far less than a thread blocking on each),
+    // and hands each task to an image worker with the answers. At most `ahead` tasks wait for or
+    // run in the workers, so the HEADs are not sent long before their image is copied.
+    const std::size_t ahead = 64;
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::size_t outstanding = 0;
     ThreadPool image_pool(workers);
     std::vector<std::future<void>> done;
-    while (auto task = feed.pop()) {
+    struct Asked {
+      std::size_t task;
+      bool source;
+      Registry* registry;
+      http::Request request;
+    };
+    std::map<std::uint64_t, Asked> asked;
+    std::map<std::size_t, std::pair<int, KnownHeads>> waiting; // task -> answers due, answers so far
+    std::deque<http::Client::Streamed> queued;
+    std::uint64_t next_id = 0;
+    bool feed_done = false;
+
+    auto hand_over = [&](std::size_t i, KnownHeads known) {
+      {
+        std::lock_guard lock(mutex);
+        ++outstanding;
+      }
+      done.push_back(image_pool.submit([&, t = &tasks[i], r = &results[i], k = std::move(known)] {
+        run_one(*t, *r, 0, k);
+        std::lock_guard lock(mutex);
+        --outstanding;
+        cv.notify_one();
+      }));
+    };
+    // Takes one task from the feed (waiting for one if `wait`); false when there is none.
+    auto take = [&](bool wait) {
+      if (feed_done)
+        return false;
+      {
+        std::unique_lock lock(mutex);
+        if (wait)
+          cv.wait(lock, [&] { return outstanding < ahead; });
+        else if (outstanding >= ahead)
+          return false;
+      }
+      auto task = wait ? feed.pop() : feed.try_pop();
+      if (!task) {
+        feed_done = wait;
+        return false;
+      }
       m_impl->registry_for(task->source); // already set up by prepare(): a lookup
       m_impl->registry_for(task->destination);
-      pending.push_back(tasks.size());
+      const std::size_t i = tasks.size();
+      pending.push_back(i);
       tasks.push_back(std::move(*task));
       results.emplace_back();
       ++m_impl->progress.images_total;
-      done.push_back(image_pool.submit([&run_one, t = &tasks.back(), r = &results.back()] { run_one(*t, *r, 0); }));
-    }
+      int due = 0;
+      auto ask = [&](const registry::Reference& ref, bool source) {
+        if (auto req = m_impl->head_request_for(ref)) {
+          asked.emplace(next_id, Asked{i, source, req->second, req->first});
+          queued.push_back({next_id++, std::move(req->first)});
+          ++due;
+        }
+      };
+      if (!m_impl->cancelled()) {
+        if (tasks[i].source.digest.empty())
+          ask(tasks[i].source, true);
+        ask(tasks[i].destination, false);
+      }
+      if (due == 0)
+        hand_over(i, {});
+      else
+        waiting[i].first = due;
+      return true;
+    };
+    m_impl->client.stream(
+        [&](bool idle) -> std::optional<http::Client::Streamed> {
+          while (queued.empty())
+            if (!take(idle))
+              return std::nullopt;
+          auto item = std::move(queued.front());
+          queued.pop_front();
+          return item;
+        },
+        [&](std::uint64_t id, http::Result<http::Response> response) {
+          auto it = asked.find(id);
+          Asked a = std::move(it->second);
+          asked.erase(it);
+          auto& [due, known] = waiting[a.task];
+          auto answer = a.registry->read_head(a.request, response);
+          (a.source ? known.source : known.destination) = std::move(answer.head);
+          (a.source ? known.source_failed : known.destination_failed) = std::move(answer.failed);
+          if (--due == 0) {
+            KnownHeads k = std::move(known);
+            waiting.erase(a.task);
+            hand_over(a.task, std::move(k));
+          }
+        },
+        2 * static_cast<std::size_t>(workers));
     for (auto& f : done)
       f.get();
   }

@@ -93,6 +93,8 @@ public:
   void close();
   /// The next task, waiting for one; nullopt after close() and the last task.
   std::optional<ImageTask> pop();
+  /// The next task if one is waiting, without waiting.
+  std::optional<ImageTask> try_pop();
 
 private:
   std::mutex m_mutex;

@@ -415,6 +415,52 @@ Result<Manifest> Registry::get_manifest(const std::string& repository, const std
   return m;
 }
 
+namespace {
+/// What the headers of a manifest HEAD say (the digest may be missing: check it).
+ManifestHead head_of(const http::Response& response) {
+  ManifestHead head;
+  head.digest = response.header("docker-content-digest");
+  head.media_type = strip_params(response.header("content-type"));
+  auto length = response.header("content-length");
+  head.size = length.empty() ? 0 : std::atoll(length.c_str());
+  return head;
+}
+} // namespace
+
+std::optional<http::Request> Registry::head_request(const std::string& repository, const std::string& reference) {
+  if (m_options.limiter && m_options.limiter->limited())
+    return std::nullopt; // caps count every request: these go one by one through send()
+  auto r = manifest_request("HEAD", repository, reference);
+  if (!owns(r.url))
+    return std::nullopt;
+  m_auth.authorize(r, pull_scope(repository));
+  return r;
+}
+
+HeadAnswer Registry::read_head(const http::Request& request, const Result<http::Response>& response) {
+  HeadAnswer answer;
+  std::string what = "checking manifest " + http::redact_url(request.url);
+  if (!response) {
+    http::Error e = response.error().context("registry " + m_options.host).context(what);
+    if (e.retryable())
+      answer.failed = std::move(e);
+    return answer;
+  }
+  note_quota(*response);
+  if (response->status == 404) {
+    answer.head = std::optional<ManifestHead>();
+  } else if (response->status == 200) {
+    ManifestHead head = head_of(*response);
+    if (valid_digest(head.digest))
+      answer.head = std::optional<ManifestHead>(head);
+  } else if (response->status != 401 && !(response->status == 429 && m_quota_left.load() == 0)) {
+    http::Error e = registry_error(what, *response);
+    if (e.retryable())
+      answer.failed = std::move(e);
+  }
+  return answer;
+}
+
 Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& repository, const std::string& reference) {
   std::string what = "checking manifest " + manifest_name(repository, reference);
   auto r = manifest_request("HEAD", repository, reference);
@@ -425,11 +471,7 @@ Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& r
     return std::optional<ManifestHead>();
   if (resp->status != 200)
     return registry_error(what, explain(r, *resp, pull_scope(repository)));
-  ManifestHead head;
-  head.digest = resp->header("docker-content-digest");
-  head.media_type = strip_params(resp->header("content-type"));
-  auto length = resp->header("content-length");
-  head.size = length.empty() ? 0 : std::atoll(length.c_str());
+  ManifestHead head = head_of(*resp);
   if (!valid_digest(head.digest)) {
     // Some registries omit the digest on HEAD: fall back to the bytes.
     auto m = get_manifest(repository, reference);

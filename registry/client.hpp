@@ -40,6 +40,12 @@ struct RegistryOptions {
   std::shared_ptr<Limiter> limiter; ///< caps shared by every Registry of this host (null = none)
 };
 
+/// What the answer to one of many HEADs sent together says.
+struct HeadAnswer {
+  std::optional<std::optional<ManifestHead>> head; ///< settled: the head, or nullopt inside when absent
+  std::optional<http::Error> failed;               ///< unsettled by a retryable failure: the first try's error
+};
+
 class Registry final : public ImageStore {
 public:
   Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log = null_logger());
@@ -63,6 +69,13 @@ public:
 
   /// HEAD on a manifest; nullopt when it does not exist.
   Result<std::optional<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference) override;
+  /// head_manifest as a request to send with others (http::Client::send_many), credentials included
+  /// when known; nullopt when this registry's requests must go one at a time (caps in auth.json).
+  std::optional<http::Request> head_request(const std::string& repository, const std::string& reference);
+  /// Reads the answer to a head_request. Anything but a head or a 404 settles nothing: ask again
+  /// with head_manifest (which retries, authenticates and explains), after the wait `failed` asks
+  /// for when the answer was a retryable failure (a 5xx, a 429 with its Retry-After, a reset).
+  HeadAnswer read_head(const http::Request& request, const Result<http::Response>& response);
 
   /// The referrers of a digest (GET /v2/<name>/referrers/<digest>, paginated); nullopt when the registry
   /// does not have the API (404), which is then remembered and not asked again.
