@@ -591,8 +591,12 @@ void Client::stream(const std::function<std::optional<Streamed>(bool idle)>& nex
       }
       curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_buffered_body);
       curl_easy_setopt(h, CURLOPT_WRITEDATA, &run->transfer);
-      curl_multi_add_handle(multi.get(), h);
-      running.emplace(h, std::move(run));
+      auto [slot, added] = running.emplace(h, std::move(run));
+      if (curl_multi_add_handle(multi.get(), h) != CURLM_OK) {
+        auto failed = std::move(slot->second);
+        running.erase(slot);
+        on_done(failed->item.id, make_error(ErrorKind::network, "cannot add a request to the libcurl multi handle"));
+      }
     }
     return ended && running.empty();
   };

@@ -101,6 +101,9 @@ private:
 struct KnownHeads {
   std::optional<std::optional<registry::ManifestHead>> source, destination;
   std::optional<http::Error> source_failed, destination_failed; ///< unsettled: the first try's error (a try counts)
+  std::chrono::steady_clock::time_point answered{}; ///< when the last answer came
+  /// Answers older than this when the image's turn comes are asked again: a tag may have moved.
+  static constexpr std::chrono::seconds fresh{5};
 };
 
 struct BlobStat {
@@ -475,7 +478,7 @@ struct Engine::Impl {
   }
 
   ImageResult copy_image(const ImageTask& task, int depth = 0, const KnownHeads& known = {}) {
-    ImageResult r = copy_one(task, known);
+    ImageResult r = copy_one(task, Clock::now() - known.answered <= KnownHeads::fresh ? known : KnownHeads{});
     if (r.ok && options.referrers && !r.filtered && depth < 3 && !cancelled())
       copy_referrers(r, depth);
     return r;
@@ -980,9 +983,11 @@ Summary Engine::run(TaskFeed& feed) {
     // Pass 1 takes the tasks as they come. This thread sends the HEADs that decide whether an
     // image needs anything, all of them through one libcurl multi handle (a re-sync is mostly
     // these requests; one thread driving them costs far less than a thread blocking on each),
-    // and hands each task to an image worker with the answers. At most `ahead` tasks wait for or
-    // run in the workers, so the HEADs are not sent long before their image is copied.
-    const std::size_t ahead = 64;
+    // and hands each task to an image worker with the answers. At most `ahead` tasks are taken and
+    // not finished (asking, waiting for a worker, or running), so a tag is not resolved long before
+    // its image is copied; answers older than KnownHeads::fresh when the worker starts are asked
+    // again anyway.
+    const std::size_t ahead = std::max<std::size_t>(16, 2 * static_cast<std::size_t>(workers));
     std::mutex mutex;
     std::condition_variable cv;
     std::size_t outstanding = 0;
@@ -1001,15 +1006,19 @@ Summary Engine::run(TaskFeed& feed) {
     bool feed_done = false;
 
     auto hand_over = [&](std::size_t i, KnownHeads known) {
-      {
-        std::lock_guard lock(mutex);
-        ++outstanding;
-      }
+      known.answered = Clock::now();
       done.push_back(image_pool.submit([&, t = &tasks[i], r = &results[i], k = std::move(known)] {
+        struct Release { // whatever way run_one ends, the dispatcher may take another task
+          std::mutex& mutex;
+          std::condition_variable& cv;
+          std::size_t& outstanding;
+          ~Release() {
+            std::lock_guard lock(mutex);
+            --outstanding;
+            cv.notify_one();
+          }
+        } release{mutex, cv, outstanding};
         run_one(*t, *r, 0, k);
-        std::lock_guard lock(mutex);
-        --outstanding;
-        cv.notify_one();
       }));
     };
     // Takes one task from the feed (waiting for one if `wait`); false when there is none.
@@ -1027,6 +1036,10 @@ Summary Engine::run(TaskFeed& feed) {
       if (!task) {
         feed_done = wait;
         return false;
+      }
+      {
+        std::lock_guard lock(mutex);
+        ++outstanding;
       }
       m_impl->registry_for(task->source); // already set up by prepare(): a lookup
       m_impl->registry_for(task->destination);
