@@ -944,22 +944,6 @@ void Engine::prepare(const std::vector<registry::Reference>& refs) {
     m_impl->registry_for(ref);
 }
 
-Summary Engine::run(const std::vector<ImageTask>& tasks) {
-  // Every registry is set up here, in the calling thread: a configuration error (a broken Docker
-  // credential helper) ends the run before any copy, as one clear line.
-  std::vector<registry::Reference> refs;
-  for (const auto& t : tasks) {
-    refs.push_back(t.source);
-    refs.push_back(t.destination);
-  }
-  prepare(refs);
-  TaskFeed feed;
-  for (const auto& t : tasks)
-    feed.push(t);
-  feed.close();
-  return run(feed);
-}
-
 Summary Engine::run(TaskFeed& feed) {
   auto start = Clock::now();
   Summary summary;

@@ -121,10 +121,9 @@ public:
   /// configuration throws ConfigError here, before anything is copied.
   void prepare(const std::vector<registry::Reference>& refs);
 
-  /// Copies every task; failed tasks are run again after the pass, up to `retries` times.
-  Summary run(const std::vector<ImageTask>& tasks);
-  /// The same for tasks that arrive while the run goes on; returns after feed.close() and the
-  /// last task's last pass. Results are in the order the tasks arrived.
+  /// Copies every task of the feed as it arrives (their stores set up by prepare() first); failed
+  /// tasks are run again after the first pass, up to `retries` times. Returns after feed.close()
+  /// and the last task's last pass. Results are in the order the tasks arrived.
   Summary run(TaskFeed& feed);
 
   /// HEADs source and destination of every task (no GET of blobs, nothing written).
