@@ -105,6 +105,14 @@ CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
   return CURLE_OK;
 }
 
+/// The request's body from memory (methods other than GET and HEAD).
+void set_body(CURL* h, const Request& r) {
+  if (r.method == "GET" || r.method == "HEAD")
+    return;
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
+}
+
 /// Applies everything common to buffered and streamed transfers.
 void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* share) {
   curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
@@ -504,9 +512,8 @@ struct Client::Impl {
         return *got;
       });
       curl_easy_setopt(h.get(), CURLOPT_READDATA, &st);
-    } else if (r.method != "GET" && r.method != "HEAD") {
-      curl_easy_setopt(h.get(), CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-      curl_easy_setopt(h.get(), CURLOPT_POSTFIELDS, r.body.data());
+    } else {
+      set_body(h.get(), r);
     }
     if (sink) {
       curl_easy_setopt(h.get(), CURLOPT_BUFFERSIZE, transfer_buffer);
@@ -585,10 +592,7 @@ void Client::stream(const std::function<std::optional<Streamed>(bool idle)>& nex
       const Request& r = run->item.request;
       run->transfer.body_limit = m_options.max_buffered_body;
       setup(h, r, run->transfer, m_options, m_impl->share);
-      if (r.method != "GET" && r.method != "HEAD") {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
-      }
+      set_body(h, r);
       curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_buffered_body);
       curl_easy_setopt(h, CURLOPT_WRITEDATA, &run->transfer);
       auto [slot, added] = running.emplace(h, std::move(run));

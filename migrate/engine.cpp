@@ -201,8 +201,8 @@ struct Engine::Impl {
   }
 
   /// Runs f until it succeeds, fails for good, or runs out of attempts; backs off in between.
-  /// f() until it succeeds, fails for good or runs out of attempts. `first`: the error of a first
-  /// attempt already made (a HEAD sent with others), waited for and counted like any other.
+  /// `first`: the error of a first attempt already made (a HEAD sent with others), waited for and
+  /// counted like any other.
   template <class F>
   auto retry(const std::string& what, F&& f, const std::optional<http::Error>& first = {}) -> decltype(f()) {
     for (int attempt = 1;; ++attempt) {
@@ -464,7 +464,6 @@ struct Engine::Impl {
     return std::optional<double>();
   }
 
-  /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
   /// The HEAD of a manifest as a request to stream with others (Client::stream), when its store
   /// is a registry without caps.
   std::optional<std::pair<http::Request, Registry*>> head_request_for(const registry::Reference& ref) {
@@ -477,6 +476,7 @@ struct Engine::Impl {
     return std::make_pair(std::move(*r), reg);
   }
 
+  /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
   ImageResult copy_image(const ImageTask& task, int depth = 0, const KnownHeads& known = {}) {
     ImageResult r = copy_one(task, Clock::now() - known.answered <= KnownHeads::fresh ? known : KnownHeads{});
     if (r.ok && options.referrers && !r.filtered && depth < 3 && !cancelled())
@@ -920,8 +920,7 @@ void TaskFeed::close() {
   m_cv.notify_all();
 }
 
-std::optional<ImageTask> TaskFeed::try_pop() {
-  std::lock_guard lock(m_mutex);
+std::optional<ImageTask> TaskFeed::front_locked() {
   if (m_queue.empty())
     return std::nullopt;
   ImageTask task = std::move(m_queue.front());
@@ -929,14 +928,15 @@ std::optional<ImageTask> TaskFeed::try_pop() {
   return task;
 }
 
+std::optional<ImageTask> TaskFeed::try_pop() {
+  std::lock_guard lock(m_mutex);
+  return front_locked();
+}
+
 std::optional<ImageTask> TaskFeed::pop() {
   std::unique_lock lock(m_mutex);
   m_cv.wait(lock, [&] { return m_closed || !m_queue.empty(); });
-  if (m_queue.empty())
-    return std::nullopt;
-  ImageTask task = std::move(m_queue.front());
-  m_queue.pop_front();
-  return task;
+  return front_locked();
 }
 
 void Engine::prepare(const std::vector<registry::Reference>& refs) {

@@ -97,6 +97,7 @@ public:
   std::optional<ImageTask> try_pop();
 
 private:
+  std::optional<ImageTask> front_locked(); ///< the first task taken off the queue; m_mutex held
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::deque<ImageTask> m_queue;

@@ -143,7 +143,7 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     if (!resp)
       return resp.error().context("registry " + m_options.host);
     note_quota(*resp);
-    if (resp->status == 429 && m_quota_left.load() == 0)
+    if (quota_spent(*resp))
       return http::make_error(http::ErrorKind::rate_limited,
                               "registry " + m_options.host + ": " + r.method + " " + http::redact_url(r.url) +
                                   ": the registry's pull quota is used up (ratelimit-remaining: " +
@@ -453,7 +453,7 @@ HeadAnswer Registry::read_head(const http::Request& request, const Result<http::
     ManifestHead head = head_of(*response);
     if (valid_digest(head.digest))
       answer.head = std::optional<ManifestHead>(head);
-  } else if (response->status != 401 && !(response->status == 429 && m_quota_left.load() == 0)) {
+  } else if (response->status != 401 && !quota_spent(*response)) {
     http::Error e = registry_error(what, *response);
     if (e.retryable())
       answer.failed = std::move(e);

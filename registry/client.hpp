@@ -69,7 +69,7 @@ public:
 
   /// HEAD on a manifest; nullopt when it does not exist.
   Result<std::optional<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference) override;
-  /// head_manifest as a request to send with others (http::Client::send_many), credentials included
+  /// head_manifest as a request to send with others (http::Client::stream), credentials included
   /// when known; nullopt when this registry's requests must go one at a time (caps in auth.json).
   std::optional<http::Request> head_request(const std::string& repository, const std::string& reference);
   /// Reads the answer to a head_request. Anything but a head or a 404 settles nothing: ask again
@@ -146,6 +146,10 @@ private:
   bool m_probed = false;  ///< the first request was sent
   std::atomic<long> m_quota_left{-1};  ///< Docker Hub's ratelimit-remaining (-1: not told)
   std::atomic<bool> m_quota_warned{false};
+  /// A 429 once ratelimit-remaining said 0: the quota is spent, and retrying now cannot help.
+  bool quota_spent(const http::Response& response) const {
+    return response.status == 429 && m_quota_left.load() == 0;
+  }
   /// Reads ratelimit-remaining ("95;w=21600"); warns once when few requests are left.
   void note_quota(const http::Response& response);
   Limiter::Slot slot() const;
