@@ -476,6 +476,41 @@ struct Engine::Impl {
     return std::make_pair(std::move(*r), reg);
   }
 
+  /// Whether the answers in `known` finish `task` with no further request: both ends hold the same
+  /// digest, and nothing can refer to it (referrers are off, or the source has no referrers API and
+  /// its tags, already listed, have no "sha256-<hex>" tag for it). Never waits.
+  bool settled_by(const ImageTask& task, const KnownHeads& known) {
+    if (!known.destination || !*known.destination)
+      return false;
+    std::string digest = task.source.digest;
+    std::string media_type = (*known.destination)->media_type;
+    if (digest.empty()) {
+      if (!known.source || !*known.source)
+        return false;
+      digest = (*known.source)->digest;
+      media_type = (*known.source)->media_type;
+    }
+    if ((*known.destination)->digest != digest)
+      return false;
+    if (!options.referrers)
+      return true;
+    auto [src, key] = registry_for(task.source);
+    if (!src->referrers_api_absent())
+      return false;
+    {
+      std::lock_guard lock(tags_mutex);
+      auto it = tag_cache.find(key + "|" + task.source.repository);
+      if (it == tag_cache.end() || it->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+        return false;
+    }
+    auto by_subject = referrer_tags(*src, key, task.source.repository); // listed: no request
+    if (!by_subject)
+      return false;
+    const auto& tags_of = **by_subject;
+    // An index's images may have referrer tags of their own: then its children must be read.
+    return !tags_of.count(registry::referrers_tag(digest)) && (tags_of.empty() || !registry::is_index_type(media_type));
+  }
+
   /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
   ImageResult copy_image(const ImageTask& task, int depth = 0, const KnownHeads& known = {}) {
     ImageResult r = copy_one(task, Clock::now() - known.answered <= KnownHeads::fresh ? known : KnownHeads{});
@@ -989,19 +1024,28 @@ Summary Engine::run(TaskFeed& feed) {
     std::uint64_t next_id = 0;
     bool feed_done = false;
 
+    struct Release { // whatever way run_one ends, the dispatcher may take another task
+      std::mutex& mutex;
+      std::condition_variable& cv;
+      std::size_t& outstanding;
+      ~Release() {
+        std::lock_guard lock(mutex);
+        --outstanding;
+        cv.notify_one();
+      }
+    };
+    // A task its answers settle (a re-sync is mostly these) is finished right here: waking a worker
+    // for it would cost more than the task. It runs the same code either way; a task that did need a
+    // request would only hold up the HEADs of the others meanwhile.
     auto hand_over = [&](std::size_t i, KnownHeads known) {
       known.answered = Clock::now();
+      if (m_impl->settled_by(tasks[i], known)) {
+        Release release{mutex, cv, outstanding};
+        run_one(tasks[i], results[i], 0, known);
+        return;
+      }
       done.push_back(image_pool.submit([&, t = &tasks[i], r = &results[i], k = std::move(known)] {
-        struct Release { // whatever way run_one ends, the dispatcher may take another task
-          std::mutex& mutex;
-          std::condition_variable& cv;
-          std::size_t& outstanding;
-          ~Release() {
-            std::lock_guard lock(mutex);
-            --outstanding;
-            cv.notify_one();
-          }
-        } release{mutex, cv, outstanding};
+        Release release{mutex, cv, outstanding};
         run_one(*t, *r, 0, k);
       }));
     };

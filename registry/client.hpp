@@ -81,6 +81,8 @@ public:
   /// does not have the API (404), which is then remembered and not asked again.
   Result<std::optional<std::vector<Referrer>>> list_referrers(const std::string& repository,
                                                               const std::string& digest) override;
+  /// True once a 404 (or 400, 405, 501) has shown the registry has no referrers API.
+  bool referrers_api_absent() const override { return m_referrers_api.load() == 0; }
 
   /// Pushes manifest bytes under a tag or digest.
   http::Status put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest) override;

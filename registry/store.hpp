@@ -88,6 +88,9 @@ public:
     (void)repository, (void)digest;
     return std::optional<std::vector<Referrer>>();
   }
+
+  /// True when list_referrers is known to answer "no referrers API" without asking anyone.
+  virtual bool referrers_api_absent() const { return true; }
 };
 
 } // namespace registry

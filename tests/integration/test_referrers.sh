@@ -6,7 +6,8 @@
 # Checked: everything that refers to a copied image (and a signature of its SBOM) arrives byte for byte,
 # nothing of an image that was not copied does, a signature added later arrives on a re-run of an
 # image that is already there, --no-referrers copies none, an all-tags rule does not count the
-# signature tags as images, and --dry-run plans them without writing.
+# signature tags as images, --dry-run plans them without writing, and a re-run of an all-tags rule
+# finds a signature added to one image of an index.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
@@ -127,4 +128,24 @@ cat "$IM_WORK/out6"
 assert_eq "$rc" 0 "multi-arch image copied"
 assert_eq "$(raw_digest "$DST_ADDR/multi/app:${DM/:/-}.sig")" "$SIGM" "the index's signature followed it"
 assert_eq "$(raw_digest "$DST_ADDR/multi/app:${CHILD/:/-}.sig")" "$SIGC" "the signature of one of its images followed it too"
+# 7. Re-runs of all-tags rules: an index already present whose image (not the index) was signed after
+# the first copy gets the new signature; 20 tags with nothing referring to them are skipped (those a
+# run settles from its HEADs alone, once it knows the source has no referrers API).
+seed "$L" v1 "$SRC_ADDR/idx/app:t00"
+raw_manifest "$SRC_ADDR/idx/app:t00" >"$A/t00.json"
+for n in $(seq -w 1 19); do push_manifest "$SRC_ADDR" idx/app "t$n" "$A/t00.json" "$OCI_MANIFEST"; done
+seed "$L" multi "$SRC_ADDR/idx/multi:zmulti"
+RULES7="{\"$SRC_ADDR/idx/app\": \"$DST_ADDR/idx/app\", \"$SRC_ADDR/idx/multi\": \"$DST_ADDR/idx/multi\"}"
+rc=0
+run "$RULES7" >"$IM_WORK/out7" 2>&1 || rc=$?
+assert_eq "$rc" 0 "20 tags and an unsigned multi-arch image copied"
+SIGC2=$(cosign_sign "$SRC_ADDR" idx/multi "$CHILD" sig)
+rc=0
+run "$RULES7" >"$IM_WORK/out7" 2>&1 || rc=$?
+cat "$IM_WORK/out7"
+assert_eq "$rc" 0 "re-run after one of the index's images was signed"
+assert_eq "$(grep -c "OK $SRC_ADDR/idx/app:t[0-9]* -> .* already present, skipped" "$IM_WORK/out7")" 20 "the 20 tags were skipped"
+grep -q "OK $SRC_ADDR/idx/multi:zmulti -> .* already present, skipped .*referrers=1" "$IM_WORK/out7" ||
+  fail "re-run did not look at the index's images"
+assert_eq "$(raw_digest "$DST_ADDR/idx/multi:${CHILD/:/-}.sig")" "$SIGC2" "the new signature of one of the index's images arrived"
 echo "referrers: OK"
