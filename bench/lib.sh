@@ -2,13 +2,12 @@
 # bench/lib.sh - measurement, verification and report helpers for bench/run.sh.
 # Sourced after tests/integration/lib.sh (needs im_setup's $IM_WORK, _im_track, raw_digest).
 #
-#   bench_measure PREFIX CMD...      run CMD under GNU time; sets M_WALL M_USER M_SYS M_RSS_KB
+#   bench_measure PREFIX CMD...      run CMD under bench/measure; sets M_WALL M_USER M_SYS M_RSS_KB
 #   bench_record WL TOOL RUN BYTES   append the last measurement to $BENCH_RESULTS
 #   bench_verify_tags SRC DST REPO_TAGS_FILE   every "repo tag" has the same digest on both sides
 #   bench_median                     median of numbers on stdin
 #   bench_report                     the table + PASS/MISS lines (stdout)
 
-BENCH_TIME_BIN=${BENCH_TIME_BIN:-/usr/bin/time}
 
 blog() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -17,7 +16,7 @@ bench_die() {
   exit 1
 }
 
-# Process group of the command being measured, killed at exit (GNU time does
+# Process group of the command being measured, killed at exit (the launcher does
 # not forward SIGTERM to its child).
 _BENCH_PGID=
 _bench_kill_current() {
@@ -26,29 +25,36 @@ _bench_kill_current() {
   return 0
 }
 
-# bench_measure PREFIX CMD...: runs CMD (stdout+stderr to PREFIX.out) in its own
-# session under GNU time. Wall time from $EPOCHREALTIME (µs), user/sys/peak RSS
-# from time's rusage (10 ms / 1 KiB resolution). Returns CMD's exit status.
+# bench_build_measure DIR: compiles bench/measure.c into DIR/measure; sets BENCH_MEASURE_BIN.
+bench_build_measure() {
+  BENCH_MEASURE_BIN=$1/measure
+  "${CC:-cc}" -O2 -o "$BENCH_MEASURE_BIN" "$BENCH_DIR/measure.c" || bench_die "cannot compile bench/measure.c (a C compiler is needed)"
+}
+
+# bench_measure PREFIX CMD...: runs CMD (stdout+stderr to PREFIX.out) in its own session under
+# bench/measure: wall time from just before its fork to its exit (so the shell and launcher
+# processes around it do not count: they cost ~8 ms, the same for every tool, which would
+# compress the ratios of sub-second runs), user/sys/peak RSS from wait4's rusage. Returns CMD's
+# exit status.
 bench_measure() {
-  local pfx=$1 t0 t1 pid rc=0 line
+  local pfx=$1 pid rc=0 line
   shift
-  t0=$EPOCHREALTIME
-  setsid -w "$BENCH_TIME_BIN" -f '%e %U %S %M' -o "$pfx.time" "$@" >"$pfx.out" 2>&1 </dev/null &
+  rm -f "$pfx.time"
+  "$BENCH_MEASURE_BIN" "$pfx.time" "$@" >"$pfx.out" 2>&1 </dev/null &
   pid=$!
   _BENCH_PGID=$pid
   _im_track "$pid"
   wait "$pid" || rc=$?
-  t1=$EPOCHREALTIME
   _im_untrack "$pid"
   _BENCH_PGID=
   line=$(tail -n 1 "$pfx.time" 2>/dev/null) || line=
   # shellcheck disable=SC2034 # used by the caller
-  read -r _ M_USER M_SYS M_RSS_KB <<<"$line"
-  M_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  [[ "${M_USER:-}" =~ ^[0-9.]+$ && "${M_SYS:-}" =~ ^[0-9.]+$ && "${M_RSS_KB:-}" =~ ^[0-9]+$ ]] || {
-    M_USER=0 M_SYS=0 M_RSS_KB=0
+  read -r M_WALL M_USER M_SYS M_RSS_KB <<<"$line"
+  [[ "${M_WALL:-}" =~ ^[0-9.]+$ && "${M_USER:-}" =~ ^[0-9.]+$ && "${M_SYS:-}" =~ ^[0-9.]+$ && "${M_RSS_KB:-}" =~ ^[0-9]+$ ]] || {
+    M_WALL=0 M_USER=0 M_SYS=0 M_RSS_KB=0
     [ "$rc" != 0 ] || rc=125
   }
+  M_WALL=$(awk -v w="$M_WALL" 'BEGIN { printf "%.4f", w }')
   return "$rc"
 }
 

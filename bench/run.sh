@@ -89,7 +89,6 @@ SKOPEO=${BENCH_SKOPEO:-skopeo}
   echo "  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release && cmake --build build-release -j2 --target image-migrator" >&2
   exit 1
 }
-[ -x /usr/bin/time ] || { echo "bench/run.sh: GNU time is missing (apt-get install time)" >&2; exit 1; }
 command -v "$SKOPEO" >/dev/null || { echo "bench/run.sh: skopeo is missing" >&2; exit 1; }
 
 # shellcheck source=../tests/integration/lib.sh
@@ -116,6 +115,7 @@ BENCH_RESULTS=$IM_WORK/results.tsv
 : >"$BENCH_RESULTS"
 W=$IM_WORK
 SKOPEO_BASE=("$SKOPEO" --policy "$W/policy.json" --tmpdir "$W/.tmp")
+bench_build_measure "$W"
 
 IM_GIT=$(git -C "$REPO_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 blog "image-migrator: $IM_BIN_ORIG ($("$IM_BIN" --version 2>&1 | head -n 1), tree $IM_GIT), -w $WORKERS"

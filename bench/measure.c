@@ -1,0 +1,62 @@
+/* bench/measure.c - runs one command and writes what it cost: "wall_s user_s sys_s maxrss_kib".
+ *
+ *   measure OUT_FILE COMMAND [ARG...]
+ *
+ * The wall clock (CLOCK_MONOTONIC, ns) starts just before fork() and stops when wait4() returns,
+ * so it holds the command's own exec, run and exit and nothing of the shell that started this
+ * launcher. CPU and peak RSS come from wait4()'s rusage (µs, KiB). The launcher makes itself a
+ * session leader first, so the command and anything it starts share one process group that the
+ * caller can kill as a whole (kill -TERM -- -PID). Exit status: the command's (128 + signal when it
+ * was killed), 127 when it could not be started, 125 when this launcher failed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double seconds(const struct timespec *t) { return (double)t->tv_sec + (double)t->tv_nsec / 1e9; }
+static double tv_seconds(const struct timeval *t) { return (double)t->tv_sec + (double)t->tv_usec / 1e6; }
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: measure OUT_FILE COMMAND [ARG...]\n");
+    return 125;
+  }
+  setsid(); /* fails only for a group leader, which keeps its own group: killable all the same */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "measure: fork: %s\n", strerror(errno));
+    return 125;
+  }
+  if (pid == 0) {
+    execvp(argv[2], argv + 2);
+    fprintf(stderr, "measure: cannot run %s: %s\n", argv[2], strerror(errno));
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru;
+  while (wait4(pid, &status, 0, &ru) < 0)
+    if (errno != EINTR) {
+      fprintf(stderr, "measure: wait4: %s\n", strerror(errno));
+      return 125;
+    }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  FILE *out = fopen(argv[1], "w");
+  if (!out) {
+    fprintf(stderr, "measure: cannot write %s: %s\n", argv[1], strerror(errno));
+    return 125;
+  }
+  fprintf(out, "%.6f %.6f %.6f %ld\n", seconds(&t1) - seconds(&t0), tv_seconds(&ru.ru_utime), tv_seconds(&ru.ru_stime),
+          ru.ru_maxrss);
+  if (fclose(out) != 0)
+    return 125;
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
