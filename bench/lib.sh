@@ -31,11 +31,10 @@ bench_build_measure() {
   "${CC:-cc}" -O2 -o "$BENCH_MEASURE_BIN" "$BENCH_DIR/measure.c" || bench_die "cannot compile bench/measure.c (a C compiler is needed)"
 }
 
-# bench_measure PREFIX CMD...: runs CMD (stdout+stderr to PREFIX.out) in its own session under
-# bench/measure: wall time from just before its fork to its exit (so the shell and launcher
-# processes around it do not count: they cost ~8 ms, the same for every tool, which would
-# compress the ratios of sub-second runs), user/sys/peak RSS from wait4's rusage. Returns CMD's
-# exit status.
+# bench_measure PREFIX CMD...: runs CMD (stdout+stderr to PREFIX.out) in its own process group
+# (same session: same scheduler autogroup as the registries) under bench/measure: wall time from
+# just before its fork to its exit, user/sys/peak RSS from wait4's rusage. Returns CMD's exit
+# status.
 bench_measure() {
   local pfx=$1 pid rc=0 line
   shift
