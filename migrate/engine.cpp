@@ -140,6 +140,10 @@ struct Engine::Impl {
 
   std::unique_ptr<ThreadPool> blob_pool;
   std::unique_ptr<ThreadPool> head_pool; ///< destination HEADs, beside the source HEAD of the same image
+  std::unique_ptr<ThreadPool> token_pool; ///< pull tokens fetched ahead (warm_tokens)
+  std::vector<registry::Reference> endpoints; ///< every rule's repositories, from prepare()
+  std::mutex warm_mutex;
+  std::set<std::string> warmed; ///< registries whose tokens warm_tokens has asked for
   Progress progress;
   std::mutex planned_mutex;
   std::set<std::string> planned_blobs; ///< dry run: dst registry + digest already counted
@@ -474,6 +478,31 @@ struct Engine::Impl {
     if (!r)
       return std::nullopt;
     return std::make_pair(std::move(*r), reg);
+  }
+
+  /// Once the HEAD stream meets a registry that wants tokens and has none for a repository, fetches
+  /// the pull tokens of all the rules' repositories there, 8 at a time. Otherwise each would be
+  /// fetched by the first worker that needs it, only as the look-ahead reaches its repository: one
+  /// token server round trip after another.
+  void warm_tokens(const registry::Reference& ref) {
+    auto [store, key] = registry_for(ref);
+    auto* reg = dynamic_cast<Registry*>(store);
+    if (!reg || !reg->wants_tokens() || !token_pool)
+      return;
+    {
+      std::lock_guard lock(warm_mutex);
+      if (!warmed.insert(key).second)
+        return;
+    }
+    std::set<std::string> repositories;
+    for (const auto& e : endpoints)
+      if (registry_for(e).second == key)
+        repositories.insert(e.repository);
+    for (const auto& repository : repositories)
+      token_pool->submit([this, reg, repository] {
+        if (!cancelled())
+          reg->fetch_pull_token(repository);
+      });
   }
 
   /// Whether the answers in `known` finish `task` with no further request: both ends hold the same
@@ -977,6 +1006,7 @@ std::optional<ImageTask> TaskFeed::pop() {
 void Engine::prepare(const std::vector<registry::Reference>& refs) {
   for (const auto& ref : refs)
     m_impl->registry_for(ref);
+  m_impl->endpoints = refs;
 }
 
 Summary Engine::run(TaskFeed& feed) {
@@ -988,6 +1018,7 @@ Summary Engine::run(TaskFeed& feed) {
   int workers = std::max(1, m_impl->options.workers);
   m_impl->blob_pool = std::make_unique<ThreadPool>(workers);
   m_impl->head_pool = std::make_unique<ThreadPool>(workers);
+  m_impl->token_pool = std::make_unique<ThreadPool>(8);
   auto run_one = [this](const ImageTask& task, ImageResult& result, int pass, const KnownHeads& known = {}) {
     result = m_impl->copy_image(task, 0, known);
     m_impl->log_result(result);
@@ -1082,6 +1113,8 @@ Summary Engine::run(TaskFeed& feed) {
           asked.emplace(next_id, Asked{i, source, req->second, req->first});
           queued.push_back({next_id++, std::move(req->first)});
           ++due;
+        } else {
+          m_impl->warm_tokens(ref); // no token in hand, perhaps
         }
       };
       if (!m_impl->cancelled()) {
@@ -1140,6 +1173,7 @@ Summary Engine::run(TaskFeed& feed) {
   }
   m_impl->blob_pool.reset();
   m_impl->head_pool.reset();
+  m_impl->token_pool.reset();
   summary.images = tasks.size();
   for (auto& r : results) {
     summary.bytes += r.bytes;

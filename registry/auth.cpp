@@ -112,27 +112,74 @@ Authenticator::Authenticator(http::Client& client, std::string registry, Credent
     : m_client(client), m_registry(std::move(registry)), m_credentials(std::move(credentials)),
       m_tls(std::move(tls)), m_insecure(insecure), m_log(std::move(log)) {}
 
-void Authenticator::authorize(http::Request& request, const std::string& scope) {
-  std::lock_guard lock(m_mutex);
+bool Authenticator::attach_known(http::Request& request, const std::string& scope) const {
   if (m_scheme == "basic") {
     if (!m_credentials.anonymous() && !m_credentials.is_identity_token())
       request.headers.emplace_back("Authorization", m_credentials.basic_header());
-    return;
+    return true;
   }
   if (m_scheme != "bearer")
-    return;
+    return true; // no challenge seen yet: nothing to add
   auto it = m_tokens.find(scope);
-  if (it == m_tokens.end() || std::chrono::steady_clock::now() >= it->second.renew_at) {
-    // Renew ahead of expiry so long runs do not meet a 401 in the middle of an upload.
-    auto token = fetch_token(scope);
-    if (!token) {
-      if (it != m_tokens.end())
-        request.headers.emplace_back("Authorization", "Bearer " + it->second.value);
-      return;
-    }
-    it = m_tokens.insert_or_assign(scope, std::move(*token)).first;
-  }
+  // Renewed ahead of expiry, so that long runs do not meet a 401 in the middle of an upload.
+  if (it == m_tokens.end() || std::chrono::steady_clock::now() >= it->second.renew_at)
+    return false;
   request.headers.emplace_back("Authorization", "Bearer " + it->second.value);
+  return true;
+}
+
+bool Authenticator::authorize_known(http::Request& request, const std::string& scope) {
+  std::lock_guard lock(m_mutex);
+  return attach_known(request, scope);
+}
+
+void Authenticator::authorize(http::Request& request, const std::string& scope) {
+  std::unique_lock lock(m_mutex);
+  if (attach_known(request, scope))
+    return;
+  auto token = token_for(lock, scope);
+  if (token) {
+    request.headers.emplace_back("Authorization", "Bearer " + token->value);
+  } else if (auto it = m_tokens.find(scope); it != m_tokens.end()) {
+    // Renewal failed: the old token may still be accepted; if not, the 401 explains.
+    request.headers.emplace_back("Authorization", "Bearer " + it->second.value);
+  }
+}
+
+Result<Authenticator::Token> Authenticator::token_for(std::unique_lock<std::mutex>& lock, const std::string& scope,
+                                                      const std::string& refused) {
+  auto usable = [&](const Token& t) {
+    return std::chrono::steady_clock::now() < t.renew_at && "Bearer " + t.value != refused;
+  };
+  // One fetch per scope at a time: the others wait for it and take its token.
+  while (m_fetching.count(scope))
+    m_fetched.wait(lock);
+  if (auto it = m_tokens.find(scope); it != m_tokens.end() && usable(it->second))
+    return it->second;
+  auto request = token_request(scope);
+  if (!request)
+    return request.error();
+  const std::string realm = m_realm;
+  m_fetching.insert(scope);
+  lock.unlock();
+  Result<Answer> answer = http::make_error(http::ErrorKind::invalid, "fetching token for " + m_registry + " failed");
+  try {
+    answer = read_token_answer(m_client.send(*request), realm);
+  } catch (...) {
+    lock.lock();
+    m_fetching.erase(scope);
+    m_fetched.notify_all();
+    throw;
+  }
+  lock.lock();
+  m_fetching.erase(scope);
+  m_fetched.notify_all();
+  if (!answer)
+    return answer.error();
+  if (!answer->refresh_token.empty())
+    m_refresh_token = answer->refresh_token;
+  m_log->debug("registry {}: fetched token for {} (expires in {}s)", m_registry, scope, answer->expires_in);
+  return m_tokens.insert_or_assign(scope, std::move(answer->token)).first->second;
 }
 
 http::Error Authenticator::rejected(const http::Response& response, const std::string& scope,
@@ -158,7 +205,7 @@ http::Error Authenticator::rejected(const http::Response& response, const std::s
 }
 
 Status Authenticator::on_unauthorized(const http::Response& response, const std::string& scope, const std::string& sent) {
-  std::lock_guard lock(m_mutex);
+  std::unique_lock lock(m_mutex);
   auto header = response.header("www-authenticate");
   if (header.empty())
     return auth_error(m_registry, "401 without a WWW-Authenticate challenge", response.status);
@@ -195,14 +242,14 @@ Status Authenticator::on_unauthorized(const http::Response& response, const std:
   m_service = chosen->params.count("service") ? chosen->params.at("service") : "";
   if (auto err = chosen->params.find("error"); err != chosen->params.end() && err->second == "insufficient_scope")
     m_log->debug("registry {}: insufficient scope, renewing token for {}", m_registry, scope);
-  auto token = fetch_token(scope);
+  // Another thread may have fetched a token meanwhile; any but the one refused will do.
+  auto token = token_for(lock, scope, sent);
   if (!token)
     return token.error();
-  m_tokens.insert_or_assign(scope, std::move(*token));
   return {};
 }
 
-Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope) {
+Result<http::Request> Authenticator::token_request(const std::string& scope) const {
   http::Url realm;
   if (!http::parse_url(m_realm, realm))
     return auth_error(m_registry, "token realm is not an http(s) URL");
@@ -238,7 +285,11 @@ Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope
     if (!m_credentials.anonymous())
       req.headers.emplace_back("Authorization", m_credentials.basic_header());
   }
-  auto resp = m_client.send(req);
+  return req;
+}
+
+Result<Authenticator::Answer> Authenticator::read_token_answer(const Result<http::Response>& resp,
+                                                               const std::string& realm) const {
   if (!resp)
     return resp.error().context("fetching token for " + m_registry);
   if (resp->status == 401 || resp->status == 403)
@@ -249,33 +300,33 @@ Result<Authenticator::Token> Authenticator::fetch_token(const std::string& scope
                       resp->status);
   if (resp->status != 200) {
     auto e = http::make_error(http::ErrorKind::http_status,
-                              "token server " + http::redact_url(m_realm) + " answered " + std::to_string(resp->status),
+                              "token server " + http::redact_url(realm) + " answered " + std::to_string(resp->status),
                               resp->status);
     return e.context("authenticating to " + m_registry);
   }
-  Token token;
+  Answer answer;
   long expires_in = 60;
   try {
     auto j = nlohmann::json::parse(resp->body);
     if (j.contains("token") && j["token"].is_string())
-      token.value = j["token"].get<std::string>();
+      answer.token.value = j["token"].get<std::string>();
     else if (j.contains("access_token") && j["access_token"].is_string())
-      token.value = j["access_token"].get<std::string>();
+      answer.token.value = j["access_token"].get<std::string>();
     if (j.contains("expires_in") && j["expires_in"].is_number_integer())
       expires_in = std::clamp<long>(j["expires_in"].get<long>(), 1, 86400); // bounded: no overflow below
     if (j.contains("refresh_token") && j["refresh_token"].is_string())
-      m_refresh_token = j["refresh_token"].get<std::string>();
+      answer.refresh_token = j["refresh_token"].get<std::string>();
   } catch (const nlohmann::json::exception&) {
     return auth_error(m_registry, "token server answered with something that is not JSON");
   }
-  if (token.value.empty())
+  if (answer.token.value.empty())
     return auth_error(m_registry, "token server answered without a token");
   // Renew when 3/4 of the lifetime has passed (at least 1 s before expiry).
   auto lifetime = std::chrono::milliseconds(expires_in * 1000);
   auto margin = std::max(std::chrono::milliseconds(1000), lifetime / 4);
-  token.renew_at = std::chrono::steady_clock::now() + (lifetime > margin ? lifetime - margin : lifetime / 2);
-  m_log->debug("registry {}: fetched token for {} (expires in {}s)", m_registry, scope, expires_in);
-  return token;
+  answer.token.renew_at = std::chrono::steady_clock::now() + (lifetime > margin ? lifetime - margin : lifetime / 2);
+  answer.expires_in = expires_in;
+  return answer;
 }
 
 } // namespace registry

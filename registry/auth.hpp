@@ -6,9 +6,12 @@
 #include "http/client.hpp"
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,8 +73,18 @@ public:
     m_connect_to = std::move(connect_to);
   }
 
-  /// Adds an Authorization header for `scope` (space-separated scopes) when one is known.
+  /// Adds an Authorization header for `scope` (space-separated scopes) when one is known, fetching
+  /// a token first when the registry wants one and none is valid. Threads fetch tokens for
+  /// different scopes side by side; those wanting the same scope wait for one fetch.
   void authorize(http::Request& request, const std::string& scope);
+  /// authorize() that never fetches: false when it would have had to (the request is then left as
+  /// it was). For a thread that must not wait on a token server.
+  bool authorize_known(http::Request& request, const std::string& scope);
+  /// Whether the registry has asked for Bearer tokens (known after its first 401).
+  bool wants_tokens() const {
+    std::lock_guard lock(m_mutex);
+    return m_scheme == "bearer";
+  }
 
   /// After a 401 to a request that carried `sent` as its Authorization header ("" = none): learns
   /// the challenge and fetches a fresh token for `scope`. Fails when retrying cannot help (Basic
@@ -87,7 +100,18 @@ private:
     std::string value;
     std::chrono::steady_clock::time_point renew_at;
   };
-  Result<Token> fetch_token(const std::string& scope);
+  struct Answer { ///< what a token server said: a token, maybe a refresh token for later requests
+    Token token;
+    std::string refresh_token;
+    long expires_in = 0;
+  };
+  bool attach_known(http::Request& request, const std::string& scope) const; // under m_mutex
+  /// A valid token for `scope` other than the one a 401 just `refused` (an Authorization value),
+  /// fetching one if need be: called with `lock` held, which it releases while the token server
+  /// answers.
+  Result<Token> token_for(std::unique_lock<std::mutex>& lock, const std::string& scope, const std::string& refused = "");
+  Result<http::Request> token_request(const std::string& scope) const; // under m_mutex
+  Result<Answer> read_token_answer(const Result<http::Response>& response, const std::string& realm) const;
 
   http::Client& m_client;
   std::string m_registry;
@@ -104,6 +128,8 @@ private:
   std::string m_service;
   std::string m_refresh_token; ///< from an OAuth2 answer, used for later POSTs
   std::map<std::string, Token> m_tokens;
+  std::set<std::string> m_fetching;  ///< scopes a thread is fetching a token for
+  std::condition_variable m_fetched; ///< a fetch ended
 };
 
 } // namespace registry

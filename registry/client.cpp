@@ -433,8 +433,16 @@ std::optional<http::Request> Registry::head_request(const std::string& repositor
   auto r = manifest_request("HEAD", repository, reference);
   if (!owns(r.url))
     return std::nullopt;
-  m_auth.authorize(r, pull_scope(repository));
+  // The caller's thread drives many requests: it must not wait on a token server. Without a token
+  // in hand the image's own worker asks, and fetches one.
+  if (!m_auth.authorize_known(r, pull_scope(repository)))
+    return std::nullopt;
   return r;
+}
+
+void Registry::fetch_pull_token(const std::string& repository) {
+  http::Request unused;
+  m_auth.authorize(unused, pull_scope(repository));
 }
 
 HeadAnswer Registry::read_head(const http::Request& request, const Result<http::Response>& response) {

@@ -70,12 +70,17 @@ public:
   /// HEAD on a manifest; nullopt when it does not exist.
   Result<std::optional<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference) override;
   /// head_manifest as a request to send with others (http::Client::stream), credentials included
-  /// when known; nullopt when this registry's requests must go one at a time (caps in auth.json).
+  /// when known; nullopt when this registry's requests must go one at a time (caps in auth.json), or
+  /// when a token would have to be fetched first (never here: the caller must not wait on it).
   std::optional<http::Request> head_request(const std::string& repository, const std::string& reference);
   /// Reads the answer to a head_request. Anything but a head or a 404 settles nothing: ask again
   /// with head_manifest (which retries, authenticates and explains), after the wait `failed` asks
   /// for when the answer was a retryable failure (a 5xx, a 429 with its Retry-After, a reset).
   HeadAnswer read_head(const http::Request& request, const Result<http::Response>& response);
+  /// Whether this registry wants Bearer tokens (known after its first 401).
+  bool wants_tokens() const { return m_auth.wants_tokens(); }
+  /// Fetches the pull token of `repository` now, unless one is in hand or being fetched.
+  void fetch_pull_token(const std::string& repository);
 
   /// The referrers of a digest (GET /v2/<name>/referrers/<digest>, paginated); nullopt when the registry
   /// does not have the API (404), which is then remembered and not asked again.

@@ -24,6 +24,8 @@
 #   TOKEN_EXP_SKEW     seconds taken off the JWT exp claim (default 60). docker-registry
 #                      2.8 accepts tokens until 60 s after exp; with the default skew it
 #                      rejects them TOKEN_TTL s after issue. expires_in is always TOKEN_TTL.
+#   TOKEN_DELAY_MS     every token answer of token-mode registries started from now on waits
+#                      this long: a token service far away (default 0)
 #   SEED_CREDS         credentials seed uses (default: the registry's, "none" = anonymous)
 #   IM_CREDS           credentials raw_digest / pull_all_platforms / im_copy /
 #                      im_inspect use when none is given (default: the registry's)
@@ -347,7 +349,7 @@ _im_start_token_server() {
   [ -x "$TOKEN_SERVER_BIN" ] || _im_die "TOKEN_SERVER_BIN ($TOKEN_SERVER_BIN) is not an executable; build token_server first" || return 1
   local args=(--host 127.0.0.1 --key "$d/token/key.pem" --cert "$d/token/cert.pem" --users "$d/token/users.txt"
     --issuer test-issuer --service test-registry --ttl "$(cat "$d/token/ttl")" --log "$d/token/token.log"
-    --exp-skew "$(cat "$d/token/exp-skew")")
+    --exp-skew "$(cat "$d/token/exp-skew")" --delay-ms "$(cat "$d/token/delay-ms" 2>/dev/null || echo 0)")
   [ -f "$d/token/anonymous-pull" ] && args+=(--anonymous-pull)
   if [ -f "$d/token/tls" ]; then
     tls_args=(--tls-cert "$IM_WORK/ca/server.crt" --tls-key "$IM_WORK/ca/server.key")
@@ -448,6 +450,7 @@ start_registry() {
       printf '%s\n' alice:alicepass bob:bobpass reader:readerpass:pull >"$d/token/users.txt"
       echo "$ttl" >"$d/token/ttl"
       echo "${TOKEN_EXP_SKEW:-60}" >"$d/token/exp-skew"
+      echo "${TOKEN_DELAY_MS:-0}" >"$d/token/delay-ms"
       [ "$anon" == 1 ] && : >"$d/token/anonymous-pull"
       [ "$tls" == 1 ] && : >"$d/token/tls"
       : >"$d/token/token.log"

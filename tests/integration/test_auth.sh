@@ -2,7 +2,8 @@
 # Authentication against real registries: Basic (htpasswd) with passwords from the environment,
 # Bearer tokens that expire during the run (renewed, never leaked), refused credentials and a
 # pull-only user fail at once without pushing anything, chunked uploads, and auth entries keyed by
-# registry/namespace (the longest key wins, each user really is the one talking to its namespace).
+# registry/namespace (the longest key wins, each user really is the one talking to its namespace), and
+# tokens for many repositories fetched once each and side by side.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
@@ -263,5 +264,43 @@ same_digest "$TSRC_ADDR/ns/multi:v1" "$TDST_ADDR/team/app6:v1" "namespace keys (
 same_digest "$TSRC_ADDR/ns/multi:v1" "$TDST_ADDR/other/app6:v1" "namespace keys (token): other/app6 copied"
 assert_eq "$(scopes_of alice)" "team/app6 " "namespace keys (token): alice's tokens only for team/app6"
 assert_eq "$(scopes_of bob)" "other/app6 " "namespace keys (token): bob's tokens only for other/app6"
+
+# ---------------------------------------------------------------- 7. tokens for many repositories
+# A token service that takes 300 ms per answer, and 6 repositories at each end. A re-sync fetches
+# each repository's pull token once at each end, and the fetches run side by side: some overlap in
+# time, by the arrival and answer times the token server logs (a fetch one after the other, as
+# when one lock was held across it, overlaps none).
+TOKEN_DELAY_MS=300 start_registry slowsrc token
+TOKEN_DELAY_MS=300 start_registry slowdst token
+images="{"
+for n in 1 2 3 4 5 6; do
+  seed "$L" single "$SLOWSRC_ADDR/many/app$n:v1"
+  images+="\"$SLOWSRC_ADDR/many/app$n\": \"$SLOWDST_ADDR/many/app$n\","
+done
+echo "${images%,}}" >"$IM_WORK/images-many.json"
+cat >"$IM_WORK/auth-many.json" <<JSON
+{"$SLOWSRC_ADDR": {"username": "alice", "password": "alicepass", "insecure": true},
+ "$SLOWDST_ADDR": {"username": "alice", "password": "alicepass", "insecure": true}}
+JSON
+run_im many-copy --auth "$IM_WORK/auth-many.json" --images "$IM_WORK/images-many.json" --log ""
+assert_eq "$rc" 0 "many repositories: copied"
+src_before=$(wc -l <"$SLOWSRC_TOKEN_LOG")
+dst_before=$(wc -l <"$SLOWDST_TOKEN_LOG")
+run_im many-resync --auth "$IM_WORK/auth-many.json" --images "$IM_WORK/images-many.json" --log ""
+cat "$IM_WORK/many-resync.out"
+assert_eq "$rc" 0 "many repositories: re-sync"
+assert_eq "$(grep -c "OK .* already present, skipped" "$IM_WORK/many-resync.out")" 6 "many repositories: 6 images already there"
+for reg in SLOWSRC SLOWDST; do
+  log_var=${reg}_TOKEN_LOG
+  before=$([ "$reg" == SLOWSRC ] && echo "$src_before" || echo "$dst_before")
+  tail -n +"$((before + 1))" "${!log_var}" | awk '$3 == "alice" && $5 == 200' >"$IM_WORK/$reg.many"
+  assert_eq "$(wc -l <"$IM_WORK/$reg.many")" 6 "many repositories: $reg: 6 tokens fetched"
+  assert_eq "$(awk '{ print $4 }' "$IM_WORK/$reg.many" | sort -u | wc -l)" 6 "many repositories: $reg: one per repository"
+  overlaps=$(awk '{ split(substr($NF, 4), t, "-"); a[NR] = t[1]; b[NR] = t[2] }
+    END { n = 0; for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++) if (a[i] < b[j] && a[j] < b[i]) n++; print n }' \
+    "$IM_WORK/$reg.many")
+  [ "$overlaps" -gt 0 ] || fail "many repositories: $reg: the 6 token fetches ran one after the other"
+  pass "many repositories: $reg: token fetches side by side ($overlaps overlapping pairs)"
+done
 
 echo "test_auth: all checks passed"

@@ -6,7 +6,10 @@
 //                --issuer ISSUER --service SERVICE [--ttl SECONDS]
 //                [--anonymous-pull] [--log FILE] [--port-file FILE]
 //                [--host ADDR] [--tls-cert FILE --tls-key FILE] [--exp-skew SECONDS]
+//                [--delay-ms MS]
 //
+// --log lines: "EPOCH METHOD USER SCOPES STATUS [EXTRA] ms=ARRIVED-ANSWERED" (epoch ms).
+// --delay-ms holds every answer that long: a token service far away.
 // GET  /token  Docker token flow (HTTP Basic credentials or anonymous).
 // POST /token  OAuth2 flow (grant_type=password | refresh_token).
 // GET  /healthz  "ok".
@@ -221,6 +224,7 @@ struct Options {
   std::string key, cert, users, issuer, service, log, port_file, tls_cert, tls_key;
   long ttl = 300;
   long exp_skew = 0;
+  long delay_ms = 0; ///< every token answer waits this long (a token service far away)
   bool anonymous_pull = false;
 };
 
@@ -229,7 +233,8 @@ struct Options {
   std::cerr << "usage: token_server --port P --key key.pem --cert cert.pem --users users.txt\n"
                "                    --issuer ISSUER --service SERVICE [--ttl SECONDS]\n"
                "                    [--anonymous-pull] [--log FILE] [--port-file FILE]\n"
-               "                    [--host ADDR] [--tls-cert FILE --tls-key FILE] [--exp-skew SECONDS]\n";
+               "                    [--host ADDR] [--tls-cert FILE --tls-key FILE] [--exp-skew SECONDS]\n"
+               "                    [--delay-ms MS]\n";
   std::exit(2);
 }
 
@@ -261,6 +266,8 @@ Options parse_args(int argc, char **argv) {
       try { o.ttl = std::stol(next()); } catch (...) { usage("bad --ttl"); }
     } else if (a == "--exp-skew") {
       try { o.exp_skew = std::stol(next()); } catch (...) { usage("bad --exp-skew"); }
+    } else if (a == "--delay-ms") {
+      try { o.delay_ms = std::stol(next()); } catch (...) { usage("bad --delay-ms"); }
     } else if (a == "--anonymous-pull") o.anonymous_pull = true;
     else if (a == "--log") o.log = next();
     else if (a == "--port-file") o.port_file = next();
@@ -420,8 +427,14 @@ class TokenServer {
   }
 
   void install(httplib::Server &svr) {
-    svr.Get("/token", [this](const httplib::Request &req, httplib::Response &res) { handle_get(req, res); });
-    svr.Post("/token", [this](const httplib::Request &req, httplib::Response &res) { handle_post(req, res); });
+    svr.Get("/token", [this](const httplib::Request &req, httplib::Response &res) {
+      delay();
+      handle_get(req, res);
+    });
+    svr.Post("/token", [this](const httplib::Request &req, httplib::Response &res) {
+      delay();
+      handle_post(req, res);
+    });
     svr.Get("/healthz", [](const httplib::Request &, httplib::Response &res) {
       res.set_content("ok\n", "text/plain");
     });
@@ -459,7 +472,7 @@ class TokenServer {
     line << std::time(nullptr) << ' ' << method << ' ' << (who.empty() ? "anonymous" : who) << ' ' << sc << ' '
          << status;
     if (!extra.empty()) line << ' ' << extra;
-    line << '\n';
+    line << " ms=" << arrived_ms << '-' << now_ms() << '\n'; // last field: arrival and answer, epoch ms
     std::lock_guard<std::mutex> lk(mu_);
     std::fputs(line.str().c_str(), log_);
     std::fflush(log_);
@@ -509,6 +522,18 @@ class TokenServer {
   }
 
   bool service_ok(const std::string &svc) const { return svc.empty() || svc == opt_.service; }
+
+  static long long now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  // When the request being answered on this thread arrived (for the log).
+  static inline thread_local long long arrived_ms = 0;
+
+  void delay() const {
+    arrived_ms = now_ms();
+    if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
+  }
 
   void handle_get(const httplib::Request &req, httplib::Response &res) {
     std::vector<std::string> scopes;
@@ -664,6 +689,20 @@ int main(int argc, char **argv) {
       svr = std::make_unique<httplib::Server>();
     }
     ts.install(*svr);
+    // Answers go out in more than one write: without TCP_NODELAY, Nagle's algorithm holds the last
+    // one until the client's delayed ACK, 40 ms per token (real token services set it).
+    svr->set_tcp_nodelay(true);
+    // httplib (a compiled library here, so its build-time limits apply) listens with a backlog of 5
+    // and serves each connection on one of 8 threads for as long as it stays open. A client that
+    // fetches tokens for many repositories side by side (image-migrator) opens more connections at
+    // once: SYNs beyond the backlog are dropped and retried a second later. Real token services
+    // take far more: 64 threads, and the socket listens again with a backlog of 128 once bound.
+    svr->new_task_queue = [] { return new httplib::ThreadPool(64); };
+    socket_t listening = INVALID_SOCKET;
+    svr->set_socket_options([&listening](socket_t sock) {
+      httplib::default_socket_options(sock);
+      listening = sock;
+    });
 
     int port = opt.port;
     if (port == 0) {
@@ -672,6 +711,8 @@ int main(int argc, char **argv) {
     } else if (!svr->bind_to_port(opt.host, port)) {
       throw std::runtime_error("cannot bind " + opt.host + ":" + std::to_string(port));
     }
+    if (listening != INVALID_SOCKET)
+      ::listen(listening, 128); // a listening socket takes a new backlog
     if (!opt.port_file.empty() && !write_port_file(opt.port_file, port))
       throw std::runtime_error("cannot write port file " + opt.port_file);
     std::cerr << "token_server: listening on " << (opt.tls_cert.empty() ? "http" : "https") << "://" << opt.host
