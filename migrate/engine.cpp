@@ -143,7 +143,9 @@ struct Engine::Impl {
   std::unique_ptr<ThreadPool> token_pool; ///< pull tokens fetched ahead (warm_tokens)
   std::vector<registry::Reference> endpoints; ///< every rule's repositories, from prepare()
   std::mutex warm_mutex;
-  std::set<std::string> warmed; ///< registries whose tokens warm_tokens has asked for
+  std::set<std::string> warmed;      ///< registries whose tokens warm_tokens has asked for
+  std::set<std::string> warm_failed; ///< registries whose token server failed a fetch ahead: no more
+  std::atomic<bool> warm_stop{false}; ///< the run is over: fetches ahead not started are dropped
   Progress progress;
   std::mutex planned_mutex;
   std::set<std::string> planned_blobs; ///< dry run: dst registry + digest already counted
@@ -499,9 +501,16 @@ struct Engine::Impl {
       if (registry_for(e).second == key)
         repositories.insert(e.repository);
     for (const auto& repository : repositories)
-      token_pool->submit([this, reg, repository] {
-        if (!cancelled())
-          reg->fetch_pull_token(repository);
+      token_pool->submit([this, reg, key = key, repository] {
+        {
+          std::lock_guard lock(warm_mutex);
+          if (cancelled() || warm_stop || warm_failed.count(key))
+            return; // a token server that fails is left to the workers, which report it
+        }
+        if (!reg->fetch_pull_token(repository)) {
+          std::lock_guard lock(warm_mutex);
+          warm_failed.insert(key);
+        }
       });
   }
 
@@ -1019,6 +1028,7 @@ Summary Engine::run(TaskFeed& feed) {
   m_impl->blob_pool = std::make_unique<ThreadPool>(workers);
   m_impl->head_pool = std::make_unique<ThreadPool>(workers);
   m_impl->token_pool = std::make_unique<ThreadPool>(8);
+  m_impl->warm_stop = false;
   auto run_one = [this](const ImageTask& task, ImageResult& result, int pass, const KnownHeads& known = {}) {
     result = m_impl->copy_image(task, 0, known);
     m_impl->log_result(result);
@@ -1173,6 +1183,7 @@ Summary Engine::run(TaskFeed& feed) {
   }
   m_impl->blob_pool.reset();
   m_impl->head_pool.reset();
+  m_impl->warm_stop = true;
   m_impl->token_pool.reset();
   summary.images = tasks.size();
   for (auto& r : results) {

@@ -440,9 +440,10 @@ std::optional<http::Request> Registry::head_request(const std::string& repositor
   return r;
 }
 
-void Registry::fetch_pull_token(const std::string& repository) {
-  http::Request unused;
-  m_auth.authorize(unused, pull_scope(repository));
+bool Registry::fetch_pull_token(const std::string& repository) {
+  http::Request probe;
+  m_auth.authorize(probe, pull_scope(repository));
+  return !authorization_of(probe).empty();
 }
 
 HeadAnswer Registry::read_head(const http::Request& request, const Result<http::Response>& response) {

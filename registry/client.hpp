@@ -79,8 +79,9 @@ public:
   HeadAnswer read_head(const http::Request& request, const Result<http::Response>& response);
   /// Whether this registry wants Bearer tokens (known after its first 401).
   bool wants_tokens() const { return m_auth.wants_tokens(); }
-  /// Fetches the pull token of `repository` now, unless one is in hand or being fetched.
-  void fetch_pull_token(const std::string& repository);
+  /// Fetches the pull token of `repository` now, unless one is in hand or being fetched; false when
+  /// there is none after all (the token server failed).
+  bool fetch_pull_token(const std::string& repository);
 
   /// The referrers of a digest (GET /v2/<name>/referrers/<digest>, paginated); nullopt when the registry
   /// does not have the API (404), which is then remembered and not asked again.
