@@ -161,19 +161,20 @@ Result<Authenticator::Token> Authenticator::token_for(std::unique_lock<std::mute
     return request.error();
   const std::string realm = m_realm;
   m_fetching.insert(scope);
-  lock.unlock();
-  Result<Answer> answer = http::make_error(http::ErrorKind::invalid, "fetching token for " + m_registry + " failed");
-  try {
-    answer = read_token_answer(m_client.send(*request), realm);
-  } catch (...) {
-    lock.lock();
-    m_fetching.erase(scope);
-    m_fetched.notify_all();
-    throw;
-  }
-  lock.lock();
-  m_fetching.erase(scope);
-  m_fetched.notify_all();
+  Result<Answer> answer = [&] {
+    lock.unlock();
+    struct Relock { // however the fetch ends, the waiting threads hear of it
+      std::unique_lock<std::mutex>& lock;
+      Authenticator& self;
+      const std::string& scope;
+      ~Relock() {
+        lock.lock();
+        self.m_fetching.erase(scope);
+        self.m_fetched.notify_all();
+      }
+    } relock{lock, *this, scope};
+    return read_token_answer(m_client.send(*request), realm);
+  }();
   if (!answer)
     return answer.error();
   if (!answer->refresh_token.empty())

@@ -10,7 +10,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -87,7 +86,8 @@ public:
   }
 
   /// After a 401 to a request that carried `sent` as its Authorization header ("" = none): learns
-  /// the challenge and fetches a fresh token for `scope`. Fails when retrying cannot help (Basic
+  /// the challenge and gets a token for `scope` other than the refused one (another thread's
+  /// fresh one, or a new fetch). Fails when retrying cannot help (Basic
   /// credentials that were sent and refused, no credentials where some are required).
   Status on_unauthorized(const http::Response& response, const std::string& scope, const std::string& sent);
 
