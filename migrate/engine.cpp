@@ -360,6 +360,13 @@ struct Engine::Impl {
     return {};
   }
 
+  /// Whether cached_tags has the repository's list in hand (it then answers without waiting).
+  bool tags_listed(const std::string& key, const std::string& repository) {
+    std::lock_guard lock(tags_mutex);
+    auto it = tag_cache.find(key + "|" + repository);
+    return it != tag_cache.end() && it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+
   /// Tags of a repository, listed once per run (rules and referrer lookups share the listing).
   TagList cached_tags(ImageStore& reg, const std::string& key, const std::string& repository) {
     const std::string k = key + "|" + repository;
@@ -533,14 +540,8 @@ struct Engine::Impl {
     if (!options.referrers)
       return true;
     auto [src, key] = registry_for(task.source);
-    if (!src->referrers_api_absent())
+    if (!src->referrers_api_absent() || !tags_listed(key, task.source.repository))
       return false;
-    {
-      std::lock_guard lock(tags_mutex);
-      auto it = tag_cache.find(key + "|" + task.source.repository);
-      if (it == tag_cache.end() || it->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
-        return false;
-    }
     auto by_subject = referrer_tags(*src, key, task.source.repository); // listed: no request
     if (!by_subject)
       return false;
