@@ -49,6 +49,14 @@ struct Transfer {
   bool body_too_large = false;
   std::array<char, CURL_ERROR_SIZE> errbuf{};
   const std::atomic<bool>* cancel = nullptr;
+  // Stall detection (Options::low_speed_time): no byte either way for that long ends the transfer.
+  // libcurl's own low-speed check averages over a window of several seconds, so a transfer that
+  // stops after a burst would be noticed only seconds later than asked.
+  std::chrono::steady_clock::duration stall_after{};
+  std::chrono::steady_clock::time_point moved_at;
+  curl_off_t moved = 0;  ///< bytes down + up at moved_at
+  bool waiting = false;  ///< paused on purpose by pipe(): waiting is not stalling
+  bool stalled = false;
   Slist header_list;
   Slist connect_to;
   Slist resolve;
@@ -91,9 +99,21 @@ std::size_t on_buffered_body(char* data, std::size_t size, std::size_t n, void* 
   return len;
 }
 
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+int on_progress(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* t = static_cast<Transfer*>(user);
-  return t->cancel && t->cancel->load() ? 1 : 0;
+  if (t->cancel && t->cancel->load())
+    return 1;
+  const auto now = std::chrono::steady_clock::now();
+  if (dlnow + ulnow != t->moved || t->waiting) {
+    t->moved = dlnow + ulnow;
+    t->moved_at = now;
+    return 0;
+  }
+  if (t->stall_after.count() > 0 && now - t->moved_at >= t->stall_after) {
+    t->stalled = true;
+    return 1;
+  }
+  return 0;
 }
 
 CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
@@ -132,6 +152,9 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   t.cancel = o.cancel;
+  if (o.low_speed_limit > 0)
+    t.stall_after = o.low_speed_time;
+  t.moved_at = std::chrono::steady_clock::now();
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
@@ -233,6 +256,13 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
     kind = ErrorKind::tls;
     break;
   case CURLE_ABORTED_BY_CALLBACK:
+    if (t.stalled) {
+      kind = ErrorKind::timeout;
+      detail = "no data moved for " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(t.stall_after).count()) +
+               " s (stall timeout)";
+      break;
+    }
     kind = ErrorKind::cancelled;
     detail = "cancelled";
     break;
@@ -345,45 +375,81 @@ struct PipeState {
   std::optional<Error> abort;
   const ChunkObserver* observer = nullptr;
   const CompletionCheck* complete = nullptr;
+  // A resumed download: its first body byte checks the answer, then `skip` bytes (already
+  // streamed, sent again by a server that ignored the Range) are dropped.
+  bool check_resumed = false;
+  std::uint64_t skip = 0;
 };
+
+/// Whether the answer to `Range: bytes=<downloaded>-` continues where the stream stopped.
+Status accept_resumed(PipeState& s) {
+  const auto& r = s.get.response;
+  if (r.status == 200) {
+    s.skip = s.downloaded; // the whole body again: drop what was already streamed
+    return {};
+  }
+  // 206: "Content-Range: bytes FIRST-LAST/LENGTH" must start at the offset asked for.
+  const std::string range = r.header("content-range");
+  const std::string want = "bytes " + std::to_string(s.downloaded) + "-";
+  if (r.status == 206 && range.rfind(want, 0) == 0)
+    return {};
+  return make_error(ErrorKind::network, "the resumed download (Range: bytes=" + std::to_string(s.downloaded) +
+                                            "-) answered HTTP " + std::to_string(r.status) +
+                                            (range.empty() ? std::string() : " with Content-Range: " + range));
+}
 
 std::size_t on_pipe_download(char* data, std::size_t size, std::size_t n, void* user) {
   auto* s = static_cast<PipeState*>(user);
-  std::size_t len = size * n;
+  const std::size_t total = size * n;
   if (!s->get.headers_done || !is_success(s->get.response.status)) {
     // Redirect or error body: keep a bounded copy for the error message.
     if (s->get.response.body.size() < error_body_limit)
-      s->get.response.body.append(data, std::min(len, error_body_limit - s->get.response.body.size()));
-    return len;
+      s->get.response.body.append(data, std::min(total, error_body_limit - s->get.response.body.size()));
+    return total;
   }
   if (s->abort)
     return 0;
+  if (s->check_resumed) {
+    s->check_resumed = false;
+    if (auto st = accept_resumed(*s); !st) {
+      s->abort = st.error();
+      return 0;
+    }
+  }
+  // Dropped only once the rest is taken: a paused chunk comes again whole.
+  const auto drop = static_cast<std::size_t>(std::min<std::uint64_t>(s->skip, total));
+  const char* body = data + drop;
+  const std::size_t len = total - drop;
   if (len > s->ring.capacity())
     s->ring.grow(len);
   if (s->ring.free() < len) {
     s->get_paused = true;
+    s->get.waiting = true;
     s->get_pending = len;
     return CURL_WRITEFUNC_PAUSE;
   }
+  s->skip -= drop;
+  if (len == 0)
+    return total;
   s->downloaded += len;
   if (s->downloaded > s->expected) {
     s->abort = make_error(ErrorKind::digest_mismatch, "source sent more bytes than the descriptor size " +
                                                          std::to_string(s->expected));
     return 0;
   }
-  std::string_view chunk(data, len);
+  std::string_view chunk(body, len);
   if (*s->observer) {
     if (auto st = (*s->observer)(chunk); !st) {
       s->abort = st.error();
       return 0;
     }
   }
-  s->ring.push(data, len);
+  s->ring.push(body, len);
   if (s->downloaded == s->expected && *s->complete) {
     if (auto st = (*s->complete)(); !st)
       s->abort = st.error();
   }
-  return len;
+  return total;
 }
 
 std::size_t on_pipe_upload(char* buffer, std::size_t size, std::size_t n, void* user) {
@@ -394,6 +460,7 @@ std::size_t on_pipe_upload(char* buffer, std::size_t size, std::size_t n, void* 
     if (s->get_done)
       return CURL_READFUNC_ABORT; // the download ended without delivering everything
     s->put_paused = true;
+    s->put.waiting = true;
     return CURL_READFUNC_PAUSE;
   }
   std::size_t got = s->ring.pop(buffer, size * n);
@@ -668,7 +735,8 @@ Result<Response> Client::upload(const Request& request, const BodyReader& read) 
 }
 
 Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_request,
-                                const ChunkObserver& on_chunk, const CompletionCheck& on_complete) {
+                                const ChunkObserver& on_chunk, const CompletionCheck& on_complete,
+                                const ResumeHook& on_resume) {
   // A blob smaller than the ring needs no more than its own size (plus one transfer chunk).
   const std::uint64_t expected = put_request.upload_size.value_or(0);
   PipeState s(static_cast<std::size_t>(
@@ -678,19 +746,38 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   s.complete = &on_complete;
   Multi multi(curl_multi_init());
   curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, 128L);
-  Request get = get_request;
+  Request get = get_request; // the download in flight: after redirects, with a Range when resumed
   Easy get_h;
-
-  // Phase 1: the download's headers, following redirects by hand.
-  for (int hop = 0;; ++hop) {
+  auto open_get = [&] {
+    if (get_h)
+      curl_multi_remove_handle(multi.get(), get_h.get());
     get_h.reset(curl_easy_init());
     s.get = Transfer{};
-    s.get_done = false;
+    s.get_paused = false;
+    s.get_pending = 0;
     setup(get_h.get(), get, s.get, m_options, m_impl->share);
     curl_easy_setopt(get_h.get(), CURLOPT_BUFFERSIZE, transfer_buffer);
     curl_easy_setopt(get_h.get(), CURLOPT_WRITEFUNCTION, on_pipe_download);
     curl_easy_setopt(get_h.get(), CURLOPT_WRITEDATA, &s);
     curl_multi_add_handle(multi.get(), get_h.get());
+  };
+  // Sends the request the redirect answer in s.get points to (hops counts them per download).
+  auto follow_redirect = [&](int& hops) -> Status {
+    if (hops++ == 10)
+      return make_error(ErrorKind::network, "too many redirects from " + redact_url(get_request.url));
+    auto next = follow(get, s.get.response);
+    if (get.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
+      return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
+    get = std::move(next);
+    open_get();
+    return {};
+  };
+
+  // Phase 1: the download's headers, following redirects by hand.
+  for (int hops = 0;;) {
+    if (!get_h)
+      open_get();
+    s.get_done = false;
     CURLcode get_code = CURLE_OK;
     while (!s.get.headers_done && !s.get_done) {
       int running = 0;
@@ -711,13 +798,10 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
       return curl_error(get_code, s.get, get);
     }
     if (is_redirect(s.get.response.status) && !s.get.response.header("location").empty()) {
-      curl_multi_remove_handle(multi.get(), get_h.get());
-      if (hop == 10)
-        return make_error(ErrorKind::network, "too many redirects from " + redact_url(get_request.url));
-      auto next = follow(get, s.get.response);
-      if (get.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
-        return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
-      get = std::move(next);
+      if (auto st = follow_redirect(hops); !st) {
+        curl_multi_remove_handle(multi.get(), get_h.get());
+        return st.error();
+      }
       continue;
     }
     break;
@@ -748,6 +832,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     result.download = std::move(s.get.response);
     return result;
   }
+  Response first_answer = s.get.response; // what the caller sees, even when a resumed request answered last
 
   // Phase 2: stream into the upload.
   Easy put_h(curl_easy_init());
@@ -761,7 +846,30 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   curl_easy_setopt(put_h.get(), CURLOPT_WRITEDATA, &s.put);
   curl_multi_add_handle(multi.get(), put_h.get());
 
-  CURLcode get_code = CURLE_OK;
+  // A broken download is asked again from where it stopped while the upload waits, if the break
+  // looks transient and the last attempt got somewhere.
+  std::uint64_t resumed_at = 0;
+  int hops = 0; // redirects of the current resumed download
+  auto can_resume = [&](const Error& why) {
+    return on_resume && !s.put_done && s.downloaded < s.expected && result.resumes < max_pipe_resumes &&
+           (result.resumes == 0 || s.downloaded > resumed_at) &&
+           (why.kind == ErrorKind::network || why.kind == ErrorKind::timeout);
+  };
+  auto resume = [&](const Error& why) -> Status {
+    Request again = get_request;
+    again.headers.emplace_back("Range", "bytes=" + std::to_string(s.downloaded) + "-");
+    if (auto st = on_resume(again, s.downloaded, why); !st)
+      return st;
+    ++result.resumes;
+    resumed_at = s.downloaded;
+    hops = 0;
+    get = std::move(again);
+    s.check_resumed = true;
+    s.skip = 0;
+    open_get();
+    return {};
+  };
+
   CURLcode put_code = CURLE_OK;
   while (!(s.get_done && s.put_done)) {
     int running = 0;
@@ -770,19 +878,42 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     while (CURLMsg* msg = curl_multi_info_read(multi.get(), &queued)) {
       if (msg->msg != CURLMSG_DONE)
         continue;
-      if (msg->easy_handle == get_h.get()) {
-        s.get_done = true;
-        get_code = msg->data.result;
-        if (!s.abort && (get_code != CURLE_OK || s.downloaded != s.expected)) {
-          s.abort = get_code != CURLE_OK ? curl_error(get_code, s.get, get)
-                                         : make_error(ErrorKind::network,
-                                                      "source body ended after " + std::to_string(s.downloaded) +
-                                                          " of " + std::to_string(s.expected) + " bytes");
-        }
-      } else {
+      if (msg->easy_handle != get_h.get()) {
         s.put_done = true;
         put_code = msg->data.result;
+        continue;
       }
+      const CURLcode get_code = msg->data.result;
+      s.get.response.url = get.url;
+      if (s.abort) { // ours: a digest, a size or a resumed answer that does not fit
+        s.get_done = true;
+        continue;
+      }
+      std::optional<Error> broke;
+      if (get_code != CURLE_OK) {
+        broke = curl_error(get_code, s.get, get);
+      } else if (is_redirect(s.get.response.status) && !s.get.response.header("location").empty()) {
+        // Only a resumed request can get here: the first one's redirects were followed above.
+        if (auto st = follow_redirect(hops); !st)
+          broke = st.error();
+        else
+          continue;
+      } else if (!is_success(s.get.response.status)) {
+        broke = make_error(ErrorKind::http_status,
+                           get.method + " " + redact_url(get.url) + " (resuming at byte " + std::to_string(s.downloaded) +
+                               "): HTTP " + std::to_string(s.get.response.status),
+                           s.get.response.status);
+      } else if (s.downloaded != s.expected) {
+        broke = make_error(ErrorKind::network, "source body ended after " + std::to_string(s.downloaded) + " of " +
+                                                   std::to_string(s.expected) + " bytes");
+      }
+      if (broke && can_resume(*broke)) {
+        if (auto st = resume(*broke); st)
+          continue;
+      }
+      s.get_done = true;
+      if (broke)
+        s.abort = std::move(*broke);
     }
     if (s.put_done && !s.get_done) {
       // The upload ended first (rejected or failed): stop downloading.
@@ -791,10 +922,14 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     }
     if (s.get_paused && !s.get_done && s.ring.free() >= s.get_pending) {
       s.get_paused = false;
+      s.get.waiting = false; // its stall clock starts again now
+      s.get.moved_at = std::chrono::steady_clock::now();
       curl_easy_pause(get_h.get(), CURLPAUSE_CONT);
     }
     if (s.put_paused && !s.put_done && (s.ring.size() > 0 || s.get_done || s.abort)) {
       s.put_paused = false;
+      s.put.waiting = false;
+      s.put.moved_at = std::chrono::steady_clock::now();
       curl_easy_pause(put_h.get(), CURLPAUSE_CONT);
     }
     if (!(s.get_done && s.put_done))
@@ -808,7 +943,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   s.put.response.status = put_status;
   s.put.response.url = put_request.url;
   result.bytes = s.downloaded;
-  result.download = std::move(s.get.response);
+  result.download = std::move(first_answer);
   result.upload = std::move(s.put.response);
   if (s.abort)
     return *s.abort;

@@ -73,11 +73,17 @@ using ChunkObserver = std::function<Status(std::string_view chunk)>;
 using BodyReader = std::function<Result<std::size_t>(char* buffer, std::size_t max)>;
 /// Called once the download has delivered every byte, before the upload gets its last bytes.
 using CompletionCheck = std::function<Status()>;
+/// Called before pipe() resumes a broken download: `get` is the original request with a
+/// `Range: bytes=<offset>-` header added (it may be changed, e.g. given fresh credentials),
+/// `offset` the bytes already streamed into the upload, `why` the failure. An error from it stops
+/// the resuming: pipe() then fails with `why`.
+using ResumeHook = std::function<Status(Request& get, std::uint64_t offset, const Error& why)>;
 
 struct PipeResult {
   Response download; ///< status != 2xx means nothing was uploaded (body holds the error)
   Response upload;   ///< status 0 when the upload was not started
   std::uint64_t bytes = 0;
+  unsigned resumes = 0; ///< broken downloads picked up again where they stopped
 };
 
 /// Thread-safe HTTP client. One per process; connections, DNS and TLS sessions are shared.
@@ -113,9 +119,14 @@ public:
   Result<Response> upload(const Request& request, const BodyReader& read);
 
   /// Streams the body of `get` (following redirects, never carrying Authorization to another host)
-  /// into the body of `put` (a PUT or PATCH with upload_size set).
+  /// into the body of `put` (a PUT or PATCH with upload_size set). With `on_resume`, a download that
+  /// breaks (reset, cut short, stalled) while the upload is still open is asked again from where it
+  /// stopped (`Range`; a 200 instead of a 206 has its first bytes skipped), so the upload goes on
+  /// and no byte is sent twice: up to `max_pipe_resumes` times, each after some progress.
   Result<PipeResult> pipe(const Request& get, const Request& put, const ChunkObserver& on_chunk,
-                          const CompletionCheck& on_complete);
+                          const CompletionCheck& on_complete, const ResumeHook& on_resume = {});
+
+  static constexpr unsigned max_pipe_resumes = 8;
 
   const Options& options() const { return m_options; }
 

@@ -732,8 +732,18 @@ Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::
       pr.upload = std::move(*resp);
       result = std::move(pr);
     } else {
+      // A download that breaks goes on from where it stopped, with a token that is still good;
+      // the upload waits for it instead of starting over.
+      auto resume = [&](http::Request& again, std::uint64_t offset, const http::Error& why) -> http::Status {
+        m_log->warn("{}: {}; resuming the download at byte {} of {}", what, why.message, offset, size);
+        again.headers.erase(std::remove_if(again.headers.begin(), again.headers.end(),
+                                           [](const auto& h) { return h.first == "Authorization"; }),
+                            again.headers.end());
+        source.m_auth.authorize(again, source_scope);
+        return {};
+      };
       auto held = acquire_both(source.m_options.limiter.get(), m_options.limiter.get());
-      result = m_client.pipe(get, put, observe, complete);
+      result = m_client.pipe(get, put, observe, complete, resume);
     }
     if (!result)
       return result.error().context(what);

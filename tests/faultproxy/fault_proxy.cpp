@@ -33,6 +33,8 @@
 //                                     of the response body, then go on
 //     corrupt-response-byte=OFFSET    flip the lowest bit of the body byte at OFFSET
 //                                     (text stays text: '2' -> '3', 'l' -> 'm')
+//     drop-header=NAME                forward the request without its NAME header
+//                                     (e.g. drop-header=range: a server that ignores Range)
 //   count=N     apply to N matching requests (default 1; inf = all)
 //   after=N     let the first N matching requests through untouched
 //
@@ -175,7 +177,7 @@ std::string trim(const std::string& s) {
 
 // ------------------------------------------------------------------ rules
 
-enum class Kind { None, Status, ResetResponse, ResetRequest, Truncate, Stall, Corrupt };
+enum class Kind { None, Status, ResetResponse, ResetRequest, Truncate, Stall, Corrupt, DropHeader };
 
 struct Rule {
   std::vector<std::string> methods; // empty: any
@@ -183,7 +185,7 @@ struct Rule {
   Kind kind = Kind::None;
   int status = 0;
   long retry_after = -1;
-  std::string header; // "Name: value" for synthetic responses, or ""
+  std::string header; // "Name: value" for synthetic responses, or the lower-case name to drop
   std::uint64_t bytes = 0;
   double seconds = 0;
   std::uint64_t count = 1;
@@ -263,6 +265,13 @@ std::optional<Rule> parse_rule(const std::string& text, std::string& err) {
     }
     r.kind = Kind::Status;
     r.status = static_cast<int>(v);
+  } else if (name == "drop-header") {
+    if (value.empty()) {
+      err = "drop-header needs a header name";
+      return std::nullopt;
+    }
+    r.kind = Kind::DropHeader;
+    r.header = lower(value);
   } else if (name == "stall-response-after") {
     auto comma = value.find(',');
     std::uint64_t b;
@@ -577,6 +586,22 @@ struct Head {
     return false;
   }
 };
+
+/// A request head without the header lines named `name` (lower case).
+std::string without_header(const std::string& raw, const std::string& name) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < raw.size()) {
+    std::size_t eol = raw.find("\r\n", pos);
+    std::size_t next = eol == std::string::npos ? raw.size() : eol + 2;
+    std::string line = raw.substr(pos, next - pos);
+    auto colon = line.find(':');
+    if (pos == 0 || colon == std::string::npos || lower(trim(line.substr(0, colon))) != name)
+      out += line;
+    pos = next;
+  }
+  return out;
+}
 
 std::optional<Head> parse_head(const std::string& raw) {
   Head h;
@@ -934,6 +959,8 @@ private:
     }
 
     // ---- forward the request head
+    if (a.kind == Kind::DropHeader)
+      *raw = without_header(*raw, a.header);
     if (m_up.fd >= 0 && is_stale(m_up.fd))
       close_plain(m_up.fd);
     bool sent = false;

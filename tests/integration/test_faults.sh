@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Network and registry faults, injected by tests/faultproxy/fault_proxy between image-migrator and
-# real docker-registry processes: resets in the middle of a blob download and of a blob upload, bursts
+# real docker-registry processes: resets in the middle of a blob download (resumed with Range, also
+# again and again, and from a server that ignores Range) and of a blob upload, bursts
 # of 5xx, 429 with Retry-After, a body cut short, a stall, a corrupted byte, tokens expiring mid-run,
 # the source registry killed and restarted mid-run, and a permanent 500. Every transient fault must be
 # survived (exit 0, every image digest-identical at the destination); every permanent one must fail
@@ -36,6 +37,22 @@ hits() {
 # requests LOG METHOD_REGEX PATH_SUBSTRING: how many such requests the proxy saw.
 requests() {
   awk -v m="^($2)\$" -v p="$3" '$2 ~ m && index($3, p) > 0 { n++ } END { print n + 0 }' "$1"
+}
+
+# partial_gets DIGEST: GETs of that blob the source proxy saw answered 206 (resumed with Range).
+partial_gets() {
+  awk -v d="$1" '$2 == "GET" && index($3, d) > 0 && $4 == 206 { n++ } END { print n + 0 }' "$SRCP_PLOG"
+}
+
+# blob_puts REPOSITORY DIGEST: upload requests (PUT/PATCH) carrying that blob's digest at the destination proxy.
+blob_puts() {
+  awk -v p="/v2/$1/blobs/uploads/" -v d="${2#sha256:}" \
+    '($2 == "PUT" || $2 == "PATCH") && index($3, p) > 0 && index($3, d) > 0 { n++ } END { print n + 0 }' "$DSTP_PLOG"
+}
+
+# resumed_at DIGEST: the byte offsets image-migrator said it resumed that blob's download at.
+resumed_at() {
+  grep "copying blob $1 " "$OUT" | sed -n 's/.*resuming the download at byte \([0-9]*\) of.*/\1/p' | tr '\n' ' ' | sed 's/ $//'
 }
 
 # Scenario bookkeeping: each scenario runs in a subshell (set -e) and writes its problems (serr) and its
@@ -233,18 +250,22 @@ ALL=(multi a b c)
 
 # ----------------------------------------------------------------- scenarios
 
-s1() { # a reset in the middle of a source blob download
+s1() { # a reset in the middle of a source blob download: resumed where it broke, one upload
   SCEN=$1
   set_rules "$SRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 reset-response-after=1000000"
   images_json "s$1" "${ALL[@]}" >"$IM_WORK/images-$1.json"
   migrate "$1" -w 2 -r 1
   expect_survived "s$1" "${ALL[@]}"
-  local h n
+  local h n at
   h=$(hits "$SRCP_PLOG" GET "$LAYER_A0" reset-response-after)
   n=$(requests "$SRCP_PLOG" GET "$LAYER_A0")
+  at=$(resumed_at "$LAYER_A0")
   s_eq "$h" 1 "downloads reset"
-  [ "$n" -ge 2 ] || serr "the reset layer was not downloaded again ($n GETs)"
-  sdetail "rc=$RC; 3 MB layer reset (RST) after 1 MB, fetched $n times; $VERIFIED/4 identical"
+  s_eq "$n" 2 "GETs of the reset layer (the broken one, then the rest)"
+  s_eq "$(partial_gets "$LAYER_A0")" 1 "GETs of the reset layer answered 206"
+  s_eq "$(blob_puts "s$1/a" "$LAYER_A0")" 1 "uploads of the reset layer (the upload must go on)"
+  [[ "$at" =~ ^[1-9][0-9]*$ ]] || serr "no single 'resuming the download at byte N' line for the layer (got '$at')"
+  sdetail "rc=$RC; 3 MB layer reset (RST) after 1 MB: resumed at byte $at (206), 1 upload; $VERIFIED/4 identical"
 }
 
 s2() { # a reset in the middle of a destination blob upload
@@ -255,7 +276,7 @@ s2() { # a reset in the middle of a destination blob upload
   expect_survived "s$1" "${ALL[@]}"
   local h n
   h=$(hits "$DSTP_PLOG" 'PUT|PATCH' "/v2/s$1/b/blobs/uploads/" reset-request-after)
-  n=$(awk -v d="${LAYER_B1#sha256:}" '($2 == "PUT" || $2 == "PATCH") && index($3, "/v2/s'"$1"'/b/blobs/uploads/") && index($3, d)' "$DSTP_PLOG" | wc -l)
+  n=$(blob_puts "s$1/b" "$LAYER_B1")
   s_eq "$h" 1 "uploads reset"
   [ "$n" -ge 2 ] || serr "the reset layer was not uploaded again ($n PUTs)"
   sdetail "rc=$RC; 2 MB upload (PUT body) reset after 1 MB, $n PUTs; $VERIFIED/4 identical"
@@ -304,18 +325,22 @@ s4() { # 429 with Retry-After: 1
   sdetail "rc=$RC; $method $path repeated $gap s after the 429; run ${ELAPSED}s; $VERIFIED/2 identical"
 }
 
-s5() { # a blob body cut short (FIN before Content-Length)
+s5() { # a blob body cut short (FIN before Content-Length): the rest asked for, one upload
   SCEN=$1
   set_rules "$SRCP_RULES" "GET /v2/ns/b/blobs/$LAYER_B1 truncate-response=700000"
   images_json "s$1" "${ALL[@]}" >"$IM_WORK/images-$1.json"
   migrate "$1" -w 2 -r 1
   expect_survived "s$1" "${ALL[@]}"
-  local h n
+  local h n at
   h=$(hits "$SRCP_PLOG" GET "$LAYER_B1" truncate-response)
   n=$(requests "$SRCP_PLOG" GET "$LAYER_B1")
+  at=$(resumed_at "$LAYER_B1")
   s_eq "$h" 1 "bodies truncated"
-  [ "$n" -ge 2 ] || serr "the truncated layer was not downloaded again ($n GETs)"
-  sdetail "rc=$RC; 2 MB layer closed after 700 kB, fetched $n times; $VERIFIED/4 identical"
+  s_eq "$n" 2 "GETs of the truncated layer"
+  s_eq "$(partial_gets "$LAYER_B1")" 1 "GETs of the truncated layer answered 206"
+  s_eq "$(blob_puts "s$1/b" "$LAYER_B1")" 1 "uploads of the truncated layer"
+  s_eq "$at" 700000 "offset the download was resumed at"
+  sdetail "rc=$RC; 2 MB layer closed after 700 kB: resumed at byte $at (206), 1 upload; $VERIFIED/4 identical"
 }
 
 s6() { # a stall shorter than the low-speed timeout: slow, but survives
@@ -333,20 +358,25 @@ s6() { # a stall shorter than the low-speed timeout: slow, but survives
   sdetail "rc=$RC; 3 s pause after 300 kB of a 1 MB layer, one GET, run ${ELAPSED}s; $VERIFIED/2 identical"
 }
 
-s6b() { # a stall longer than the low-speed timeout (when IMAGE_MIGRATOR_STALL_TIMEOUT is honoured)
+s6b() { # a stall longer than --stall-timeout: noticed after 2 s, the download resumed from where it stopped
   SCEN=$1
   set_rules "$SRCP_RULES" "GET /v2/ns/c/blobs/$LAYER_C1 stall-response-after=300000,5"
   images_json "s$1" c >"$IM_WORK/images-$1.json"
   IMAGE_MIGRATOR_STALL_TIMEOUT=2 migrate "$1" -w 2 -r 0
   expect_survived "s$1" c
-  local n
-  n=$(requests "$SRCP_PLOG" GET "$LAYER_C1")
-  if [ "$n" -ge 2 ]; then
-    awk -v e="$ELAPSED" 'BEGIN { exit !(e < 5.0) }' || serr "aborted, but the run still took ${ELAPSED}s"
-    sdetail "rc=$RC; 5 s stall aborted by IMAGE_MIGRATOR_STALL_TIMEOUT=2 and retried ($n GETs), run ${ELAPSED}s"
-  else
-    sdetail "rc=$RC; IMAGE_MIGRATOR_STALL_TIMEOUT=2 not honoured (yet): waited out the 5 s stall, run ${ELAPSED}s"
-  fi
+  local i
+  # The proxy logs a request when it is over: the stalled one only once its 5 s are up.
+  for ((i = 0; i < 60; i++)); do
+    [ "$(requests "$SRCP_PLOG" GET "$LAYER_C1")" -ge 2 ] && break
+    sleep 0.1
+  done
+  s_eq "$(requests "$SRCP_PLOG" GET "$LAYER_C1")" 2 "GETs of the stalled layer"
+  s_eq "$(partial_gets "$LAYER_C1")" 1 "GETs of the stalled layer answered 206"
+  s_eq "$(blob_puts "s$1/c" "$LAYER_C1")" 1 "uploads of the stalled layer"
+  grep -q "no data moved for 2 s (stall timeout); resuming the download at byte 300000 " "$OUT" ||
+    serr "no 'no data moved for 2 s ... resuming at byte 300000' line"
+  awk -v e="$ELAPSED" 'BEGIN { exit !(e >= 2.0 && e < 4.5) }' || serr "run took ${ELAPSED}s: the 2 s stall timeout was not applied as set"
+  sdetail "rc=$RC; 5 s stall after 300 kB, IMAGE_MIGRATOR_STALL_TIMEOUT=2: cut after 2 s, resumed at 300000 (206), 1 upload, run ${ELAPSED}s"
 }
 
 s7a() { # one corrupted byte, once: the next pass downloads again and succeeds
@@ -452,13 +482,49 @@ s10b() { # every download of one arm64 layer of the index reset: no partial inde
   local arm layer
   arm=$(raw_manifest "$SRC_ADDR/${REF[multi]}" | jq -r '.manifests[] | select(.platform.architecture == "arm64") | .digest')
   layer=$(raw_manifest "$SRC_ADDR/ns/multi@$arm" | jq -r '.layers[1].digest')
-  set_rules "$SRCP_RULES" "GET /v2/ns/multi/blobs/$layer reset-response-after=500000 count=inf"
+  # Before the first body byte: a resumed download that gets nowhere is not asked again.
+  set_rules "$SRCP_RULES" "GET /v2/ns/multi/blobs/$layer reset-response-after=0 count=inf"
   images_json "s$1" "${ALL[@]}" >"$IM_WORK/images-$1.json"
   migrate "$1" -w 2 -r 1
   expect_failed "s$1" multi a b c
   local code
   code=$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' "http://$DST_ADDR/v2/s$1/multi/tags/list")
-  sdetail "rc=$RC; arm64 layer reset after 500 kB on all $(requests "$SRCP_PLOG" GET "$layer") attempts: ns/multi FAILED, no tag (tags/list $code); $VERIFIED/3 others identical"
+  sdetail "rc=$RC; arm64 layer reset after its headers on all $(requests "$SRCP_PLOG" GET "$layer") attempts: ns/multi FAILED, no tag (tags/list $code); $VERIFIED/3 others identical"
+}
+
+s11() { # resets again and again, each after 700 kB: resumed each time from the new offset, one upload
+  SCEN=$1
+  local size n at
+  size=$(raw_manifest "$SRC_ADDR/${REF[a]}" | jq -r '.layers[0].size')
+  set_rules "$SRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 reset-response-after=700000 count=3"
+  images_json "s$1" a b >"$IM_WORK/images-$1.json"
+  migrate "$1" -w 2 -r 0
+  expect_survived "s$1" a b
+  n=$(requests "$SRCP_PLOG" GET "$LAYER_A0")
+  at=$(resumed_at "$LAYER_A0")
+  s_eq "$(hits "$SRCP_PLOG" GET "$LAYER_A0" reset-response-after)" 3 "downloads reset"
+  s_eq "$n" 4 "GETs of the layer"
+  s_eq "$(partial_gets "$LAYER_A0")" 3 "GETs answered 206"
+  s_eq "$(blob_puts "s$1/a" "$LAYER_A0")" 1 "uploads of the layer"
+  # Each resume starts further on than the one before, and none of them before the first break.
+  awk -v list="$at" 'BEGIN { n = split(list, o, " "); if (n != 3) exit 1; for (i = 2; i <= n; i++) if (o[i] <= o[i-1]) exit 1 }' ||
+    serr "resume offsets '$at': expected 3, each past the previous one"
+  sdetail "rc=$RC; $size-byte layer reset after every 700 kB, 3 times: resumed at $at, $n GETs, 1 upload, -r 0; $VERIFIED/2 identical"
+}
+
+s11b() { # the resumed request's Range is dropped (a server that ignores it): 200, the streamed bytes skipped
+  SCEN=$1
+  set_rules "$SRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 reset-response-after=1000000" \
+    "GET /v2/ns/a/blobs/$LAYER_A0 drop-header=range after=1"
+  images_json "s$1" a >"$IM_WORK/images-$1.json"
+  migrate "$1" -w 2 -r 0
+  expect_survived "s$1" a
+  local codes
+  codes=$(awk -v d="$LAYER_A0" '$2 == "GET" && index($3, d) > 0 { print $4 }' "$SRCP_PLOG" | tr '\n' ' ')
+  s_eq "$codes" "200 200 " "answers to the layer's GETs (the second one without its Range)"
+  s_eq "$(hits "$SRCP_PLOG" GET "$LAYER_A0" drop-header)" 1 "GETs forwarded without Range"
+  s_eq "$(blob_puts "s$1/a" "$LAYER_A0")" 1 "uploads of the layer"
+  sdetail "rc=$RC; reset after 1 MB, Range ignored on the resume: whole body again, first $(resumed_at "$LAYER_A0") bytes skipped, 1 upload; $VERIFIED/1 identical"
 }
 
 # The token registry for scenario 8, behind its own proxy.
@@ -487,6 +553,8 @@ run_scenario 8 "tokens expiring mid-run" SURVIVED s8
 run_scenario 9 "registry killed+restarted" SURVIVED s9
 run_scenario 10 "permanent 500 on manifest" FAILED-AS-EXPECTED s10
 run_scenario 10b "permanent reset, 1 platform" FAILED-AS-EXPECTED s10b
+run_scenario 11 "reset every 700 kB, 3 times" SURVIVED s11
+run_scenario 11b "resumed, Range ignored" SURVIVED s11b
 
 echo
 {
