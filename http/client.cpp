@@ -381,21 +381,34 @@ struct PipeState {
   std::uint64_t skip = 0;
 };
 
-/// Whether the answer to `Range: bytes=<downloaded>-` continues where the stream stopped.
-Status accept_resumed(PipeState& s) {
-  const auto& r = s.get.response;
-  if (r.status == 200) {
-    s.skip = s.downloaded; // the whole body again: drop what was already streamed
-    return {};
-  }
+/// How many leading body bytes to drop from the answer to `Range: bytes=<offset>-`: none for a
+/// 206 that starts there, `offset` for a 200 (the server ignored the Range); anything else is
+/// an error.
+Result<std::uint64_t> resumed_answer(const Response& r, std::uint64_t offset) {
+  if (r.status == 200)
+    return offset;
   // 206: "Content-Range: bytes FIRST-LAST/LENGTH" must start at the offset asked for.
   const std::string range = r.header("content-range");
-  const std::string want = "bytes " + std::to_string(s.downloaded) + "-";
-  if (r.status == 206 && range.rfind(want, 0) == 0)
-    return {};
-  return make_error(ErrorKind::network, "the resumed download (Range: bytes=" + std::to_string(s.downloaded) +
+  if (r.status == 206 && range.rfind("bytes " + std::to_string(offset) + "-", 0) == 0)
+    return std::uint64_t{0};
+  return make_error(ErrorKind::network, "the resumed download (Range: bytes=" + std::to_string(offset) +
                                             "-) answered HTTP " + std::to_string(r.status) +
                                             (range.empty() ? std::string() : " with Content-Range: " + range));
+}
+
+/// A resumed download answered with something other than its rest (a 401 for an expired token,
+/// a 404, a 416): an error of its own, so that no caller takes the answer for the whole blob's.
+Error resumed_refused(const Request& r, const Response& answer, std::uint64_t offset) {
+  return make_error(ErrorKind::network, r.method + " " + redact_url(r.url) + ": HTTP " + std::to_string(answer.status) +
+                                            " to the request for the rest of the body from byte " +
+                                            std::to_string(offset));
+}
+
+/// Whether a broken download is worth asking again from where it stopped: it broke in a way
+/// that may pass, and it got somewhere since it started or was last resumed (at `resumed_at`).
+bool worth_resuming(const Error& why, unsigned resumes, std::uint64_t streamed, std::uint64_t resumed_at) {
+  return (why.kind == ErrorKind::network || why.kind == ErrorKind::timeout) && resumes < Client::max_resumes &&
+         streamed > resumed_at;
 }
 
 std::size_t on_pipe_download(char* data, std::size_t size, std::size_t n, void* user) {
@@ -411,10 +424,12 @@ std::size_t on_pipe_download(char* data, std::size_t size, std::size_t n, void* 
     return 0;
   if (s->check_resumed) {
     s->check_resumed = false;
-    if (auto st = accept_resumed(*s); !st) {
-      s->abort = st.error();
+    auto skip = resumed_answer(s->get.response, s->downloaded);
+    if (!skip) {
+      s->abort = skip.error();
       return 0;
     }
+    s->skip = *skip;
   }
   // Dropped only once the rest is taken: a paused chunk comes again whole.
   const auto drop = static_cast<std::size_t>(std::min<std::uint64_t>(s->skip, total));
@@ -549,8 +564,11 @@ struct Client::Impl {
   /// One request. Without `sink` the body is buffered; with it, the body of a 2xx answer goes to the sink
   /// chunk by chunk (other answers are buffered: they are small error documents). With `reader`, the
   /// request body is read from it (upload_size bytes) instead of taken from request.body.
+  /// `streamed` (with a sink) counts the body bytes given to it over all calls; when it is not 0
+  /// the request is a resumed one (it carries a Range from there) and its answer is checked
+  /// before any byte reaches the sink.
   Result<Response> perform(const Request& r, const Options& o, const ChunkObserver* sink = nullptr,
-                           const BodyReader* reader = nullptr) {
+                           const BodyReader* reader = nullptr, std::uint64_t* streamed = nullptr) {
     Lease h = take();
     if (!h)
       return make_error(ErrorKind::network, "cannot create a libcurl handle");
@@ -559,10 +577,15 @@ struct Client::Impl {
       const ChunkObserver* sink = nullptr;
       const BodyReader* reader = nullptr;
       std::optional<Error> abort;
+      std::uint64_t* streamed = nullptr;
+      bool check_resumed = false;
+      std::uint64_t skip = 0;
     } st;
     Transfer& t = st.t;
     st.sink = sink;
     st.reader = reader;
+    st.streamed = streamed;
+    st.check_resumed = streamed && *streamed > 0;
     t.body_limit = o.max_buffered_body;
     setup(h.get(), r, t, o, share);
     if (reader) {
@@ -588,10 +611,26 @@ struct Client::Impl {
         auto* s = static_cast<Streamed*>(user);
         if (!is_success(s->t.response.status))
           return on_buffered_body(data, size, n, &s->t);
-        if (auto ok = (*s->sink)(std::string_view(data, size * n)); !ok) {
+        if (s->check_resumed) {
+          s->check_resumed = false;
+          auto skip = resumed_answer(s->t.response, *s->streamed);
+          if (!skip) {
+            s->abort = skip.error();
+            return 0;
+          }
+          s->skip = *skip;
+        }
+        const auto drop = static_cast<std::size_t>(std::min<std::uint64_t>(s->skip, size * n));
+        s->skip -= drop;
+        std::string_view chunk(data + drop, size * n - drop);
+        if (chunk.empty())
+          return size * n;
+        if (auto ok = (*s->sink)(chunk); !ok) {
           s->abort = ok.error();
           return 0;
         }
+        if (s->streamed)
+          *s->streamed += chunk.size();
         return size * n;
       });
       curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &st);
@@ -714,13 +753,32 @@ Client::~Client() = default;
 
 Result<Response> Client::send(const Request& request) { return download(request, nullptr); }
 
-Result<Response> Client::download(const Request& request, const ChunkObserver& on_chunk) {
+Result<Response> Client::download(const Request& request, const ChunkObserver& on_chunk, const ResumeHook& on_resume) {
   Request current = request;
+  std::uint64_t streamed = 0; // body bytes given to on_chunk
+  std::uint64_t resumed_at = 0;
+  unsigned resumes = 0;
   for (int hop = 0;; ++hop) {
-    auto response = m_impl->perform(current, m_options, on_chunk ? &on_chunk : nullptr);
+    auto response = m_impl->perform(current, m_options, on_chunk ? &on_chunk : nullptr, nullptr, &streamed);
+    if (!response && on_resume && on_chunk &&
+        worth_resuming(response.error(), resumes, streamed, resumed_at)) {
+      // Broken after some of the body: ask for the rest (redirects are followed again).
+      Request again = request;
+      again.headers.emplace_back("Range", "bytes=" + std::to_string(streamed) + "-");
+      if (auto st = on_resume(again, streamed, response.error()); !st)
+        return response;
+      ++resumes;
+      resumed_at = streamed;
+      current = std::move(again);
+      hop = -1;
+      continue;
+    }
     if (!response || !current.follow_redirects || !is_redirect(response->status) ||
-        response->header("location").empty())
+        response->header("location").empty()) {
+      if (response && resumes > 0 && !is_success(response->status))
+        return resumed_refused(current, *response, streamed);
       return response;
+    }
     if (hop == 10)
       return make_error(ErrorKind::network, "too many redirects from " + redact_url(request.url));
     auto next = follow(current, *response);
@@ -846,14 +904,12 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   curl_easy_setopt(put_h.get(), CURLOPT_WRITEDATA, &s.put);
   curl_multi_add_handle(multi.get(), put_h.get());
 
-  // A broken download is asked again from where it stopped while the upload waits, if the break
-  // looks transient and the last attempt got somewhere.
+  // A broken download is asked again from where it stopped while the upload waits.
   std::uint64_t resumed_at = 0;
   int hops = 0; // redirects of the current resumed download
   auto can_resume = [&](const Error& why) {
-    return on_resume && !s.put_done && s.downloaded < s.expected && result.resumes < max_pipe_resumes &&
-           (result.resumes == 0 || s.downloaded > resumed_at) &&
-           (why.kind == ErrorKind::network || why.kind == ErrorKind::timeout);
+    return on_resume && !s.put_done && s.downloaded < s.expected &&
+           worth_resuming(why, result.resumes, s.downloaded, resumed_at);
   };
   auto resume = [&](const Error& why) -> Status {
     Request again = get_request;
@@ -899,10 +955,8 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
         else
           continue;
       } else if (!is_success(s.get.response.status)) {
-        broke = make_error(ErrorKind::http_status,
-                           get.method + " " + redact_url(get.url) + " (resuming at byte " + std::to_string(s.downloaded) +
-                               "): HTTP " + std::to_string(s.get.response.status),
-                           s.get.response.status);
+        // Transient as far as the caller is concerned: starting the whole blob again may well work.
+        broke = resumed_refused(get, s.get.response, s.downloaded);
       } else if (s.downloaded != s.expected) {
         broke = make_error(ErrorKind::network, "source body ended after " + std::to_string(s.downloaded) + " of " +
                                                    std::to_string(s.expected) + " bytes");

@@ -98,8 +98,9 @@ public:
   Result<Response> send(const Request& request);
 
   /// Like send, but the body of a 2xx answer streams into `on_chunk` (an error from it aborts the
-  /// transfer); other answers are buffered. With an empty `on_chunk` it is send().
-  Result<Response> download(const Request& request, const ChunkObserver& on_chunk);
+  /// transfer); other answers are buffered. With an empty `on_chunk` it is send(). With
+  /// `on_resume`, a body that breaks after some bytes is asked again from there, as in pipe().
+  Result<Response> download(const Request& request, const ChunkObserver& on_chunk, const ResumeHook& on_resume = {});
 
   /// One request of a stream: an id of the caller's choosing, and the request.
   struct Streamed {
@@ -122,11 +123,11 @@ public:
   /// into the body of `put` (a PUT or PATCH with upload_size set). With `on_resume`, a download that
   /// breaks (reset, cut short, stalled) while the upload is still open is asked again from where it
   /// stopped (`Range`; a 200 instead of a 206 has its first bytes skipped), so the upload goes on
-  /// and no byte is sent twice: up to `max_pipe_resumes` times, each after some progress.
+  /// and no byte is sent twice: up to `max_resumes` times, each after some progress.
   Result<PipeResult> pipe(const Request& get, const Request& put, const ChunkObserver& on_chunk,
                           const CompletionCheck& on_complete, const ResumeHook& on_resume = {});
 
-  static constexpr unsigned max_pipe_resumes = 8;
+  static constexpr unsigned max_resumes = 8; ///< per download (pipe() or download())
 
   const Options& options() const { return m_options; }
 

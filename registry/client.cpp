@@ -131,14 +131,15 @@ std::string authorization_of(const http::Request& r) {
 }
 } // namespace
 
-Result<http::Response> Registry::send(http::Request request, const std::string& scope, const http::ChunkObserver& sink) {
+Result<http::Response> Registry::send(http::Request request, const std::string& scope, const http::ChunkObserver& sink,
+                                      const http::ResumeHook& on_resume) {
   for (int attempt = 0;; ++attempt) {
     http::Request r = request;
     const bool own = owns(r.url);
     if (own) // an upload Location or a Link may name another host: it never gets our credentials
       m_auth.authorize(r, scope);
     auto held = slot();
-    auto resp = m_client.download(r, sink);
+    auto resp = m_client.download(r, sink, on_resume);
     held = Limiter::Slot();
     if (!resp)
       return resp.error().context("registry " + m_options.host);
@@ -571,19 +572,36 @@ Result<std::uint64_t> Registry::copy_blob_from(ImageStore& source, const std::st
   return http::make_error(http::ErrorKind::not_found, "blob " + blob.digest + " is not in " + source.host());
 }
 
+http::ResumeHook Registry::resume_blob(const std::string& what, std::uint64_t size, const std::string& scope) {
+  return [this, what, size, scope](http::Request& again, std::uint64_t offset, const http::Error& why) -> http::Status {
+    m_log->warn("{}: {}; resuming the download at byte {} of {}", what, why.message, offset, size);
+    if (owns(again.url)) { // a token that is still good: the broken transfer may have outlived its own
+      again.headers.erase(std::remove_if(again.headers.begin(), again.headers.end(),
+                                         [](const auto& h) { return h.first == "Authorization"; }),
+                          again.headers.end());
+      m_auth.authorize(again, scope);
+    }
+    return {};
+  };
+}
+
 Result<std::uint64_t> Registry::read_blob(const std::string& repository, const Descriptor& blob,
                                           const http::ChunkObserver& sink) {
   std::string what = "downloading blob " + blob.digest + " from " + m_options.host + "/" + repository;
   auto r = request("GET", repository + "/blobs/" + blob.digest);
   r.follow_redirects = true;
   std::uint64_t bytes = 0;
-  auto resp = send(r, pull_scope(repository), [&](std::string_view chunk) -> http::Status {
-    bytes += chunk.size();
-    return sink(chunk);
-  });
+  const std::string scope = pull_scope(repository);
+  auto resp = send(
+      r, scope,
+      [&](std::string_view chunk) -> http::Status {
+        bytes += chunk.size();
+        return sink(chunk);
+      },
+      resume_blob(what, static_cast<std::uint64_t>(blob.size), scope));
   if (!resp)
     return resp.error().context(what);
-  if (resp->status != 200)
+  if (resp->status != 200 && resp->status != 206) // 206: the rest of a resumed download
     return registry_error(what, *resp);
   return bytes;
 }
@@ -732,18 +750,9 @@ Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::
       pr.upload = std::move(*resp);
       result = std::move(pr);
     } else {
-      // A download that breaks goes on from where it stopped, with a token that is still good;
-      // the upload waits for it instead of starting over.
-      auto resume = [&](http::Request& again, std::uint64_t offset, const http::Error& why) -> http::Status {
-        m_log->warn("{}: {}; resuming the download at byte {} of {}", what, why.message, offset, size);
-        again.headers.erase(std::remove_if(again.headers.begin(), again.headers.end(),
-                                           [](const auto& h) { return h.first == "Authorization"; }),
-                            again.headers.end());
-        source.m_auth.authorize(again, source_scope);
-        return {};
-      };
+      // A download that breaks goes on from where it stopped: the upload waits instead of starting over.
       auto held = acquire_both(source.m_options.limiter.get(), m_options.limiter.get());
-      result = m_client.pipe(get, put, observe, complete, resume);
+      result = m_client.pipe(get, put, observe, complete, source.resume_blob(what, size, source_scope));
     }
     if (!result)
       return result.error().context(what);

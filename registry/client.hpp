@@ -111,7 +111,10 @@ public:
 
   /// Sends a request with authorisation for `scope`, re-authenticating once on 401. With `sink`, the
   /// body of a 2xx answer streams into it.
-  Result<http::Response> send(http::Request request, const std::string& scope, const http::ChunkObserver& sink = {});
+  Result<http::Response> send(http::Request request, const std::string& scope, const http::ChunkObserver& sink = {},
+                              const http::ResumeHook& on_resume = {});
+  /// For a blob download that broke after some bytes: logs why, attaches a token still good for `scope`.
+  http::ResumeHook resume_blob(const std::string& what, std::uint64_t size, const std::string& scope);
 
   /// Base URL "http(s)://api-host/v2/".
   std::string base_url() const;

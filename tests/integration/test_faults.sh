@@ -52,7 +52,7 @@ blob_puts() {
 
 # resumed_at DIGEST: the byte offsets image-migrator said it resumed that blob's download at.
 resumed_at() {
-  grep "copying blob $1 " "$OUT" | sed -n 's/.*resuming the download at byte \([0-9]*\) of.*/\1/p' | tr '\n' ' ' | sed 's/ $//'
+  grep -E "(copying|downloading) blob $1 " "$OUT" | sed -n 's/.*resuming the download at byte \([0-9]*\) of.*/\1/p' | tr '\n' ' ' | sed 's/ $//'
 }
 
 # Scenario bookkeeping: each scenario runs in a subshell (set -e) and writes its problems (serr) and its
@@ -482,7 +482,7 @@ s10b() { # every download of one arm64 layer of the index reset: no partial inde
   local arm layer
   arm=$(raw_manifest "$SRC_ADDR/${REF[multi]}" | jq -r '.manifests[] | select(.platform.architecture == "arm64") | .digest')
   layer=$(raw_manifest "$SRC_ADDR/ns/multi@$arm" | jq -r '.layers[1].digest')
-  # Before the first body byte: a resumed download that gets nowhere is not asked again.
+  # Before the first body byte: a download that gets nowhere is not resumed (the blob is retried whole).
   set_rules "$SRCP_RULES" "GET /v2/ns/multi/blobs/$layer reset-response-after=0 count=inf"
   images_json "s$1" "${ALL[@]}" >"$IM_WORK/images-$1.json"
   migrate "$1" -w 2 -r 1
@@ -527,6 +527,27 @@ s11b() { # the resumed request's Range is dropped (a server that ignores it): 20
   sdetail "rc=$RC; reset after 1 MB, Range ignored on the resume: whole body again, first $(resumed_at "$LAYER_A0") bytes skipped, 1 upload; $VERIFIED/1 identical"
 }
 
+s12() { # a reset in the middle of a download into a local OCI layout: resumed, the stored blob verifies
+  SCEN=$1
+  local dir=$IM_WORK/layout-s$1 file got
+  set_rules "$SRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 reset-response-after=1000000"
+  printf '{"%s/%s": "oci:%s:1"}\n' "$SRCP_ADDR" "${REF[a]}" "$dir" >"$IM_WORK/images-$1.json"
+  migrate "$1" -w 2 -r 0
+  s_eq "$RC" 0 "exit status"
+  grep -q "OK $SRCP_ADDR/${REF[a]} -> " "$OUT" || serr "no OK line"
+  s_eq "$(requests "$SRCP_PLOG" GET "$LAYER_A0")" 2 "GETs of the reset layer"
+  s_eq "$(partial_gets "$LAYER_A0")" 1 "GETs of the reset layer answered 206"
+  file=$dir/blobs/sha256/${LAYER_A0#sha256:}
+  got=sha256:$(sha256sum "$file" 2>/dev/null | cut -d' ' -f1)
+  s_eq "$got" "$LAYER_A0" "digest of the layer stored in the layout"
+  s_eq "sha256:$(skopeo inspect --raw "oci:$dir:1" 2>/dev/null | sha256sum | cut -d' ' -f1)" "${DIGEST[a]}" "manifest digest in the layout"
+  [ -z "$(find "$dir/blobs" -name '*.tmp-*')" ] || serr "temporary files left in the layout"
+  local at
+  at=$(resumed_at "$LAYER_A0")
+  [[ "$at" =~ ^[1-9][0-9]*$ ]] || serr "no single 'resuming the download at byte N' line for the layer (got '$at')"
+  sdetail "rc=$RC; 3 MB layer into oci:DIR reset after 1 MB: resumed at byte $at (206), blob and manifest digests match"
+}
+
 # The token registry for scenario 8, behind its own proxy.
 if wanted 8; then
   start_registry tsrc token --ttl 2
@@ -555,6 +576,7 @@ run_scenario 10 "permanent 500 on manifest" FAILED-AS-EXPECTED s10
 run_scenario 10b "permanent reset, 1 platform" FAILED-AS-EXPECTED s10b
 run_scenario 11 "reset every 700 kB, 3 times" SURVIVED s11
 run_scenario 11b "resumed, Range ignored" SURVIVED s11b
+run_scenario 12 "reset mid download to oci:DIR" SURVIVED s12
 
 echo
 {
