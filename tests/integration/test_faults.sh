@@ -441,6 +441,30 @@ s8() { # tokens (TTL 2 s) expiring mid-run
   sdetail "rc=$RC; run ${ELAPSED}s with 2 s tokens: $((tok_after - tok_before)) tokens fetched, $n401 answer(s) 401 (first challenge included); $VERIFIED/2 identical"
 }
 
+s8b() { # a download stalls past its 2 s token's life, then resumes: with a new token, not the expired one
+  SCEN=$1
+  set_rules "$TSRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 stall-response-after=1000000,4"
+  : >"$TSRCP_PLOG"
+  local tok_before tok_after codes
+  tok_before=$(token_requests tsrc)
+  SRC_FROM=$TSRCP_ADDR images_json "s$1" a >"$IM_WORK/images-$1.json"
+  SRC_FROM=$TSRCP_ADDR AUTH_FILE=$IM_WORK/auth-token.json IMAGE_MIGRATOR_STALL_TIMEOUT=3 migrate "$1" -w 1 -r 0
+  SRC_FROM=$TSRCP_ADDR expect_survived "s$1" a
+  local i
+  for ((i = 0; i < 60; i++)); do # the stalled request is logged once its 4 s are up
+    [ "$(requests "$TSRCP_PLOG" GET "$LAYER_A0")" -ge 2 ] && break
+    sleep 0.1
+  done
+  set_rules "$TSRCP_RULES"
+  cp "$TSRCP_PLOG" "$IM_WORK/scenario-$1.tsrcp.log"
+  tok_after=$(token_requests tsrc)
+  codes=$(awk -v d="$LAYER_A0" '$2 == "GET" && index($3, d) > 0 { print $4 }' "$TSRCP_PLOG" | sort | tr '\n' ' ')
+  s_eq "$codes" "200 206 " "answers to the layer's GETs (the stalled one, then the rest with a fresh token)"
+  s_eq "$(blob_puts "s$1/a" "$LAYER_A0")" 1 "uploads of the layer"
+  [ $((tok_after - tok_before)) -ge 2 ] || serr "no new token fetched for the resumed download"
+  sdetail "rc=$RC; 2 s tokens, stalled 3 s after 1 MB: resumed at byte $(resumed_at "$LAYER_A0") with a new token (206, no 401), 1 upload; $((tok_after - tok_before)) tokens"
+}
+
 s9() { # the source registry killed and restarted during the run
   SCEN=$1
   # Slow every layer download down a little so that the run lasts a few seconds.
@@ -549,7 +573,7 @@ s12() { # a reset in the middle of a download into a local OCI layout: resumed, 
 }
 
 # The token registry for scenario 8, behind its own proxy.
-if wanted 8; then
+if wanted 8 || wanted 8b; then
   start_registry tsrc token --ttl 2
   SEED_CREDS=alice:alicepass seed "$L" a "$TSRC_ADDR/ns/a:1"
   SEED_CREDS=alice:alicepass seed "$L" c "$TSRC_ADDR/ns/c:1"
@@ -571,6 +595,7 @@ run_scenario 7a "corrupted byte, once" SURVIVED s7a
 run_scenario 7b "corrupted byte, always" FAILED-AS-EXPECTED s7b
 run_scenario 7c "corrupted index, always" FAILED-AS-EXPECTED s7c
 run_scenario 8 "tokens expiring mid-run" SURVIVED s8
+run_scenario 8b "token expired, then resumed" SURVIVED s8b
 run_scenario 9 "registry killed+restarted" SURVIVED s9
 run_scenario 10 "permanent 500 on manifest" FAILED-AS-EXPECTED s10
 run_scenario 10b "permanent reset, 1 platform" FAILED-AS-EXPECTED s10b
