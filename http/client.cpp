@@ -832,6 +832,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   };
 
   // Phase 1: the download's headers, following redirects by hand.
+  std::optional<Error> early_break; // the body broke before the upload was open (all in one read)
   for (int hops = 0;;) {
     if (!get_h)
       open_get();
@@ -852,8 +853,14 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     }
     s.get.response.url = get.url;
     if (s.get_done && get_code != CURLE_OK) {
+      auto why = curl_error(get_code, s.get, get);
+      if (on_resume && s.get.headers_done && is_success(s.get.response.status) && !s.abort &&
+          s.downloaded < s.expected && worth_resuming(why, 0, s.downloaded, 0)) {
+        early_break = std::move(why); // resumed below, once the upload is open
+        break;
+      }
       curl_multi_remove_handle(multi.get(), get_h.get());
-      return curl_error(get_code, s.get, get);
+      return why;
     }
     if (is_redirect(s.get.response.status) && !s.get.response.header("location").empty()) {
       if (auto st = follow_redirect(hops); !st) {
@@ -866,7 +873,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   }
 
   PipeResult result;
-  if (s.get_done && is_success(s.get.response.status)) {
+  if (s.get_done && is_success(s.get.response.status) && !early_break) {
     // Small bodies can arrive with the headers: the download may already be over (or aborted).
     if (s.abort)
       return *s.abort;
@@ -922,9 +929,17 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     get = std::move(again);
     s.check_resumed = true;
     s.skip = 0;
+    s.get_done = false;
     open_get();
     return {};
   };
+
+  if (early_break) {
+    if (auto st = resume(*early_break); !st) {
+      s.get_done = true;
+      s.abort = std::move(*early_break);
+    }
+  }
 
   CURLcode put_code = CURLE_OK;
   while (!(s.get_done && s.put_done)) {

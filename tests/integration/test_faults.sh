@@ -343,6 +343,19 @@ s5() { # a blob body cut short (FIN before Content-Length): the rest asked for, 
   sdetail "rc=$RC; 2 MB layer closed after 700 kB: resumed at byte $at (206), 1 upload; $VERIFIED/4 identical"
 }
 
+s5b() { # a body cut after 100 bytes: they come with the headers, before the upload is open; resumed all the same
+  SCEN=$1
+  set_rules "$SRCP_RULES" "GET /v2/ns/c/blobs/$LAYER_C0 truncate-response=100"
+  images_json "s$1" c >"$IM_WORK/images-$1.json"
+  migrate "$1" -w 2 -r 0
+  expect_survived "s$1" c
+  s_eq "$(requests "$SRCP_PLOG" GET "$LAYER_C0")" 2 "GETs of the truncated layer"
+  s_eq "$(partial_gets "$LAYER_C0")" 1 "GETs of the truncated layer answered 206"
+  s_eq "$(blob_puts "s$1/c" "$LAYER_C0")" 1 "uploads of the truncated layer"
+  s_eq "$(resumed_at "$LAYER_C0")" 100 "offset the download was resumed at"
+  sdetail "rc=$RC; 1 MB layer closed after 100 bytes: resumed at byte 100 (206), 1 upload; $VERIFIED/1 identical"
+}
+
 s6() { # a stall shorter than the low-speed timeout: slow, but survives
   SCEN=$1
   set_rules "$SRCP_RULES" "GET /v2/ns/c/blobs/$LAYER_C0 stall-response-after=300000,3"
@@ -589,6 +602,7 @@ run_scenario 2 "reset mid blob upload" SURVIVED s2
 run_scenario 3 "burst of 500/502/503" SURVIVED s3
 run_scenario 4 "429 Retry-After: 1" SURVIVED s4
 run_scenario 5 "truncated blob body" SURVIVED s5
+run_scenario 5b "body cut after 100 bytes" SURVIVED s5b
 run_scenario 6 "3 s stall (< timeout)" SURVIVED s6
 run_scenario 6b "5 s stall, timeout 2 s" SURVIVED s6b
 run_scenario 7a "corrupted byte, once" SURVIVED s7a
