@@ -89,10 +89,12 @@ bench_fail_output() {
 _bench_head_digests() {
   local addr=$1 list=$2 urls=() repo tag
   while read -r repo tag; do
-    [ -n "$repo" ] && urls+=(-o /dev/null "http://$addr/v2/$repo/manifests/$tag")
+    [ -n "$repo" ] && urls+=(-o /dev/null "${BENCH_SCHEME:-http}://$addr/v2/$repo/manifests/$tag")
   done <"$list"
   [ ${#urls[@]} -gt 0 ] || return 0
-  curl -s --noproxy '*' --max-time 120 -I \
+  local ca=()
+  [ -n "${BENCH_CA:-}" ] && ca=(--cacert "$BENCH_CA")
+  curl -s --noproxy '*' --max-time 120 -I "${ca[@]}" \
     -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' \
     -w '%{http_code} %header{docker-content-digest}\n' "${urls[@]}" | paste -d' ' "$list" -
 }

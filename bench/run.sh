@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - image-migrator against `skopeo sync`, same machine, same registries, same run.
 #
-# Usage: bench/run.sh [--runs N] [--quick] [--workers N] [--only LIST] [--out FILE] [--keep]
+# Usage: bench/run.sh [--runs N] [--quick] [--workers N] [--only LIST] [--tls] [--out FILE] [--keep]
 #
 #   --runs N      measured runs per workload and tool (default 3); the table shows medians
 #   --noop-repeat N  no-op runs after each many-small copy (default 3): a 0.15 s measurement on a
@@ -9,6 +9,7 @@
 #   --quick       1 run and small sizes: a smoke check of the script, not a measurement
 #   --workers N   image-migrator -w (default 7, its own default)
 #   --only LIST   comma separated subset of: many-small (includes no-op), big, memory
+#   --tls         registries over HTTPS (a CA of the run), certificates verified by both tools
 #   --out FILE    also write the raw measurements (TSV, one line per run) to FILE
 #   --keep        keep the work directory (registries' data, outputs) for inspection
 #
@@ -30,9 +31,9 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory OUT='' KEEP=0 RUNS_GIVEN=0
+RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory OUT='' KEEP=0 RUNS_GIVEN=0 TLS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) [ $# -ge 2 ] || usage; RUNS=$2; RUNS_GIVEN=1; shift 2 ;;
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
     --out=*) OUT=${1#*=}; shift ;;
     --keep) KEEP=1; shift ;;
+    --tls) TLS=1; shift ;;
     -h | --help) usage ;;
     *) echo "bench/run.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -122,8 +124,14 @@ blog "image-migrator: $IM_BIN_ORIG ($("$IM_BIN" --version 2>&1 | head -n 1), tre
 blog "skopeo: $("$SKOPEO" --version), docker-registry: $("$DOCKER_REGISTRY_BIN" --version 2>&1 | awk '{ print $NF }')"
 blog "runs: $RUNS, quick: $QUICK, workloads: $ONLY, cores: $(nproc), work dir: $W"
 
-start_registry src plain
-blog "source registry at $SRC_ADDR"
+REG_MODE=plain
+[ "$TLS" == 1 ] && REG_MODE=tls
+export BENCH_SCHEME=http BENCH_CA=
+start_registry src "$REG_MODE"
+if [ "$TLS" == 1 ]; then
+  BENCH_SCHEME=https BENCH_CA=$SRC_CA
+fi
+blog "source registry at $BENCH_SCHEME://$SRC_ADDR"
 
 # ------------------------------------------------------------------ workload generation
 
@@ -220,7 +228,11 @@ rm -rf "$W/ms" "$W/big" "$W/mem"
 write_configs() {
   local wl=$1 dst=$2 r repo tag first=1
   shift 2
-  printf '{"%s": {"insecure": true}, "%s": {"insecure": true}}\n' "$SRC_ADDR" "$dst" >"$W/$wl.auth.json"
+  if [ "$TLS" == 1 ]; then
+    printf '{"%s": {"ca": "%s"}, "%s": {"ca": "%s"}}\n' "$SRC_ADDR" "$BENCH_CA" "$dst" "$BENCH_CA" >"$W/$wl.auth.json"
+  else
+    printf '{"%s": {"insecure": true}, "%s": {"insecure": true}}\n' "$SRC_ADDR" "$dst" >"$W/$wl.auth.json"
+  fi
   {
     echo "{"
     for r in "$@"; do
@@ -233,7 +245,7 @@ write_configs() {
   } >"$W/$wl.images.json"
   {
     echo "$SRC_ADDR:"
-    echo "  tls-verify: false"
+    if [ "$TLS" == 1 ]; then echo "  cert-dir: $SRC_CERTDIR"; else echo "  tls-verify: false"; fi
     echo "  images:"
     for r in "$@"; do
       repo=${r%%:*} tag=
@@ -255,7 +267,9 @@ run_tool() {
       # skopeo 1.9 sync copies the images one after another (no knob); inside an image, up to 6
       # layers at a time (containers/image's default). --preserve-digests: fail rather than change
       # a digest, the promise image-migrator makes.
-      bench_measure "$pfx" "${SKOPEO_BASE[@]}" sync --src yaml --dest docker --dest-tls-verify=false \
+      local dest_tls=(--dest-tls-verify=false)
+      [ "$TLS" == 1 ] && dest_tls=(--dest-cert-dir "$SRC_CERTDIR") # one CA for all registries of the run
+      bench_measure "$pfx" "${SKOPEO_BASE[@]}" sync --src yaml --dest docker "${dest_tls[@]}" \
         --preserve-digests "$W/$wl.sync.yaml" "$dst/ns" || rc=$?
       ;;
   esac
@@ -271,7 +285,7 @@ bench_pair() {
   sample=$(($(wc -l <"$list") / 6 + 1))
   for tool in "${tools[@]}"; do
     name=d${run}-${wl}-${tool%%-*}
-    start_registry "$name" plain
+    start_registry "$name" "$REG_MODE"
     dst=$(cat "$W/$name/addr")
     write_configs "$wl" "$dst" "$@"
     pfx=$W/out.$name
@@ -319,7 +333,7 @@ done
 # ------------------------------------------------------------------ report
 {
   echo
-  echo "## image-migrator vs skopeo sync ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs: $RUNS$([ "$QUICK" == 1 ] && echo ', QUICK sizes'))"
+  echo "## image-migrator vs skopeo sync ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs: $RUNS$([ "$QUICK" == 1 ] && echo ', QUICK sizes')$([ "$TLS" == 1 ] && echo ', registries over HTTPS'))"
   echo
   echo "image-migrator -w $WORKERS ($("$IM_BIN" --version 2>&1 | head -n 1), $IM_BIN_ORIG, source tree $IM_GIT);"
   echo "$("$SKOPEO" --version) sync --src yaml (one process, images one by one); $("$DOCKER_REGISTRY_BIN" --version 2>&1 | awk '{ print $NF }') docker-registry, plain HTTP on loopback."
