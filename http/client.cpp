@@ -200,6 +200,12 @@ CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
   return CURLE_OK;
 }
 
+/// A blob's body: HTTP/1.1, also over TLS where libcurl would choose HTTP/2. Streamed through
+/// HTTP/2 (libcurl 7.88, nghttp2), every 16 KiB DATA frame is answered with a WINDOW_UPDATE:
+/// 6 x 40 MB between TLS registries took 97,000 recv and 40,000 poll calls and 2.0 s of CPU,
+/// against 32,000, 18,000 and 0.45 s over HTTP/1.1.
+void bulk(CURL* h) { curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1)); }
+
 /// The request's body from memory (methods other than GET and HEAD).
 void set_body(CURL* h, const Request& r) {
   if (r.method == "GET" || r.method == "HEAD")
@@ -666,6 +672,8 @@ struct Client::Impl {
     st.check_resumed = streamed && *streamed > 0;
     t.body_limit = o.max_buffered_body;
     setup(h.get(), r, t, o, share, trust);
+    if (sink || reader)
+      bulk(h.get()); // streamed bodies are blobs
     if (reader) {
       curl_easy_setopt(h.get(), CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h.get(), CURLOPT_UPLOAD_BUFFERSIZE, transfer_buffer);
@@ -892,6 +900,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     s.get_paused = false;
     s.get_pending = 0;
     setup(get_h.get(), get, s.get, m_options, m_impl->share, m_impl->trust);
+    bulk(get_h.get());
     curl_easy_setopt(get_h.get(), CURLOPT_BUFFERSIZE, transfer_buffer);
     curl_easy_setopt(get_h.get(), CURLOPT_WRITEFUNCTION, on_pipe_download);
     curl_easy_setopt(get_h.get(), CURLOPT_WRITEDATA, &s);
@@ -980,6 +989,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   // Phase 2: stream into the upload.
   Easy put_h(curl_easy_init());
   setup(put_h.get(), put_request, s.put, m_options, m_impl->share, m_impl->trust);
+  bulk(put_h.get());
   curl_easy_setopt(put_h.get(), CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(put_h.get(), CURLOPT_UPLOAD_BUFFERSIZE, transfer_buffer);
   curl_easy_setopt(put_h.get(), CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(s.expected));
