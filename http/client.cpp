@@ -1001,17 +1001,18 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
 
   // A broken download is asked again from where it stopped while the upload waits.
   std::uint64_t resumed_at = 0;
+  unsigned resumes = 0;
   int hops = 0; // redirects of the current resumed download
   auto can_resume = [&](const Error& why) {
     return on_resume && !s.put_done && s.downloaded < s.expected &&
-           worth_resuming(why, result.resumes, s.downloaded, resumed_at);
+           worth_resuming(why, resumes, s.downloaded, resumed_at);
   };
   auto resume = [&](const Error& why) -> Status {
     Request again = get_request;
     again.headers.emplace_back("Range", "bytes=" + std::to_string(s.downloaded) + "-");
     if (auto st = on_resume(again, s.downloaded, why); !st)
       return st;
-    ++result.resumes;
+    ++resumes;
     resumed_at = s.downloaded;
     hops = 0;
     get = std::move(again);

@@ -83,7 +83,6 @@ struct PipeResult {
   Response download; ///< status != 2xx means nothing was uploaded (body holds the error)
   Response upload;   ///< status 0 when the upload was not started
   std::uint64_t bytes = 0;
-  unsigned resumes = 0; ///< broken downloads picked up again where they stopped
 };
 
 /// Thread-safe HTTP client. One per process; connections, DNS and TLS sessions are shared.
