@@ -918,9 +918,18 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     return {};
   };
 
+  // A broken download is asked again from where it stopped while the upload waits.
+  std::uint64_t resumed_at = 0;
+  unsigned resumes = 0;
+  int hops = 0; // redirects followed for the current download (the first one, or the last resumed one)
+  auto can_resume = [&](const Error& why) {
+    return on_resume && !s.put_done && s.downloaded < s.expected &&
+           worth_resuming(why, resumes, s.downloaded, resumed_at);
+  };
+
   // Phase 1: the download's headers, following redirects by hand.
   std::optional<Error> early_break; // the body broke before the upload was open (all in one read)
-  for (int hops = 0;;) {
+  for (;;) {
     if (!get_h)
       open_get();
     s.get_done = false;
@@ -941,8 +950,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     s.get.response.url = get.url;
     if (s.get_done && get_code != CURLE_OK) {
       auto why = curl_error(get_code, s.get, get);
-      if (on_resume && s.get.headers_done && is_success(s.get.response.status) && !s.abort &&
-          s.downloaded < s.expected && worth_resuming(why, 0, s.downloaded, 0)) {
+      if (s.get.headers_done && is_success(s.get.response.status) && !s.abort && can_resume(why)) {
         early_break = std::move(why); // resumed below, once the upload is open
         break;
       }
@@ -999,14 +1007,6 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   curl_easy_setopt(put_h.get(), CURLOPT_WRITEDATA, &s.put);
   curl_multi_add_handle(multi.get(), put_h.get());
 
-  // A broken download is asked again from where it stopped while the upload waits.
-  std::uint64_t resumed_at = 0;
-  unsigned resumes = 0;
-  int hops = 0; // redirects of the current resumed download
-  auto can_resume = [&](const Error& why) {
-    return on_resume && !s.put_done && s.downloaded < s.expected &&
-           worth_resuming(why, resumes, s.downloaded, resumed_at);
-  };
   auto resume = [&](const Error& why) -> Status {
     Request again = get_request;
     again.headers.emplace_back("Range", "bytes=" + std::to_string(s.downloaded) + "-");
