@@ -906,8 +906,9 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     curl_easy_setopt(get_h.get(), CURLOPT_WRITEDATA, &s);
     curl_multi_add_handle(multi.get(), get_h.get());
   };
-  // Sends the request the redirect answer in s.get points to (hops counts them per download).
-  auto follow_redirect = [&](int& hops) -> Status {
+  int hops = 0; // redirects followed for the current download (the first one, or the last resumed one)
+  // Sends the request the redirect answer in s.get points to.
+  auto follow_redirect = [&]() -> Status {
     if (hops++ == 10)
       return make_error(ErrorKind::network, "too many redirects from " + redact_url(get_request.url));
     auto next = follow(get, s.get.response);
@@ -921,7 +922,6 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   // A broken download is asked again from where it stopped while the upload waits.
   std::uint64_t resumed_at = 0;
   unsigned resumes = 0;
-  int hops = 0; // redirects followed for the current download (the first one, or the last resumed one)
   auto can_resume = [&](const Error& why) {
     return on_resume && !s.put_done && s.downloaded < s.expected &&
            worth_resuming(why, resumes, s.downloaded, resumed_at);
@@ -958,7 +958,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
       return why;
     }
     if (is_redirect(s.get.response.status) && !s.get.response.header("location").empty()) {
-      if (auto st = follow_redirect(hops); !st) {
+      if (auto st = follow_redirect(); !st) {
         curl_multi_remove_handle(multi.get(), get_h.get());
         return st.error();
       }
@@ -1054,7 +1054,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
         broke = curl_error(get_code, s.get, get);
       } else if (is_redirect(s.get.response.status) && !s.get.response.header("location").empty()) {
         // Only a resumed request can get here: the first one's redirects were followed above.
-        if (auto st = follow_redirect(hops); !st)
+        if (auto st = follow_redirect(); !st)
           broke = st.error();
         else
           continue;
