@@ -39,6 +39,16 @@ requests() {
   awk -v m="^($2)\$" -v p="$3" '$2 ~ m && index($3, p) > 0 { n++ } END { print n + 0 }' "$1"
 }
 
+# await_requests LOG METHOD_REGEX PATH_SUBSTRING N: waits up to 6 s for N such requests in the log. The
+# proxy logs a request when it is over: a stalled one only once its stall is up, after the run.
+await_requests() {
+  local i
+  for ((i = 0; i < 60; i++)); do
+    [ "$(requests "$1" "$2" "$3")" -ge "$4" ] && return 0
+    sleep 0.1
+  done
+}
+
 # partial_gets DIGEST: GETs of that blob the source proxy saw answered 206 (resumed with Range).
 partial_gets() {
   awk -v d="$1" '$2 == "GET" && index($3, d) > 0 && $4 == 206 { n++ } END { print n + 0 }' "$SRCP_PLOG"
@@ -377,12 +387,7 @@ s6b() { # a stall longer than --stall-timeout: noticed after 2 s, the download r
   images_json "s$1" c >"$IM_WORK/images-$1.json"
   IMAGE_MIGRATOR_STALL_TIMEOUT=2 migrate "$1" -w 2 -r 0
   expect_survived "s$1" c
-  local i
-  # The proxy logs a request when it is over: the stalled one only once its 5 s are up.
-  for ((i = 0; i < 60; i++)); do
-    [ "$(requests "$SRCP_PLOG" GET "$LAYER_C1")" -ge 2 ] && break
-    sleep 0.1
-  done
+  await_requests "$SRCP_PLOG" GET "$LAYER_C1" 2
   s_eq "$(requests "$SRCP_PLOG" GET "$LAYER_C1")" 2 "GETs of the stalled layer"
   s_eq "$(partial_gets "$LAYER_C1")" 1 "GETs of the stalled layer answered 206"
   s_eq "$(blob_puts "s$1/c" "$LAYER_C1")" 1 "uploads of the stalled layer"
@@ -463,11 +468,7 @@ s8b() { # a download stalls past its 2 s token's life, then resumes: with a new 
   SRC_FROM=$TSRCP_ADDR images_json "s$1" a >"$IM_WORK/images-$1.json"
   SRC_FROM=$TSRCP_ADDR AUTH_FILE=$IM_WORK/auth-token.json IMAGE_MIGRATOR_STALL_TIMEOUT=3 migrate "$1" -w 1 -r 0
   SRC_FROM=$TSRCP_ADDR expect_survived "s$1" a
-  local i
-  for ((i = 0; i < 60; i++)); do # the stalled request is logged once its 4 s are up
-    [ "$(requests "$TSRCP_PLOG" GET "$LAYER_A0")" -ge 2 ] && break
-    sleep 0.1
-  done
+  await_requests "$TSRCP_PLOG" GET "$LAYER_A0" 2
   set_rules "$TSRCP_RULES"
   cp "$TSRCP_PLOG" "$IM_WORK/scenario-$1.tsrcp.log"
   tok_after=$(token_requests tsrc)
