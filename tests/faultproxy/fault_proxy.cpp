@@ -35,6 +35,9 @@
 //                                     (text stays text: '2' -> '3', 'l' -> 'm')
 //     drop-header=NAME                forward the request without its NAME header
 //                                     (e.g. drop-header=range: a server that ignores Range)
+//     shift-range=BYTES               forward "Range: bytes=FIRST-..." as starting BYTES
+//                                     earlier (at 0 at the least): a server whose 206
+//                                     does not start where it was asked to
 //   count=N     apply to N matching requests (default 1; inf = all)
 //   after=N     let the first N matching requests through untouched
 //
@@ -78,6 +81,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -177,7 +181,7 @@ std::string trim(const std::string& s) {
 
 // ------------------------------------------------------------------ rules
 
-enum class Kind { None, Status, ResetResponse, ResetRequest, Truncate, Stall, Corrupt, DropHeader };
+enum class Kind { None, Status, ResetResponse, ResetRequest, Truncate, Stall, Corrupt, DropHeader, ShiftRange };
 
 struct Rule {
   std::vector<std::string> methods; // empty: any
@@ -272,6 +276,12 @@ std::optional<Rule> parse_rule(const std::string& text, std::string& err) {
     }
     r.kind = Kind::DropHeader;
     r.header = lower(value);
+  } else if (name == "shift-range") {
+    if (!parse_u64(value, r.bytes)) {
+      err = "shift-range needs a number of bytes";
+      return std::nullopt;
+    }
+    r.kind = Kind::ShiftRange;
   } else if (name == "stall-response-after") {
     auto comma = value.find(',');
     std::uint64_t b;
@@ -588,7 +598,10 @@ struct Head {
 };
 
 /// A request head without the header lines named `name` (lower case).
-std::string without_header(const std::string& raw, const std::string& name) {
+/// The request head with each NAME header (lower case) replaced by edit(value), or left out
+/// where edit gives nullopt.
+std::string edit_header(const std::string& raw, const std::string& name,
+                        const std::function<std::optional<std::string>(const std::string&)>& edit) {
   std::string out;
   std::size_t pos = 0;
   while (pos < raw.size()) {
@@ -596,11 +609,24 @@ std::string without_header(const std::string& raw, const std::string& name) {
     std::size_t next = eol == std::string::npos ? raw.size() : eol + 2;
     std::string line = raw.substr(pos, next - pos);
     auto colon = line.find(':');
-    if (pos == 0 || colon == std::string::npos || lower(trim(line.substr(0, colon))) != name)
+    if (pos == 0 || colon == std::string::npos || lower(trim(line.substr(0, colon))) != name) {
       out += line;
+    } else if (auto value = edit(trim(line.substr(colon + 1)))) {
+      out += line.substr(0, colon) + ": " + *value + "\r\n";
+    }
     pos = next;
   }
   return out;
+}
+
+/// "bytes=FIRST-REST" with FIRST moved `by` bytes earlier (not below 0); other values unchanged.
+std::string shifted_range(const std::string& value, std::uint64_t by) {
+  static const std::regex form(R"(bytes=(\d+)-(.*))");
+  std::smatch m;
+  std::uint64_t first = 0;
+  if (!std::regex_match(value, m, form) || !parse_u64(m[1].str(), first))
+    return value;
+  return "bytes=" + std::to_string(first > by ? first - by : 0) + "-" + m[2].str();
 }
 
 std::optional<Head> parse_head(const std::string& raw) {
@@ -960,7 +986,9 @@ private:
 
     // ---- forward the request head
     if (a.kind == Kind::DropHeader)
-      *raw = without_header(*raw, a.header);
+      *raw = edit_header(*raw, a.header, [](const std::string&) { return std::optional<std::string>(); });
+    if (a.kind == Kind::ShiftRange)
+      *raw = edit_header(*raw, "range", [&a](const std::string& v) { return std::optional(shifted_range(v, a.bytes)); });
     if (m_up.fd >= 0 && is_stale(m_up.fd))
       close_plain(m_up.fd);
     bool sent = false;

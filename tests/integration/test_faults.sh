@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Network and registry faults, injected by tests/faultproxy/fault_proxy between image-migrator and
 # real docker-registry processes: resets in the middle of a blob download (resumed with Range, also
-# again and again, and from a server that ignores Range) and of a blob upload, bursts
+# again and again, from a server that ignores Range and from one whose 206 starts at the wrong byte)
+# and of a blob upload, bursts
 # of 5xx, 429 with Retry-After, a body cut short, a stall, a corrupted byte, tokens expiring mid-run,
 # the source registry killed and restarted mid-run, and a permanent 500. Every transient fault must be
 # survived (exit 0, every image digest-identical at the destination); every permanent one must fail
@@ -565,6 +566,27 @@ s11b() { # the resumed request's Range is dropped (a server that ignores it): 20
   sdetail "rc=$RC; reset after 1 MB, Range ignored on the resume: whole body again, first $(resumed_at "$LAYER_A0") bytes skipped, 1 upload; $VERIFIED/1 identical"
 }
 
+s11c() { # the resumed request's 206 starts before the byte asked for: refused, the blob starts over
+  SCEN=$1
+  set_rules "$SRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 reset-response-after=1000000" \
+    "GET /v2/ns/a/blobs/$LAYER_A0 shift-range=1000 after=1"
+  images_json "s$1" a >"$IM_WORK/images-$1.json"
+  migrate "$1" -w 2 -r 0
+  expect_survived "s$1" a
+  local codes at puts
+  codes=$(awk -v d="$LAYER_A0" '$2 == "GET" && index($3, d) > 0 { print $4 }' "$SRCP_PLOG" | tr '\n' ' ')
+  s_eq "$codes" "200 206 200 " "answers to the layer's GETs (reset, misplaced 206, whole blob again)"
+  at=$(resumed_at "$LAYER_A0")
+  [[ "$at" =~ ^[1-9][0-9]*$ ]] || serr "no single 'resuming the download at byte N' line for the layer (got '$at')"
+  grep -q "Range: bytes=$at-) answered HTTP 206 with Content-Range: bytes $((at - 1000))-" "$OUT" ||
+    serr "no error naming the misplaced Content-Range"
+  # The upload that had the first $at bytes is abandoned, never finished with the misplaced bytes.
+  puts=$(awk -v p="/v2/s$1/a/blobs/uploads/" -v d="${LAYER_A0#sha256:}" \
+    '$2 == "PUT" && index($3, p) > 0 && index($3, d) > 0 { print $4 }' "$DSTP_PLOG" | sort | tr '\n' ' ')
+  s_eq "$puts" "- 201 " "answers to the layer's uploads (the abandoned one, then the whole blob)"
+  sdetail "rc=$RC; reset after 1 MB, the resumed GET answered from byte $((at - 1000)) instead of $at: refused, blob copied again, 1 finished upload; $VERIFIED/1 identical"
+}
+
 s12() { # a reset in the middle of a download into a local OCI layout: resumed, the stored blob verifies
   SCEN=$1
   local dir=$IM_WORK/layout-s$1 file got
@@ -616,6 +638,7 @@ run_scenario 10 "permanent 500 on manifest" FAILED-AS-EXPECTED s10
 run_scenario 10b "permanent reset, 1 platform" FAILED-AS-EXPECTED s10b
 run_scenario 11 "reset every 700 kB, 3 times" SURVIVED s11
 run_scenario 11b "resumed, Range ignored" SURVIVED s11b
+run_scenario 11c "resumed, 206 from the wrong byte" SURVIVED s11c
 run_scenario 12 "reset mid download to oci:DIR" SURVIVED s12
 
 echo
