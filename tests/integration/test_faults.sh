@@ -2,8 +2,7 @@
 # Network and registry faults, injected by tests/faultproxy/fault_proxy between image-migrator and
 # real docker-registry processes: resets in the middle of a blob download (resumed with Range, also
 # again and again, from a server that ignores Range and from one whose 206 starts at the wrong byte)
-# and of a blob upload, bursts
-# of 5xx, 429 with Retry-After, a body cut short, a stall, a corrupted byte, tokens expiring mid-run,
+# and of a blob upload, bursts of 5xx, 429 with Retry-After, a body cut short, a stall, a corrupted byte, tokens expiring mid-run,
 # the source registry killed and restarted mid-run, and a permanent 500. Every transient fault must be
 # survived (exit 0, every image digest-identical at the destination); every permanent one must fail
 # exactly the images it hits (exit 1, FAILED lines for them only, their tags absent at the destination).
