@@ -2,10 +2,11 @@
 # Network and registry faults, injected by tests/faultproxy/fault_proxy between image-migrator and
 # real docker-registry processes: resets in the middle of a blob download (resumed with Range, also
 # again and again, from a server that ignores Range and from one whose 206 starts at the wrong byte)
-# and of a blob upload, bursts of 5xx, 429 with Retry-After, a body cut short, a stall, a corrupted byte, tokens expiring mid-run,
-# the source registry killed and restarted mid-run, and a permanent 500. Every transient fault must be
-# survived (exit 0, every image digest-identical at the destination); every permanent one must fail
-# exactly the images it hits (exit 1, FAILED lines for them only, their tags absent at the destination).
+# and of a blob upload, bursts of 5xx, 429 with Retry-After, a body cut short, a stall, a corrupted
+# byte, tokens expiring mid-run, the source registry killed and restarted mid-run, and a permanent
+# 500. Every transient fault must be survived (exit 0, every image digest-identical at the
+# destination); every permanent one must fail exactly the images it hits (exit 1, FAILED lines for
+# them only, their tags absent at the destination).
 # Prints a table "scenario | result | detail" at the end; exits 1 if any scenario misbehaved.
 #
 # Environment: IM_BIN (default <repo>/build/image-migrator), FAULT_PROXY_BIN (default
