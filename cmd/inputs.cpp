@@ -25,6 +25,7 @@ migrate::InputOptions input_options(const cxxopts::ParseResult& args) {
   o.auth = args["auth"].as<std::string>();
   o.auth_given = args.count("auth") > 0;
   o.images = args["images"].as<std::string>();
+  o.images_given = args.count("images") > 0;
   if (args.count("config"))
     o.config = args["config"].as<std::string>();
   return o;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -100,6 +101,9 @@ json yaml_to_json(const YAML::Node& node, int depth, const std::string& name) {
     for (const auto& kv : node) {
       if (!kv.first.IsScalar())
         throw ConfigError(name + ":" + std::to_string(kv.first.Mark().line + 1) + ": map keys must be strings");
+      if (obj.contains(kv.first.Scalar()))
+        throw ConfigError(name + ":" + std::to_string(kv.first.Mark().line + 1) + ": key \"" + kv.first.Scalar() +
+                          "\" appears twice in the same map (the first one would be lost)");
       obj[kv.first.Scalar()] = yaml_to_json(kv.second, depth + 1, name);
     }
     return obj;
@@ -158,8 +162,25 @@ json parse_document(std::string_view text, const std::string& name) {
   }
   check_depth(text, name);
   if (!yaml) {
+    // nlohmann keeps the last of two equal keys in an object; here that is an error (a rule or a
+    // registry lost without a word). One set of keys per open object.
+    std::vector<std::set<std::string>> keys;
+    std::string twice;
+    auto no_duplicates = [&](int, json::parse_event_t event, json& parsed) {
+      if (event == json::parse_event_t::object_start)
+        keys.emplace_back();
+      else if (event == json::parse_event_t::object_end && !keys.empty())
+        keys.pop_back();
+      else if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+               twice.empty())
+        twice = parsed.get<std::string>();
+      return true;
+    };
     try {
-      return json::parse(text);
+      json doc = json::parse(text, no_duplicates);
+      if (!twice.empty())
+        throw ConfigError(name + ": key \"" + twice + "\" appears twice in the same object (the first one would be lost)");
+      return doc;
     } catch (const json::parse_error& e) {
       auto [line, col] = line_col(text, e.byte == 0 ? 0 : e.byte - 1);
       std::string what = e.what();

@@ -53,9 +53,15 @@ Inputs load_inputs(const InputOptions& o, const EnvLookup& env) {
   nlohmann::json images_doc;
   in.images_name = o.images;
   if (!o.config.empty()) {
+    if (o.auth_given || o.images_given)
+      throw ConfigError(std::string("--config ") + o.config + " holds both the auth and the images: give it, or " +
+                        "--auth and --images, not both");
     auto doc = load_document(o.config);
     if (!doc.is_object())
       throw ConfigError(o.config + ": must be an object with \"auth\" and \"images\"");
+    for (const auto& item : doc.items())
+      if (item.key() != "auth" && item.key() != "images")
+        throw ConfigError(o.config + ": unknown key \"" + item.key() + "\" (known: auth, images)");
     images_doc = doc.contains("images") ? doc["images"] : nlohmann::json();
     if (images_doc.is_null())
       throw ConfigError(o.config + ": has no \"images\" section");
@@ -64,6 +70,11 @@ Inputs load_inputs(const InputOptions& o, const EnvLookup& env) {
   } else {
     in.auth = load_auth(o.auth, o.auth_given, env);
     images_doc = load_document(o.images);
+    // An image-syncer config given as the images file would read as two broken rules.
+    if (images_doc.is_object() && images_doc.size() == 2 && images_doc.contains("auth") && images_doc.contains("images") &&
+        images_doc["images"].is_object() && !images_doc["images"].contains("destination") &&
+        !images_doc["images"].contains("tags"))
+      throw ConfigError(o.images + ": holds \"auth\" and \"images\" sections: that is a --config file, not an images file");
   }
   in.rules = read_rules(images_doc, in.images_name, in.rule_errors);
   if (o.encrypt_auth && o.config.empty() && std::filesystem::exists(o.auth))

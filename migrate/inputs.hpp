@@ -15,6 +15,7 @@ struct InputOptions {
   std::string auth = "./auth.json";
   bool auth_given = false; ///< a missing default auth file means anonymous; a named one is an error
   std::string images = "./images.json";
+  bool images_given = false; ///< --images on the command line (an error next to --config)
   std::string config; ///< {"auth": {...}, "images": {...}} instead of the two files
   bool encrypt_auth = true; ///< replace plaintext passwords of a writable JSON auth file by ciphertext
 };

@@ -97,6 +97,25 @@ printf '{"reg.example:5000": {"username": "alice", "password": "$UNSET_VAR_X", "
 config_error auth-unset-env "$(re "$C/auth-env.json").*reg\.example:5000.*UNSET_VAR_X" \
   --auth "$C/auth-env.json" --images "$C/images.json"
 
+# A key twice: JSON parsers keep the last one, which would drop a rule or a registry's credentials
+# without a word.
+printf '{\n  "reg.example:5000/ns/a:1": "reg.example:5001/ns/a",\n  "reg.example:5000/ns/a:1": "reg.example:5001/ns/b"\n}\n' \
+  >"$C/dup.json"
+config_error images-duplicate-key "$(re "$C/dup.json"): key \"reg\.example:5000/ns/a:1\" appears twice" \
+  --auth "$C/auth.json" --images "$C/dup.json"
+printf 'reg.example:5000:\n  username: u\n  password: secretpw1\n  username: v\n' >"$C/dup-auth.yaml"
+config_error auth-duplicate-key "$(re "$C/dup-auth.yaml"):4: key \"username\" appears twice" \
+  --auth "$C/dup-auth.yaml" --images "$C/images.json"
+grep -q secretpw1 "$IM_WORK/auth-duplicate-key.err" && fail "auth-duplicate-key: the password is in the message"
+
+# --config: one file with both sections; anything else in it, or --auth/--images next to it, is an error.
+printf '{"auths": {}, "images": {"reg.example:5000/ns/a:1": "reg.example:5001/ns/a"}}\n' >"$C/config-typo.json"
+config_error config-unknown-key "$(re "$C/config-typo.json"): unknown key \"auths\"" --config "$C/config-typo.json"
+printf '{"auth": {}, "images": {"reg.example:5000/ns/a:1": "reg.example:5001/ns/a"}}\n' >"$C/config.json"
+config_error config-and-auth "--config .*not both" --config "$C/config.json" --auth "$C/auth.json"
+config_error config-and-images "--config .*not both" --config "$C/config.json" --images "$C/images.json"
+config_error config-as-images "$(re "$C/config.json"): .*--config file" --auth "$C/auth.json" --images "$C/config.json"
+
 # ---------------------------------------------------------------- files and flags
 config_error images-missing "$(re "$C/no-such-images.json")" --auth "$C/auth.json" --images "$C/no-such-images.json"
 config_error unknown-flag "frobnicate" --auth "$C/auth.json" --images "$C/images.json" --frobnicate

@@ -46,6 +46,23 @@ TEST_CASE("migrate::parse_document reports file, line and column") {
     CHECK(j["reg.io"]["quoted"] == "true");
     CHECK(j["reg.io"]["password"] == 123456);
   }
+  SUBCASE("a key twice in one object is an error, not the last one winning") {
+    auto msg = error_of([] {
+      parse_document("{\"reg.io/a:1\": \"x/a\",\n \"reg.io/b\": \"x/b\",\n \"reg.io/a:1\": \"y/a\"}", "images.json");
+    });
+    CHECK(msg == "images.json: key \"reg.io/a:1\" appears twice in the same object (the first one would be lost)");
+    msg = error_of([] { parse_document("reg.io/a: x/a\nreg.io/b: x/b\nreg.io/a: y/a\n", "images.yaml"); });
+    CHECK(msg == "images.yaml:3: key \"reg.io/a\" appears twice in the same map (the first one would be lost)");
+    // Nested: the same key in two different objects is fine; twice in a nested one is not.
+    CHECK(parse_document(R"({"a": {"u": 1}, "b": {"u": 2}})", "auth.json")["b"]["u"] == 2);
+    CHECK(parse_document("a:\n  u: 1\nb:\n  u: 2\n", "auth.yaml")["b"]["u"] == 2);
+    msg = error_of([] { parse_document(R"({"reg.io": {"username": "u", "password": "p", "username": "v"}})", "auth.json"); });
+    CHECK(msg == "auth.json: key \"username\" appears twice in the same object (the first one would be lost)");
+    msg = error_of([] { parse_document("reg.io:\n  username: u\n  username: v\n", "auth.yaml"); });
+    CHECK(msg == "auth.yaml:3: key \"username\" appears twice in the same map (the first one would be lost)");
+    // Keys of objects inside arrays are counted per object.
+    CHECK(parse_document(R"([{"a": 1}, {"a": 2}])", "x.json")[1]["a"] == 2);
+  }
   SUBCASE("numbers out of range are an error, not an exception escaping") {
     auto msg = error_of([] { parse_document(R"({"a": 1E999})", "images.json"); });
     CHECK(msg == "images.json: invalid JSON: a number is out of range");
