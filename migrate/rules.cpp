@@ -326,10 +326,21 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
   TagPrefetch listed_tags(rules, defaults, list_tags);
   Expansion out;
   std::set<std::string> seen;
+  std::map<std::string, std::string> writers; // destination tag -> the source, and rule, that writes it
   auto add = [&](ImageTask t) {
     std::string key = t.source.to_string() + " -> " + t.destination.to_string();
     if (!seen.insert(key).second)
       return;
+    // Two images for one destination tag: whichever finished last would win. The first rule keeps it.
+    if (!t.destination.tag.empty()) {
+      auto [it, fresh] = writers.try_emplace(t.destination.to_string(),
+                                             t.source.to_string() + " (rule \"" + t.rule + "\")");
+      if (!fresh) {
+        out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
+                                          it->second + "; " + t.source.to_string() + " is not copied there"});
+        return;
+      }
+    }
     if (on_task)
       on_task(t);
     out.tasks.push_back(std::move(t));

@@ -117,6 +117,36 @@ TEST_CASE("migrate::expand_rules: defaults") {
   }
 }
 
+TEST_CASE("migrate::expand_rules: two images for one destination tag") {
+  auto tags = fake_tags({{"src.io/ns/app", {"1", "2"}}, {"src.io/ns/other", {"2", "3"}}});
+  SUBCASE("explicit tags: the first rule keeps the destination, the second is an error") {
+    auto e = migrate::expand_rules({{"src.io/ns/app:1", "dst.io/o/conf:x"}, {"src.io/ns/app:2", "dst.io/o/conf:x"}},
+                                   Defaults{}, tags);
+    CHECK(pairs(e) == std::vector<std::string>{"src.io/ns/app:1 -> dst.io/o/conf:x"});
+    REQUIRE(e.errors.size() == 1);
+    CHECK(e.errors[0].rule == "src.io/ns/app:2");
+    CHECK(e.errors[0].message == "destination dst.io/o/conf:x is already the copy of src.io/ns/app:1 (rule "
+                                 "\"src.io/ns/app:1\"); src.io/ns/app:2 is not copied there");
+  }
+  SUBCASE("all-tags rules into one repository: only the shared tag collides") {
+    auto e = migrate::expand_rules({{"src.io/ns/app", "dst.io/o/app"}, {"src.io/ns/other", "dst.io/o/app"}}, Defaults{}, tags);
+    CHECK(pairs(e) == std::vector<std::string>{"src.io/ns/app:1 -> dst.io/o/app:1", "src.io/ns/app:2 -> dst.io/o/app:2",
+                                               "src.io/ns/other:3 -> dst.io/o/app:3"});
+    REQUIRE(e.errors.size() == 1);
+    CHECK(e.errors[0].message.find("destination dst.io/o/app:2 is already the copy of src.io/ns/app:2") == 0);
+  }
+  SUBCASE("the same copy asked twice is done once, without an error") {
+    auto e = migrate::expand_rules({{"src.io/ns/app:1", "dst.io/o/app"}, {"src.io/ns/app", "dst.io/o/app"}}, Defaults{}, tags);
+    CHECK(e.errors.empty());
+    CHECK(pairs(e) == std::vector<std::string>{"src.io/ns/app:1 -> dst.io/o/app:1", "src.io/ns/app:2 -> dst.io/o/app:2"});
+  }
+  SUBCASE("one source to two destinations is fine") {
+    auto e = migrate::expand_rules({{"src.io/ns/app:1", "dst.io/o/a"}, {"src.io/ns/app:1", "dst.io/o/b"}}, Defaults{}, tags);
+    CHECK(e.errors.empty());
+    CHECK(e.tasks.size() == 2);
+  }
+}
+
 TEST_CASE("migrate::read_rules") {
   std::vector<migrate::RuleError> errors;
   auto rules = migrate::read_rules(nlohmann::json::parse(R"({
