@@ -179,6 +179,8 @@ int run_migrate(int argc, char** argv) {
 
   // Files first: a configuration error stops the run before anything is written.
   auto inputs = migrate::load_inputs(input_opts, env);
+  if (args.count("report"))
+    migrate::check_writable(args["report"].as<std::string>());
 
   auto log = make_logger(log_file, format, args.count("verbose") > 0);
   if (!inputs.notice.empty())

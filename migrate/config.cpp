@@ -118,11 +118,33 @@ std::string type_name(const json& j) { return j.type_name(); }
 
 } // namespace
 
+namespace {
+/// Where write_file_atomically writes before the rename: next to the file, so the rename stays
+/// on one filesystem.
+std::string temporary_beside(const std::string& path) {
+  std::filesystem::path target(path);
+  std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+  return (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(getpid()))).string();
+}
+} // namespace
+
+void check_writable(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(path + ": is a directory, not a file");
+  std::string tmp = temporary_beside(path);
+  {
+    std::ofstream probe(tmp, std::ios::trunc);
+    if (!probe)
+      throw ConfigError(path + ": cannot write (directory missing or not writable)");
+  }
+  std::filesystem::remove(tmp, ec);
+}
+
 void write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
   namespace fs = std::filesystem;
   fs::path target(path);
-  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(getpid()))).string();
+  std::string tmp = temporary_beside(path);
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out)

@@ -55,6 +55,10 @@ using Decryptor = std::function<http::Result<std::string>(const std::string&)>;
 /// Writes a file atomically: a temporary file in the same directory with `mode`, then rename.
 void write_file_atomically(const std::string& path, const std::string& content, unsigned mode = 0644);
 
+/// Throws the ConfigError write_file_atomically would, now: for outputs written at the end of a
+/// long run (--report), so that a wrong path fails before the work instead of after it.
+void check_writable(const std::string& path);
+
 /// auth.json: keys are `registry` or `registry/namespace`, the longest matching key wins.
 class AuthConfig {
 public:

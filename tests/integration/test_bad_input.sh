@@ -118,6 +118,10 @@ config_error config-as-images "$(re "$C/config.json"): .*--config file" --auth "
 
 # ---------------------------------------------------------------- files and flags
 config_error images-missing "$(re "$C/no-such-images.json")" --auth "$C/auth.json" --images "$C/no-such-images.json"
+# --report is written at the end of the run: a path that cannot be written fails before the copying.
+config_error report-dir-missing "$(re "$C/no-such-dir/report.json"): cannot write" \
+  --auth "$C/auth.json" --images "$C/images.json" --report "$C/no-such-dir/report.json"
+config_error report-is-dir "$(re "$C"): is a directory" --auth "$C/auth.json" --images "$C/images.json" --report "$C"
 config_error unknown-flag "frobnicate" --auth "$C/auth.json" --images "$C/images.json" --frobnicate
 config_error workers-zero "--workers|-w\b" --auth "$C/auth.json" --images "$C/images.json" --workers 0
 mkdir -p "$C/images-dir.json"
