@@ -363,6 +363,11 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
   default:
     break;
   }
+  // OpenSSL's words for a TLS handshake answered in plain HTTP: the most common first-run mistake
+  // with an internal registry.
+  if (kind == ErrorKind::tls && detail.find("wrong version number") != std::string::npos)
+    detail += " (the server does not answer in TLS: plain HTTP? For such a registry, say \"insecure\": true "
+              "in the auth file)";
   if (detail.find("Unsupported proxy") != std::string::npos || code == CURLE_COULDNT_RESOLVE_PROXY)
     kind = ErrorKind::invalid; // a proxy setting to fix, not a fault to retry
   if (detail.find("CONNECT tunnel failed, response 407") != std::string::npos) {

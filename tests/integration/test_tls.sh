@@ -126,4 +126,20 @@ pass "insecure against HTTPS: the reason names $DST_ADDR and says it speaks HTTP
 [ "$ms" -lt 10000 ] || fail "insecure against HTTPS: took ${ms} ms"
 assert_absent "$DST_ADDR/ns/plainhttp:1.0" "insecure against HTTPS: nothing pushed"
 
+# ---------------------------------------------------------------- HTTPS (no "insecure") against plain HTTP
+start_registry pdst plain
+cat >"$IM_WORK/auth-nottls.json" <<JSON
+{"$SRC_ADDR": {"ca": "$SRC_CA"}}
+JSON
+echo "{\"$SRC_ADDR/ns/app:1.0\": \"$PDST_ADDR/ns/nottls\"}" >"$IM_WORK/images-nottls.json"
+run_im nottls --auth "$IM_WORK/auth-nottls.json" --images "$IM_WORK/images-nottls.json" -r 0 --log ""
+cat "$IM_WORK/nottls.out"
+failed_once nottls "HTTPS against plain HTTP"
+[[ "$REASON" == *"$PDST_ADDR"* ]] || fail "HTTPS against plain HTTP: the reason does not name $PDST_ADDR: $REASON"
+[[ "$REASON" == *'"insecure": true'* ]] ||
+  fail "HTTPS against plain HTTP: the reason does not point at \"insecure\": true: $REASON"
+pass "HTTPS against plain HTTP: the reason names $PDST_ADDR and points at \"insecure\": true"
+[ "$ms" -lt 10000 ] || fail "HTTPS against plain HTTP: took ${ms} ms"
+assert_absent "$PDST_ADDR/ns/nottls:1.0" "HTTPS against plain HTTP: nothing pushed"
+
 echo "test_tls: all checks passed"
