@@ -111,6 +111,36 @@ std::string read_filter(const nlohmann::json& j, TagFilter& f) {
 
 } // namespace
 
+namespace {
+/// image-syncer's several tags in one source, "repo:1,2,3": the repository and the tags; an empty
+/// list for any other source.
+std::pair<std::string, std::vector<std::string>> listed_tags(const std::string& source) {
+  const auto colon = source.rfind(':');
+  const auto slash = source.rfind('/');
+  if (colon == std::string::npos || (slash != std::string::npos && colon < slash) ||
+      source.find('@') != std::string::npos || source.find(',', colon) == std::string::npos)
+    return {};
+  std::vector<std::string> tags;
+  std::string rest = source.substr(colon + 1);
+  for (std::size_t start = 0;;) {
+    auto comma = rest.find(',', start);
+    tags.push_back(rest.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return {source.substr(0, colon), tags};
+}
+
+/// Whether a destination names a tag or digest (after its last '/').
+bool names_tag(const std::string& destination) {
+  std::string d = destination.rfind("oci:", 0) == 0 ? destination.substr(4) : destination;
+  const auto slash = d.rfind('/');
+  const std::string last = slash == std::string::npos ? d : d.substr(slash + 1);
+  return last.find(':') != std::string::npos || last.find('@') != std::string::npos;
+}
+} // namespace
+
 std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& file, std::vector<RuleError>& errors) {
   if (!images.is_object())
     throw ConfigError(file + ": must be an object mapping source images to destinations, not " +
@@ -149,10 +179,31 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
       static const nlohmann::json none;
       value = d == value->end() ? &none : &*d;
     }
+    const auto [repository, tag_list] = listed_tags(base.source);
     auto add = [&](std::string destination) {
-      Rule r = base;
-      r.destination = std::move(destination);
-      rules.push_back(std::move(r));
+      if (tag_list.empty()) {
+        Rule r = base;
+        r.destination = std::move(destination);
+        rules.push_back(std::move(r));
+        return;
+      }
+      // image-syncer's "repo:1,2,3": one rule per tag, each keeping its tag at the destination.
+      if (names_tag(destination)) {
+        errors.push_back({key, "a source with several tags needs a destination without tag (each keeps its own)"});
+        return;
+      }
+      for (const auto& tag : tag_list) {
+        if (tag.empty()) {
+          errors.push_back({key, "empty tag in the list \"" + base.source.substr(repository.size() + 1) + "\""});
+          return;
+        }
+      }
+      for (const auto& tag : tag_list) {
+        Rule r = base;
+        r.source = repository + ":" + tag;
+        r.destination = destination;
+        rules.push_back(std::move(r));
+      }
     };
     if (value->is_null()) {
       add("");

@@ -102,6 +102,7 @@ auth:
   "$DST_ADDR": {insecure: true}
 images:
   "$SRC_ADDR/ns/multi:v1": ""
+  "$SRC_ADDR/ns/app:1.0,1.1": "$DST_ADDR/syncer/app"
 YAML
 rc=0
 DEFAULT_REGISTRY=$DST_ADDR DEFAULT_NAMESPACE=fromenv im_run "$IM_BIN" --config "$IM_WORK/config.yaml" --log "" \
@@ -109,4 +110,7 @@ DEFAULT_REGISTRY=$DST_ADDR DEFAULT_NAMESPACE=fromenv im_run "$IM_BIN" --config "
 cat "$IM_WORK/out3"
 assert_eq "$rc" 0 "--config YAML run exits 0"
 check ns/multi:v1 fromenv/multi:v1
+# image-syncer's "repo:tag1,tag2": each tag copied under its own name.
+check ns/app:1.0 syncer/app:1.0
+check ns/app:1.1 syncer/app:1.1
 echo "test_migrate_plain: all checks passed"

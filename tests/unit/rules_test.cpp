@@ -165,6 +165,35 @@ TEST_CASE("migrate::read_rules") {
   CHECK_THROWS_AS(migrate::read_rules(nlohmann::json::array(), "images.json", errors), migrate::ConfigError);
 }
 
+TEST_CASE("migrate::read_rules: image-syncer's several tags in one source") {
+  std::vector<migrate::RuleError> errors;
+  auto rules = migrate::read_rules(nlohmann::json::parse(R"({
+    "a.io:5000/n/x:1.0,1.1,latest": "b.io:5000/n/x",
+    "a.io/n/y:1,2": ["b.io/n/y", "oci:/media/usb/y"],
+    "a.io/n/z:1,2": "b.io/n/z:stable",
+    "a.io/n/e:1,,2": "b.io/n/e",
+    "a.io:5000/n/plain:1": "b.io/n/plain"
+  })"), "images.json", errors);
+  std::vector<std::string> got;
+  for (const auto& r : rules)
+    got.push_back(r.source + " -> " + r.destination + " (" + r.name() + ")");
+  CHECK(got == std::vector<std::string>{
+                   "a.io/n/y:1 -> b.io/n/y (a.io/n/y:1,2)",
+                   "a.io/n/y:2 -> b.io/n/y (a.io/n/y:1,2)",
+                   "a.io/n/y:1 -> oci:/media/usb/y (a.io/n/y:1,2)",
+                   "a.io/n/y:2 -> oci:/media/usb/y (a.io/n/y:1,2)",
+                   "a.io:5000/n/plain:1 -> b.io/n/plain (a.io:5000/n/plain:1)",
+                   "a.io:5000/n/x:1.0 -> b.io:5000/n/x (a.io:5000/n/x:1.0,1.1,latest)",
+                   "a.io:5000/n/x:1.1 -> b.io:5000/n/x (a.io:5000/n/x:1.0,1.1,latest)",
+                   "a.io:5000/n/x:latest -> b.io:5000/n/x (a.io:5000/n/x:1.0,1.1,latest)",
+               });
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].rule == "a.io/n/e:1,,2");
+  CHECK(errors[0].message == "empty tag in the list \"1,,2\"");
+  CHECK(errors[1].rule == "a.io/n/z:1,2");
+  CHECK(errors[1].message == "a source with several tags needs a destination without tag (each keeps its own)");
+}
+
 TEST_CASE("migrate::TagFilter") {
   std::vector<std::string> tags = {"latest", "1.0.0", "v1.2.0", "1.2.3", "1.10.0", "2.0.0-rc1", "2.0.0", "nightly-2026"};
   auto apply = [&](migrate::TagFilter f) { return f.apply(tags).value(); };
