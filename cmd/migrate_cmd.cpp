@@ -108,6 +108,7 @@ int run_migrate(int argc, char** argv) {
     ("shards", "number of shards; the index comes from JOB_COMPLETION_INDEX (Indexed Job)", cxxopts::value<int>())
     ("r,retries", "extra passes over failed image tasks", cxxopts::value<int>()->default_value("3"))
     ("dry-run", "show what would be copied (HEAD requests only); write nothing anywhere")
+    ("no-overwrite", "leave a destination tag that already holds a different image as it is (reported as KEPT)")
     ("report", "write a JSON report of every image (source, destination, digest, status, bytes, seconds, error)", cxxopts::value<std::string>())
     ("progress-interval", "seconds between progress lines when stderr is not a terminal (0 = off)", cxxopts::value<int>()->default_value("10"))
     ("platforms", "copy only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (needs --filter-index when an index has others)", cxxopts::value<std::string>())
@@ -140,6 +141,7 @@ int run_migrate(int argc, char** argv) {
   eo.workers = workers(args);
   eo.retries = args["retries"].as<int>();
   eo.dry_run = dry_run;
+  eo.no_overwrite = args.count("no-overwrite") > 0;
   if (args.count("platforms")) {
     std::stringstream ps(args["platforms"].as<std::string>());
     for (std::string p; std::getline(ps, p, ',');) {

@@ -781,6 +781,13 @@ struct Engine::Impl {
         }
       }
     }
+    if (*dst_head && (*dst_head)->digest != r.digest) {
+      r.replaced = (*dst_head)->digest;
+      if (options.no_overwrite) {
+        r.kept = true;
+        return finish("");
+      }
+    }
     std::vector<Descriptor> blobs;
     std::vector<PendingManifest> children;
     if (auto st = collect(*src, src_repo, *manifest, blobs, children, 0); !st)
@@ -885,16 +892,21 @@ struct Engine::Impl {
     std::string referrers = r.referrers ? " referrers=" + std::to_string(r.referrers) : "";
     if (!r.ok) {
       log->error("FAILED {}: {}", arrow, r.error);
+    } else if (r.kept) {
+      log->warn("KEPT {}: the destination tag holds {}, not the source's {}; left as it is (--no-overwrite)", arrow,
+                r.replaced, r.digest);
     } else if (r.planned) {
-      log->info("PLAN {} {} would copy {} blob(s), {} bytes; {} present, {} shared with other images{}{}", arrow, r.digest,
-                r.blobs_copied, r.bytes, r.blobs_existed, r.blobs_mounted,
-                r.blobs_foreign ? ", " + std::to_string(r.blobs_foreign) + " foreign" : "", referrers);
+      log->info("PLAN {} {} would copy {} blob(s), {} bytes; {} present, {} shared with other images{}{}{}", arrow,
+                r.digest, r.blobs_copied, r.bytes, r.blobs_existed, r.blobs_mounted,
+                r.blobs_foreign ? ", " + std::to_string(r.blobs_foreign) + " foreign" : "", referrers,
+                r.replaced.empty() ? "" : "; would replace " + r.replaced);
     } else if (r.skipped) {
       log->info("OK {} {} already present, skipped ({:.2f}s){}", arrow, r.digest, r.seconds, referrers);
     } else {
-      log->info("OK {} {} bytes={} time={:.2f}s blobs copied={} existed={} mounted={}{}{}", arrow, r.digest, r.bytes,
+      log->info("OK {} {} bytes={} time={:.2f}s blobs copied={} existed={} mounted={}{}{}{}", arrow, r.digest, r.bytes,
                 r.seconds, r.blobs_copied, r.blobs_existed, r.blobs_mounted,
-                r.blobs_foreign ? " foreign=" + std::to_string(r.blobs_foreign) : "", referrers);
+                r.blobs_foreign ? " foreign=" + std::to_string(r.blobs_foreign) : "", referrers,
+                r.replaced.empty() ? "" : " replaced=" + r.replaced);
     }
   }
 };
@@ -1260,11 +1272,12 @@ Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults
 nlohmann::json report_json(const Summary& s) {
   nlohmann::json images = nlohmann::json::array();
   for (const auto& r : s.results) {
-    std::string status = !r.ok ? "failed" : r.planned ? "planned" : r.skipped ? "skipped" : "copied";
+    std::string status = !r.ok ? "failed" : r.kept ? "kept" : r.planned ? "planned" : r.skipped ? "skipped" : "copied";
     images.push_back({{"source", r.task.source.to_string()},
                       {"destination", r.task.destination.to_string()},
                       {"rule", r.task.rule},
                       {"digest", r.digest},
+                      {"replaced", r.replaced.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.replaced)},
                       {"status", status},
                       {"bytes", r.bytes},
                       {"seconds", r.seconds},

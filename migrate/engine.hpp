@@ -37,6 +37,7 @@ struct EngineOptions {
   std::vector<std::string> platforms; ///< copy only these platforms of multi-arch images ("os/arch[/variant]")
   bool filter_index = false;          ///< allow writing a filtered index (a new digest) for --platforms
   bool referrers = true; ///< copy signatures, SBOMs and attestations that refer to each copied image
+  bool no_overwrite = false; ///< leave a destination tag that holds another image as it is (KEPT)
 };
 
 /// Live counters for progress reports, updated while the engine runs.
@@ -70,6 +71,8 @@ struct ImageResult {
   int blobs_foreign = 0;
   int referrers = 0;     ///< referrer manifests and cosign tags handled with it (copied or present)
   bool filtered = false; ///< written as a filtered index (--filter-index): a new digest
+  std::string replaced;  ///< the other image's digest the destination tag held before, "" if none
+  bool kept = false;     ///< --no-overwrite: that other image was left in place, nothing copied
   double seconds = 0;
   std::string error;
   bool permanent = false; ///< failed for a reason another pass cannot fix (not found, auth, bad input)

@@ -74,4 +74,31 @@ grep -q "^DIFFERENT | $SRC_ADDR/ns/b:1 | $(raw_digest "$SRC_ADDR/ns/b:1") | $DST
   fail "DIFFERENT row missing"
 grep -q "^MISSING | $SRC_ADDR/ns/a:1 " verify2.out || fail "MISSING row missing"
 grep -q "verified 2 image(s): 0 same, 1 different, 1 missing, 0 errors" verify2.out || fail "verify summary"
+
+# A destination tag that holds another image: --no-overwrite leaves it (KEPT); a plan says what it
+# would replace; a copy replaces it and says which digest it replaced.
+digest_a=$(raw_digest "$DST_ADDR/ns/a:1")
+digest_b=$(raw_digest "$SRC_ADDR/ns/b:1")
+echo "{\"$SRC_ADDR/ns/b:1\": \"$DST_ADDR/ns/a:other\"}" >over.json
+rc=0
+im_run "$IM_BIN" --auth auth.json --images over.json --no-overwrite --report kept.json --log "" >kept.out 2>&1 || rc=$?
+cat kept.out
+assert_eq "$rc" 0 "--no-overwrite: exit 0"
+grep -q "KEPT $SRC_ADDR/ns/b:1 -> $DST_ADDR/ns/a:other: the destination tag holds $digest_a, not the source's $digest_b" kept.out ||
+  fail "--no-overwrite: no KEPT line"
+assert_eq "$(jq -r '.images[0].status + " " + .images[0].replaced' kept.json)" "kept $digest_a" "--no-overwrite: report"
+assert_eq "$(raw_digest "$DST_ADDR/ns/a:other")" "$digest_a" "--no-overwrite: the destination tag is unchanged"
+rc=0
+im_run "$IM_BIN" --auth auth.json --images over.json --dry-run >over-plan.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "plan over another image: exit 0"
+grep -q "PLAN $SRC_ADDR/ns/b:1 -> $DST_ADDR/ns/a:other $digest_b would copy .*; would replace $digest_a$" over-plan.out ||
+  fail "plan over another image: no 'would replace' ($(grep PLAN over-plan.out))"
+pass "plan over another image: says it would replace $digest_a"
+rc=0
+im_run "$IM_BIN" --auth auth.json --images over.json --report over.json.report --log "" >over.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "copy over another image: exit 0"
+grep -q "OK $SRC_ADDR/ns/b:1 -> $DST_ADDR/ns/a:other $digest_b .* replaced=$digest_a$" over.out ||
+  fail "copy over another image: the OK line does not name the replaced digest ($(grep OK over.out))"
+assert_eq "$(jq -r '.images[0].status + " " + .images[0].replaced' over.json.report)" "copied $digest_a" "copy over another image: report"
+assert_eq "$(raw_digest "$DST_ADDR/ns/a:other")" "$digest_b" "copy over another image: the tag now holds the source's image"
 echo "test_plan_verify: all checks passed"
