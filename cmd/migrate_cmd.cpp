@@ -109,6 +109,7 @@ int run_migrate(int argc, char** argv) {
     ("r,retries", "extra passes over failed image tasks", cxxopts::value<int>()->default_value("3"))
     ("dry-run", "show what would be copied (HEAD requests only); write nothing anywhere")
     ("no-overwrite", "leave a destination tag that already holds a different image as it is (reported as KEPT)")
+    ("force", "also go through images the destination already has (same digest): every blob is checked and what is missing is copied again, every manifest pushed (repairs a damaged destination)")
     ("report", "write a JSON report of every image (source, destination, digest, status, bytes, seconds, error)", cxxopts::value<std::string>())
     ("progress-interval", "seconds between progress lines when stderr is not a terminal (0 = off)", cxxopts::value<int>()->default_value("10"))
     ("platforms", "copy only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (needs --filter-index when an index has others)", cxxopts::value<std::string>())
@@ -142,6 +143,7 @@ int run_migrate(int argc, char** argv) {
   eo.retries = args["retries"].as<int>();
   eo.dry_run = dry_run;
   eo.no_overwrite = args.count("no-overwrite") > 0;
+  eo.force = args.count("force") > 0;
   if (args.count("platforms")) {
     std::stringstream ps(args["platforms"].as<std::string>());
     for (std::string p; std::getline(ps, p, ',');) {

@@ -525,7 +525,7 @@ struct Engine::Impl {
   /// digest, and nothing can refer to it (referrers are off, or the source has no referrers API and
   /// its tags, already listed, have no "sha256-<hex>" tag for it). Never waits.
   bool settled_by(const ImageTask& task, const KnownHeads& known) {
-    if (!known.destination || !*known.destination)
+    if (!known.destination || !*known.destination || options.force)
       return false;
     std::string digest = task.source.digest;
     std::string media_type = (*known.destination)->media_type;
@@ -752,7 +752,7 @@ struct Engine::Impl {
     r.digest = src_digest;
     if (r.media_type.empty() && *dst_head && (*dst_head)->digest == src_digest)
       r.media_type = (*dst_head)->media_type;
-    if (*dst_head && (*dst_head)->digest == src_digest) {
+    if (*dst_head && (*dst_head)->digest == src_digest && !options.force) {
       r.skipped = true;
       return finish("");
     }
@@ -775,7 +775,7 @@ struct Engine::Impl {
         *manifest = std::move(**filtered);
         r.digest = manifest->digest;
         r.filtered = true;
-        if (*dst_head && (*dst_head)->digest == r.digest) {
+        if (*dst_head && (*dst_head)->digest == r.digest && !options.force) {
           r.skipped = true;
           return finish("");
         }

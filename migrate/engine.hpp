@@ -38,6 +38,8 @@ struct EngineOptions {
   bool filter_index = false;          ///< allow writing a filtered index (a new digest) for --platforms
   bool referrers = true; ///< copy signatures, SBOMs and attestations that refer to each copied image
   bool no_overwrite = false; ///< leave a destination tag that holds another image as it is (KEPT)
+  bool force = false; ///< go through every blob and manifest even when the destination has the source's
+                      ///< digest: what is missing there is copied again (a damaged destination)
 };
 
 /// Live counters for progress reports, updated while the engine runs.

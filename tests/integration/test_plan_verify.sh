@@ -101,4 +101,23 @@ grep -q "OK $SRC_ADDR/ns/b:1 -> $DST_ADDR/ns/a:other $digest_b .* replaced=$dige
   fail "copy over another image: the OK line does not name the replaced digest ($(grep OK over.out))"
 assert_eq "$(jq -r '.images[0].status + " " + .images[0].replaced' over.json.report)" "copied $digest_a" "copy over another image: report"
 assert_eq "$(raw_digest "$DST_ADDR/ns/a:other")" "$digest_b" "copy over another image: the tag now holds the source's image"
+
+# A damaged destination: one layer of ns/a:1 deleted there. The manifest still matches, so a plain
+# re-run skips it; --force checks every blob and copies the missing one again.
+layer=$(raw_manifest "$DST_ADDR/ns/a:1" | jq -r '.layers[-1].digest')
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$DST_ADDR/v2/ns/a/blobs/$layer")" 202 "damage: layer deleted at the destination"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$DST_ADDR/v2/ns/a/blobs/$layer")" 404 "damage: the layer is gone"
+im_run "$IM_BIN" --auth auth.json --images images.json --log "" >damaged.out 2>&1 || fail "re-run over the damage failed"
+grep -q "OK $SRC_ADDR/ns/a:1 -> $DST_ADDR/ns/a:1 .* already present, skipped" damaged.out || fail "re-run: ns/a:1 not skipped"
+rc=0
+im_run "$IM_BIN" --auth auth.json --images images.json --force --report forced.json --log "" >forced.out 2>&1 || rc=$?
+cat forced.out
+assert_eq "$rc" 0 "--force: exit 0"
+assert_eq "$(jq -r '.images[] | select(.destination | endswith("ns/a:1")) | "\(.status) \(.blobs.copied)"' forced.json)" "copied 1" \
+  "--force: ns/a:1 went through, its one missing layer copied"
+assert_eq "$(jq -r '.images[] | select(.destination | endswith("ns/b:1")) | "\(.status) \(.blobs.copied)"' forced.json)" "copied 0" \
+  "--force: ns/b:1 went through, nothing missing"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$DST_ADDR/v2/ns/a/blobs/$layer")" 200 "--force: the layer is back"
+pull_all_platforms "$DST_ADDR/ns/a:1"
+pass "--force: ns/a:1 pulls back whole, every blob verified by skopeo"
 echo "test_plan_verify: all checks passed"
