@@ -15,7 +15,9 @@ int run_verify(int argc, char** argv) {
                         "Compares source and destination manifest digests of every rule (HEAD requests only): the "
                         "post-migration audit. Exit 1 on any difference.");
   add_input_options(opts);
-  opts.add_options()("v,verbose", "debug logging")("h,help", "print this help");
+  opts.add_options()("deep", "for images the destination has, also read their manifests there and check that every "
+                             "blob they name is present (INCOMPLETE otherwise; --force in a migration repairs them)")(
+      "v,verbose", "debug logging")("h,help", "print this help");
   auto parsed = parse(opts, argc, argv);
   if (!parsed)
     return 2;
@@ -41,9 +43,9 @@ int run_verify(int argc, char** argv) {
   for (const auto& e : expansion.errors)
     log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
 
-  std::size_t same = 0, different = 0, missing = 0, errors = 0;
+  std::size_t same = 0, different = 0, missing = 0, incomplete = 0, errors = 0;
   std::cout << "STATUS | SOURCE | SOURCE DIGEST | DESTINATION | DESTINATION DIGEST\n";
-  for (const auto& v : engine.verify(expansion.tasks)) {
+  for (const auto& v : engine.verify(expansion.tasks, args.count("deep") > 0)) {
     std::string status;
     if (!v.error.empty()) {
       status = "ERROR";
@@ -51,6 +53,11 @@ int run_verify(int argc, char** argv) {
     } else if (v.destination_digest.empty()) {
       status = "MISSING";
       ++missing;
+    } else if (v.same() && !v.missing.empty()) {
+      status = "INCOMPLETE";
+      ++incomplete;
+      log->error("{}: the destination {} lacks {} part(s) of the image, e.g. {}", v.task.source.to_string(),
+                 v.task.destination.to_string(), v.missing.size(), v.missing.front());
     } else if (v.same()) {
       status = "SAME";
       ++same;
@@ -64,10 +71,13 @@ int run_verify(int argc, char** argv) {
     if (!v.error.empty())
       log->error("{}: {}", v.task.source.to_string(), v.error);
   }
-  std::cout << "verified " << (same + different + missing + errors) << " image(s): " << same << " same, " << different
-            << " different, " << missing << " missing, " << errors << " errors, " << expansion.errors.size()
-            << " rules failed\n";
-  return different + missing + errors + expansion.errors.size() == 0 ? 0 : 1;
+  std::cout << "verified " << (same + different + missing + incomplete + errors) << " image(s): " << same << " same, "
+            << different << " different, " << missing << " missing, " << errors << " errors, " << expansion.errors.size()
+            << " rules failed";
+  if (args.count("deep"))
+    std::cout << ", " << incomplete << " incomplete";
+  std::cout << "\n";
+  return different + missing + incomplete + errors + expansion.errors.size() == 0 ? 0 : 1;
 }
 
 } // namespace cmd

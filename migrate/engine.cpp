@@ -360,6 +360,34 @@ struct Engine::Impl {
     return {};
   }
 
+  /// What the image `digest` in `repo` refers to and `store` lacks: blob digests, or the error of a
+  /// child manifest it cannot read. Empty when the image is whole there.
+  http::Result<std::vector<std::string>> missing_parts(ImageStore& store, const std::string& repo,
+                                                       const std::string& digest) {
+    auto top = retry("manifest " + repo + "@" + digest.substr(0, 19), [&] { return store.get_manifest(repo, digest); });
+    if (!top)
+      return top.error();
+    std::vector<Descriptor> blobs;
+    std::vector<PendingManifest> children;
+    if (auto st = collect(store, repo, *top, blobs, children, 0); !st) {
+      if (st.error().kind == http::ErrorKind::not_found)
+        return std::vector<std::string>{st.error().message};
+      return st.error();
+    }
+    std::vector<std::string> missing;
+    std::set<std::string> seen;
+    for (const auto& b : blobs) {
+      if (b.non_distributable() || !seen.insert(b.digest).second)
+        continue;
+      auto exists = retry("blob " + b.digest.substr(0, 19), [&] { return store.blob_exists(repo, b.digest); });
+      if (!exists)
+        return exists.error();
+      if (!*exists)
+        missing.push_back(b.digest);
+    }
+    return missing;
+  }
+
   /// Whether cached_tags has the repository's list in hand (it then answers without waiting).
   bool tags_listed(const std::string& key, const std::string& repository) {
     std::lock_guard lock(tags_mutex);
@@ -1211,7 +1239,7 @@ Summary Engine::run(TaskFeed& feed) {
 
 const Progress& Engine::progress() const { return m_impl->progress; }
 
-std::vector<VerifyResult> Engine::verify(const std::vector<ImageTask>& tasks) {
+std::vector<VerifyResult> Engine::verify(const std::vector<ImageTask>& tasks, bool deep) {
   std::vector<VerifyResult> out(tasks.size());
   ThreadPool pool(std::max(1, std::min<int>(m_impl->options.workers, static_cast<int>(tasks.size()))));
   std::vector<std::future<void>> done;
@@ -1238,6 +1266,13 @@ std::vector<VerifyResult> Engine::verify(const std::vector<ImageTask>& tasks) {
         return;
       }
       v.destination_digest = *d ? (*d)->digest : "";
+      if (deep && v.same()) {
+        auto missing = m_impl->missing_parts(*dst, tasks[i].destination.repository, v.destination_digest);
+        if (!missing)
+          v.error = missing.error().message;
+        else
+          v.missing = std::move(*missing);
+      }
     }));
   for (auto& f : done)
     f.get();

@@ -56,6 +56,7 @@ struct VerifyResult {
   std::string source_digest;      ///< "" when it could not be read
   std::string destination_digest; ///< "" when absent
   std::string error;
+  std::vector<std::string> missing; ///< deep check: what the destination's image refers to but lacks
   bool same() const { return error.empty() && !source_digest.empty() && source_digest == destination_digest; }
 };
 
@@ -132,8 +133,9 @@ public:
   /// and the last task's last pass. Results are in the order the tasks arrived.
   Summary run(TaskFeed& feed);
 
-  /// HEADs source and destination of every task (no GET of blobs, nothing written).
-  std::vector<VerifyResult> verify(const std::vector<ImageTask>& tasks);
+  /// HEADs source and destination of every task (no GET of blobs, nothing written). `deep`: for
+  /// an image the destination has, also reads its manifests there and HEADs every blob they name.
+  std::vector<VerifyResult> verify(const std::vector<ImageTask>& tasks, bool deep = false);
 
   /// Counters that run() updates; read them from another thread for progress lines.
   const Progress& progress() const;

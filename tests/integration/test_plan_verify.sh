@@ -110,6 +110,17 @@ assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$DST_ADDR/v2/ns/a
 im_run "$IM_BIN" --auth auth.json --images images.json --log "" >damaged.out 2>&1 || fail "re-run over the damage failed"
 grep -q "OK $SRC_ADDR/ns/a:1 -> $DST_ADDR/ns/a:1 .* already present, skipped" damaged.out || fail "re-run: ns/a:1 not skipped"
 rc=0
+im_run "$IM_BIN" verify --auth auth.json --images images.json >shallow.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "verify over the damage: digests alone still match"
+rc=0
+im_run "$IM_BIN" verify --deep --auth auth.json --images images.json >deep.out 2>&1 || rc=$?
+cat deep.out
+assert_eq "$rc" 1 "verify --deep over the damage: exit 1"
+grep -q "^INCOMPLETE | $SRC_ADDR/ns/a:1 " deep.out || fail "verify --deep: no INCOMPLETE row for ns/a:1"
+grep -q "^SAME | $SRC_ADDR/ns/b:1 " deep.out || fail "verify --deep: no SAME row for ns/b:1"
+grep -q "lacks 1 part(s) of the image, e.g. $layer" deep.out || fail "verify --deep: the missing layer is not named"
+grep -q "1 same, 0 different, 0 missing, 0 errors, 0 rules failed, 1 incomplete" deep.out || fail "verify --deep: summary"
+rc=0
 im_run "$IM_BIN" --auth auth.json --images images.json --force --report forced.json --log "" >forced.out 2>&1 || rc=$?
 cat forced.out
 assert_eq "$rc" 0 "--force: exit 0"
@@ -120,4 +131,8 @@ assert_eq "$(jq -r '.images[] | select(.destination | endswith("ns/b:1")) | "\(.
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$DST_ADDR/v2/ns/a/blobs/$layer")" 200 "--force: the layer is back"
 pull_all_platforms "$DST_ADDR/ns/a:1"
 pass "--force: ns/a:1 pulls back whole, every blob verified by skopeo"
+rc=0
+im_run "$IM_BIN" verify --deep --auth auth.json --images images.json >deep2.out 2>&1 || rc=$?
+assert_eq "$rc" 0 "verify --deep after --force: exit 0"
+grep -q "2 same, 0 different, 0 missing, 0 errors, 0 rules failed, 0 incomplete" deep2.out || fail "verify --deep after --force: summary"
 echo "test_plan_verify: all checks passed"
