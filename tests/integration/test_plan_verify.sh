@@ -2,7 +2,9 @@
 # Seeing before doing, and after: --dry-run reports what would move (blobs, bytes) and writes
 # nothing anywhere; --report writes one JSON entry per image; progress lines appear when stderr is not
 # a terminal; `verify` shows source and destination digests side by side and exits 1 on any
-# difference or missing image.
+# difference or missing image. A destination tag holding another image is replaced and named, or
+# kept with --no-overwrite; a layer deleted at the destination is found by `verify --deep` and
+# copied again by --force.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
