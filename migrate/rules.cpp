@@ -327,6 +327,12 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
       errors.push_back({rule.name(), "a whole-namespace rule is registry/namespace/* (the registry first)"});
       continue;
     }
+    if (dst_prefix.empty() && (defaults.registry.empty() || defaults.ns.empty())) {
+      // Once for the rule, before any listing; not once per repository found.
+      errors.push_back({rule.name(), "rule 8: empty destination needs a default registry and namespace "
+                                     "(--registry/--namespace or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)"});
+      continue;
+    }
     std::string host = prefix.substr(0, slash), ns = prefix.substr(slash + 1);
     auto it = catalogs.find(host + "|" + ns);
     if (it == catalogs.end())
@@ -344,7 +350,7 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
       r.source = host + "/" + repo;
       std::string below = repo.substr(ns.size() + 1);
       if (dst_prefix.empty())
-        r.destination = defaults.registry.empty() || defaults.ns.empty() ? "" : defaults.registry + "/" + defaults.ns + "/" + below;
+        r.destination = defaults.registry + "/" + defaults.ns + "/" + below;
       else
         r.destination = dst_prefix.substr(0, dst_prefix.size() - 1) + below;
       out.push_back(std::move(r));

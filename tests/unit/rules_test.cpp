@@ -329,6 +329,15 @@ TEST_CASE("migrate::expand_namespaces") {
   auto e = migrate::expand_rules(kept, d, fake_tags({}));
   REQUIRE(e.errors.size() == 1);
   CHECK(e.errors[0].message.find("rule 1") == 0);
+  // An empty destination without defaults: one error for the rule, and no catalog asked for.
+  errors.clear();
+  int listed = 0;
+  auto counting = [&](const std::string& host, const std::string& ns) { ++listed; return catalog(host, ns); };
+  CHECK(migrate::expand_namespaces({{"src.io/team/*", "", {}, ""}}, Defaults{}, counting, errors).empty());
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].rule == "src.io/team/*");
+  CHECK(errors[0].message.find("rule 8: empty destination needs a default registry") == 0);
+  CHECK(listed == 0);
 }
 
 TEST_CASE("migrate::expand_rules: tasks stream out while later repositories are still listed") {
