@@ -2,7 +2,9 @@
 
 #include "migrate/config.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <sstream>
 
 namespace cmd {
 
@@ -50,6 +52,35 @@ int workers(const cxxopts::ParseResult& args) {
   if (w < 1 || w > 256)
     throw migrate::ConfigError("--workers must be between 1 and 256, not " + std::to_string(w));
   return w;
+}
+
+std::vector<std::string> platforms(const cxxopts::ParseResult& args) {
+  std::vector<std::string> out;
+  if (!args.count("platforms"))
+    return out;
+  std::stringstream ps(args["platforms"].as<std::string>());
+  for (std::string p; std::getline(ps, p, ',');) {
+    if (p.empty())
+      continue;
+    if (std::count(p.begin(), p.end(), '/') < 1 || std::count(p.begin(), p.end(), '/') > 2)
+      throw migrate::ConfigError("--platforms takes os/arch[/variant] values, not \"" + p + "\"");
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<std::string> resolve_entries(const cxxopts::ParseResult& args) {
+  if (!args.count("resolve"))
+    return {};
+  auto values = args["resolve"].as<std::vector<std::string>>();
+  for (const auto& v : values) {
+    auto first = v.find(':');
+    auto second = first == std::string::npos ? std::string::npos : v.find(':', first + 1);
+    if (first == 0 || second == std::string::npos || second + 1 >= v.size() ||
+        v.substr(first + 1, second - first - 1).find_first_not_of("0123456789") != std::string::npos || second == first + 1)
+      throw migrate::ConfigError("--resolve must be HOST:PORT:ADDRESS, not \"" + v + "\"");
+  }
+  return values;
 }
 
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& opts, int argc, char** argv) {

@@ -17,6 +17,11 @@ migrate::Defaults defaults(const cxxopts::ParseResult& args, const migrate::EnvL
 /// -w/--workers, validated.
 int workers(const cxxopts::ParseResult& args);
 
+/// --platforms os/arch[/variant],..., validated ({} when not given).
+std::vector<std::string> platforms(const cxxopts::ParseResult& args);
+/// --resolve HOST:PORT:ADDRESS (repeatable), validated ({} when not given).
+std::vector<std::string> resolve_entries(const cxxopts::ParseResult& args);
+
 /// Parses argv; prints the cxxopts error as one line and returns nullopt on bad usage.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);
 

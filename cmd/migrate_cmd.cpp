@@ -80,18 +80,6 @@ long long parse_rate(const std::string& text) {
   return static_cast<long long>(v * scale);
 }
 
-/// --resolve HOST:PORT:ADDRESS, validated.
-std::vector<std::string> resolve_entries(const std::vector<std::string>& values) {
-  for (const auto& v : values) {
-    auto first = v.find(':');
-    auto second = first == std::string::npos ? std::string::npos : v.find(':', first + 1);
-    if (first == 0 || second == std::string::npos || second + 1 >= v.size() ||
-        v.substr(first + 1, second - first - 1).find_first_not_of("0123456789") != std::string::npos || second == first + 1)
-      throw migrate::ConfigError("--resolve must be HOST:PORT:ADDRESS, not \"" + v + "\"");
-  }
-  return values;
-}
-
 } // namespace
 
 int run_migrate(int argc, char** argv) {
@@ -144,16 +132,7 @@ int run_migrate(int argc, char** argv) {
   eo.dry_run = dry_run;
   eo.no_overwrite = args.count("no-overwrite") > 0;
   eo.force = args.count("force") > 0;
-  if (args.count("platforms")) {
-    std::stringstream ps(args["platforms"].as<std::string>());
-    for (std::string p; std::getline(ps, p, ',');) {
-      if (p.empty())
-        continue;
-      if (std::count(p.begin(), p.end(), '/') < 1 || std::count(p.begin(), p.end(), '/') > 2)
-        throw migrate::ConfigError("--platforms takes os/arch[/variant] values, not \"" + p + "\"");
-      eo.platforms.push_back(p);
-    }
-  }
+  eo.platforms = platforms(args);
   eo.filter_index = args.count("filter-index") > 0;
   eo.referrers = args.count("no-referrers") == 0;
   if (eo.filter_index && eo.platforms.empty())
@@ -171,8 +150,7 @@ int run_migrate(int argc, char** argv) {
   auto input_opts = input_options(args);
   input_opts.encrypt_auth = !dry_run && !args.count("no-encrypt-auth");
   http::Options http_options;
-  if (args.count("resolve"))
-    http_options.resolve = resolve_entries(args["resolve"].as<std::vector<std::string>>());
+  http_options.resolve = resolve_entries(args);
   if (long long rate = parse_rate(args["limit-rate"].as<std::string>()); rate > 0)
     http_options.max_recv_bytes_per_second = std::max(1LL, rate / eo.workers);
   int stall = args.count("stall-timeout") ? args["stall-timeout"].as<int>()

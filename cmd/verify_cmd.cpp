@@ -15,7 +15,10 @@ int run_verify(int argc, char** argv) {
                         "Compares source and destination manifest digests of every rule (HEAD requests only): the "
                         "post-migration audit. Exit 1 on any difference.");
   add_input_options(opts);
-  opts.add_options()("deep", "for images the destination has, also read their manifests there and check that every "
+  opts.add_options()("platforms", "the migration copied only these platforms with --filter-index: compare a multi-arch "
+                                  "source with its index filtered to them", cxxopts::value<std::string>())(
+      "resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)",
+      cxxopts::value<std::vector<std::string>>())("deep", "for images the destination has, also read their manifests there and check that every "
                              "blob they name is present (INCOMPLETE otherwise; --force in a migration repairs them)")(
       "v,verbose", "debug logging")("h,help", "print this help");
   auto parsed = parse(opts, argc, argv);
@@ -29,11 +32,15 @@ int run_verify(int argc, char** argv) {
   auto env = migrate::process_env();
   migrate::EngineOptions eo;
   eo.workers = workers(args);
+  eo.platforms = platforms(args);
+  eo.filter_index = !eo.platforms.empty();
+  http::Options http_options;
+  http_options.resolve = resolve_entries(args);
   auto input_opts = input_options(args);
   input_opts.encrypt_auth = false; // verify reads only
   auto inputs = migrate::load_inputs(input_opts, env);
   auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
-  http::Client client;
+  http::Client client(http_options);
   migrate::Engine engine(client, inputs.auth, eo, log);
   auto defaults = cmd::defaults(args, env);
   inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
@@ -66,6 +73,7 @@ int run_verify(int argc, char** argv) {
       ++different;
     }
     std::cout << status << " | " << v.task.source.to_string() << " | " << (v.source_digest.empty() ? "-" : v.source_digest)
+              << (v.filtered_digest.empty() ? "" : " (filtered: " + v.filtered_digest + ")")
               << " | " << v.task.destination.to_string() << " | "
               << (v.destination_digest.empty() ? "-" : v.destination_digest) << "\n";
     if (!v.error.empty())

@@ -1266,6 +1266,20 @@ std::vector<VerifyResult> Engine::verify(const std::vector<ImageTask>& tasks, bo
         return;
       }
       v.destination_digest = *d ? (*d)->digest : "";
+      if (!v.same() && !v.destination_digest.empty() && !v.source_digest.empty() && !m_impl->options.platforms.empty()) {
+        // Copied with --platforms --filter-index: the destination holds the source's index filtered.
+        auto m = m_impl->retry("manifest " + tasks[i].source.to_string(), [&, src = src] {
+          return src->get_manifest(tasks[i].source.repository, v.source_digest);
+        });
+        if (!m) {
+          v.error = m.error().message;
+          return;
+        }
+        if (registry::is_index_type(m->media_type))
+          if (auto filtered = registry::filter_index(*m, m_impl->options.platforms); filtered && *filtered &&
+                                                                                    (*filtered)->digest == v.destination_digest)
+            v.filtered_digest = (*filtered)->digest;
+      }
       if (deep && v.same()) {
         auto missing = m_impl->missing_parts(*dst, tasks[i].destination.repository, v.destination_digest);
         if (!missing)

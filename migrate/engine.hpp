@@ -57,7 +57,12 @@ struct VerifyResult {
   std::string destination_digest; ///< "" when absent
   std::string error;
   std::vector<std::string> missing; ///< deep check: what the destination's image refers to but lacks
-  bool same() const { return error.empty() && !source_digest.empty() && source_digest == destination_digest; }
+  std::string filtered_digest;      ///< --platforms: the source index filtered to them, when that is what
+                                    ///< the destination holds
+  bool same() const {
+    return error.empty() && !source_digest.empty() &&
+           (source_digest == destination_digest || (!filtered_digest.empty() && filtered_digest == destination_digest));
+  }
 };
 
 struct ImageResult {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # --platforms: by default an index is copied whole (digest preserved) and a selection that would
 # change it is refused with a clear message; with --filter-index a filtered index (new digest) is
-# written, says so, and carries only the chosen platforms; single-platform images are unaffected.
+# written, says so, and carries only the chosen platforms; single-platform images are unaffected;
+# `verify --platforms` takes the filtered index for what it is.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
@@ -42,6 +43,25 @@ pull_all_platforms "$DST_ADDR/ns/multi:1"
 pass "filtered index pulls back with verified blobs"
 s390=$(raw_manifest "$SRC_ADDR/ns/multi:1" | jq -r '.manifests[] | select(.platform.architecture == "s390x") | .digest')
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$DST_ADDR/v2/ns/multi/manifests/$s390")" 404 "the dropped platform was not copied"
+
+# verify: without --platforms the filtered index differs; with the same --platforms it is the
+# expected image, whole (--deep); with other platforms it is not.
+verify() { im_run "$IM_BIN" verify --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" "$@"; }
+rc=0
+verify >"$IM_WORK/v1" 2>&1 || rc=$?
+assert_eq "$rc" 1 "verify without --platforms: the filtered index differs"
+grep -q "^DIFFERENT | $SRC_ADDR/ns/multi:1 " "$IM_WORK/v1" || fail "verify without --platforms: no DIFFERENT row"
+rc=0
+verify --platforms linux/amd64,linux/arm64 --deep >"$IM_WORK/v2" 2>&1 || rc=$?
+cat "$IM_WORK/v2"
+assert_eq "$rc" 0 "verify --platforms --deep: exit 0"
+grep -q "^SAME | $SRC_ADDR/ns/multi:1 | $src (filtered: $dst) | $DST_ADDR/ns/multi:1 | $dst$" "$IM_WORK/v2" ||
+  fail "verify --platforms: no SAME row naming the filtered digest"
+grep -q "^SAME | $SRC_ADDR/ns/single:1 " "$IM_WORK/v2" || fail "verify --platforms: the single-platform image"
+rc=0
+verify --platforms linux/amd64 >"$IM_WORK/v3" 2>&1 || rc=$?
+assert_eq "$rc" 1 "verify with other --platforms: exit 1"
+grep -q "^DIFFERENT | $SRC_ADDR/ns/multi:1 " "$IM_WORK/v3" || fail "verify with other --platforms: no DIFFERENT row"
 
 rc=0
 run --platforms linux/amd64,linux/arm64,linux/s390x >"$IM_WORK/out3" 2>&1 || rc=$?
