@@ -12,8 +12,9 @@ namespace cmd {
 
 int run_verify(int argc, char** argv) {
   cxxopts::Options opts("image-migrator verify",
-                        "Compares source and destination manifest digests of every rule (HEAD requests only): the "
-                        "post-migration audit. Exit 1 on any difference.");
+                        "Compares source and destination manifest digests of every rule (HEAD requests; manifest "
+                        "GETs for --platforms and --deep; nothing written): the post-migration audit. Exit 1 on any "
+                        "difference.");
   add_input_options(opts);
   opts.add_options()("platforms", "the migration copied only these platforms with --filter-index: compare a multi-arch "
                                   "source with its index filtered to them", cxxopts::value<std::string>())(
