@@ -98,6 +98,7 @@ int run_migrate(int argc, char** argv) {
     ("dry-run", "show what would be copied (HEAD requests only); write nothing anywhere")
     ("no-overwrite", "leave a destination tag that already holds a different image as it is (reported as KEPT)")
     ("force", "also go through images the destination already has (same digest): every blob is checked and what is missing is copied again, every manifest pushed (repairs a damaged destination)")
+    ("write-failed", "write the images that failed (or were cancelled) as an images file, to run again just them", cxxopts::value<std::string>())
     ("report", "write a JSON report of every image (source, destination, digest, status, bytes, seconds, error)", cxxopts::value<std::string>())
     ("progress-interval", "seconds between progress lines when stderr is not a terminal (0 = off)", cxxopts::value<int>()->default_value("10"))
     ("platforms", "copy only these platforms of multi-arch images, e.g. linux/amd64,linux/arm64 (needs --filter-index when an index has others)", cxxopts::value<std::string>())
@@ -161,12 +162,15 @@ int run_migrate(int argc, char** argv) {
 
   // Files first: a configuration error stops the run before anything is written.
   auto inputs = migrate::load_inputs(input_opts, env);
-  if (args.count("report"))
-    migrate::check_writable(args["report"].as<std::string>());
+  for (const char* output : {"report", "write-failed"})
+    if (args.count(output))
+      migrate::check_writable(args[output].as<std::string>());
 
   auto log = make_logger(log_file, format, args.count("verbose") > 0);
   if (!inputs.notice.empty())
     log->info("{}", inputs.notice);
+  if (inputs.rules.empty() && inputs.rule_errors.empty())
+    log->warn("{}: no rules: nothing to copy", inputs.images_name);
   SignalGuard signals(std::chrono::seconds(30));
   http_options.cancel = signals.abort();
   http::Client client(http_options);
@@ -199,6 +203,15 @@ int run_migrate(int argc, char** argv) {
     log->info("copied {} bytes in {:.1f}s", summary.bytes, summary.seconds);
   if (args.count("report"))
     migrate::write_json_atomically(args["report"].as<std::string>(), migrate::report_json(summary));
+  if (args.count("write-failed")) {
+    // Written even when nothing failed (an empty object): a rerun of it then does nothing, and a
+    // stale list of an earlier run cannot be taken for this one's.
+    auto failed = migrate::failed_images_json(summary);
+    migrate::write_json_atomically(args["write-failed"].as<std::string>(), failed);
+    if (!failed.empty())
+      log->info("{} failed image(s) written to {}: run again with --images {}", summary.failed,
+                args["write-failed"].as<std::string>(), args["write-failed"].as<std::string>());
+  }
   log->info("{}", migrate::summary_line(summary));
   log->flush();
   if (signals.signal() != 0)

@@ -1340,6 +1340,24 @@ nlohmann::json report_json(const Summary& s) {
                       {"bytes", s.bytes}, {"seconds", s.seconds}}}};
 }
 
+nlohmann::json failed_images_json(const Summary& s) {
+  nlohmann::json doc = nlohmann::json::object();
+  for (const auto& r : s.results) {
+    if (r.ok)
+      continue;
+    const std::string source = r.task.source.to_string();
+    const std::string destination = r.task.destination.to_string();
+    auto it = doc.find(source);
+    if (it == doc.end())
+      doc[source] = destination;
+    else if (it->is_string())
+      *it = nlohmann::json::array({*it, destination}); // one source, several destinations: rule 4
+    else
+      it->push_back(destination);
+  }
+  return doc;
+}
+
 std::string summary_line(const Summary& s) {
   return "Images(" + std::to_string(s.images) + ") migration finished, " + std::to_string(s.failed) +
          " images tasks failed, " + std::to_string(s.generate_failed) + " tasks generate failed";

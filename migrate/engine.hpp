@@ -158,6 +158,10 @@ private:
 Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults& defaults, Expansion& expansion,
                   const std::function<void(Expansion&)>& expanded = {});
 
+/// The images that failed (or were cancelled) as an images file, source -> destination (an array for
+/// one source with several), to run again just them (--write-failed).
+nlohmann::json failed_images_json(const Summary& summary);
+
 /// The documented last line: "Images(N) migration finished, F images tasks failed, G tasks generate failed".
 std::string summary_line(const Summary& summary);
 

@@ -2,7 +2,8 @@
 # Bad input: every configuration or usage error exits 2 with exactly one line on stderr that names
 # the file (with line:col for syntax errors, the key for semantic ones), writes nothing and never
 # crashes; a broken rule is counted while the good rules still run; unknown hosts, closed ports and
-# missing tags fail once, quickly, naming the registry; credentials never appear in any output.
+# missing tags fail once, quickly, naming the registry; --write-failed lists the failed images as an
+# images file that reruns just them; credentials never appear in any output.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
@@ -198,6 +199,29 @@ assert_eq "$(grep -Ec '"(HEAD|GET) /v2/ns/app/manifests/nope HTTP' "$SRC_LOG" ||
   "missing tag: the source was asked for the tag once"
 [ "$ms" -lt 10000 ] || fail "missing tag: took ${ms} ms"
 pass "missing tag: finished in ${ms} ms"
+
+# --write-failed: the failed images as an images file; running it again copies just them.
+cat >"$IM_WORK/images-some-fail.json" <<JSON
+{"$SRC_ADDR/ns/app:1": "$DST_ADDR/ns/ok", "$SRC_ADDR/ns/app:later": ["$DST_ADDR/ns/l1", "$DST_ADDR/ns/l2"]}
+JSON
+run_im some-fail --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-some-fail.json" -r 0 --log "" \
+  --write-failed "$IM_WORK/failed.json"
+no_crash some-fail
+assert_eq "$rc" 1 "write-failed: exit code 1"
+assert_eq "$(jq -c . "$IM_WORK/failed.json")" "{\"$SRC_ADDR/ns/app:later\":[\"$DST_ADDR/ns/l1:later\",\"$DST_ADDR/ns/l2:later\"]}" \
+  "write-failed: the one failed source with both its destinations"
+seed "$L" app "$SRC_ADDR/ns/app:later"
+run_im rerun --auth "$IM_WORK/auth.json" --images "$IM_WORK/failed.json" -r 0 --log "" --write-failed "$IM_WORK/failed2.json"
+no_crash rerun
+assert_eq "$rc" 0 "write-failed: the rerun of the list succeeds once the tag exists"
+assert_eq "$(grep -c "^.*OK $SRC_ADDR/ns/app:later -> " "$IM_WORK/rerun.err")" 2 "write-failed: the rerun copied the two failed images"
+assert_eq "$(grep -c " OK " "$IM_WORK/rerun.err")" 2 "write-failed: and nothing else"
+assert_eq "$(jq -c . "$IM_WORK/failed2.json")" "{}" "write-failed: nothing failed, an empty list"
+run_im empty-rerun --auth "$IM_WORK/auth.json" --images "$IM_WORK/failed2.json" --log ""
+assert_eq "$rc" 0 "an empty images file: exit 0"
+grep -q "warning $(re "$IM_WORK/failed2.json"): no rules: nothing to copy" "$IM_WORK/empty-rerun.err" ||
+  fail "an empty images file: no warning ($(cat "$IM_WORK/empty-rerun.err"))"
+pass "an empty images file: a warning says there is nothing to copy"
 
 # Credentials never leak: a refused htpasswd password, verbose, with a log file.
 secret=S3cr3t-Pa55
