@@ -365,7 +365,7 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
   }
   // OpenSSL's words for a TLS handshake answered in plain HTTP: the most common first-run mistake
   // with an internal registry.
-  if (kind == ErrorKind::tls && detail.find("wrong version number") != std::string::npos)
+  if (kind == ErrorKind::tls && r.proxy.empty() && detail.find("wrong version number") != std::string::npos)
     detail += " (the server does not answer in TLS: plain HTTP? For such a registry, say \"insecure\": true "
               "in the auth file)";
   if (detail.find("Unsupported proxy") != std::string::npos || code == CURLE_COULDNT_RESOLVE_PROXY)

@@ -581,7 +581,7 @@ struct Engine::Impl {
   /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
   ImageResult copy_image(const ImageTask& task, int depth = 0, const KnownHeads& known = {}) {
     ImageResult r = copy_one(task, Clock::now() - known.answered <= KnownHeads::fresh ? known : KnownHeads{});
-    if (r.ok && options.referrers && !r.filtered && depth < 3 && !cancelled())
+    if (r.ok && !r.kept && options.referrers && !r.filtered && depth < 3 && !cancelled())
       copy_referrers(r, depth);
     return r;
   }

@@ -115,6 +115,8 @@ namespace {
 /// image-syncer's several tags in one source, "repo:1,2,3": the repository and the tags; an empty
 /// list for any other source.
 std::pair<std::string, std::vector<std::string>> listed_tags(const std::string& source) {
+  if (registry::Reference::is_layout(source))
+    return {}; // a layout directory may have a comma in its name
   const auto colon = source.rfind(':');
   const auto slash = source.rfind('/');
   if (colon == std::string::npos || (slash != std::string::npos && colon < slash) ||
@@ -132,12 +134,17 @@ std::pair<std::string, std::vector<std::string>> listed_tags(const std::string& 
   return {source.substr(0, colon), tags};
 }
 
-/// Whether a destination names a tag or digest (after its last '/').
+/// Whether a destination names a tag or digest. Without a '/' it is no reference at all (a host
+/// "127.0.0.1:9"): rule 3 says so later.
 bool names_tag(const std::string& destination) {
-  std::string d = destination.rfind("oci:", 0) == 0 ? destination.substr(4) : destination;
-  const auto slash = d.rfind('/');
-  const std::string last = slash == std::string::npos ? d : d.substr(slash + 1);
-  return last.find(':') != std::string::npos || last.find('@') != std::string::npos;
+  if (registry::Reference::is_layout(destination)) {
+    auto layout = registry::Reference::parse_layout(destination);
+    return layout && (!layout->tag.empty() || !layout->digest.empty());
+  }
+  const auto slash = destination.rfind('/');
+  if (slash == std::string::npos)
+    return false;
+  return destination.find(':', slash) != std::string::npos || destination.find('@') != std::string::npos;
 }
 } // namespace
 
@@ -180,6 +187,10 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
       value = d == value->end() ? &none : &*d;
     }
     const auto [repository, tag_list] = listed_tags(base.source);
+    if (std::find(tag_list.begin(), tag_list.end(), "") != tag_list.end()) {
+      errors.push_back({key, "empty tag in the list \"" + base.source.substr(repository.size() + 1) + "\""});
+      continue;
+    }
     auto add = [&](std::string destination) {
       if (tag_list.empty()) {
         Rule r = base;
@@ -191,12 +202,6 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
       if (names_tag(destination)) {
         errors.push_back({key, "a source with several tags needs a destination without tag (each keeps its own)"});
         return;
-      }
-      for (const auto& tag : tag_list) {
-        if (tag.empty()) {
-          errors.push_back({key, "empty tag in the list \"" + base.source.substr(repository.size() + 1) + "\""});
-          return;
-        }
       }
       for (const auto& tag : tag_list) {
         Rule r = base;

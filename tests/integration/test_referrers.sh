@@ -7,7 +7,7 @@
 # nothing of an image that was not copied does, a signature added later arrives on a re-run of an
 # image that is already there, --no-referrers copies none, an all-tags rule does not count the
 # signature tags as images, --dry-run plans them without writing, and a re-run of an all-tags rule
-# finds a signature added to one image of an index.
+# finds a signature added to one image of an index, and an image kept out by --no-overwrite brings none.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
@@ -148,4 +148,15 @@ assert_eq "$(grep -c "OK $SRC_ADDR/idx/app:t[0-9]* -> .* already present, skippe
 grep -q "OK $SRC_ADDR/idx/multi:zmulti -> .* already present, skipped .*referrers=1" "$IM_WORK/out7" ||
   fail "re-run did not look at the index's images"
 assert_eq "$(raw_digest "$DST_ADDR/idx/multi:${CHILD/:/-}.sig")" "$SIGC2" "the new signature of one of the index's images arrived"
+# 8. --no-overwrite: an image kept out (its tag holds another image at the destination) brings none
+# of its referrers either: no signature tag for an image that is not there.
+run "{\"$SRC_ADDR/ns/app:v2\": \"$DST_ADDR/kept/app:v1\"}" >"$IM_WORK/out8a" 2>&1 || fail "seeding kept/app:v1 failed"
+rc=0
+run "{\"$SRC_ADDR/ns/app:v1\": \"$DST_ADDR/kept/app\"}" --no-overwrite >"$IM_WORK/out8" 2>&1 || rc=$?
+cat "$IM_WORK/out8"
+assert_eq "$rc" 0 "--no-overwrite over another image: exit 0"
+grep -q "KEPT $SRC_ADDR/ns/app:v1 -> $DST_ADDR/kept/app:v1" "$IM_WORK/out8" || fail "--no-overwrite: no KEPT line"
+assert_eq "$(raw_digest "$DST_ADDR/kept/app:v1")" "$D2" "--no-overwrite: the tag still holds the other image"
+grep -q "referrer" "$IM_WORK/out8" && fail "--no-overwrite: a referrer of the kept-out image was handled"
+assert_absent "$DST_ADDR/kept/app:${D1/:/-}.sig" "--no-overwrite: no signature of the kept-out image at the destination"
 echo "referrers: OK"

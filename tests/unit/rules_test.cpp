@@ -171,13 +171,17 @@ TEST_CASE("migrate::read_rules: image-syncer's several tags in one source") {
     "a.io:5000/n/x:1.0,1.1,latest": "b.io:5000/n/x",
     "a.io/n/y:1,2": ["b.io/n/y", "oci:/media/usb/y"],
     "a.io/n/z:1,2": "b.io/n/z:stable",
-    "a.io/n/e:1,,2": "b.io/n/e",
+    "a.io/n/e:1,,2": ["b.io/n/e", "c.io/n/e"],
+    "oci:lay,out": "b.io/n/lay",
+    "a.io/n/q:1,2": "127.0.0.1:9",
     "a.io:5000/n/plain:1": "b.io/n/plain"
   })"), "images.json", errors);
   std::vector<std::string> got;
   for (const auto& r : rules)
     got.push_back(r.source + " -> " + r.destination + " (" + r.name() + ")");
   CHECK(got == std::vector<std::string>{
+                   "a.io/n/q:1 -> 127.0.0.1:9 (a.io/n/q:1,2)",
+                   "a.io/n/q:2 -> 127.0.0.1:9 (a.io/n/q:1,2)",
                    "a.io/n/y:1 -> b.io/n/y (a.io/n/y:1,2)",
                    "a.io/n/y:2 -> b.io/n/y (a.io/n/y:1,2)",
                    "a.io/n/y:1 -> oci:/media/usb/y (a.io/n/y:1,2)",
@@ -186,6 +190,7 @@ TEST_CASE("migrate::read_rules: image-syncer's several tags in one source") {
                    "a.io:5000/n/x:1.0 -> b.io:5000/n/x (a.io:5000/n/x:1.0,1.1,latest)",
                    "a.io:5000/n/x:1.1 -> b.io:5000/n/x (a.io:5000/n/x:1.0,1.1,latest)",
                    "a.io:5000/n/x:latest -> b.io:5000/n/x (a.io:5000/n/x:1.0,1.1,latest)",
+                   "oci:lay,out -> b.io/n/lay (oci:lay,out)",
                });
   REQUIRE(errors.size() == 2);
   CHECK(errors[0].rule == "a.io/n/e:1,,2");
