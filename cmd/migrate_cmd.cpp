@@ -206,10 +206,10 @@ int run_migrate(int argc, char** argv) {
   if (args.count("write-failed")) {
     // Written even when nothing failed (an empty object): a rerun of it then does nothing, and a
     // stale list of an earlier run cannot be taken for this one's.
-    auto failed = migrate::failed_images_json(summary);
+    auto failed = migrate::failed_images_json(summary, expansion.errors);
     migrate::write_json_atomically(args["write-failed"].as<std::string>(), failed);
     if (!failed.empty())
-      log->info("{} failed image(s) written to {}: run again with --images {}", summary.failed,
+      log->info("{} failed image(s) or rule(s) written to {}: run again with --images {}", failed.size(),
                 args["write-failed"].as<std::string>(), args["write-failed"].as<std::string>());
   }
   log->info("{}", migrate::summary_line(summary));

@@ -1340,13 +1340,15 @@ nlohmann::json report_json(const Summary& s) {
                       {"bytes", s.bytes}, {"seconds", s.seconds}}}};
 }
 
-nlohmann::json failed_images_json(const Summary& s) {
+nlohmann::json failed_images_json(const Summary& s, const std::vector<RuleError>& rule_errors) {
   nlohmann::json doc = nlohmann::json::object();
   for (const auto& r : s.results) {
     if (r.ok)
       continue;
     const std::string source = r.task.source.to_string();
-    const std::string destination = r.task.destination.to_string();
+    // A destination by digest is written without it (rules take no digest there; it is kept anyway).
+    const auto& to = r.task.destination;
+    const std::string destination = to.name() + (to.tag.empty() ? "" : ":" + to.tag);
     auto it = doc.find(source);
     if (it == doc.end())
       doc[source] = destination;
@@ -1355,6 +1357,10 @@ nlohmann::json failed_images_json(const Summary& s) {
     else
       it->push_back(destination);
   }
+  // Rules that produced no task because their listing failed or was interrupted: the rule again.
+  for (const auto& e : rule_errors)
+    if (e.rerun && !doc.contains(e.rule))
+      doc[e.rule] = *e.rerun;
   return doc;
 }
 

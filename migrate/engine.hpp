@@ -159,8 +159,9 @@ Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults
                   const std::function<void(Expansion&)>& expanded = {});
 
 /// The images that failed (or were cancelled) as an images file, source -> destination (an array for
-/// one source with several), to run again just them (--write-failed).
-nlohmann::json failed_images_json(const Summary& summary);
+/// one source with several), to run again just them (--write-failed); with the rules whose listing
+/// failed for a transient reason or was interrupted, as they were written.
+nlohmann::json failed_images_json(const Summary& summary, const std::vector<RuleError>& rule_errors);
 
 /// The documented last line: "Images(N) migration finished, F images tasks failed, G tasks generate failed".
 std::string summary_line(const Summary& summary);

@@ -18,7 +18,11 @@ using registry::Reference;
 
 struct Invalid {
   std::string message;
+  bool transient = false; ///< a listing that failed in a way another run may not (network, interrupted)
 };
+
+/// Whether another run of a rule may get past this error of its listing.
+bool transient(const http::Error& e) { return e.retryable() || e.kind == http::ErrorKind::cancelled; }
 
 /// Parses a source and fills in --default-source-registry/--default-source-namespace.
 Reference parse_source(const std::string& text, const Defaults& d) {
@@ -156,7 +160,7 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
   for (const auto& item : images.items()) {
     const std::string& key = item.key();
     const nlohmann::json* value = &item.value();
-    Rule base{key, "", {}, key};
+    Rule base{key, "", {}, key, item.value()};
     // image-syncer's "repo:/regex/" form.
     if (auto colon = key.find(":/"); colon != std::string::npos && key.size() > colon + 2 && key.back() == '/' &&
                                      key.find('/', colon + 2) == key.size() - 1) {
@@ -343,7 +347,7 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
     if (it == catalogs.end())
       it = catalogs.emplace(host + "|" + ns, list_catalog(host, ns)).first;
     if (!it->second) {
-      errors.push_back({rule.name(), it->second.error().message});
+      errors.push_back({rule.name(), it->second.error().message, transient(it->second.error()) ? rule.spec : std::nullopt});
       continue;
     }
     std::size_t found = 0;
@@ -417,7 +421,7 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
           throw Invalid{"rule 6: the source has no tag (all tags are copied), so the destination must not have one"};
         const auto& listed = listed_tags.get(src.name());
         if (!listed)
-          throw Invalid{listed.error().message};
+          throw Invalid{listed.error().message, transient(listed.error())};
         if (listed->empty())
           throw Invalid{"rule 6: repository " + src.name() + " has no tags"};
         // Signature and referrers tags ("sha256-<hex>[.sig]") travel with the image they refer to (or
@@ -431,7 +435,7 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
           times = [&](const std::vector<std::string>& candidates) { return created(src, candidates); };
         auto selected = rule.tags.apply(images.empty() ? *listed : images, times);
         if (!selected)
-          throw Invalid{selected.error().message};
+          throw Invalid{selected.error().message, transient(selected.error())};
         const auto& tags = *selected;
         if (tags.empty())
           throw Invalid{"no tag of " + src.name() + " passes the tag filter (" + std::to_string(listed->size()) +
@@ -457,7 +461,7 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
         t.destination.digest = src.digest;
       add(std::move(t));
     } catch (const Invalid& e) {
-      out.errors.push_back({rule.name(), e.message});
+      out.errors.push_back({rule.name(), e.message, e.transient ? rule.spec : std::nullopt});
     }
   }
   return out;

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ struct Rule {
   std::string destination;
   TagFilter tags;  ///< for sources without tag: which tags to copy
   std::string key; ///< the rule's key in the file, for messages ("" = source)
+  std::optional<nlohmann::json> spec; ///< the rule's value as written (to write the rule out again)
   const std::string& name() const { return key.empty() ? source : key; }
 };
 
@@ -42,6 +44,9 @@ struct ImageTask {
 struct RuleError {
   std::string rule;
   std::string message;
+  /// The rule's value as written, when running the rule again may get past the error (its listing
+  /// failed for a transient reason or was interrupted): --write-failed writes it out.
+  std::optional<nlohmann::json> rerun = std::nullopt;
 };
 
 struct Expansion {

@@ -201,15 +201,30 @@ assert_eq "$(grep -Ec '"(HEAD|GET) /v2/ns/app/manifests/nope HTTP' "$SRC_LOG" ||
 pass "missing tag: finished in ${ms} ms"
 
 # --write-failed: the failed images as an images file; running it again copies just them.
+# Also listed: a rule whose tag listing could not reach its registry (as written: the rule again), and
+# an image given by digest (its destination without the digest, which rules do not take).
+nodigest=sha256:$(printf 'no such manifest' | sha256sum | cut -d' ' -f1)
 cat >"$IM_WORK/images-some-fail.json" <<JSON
-{"$SRC_ADDR/ns/app:1": "$DST_ADDR/ns/ok", "$SRC_ADDR/ns/app:later": ["$DST_ADDR/ns/l1", "$DST_ADDR/ns/l2"]}
+{"$SRC_ADDR/ns/app:1": "$DST_ADDR/ns/ok", "$SRC_ADDR/ns/app:later": ["$DST_ADDR/ns/l1", "$DST_ADDR/ns/l2"],
+ "127.0.0.1:$closed/ns/gone": {"destination": "$DST_ADDR/ns/gone", "tags": {"regex": "^v"}},
+ "$SRC_ADDR/ns/app@$nodigest": "$DST_ADDR/ns/dg"}
 JSON
-run_im some-fail --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-some-fail.json" -r 0 --log "" \
+cat >"$IM_WORK/auth-some-fail.json" <<JSON
+{"$SRC_ADDR": {"insecure": true}, "$DST_ADDR": {"insecure": true}, "127.0.0.1:$closed": {"insecure": true}}
+JSON
+run_im some-fail --auth "$IM_WORK/auth-some-fail.json" --images "$IM_WORK/images-some-fail.json" -r 0 --log "" \
   --write-failed "$IM_WORK/failed.json"
 no_crash some-fail
 assert_eq "$rc" 1 "write-failed: exit code 1"
-assert_eq "$(jq -c . "$IM_WORK/failed.json")" "{\"$SRC_ADDR/ns/app:later\":[\"$DST_ADDR/ns/l1:later\",\"$DST_ADDR/ns/l2:later\"]}" \
-  "write-failed: the one failed source with both its destinations"
+assert_eq "$(jq -S -c . "$IM_WORK/failed.json")" "$(jq -S -c . <<JSON
+{"$SRC_ADDR/ns/app:later": ["$DST_ADDR/ns/l1:later", "$DST_ADDR/ns/l2:later"],
+ "127.0.0.1:$closed/ns/gone": {"destination": "$DST_ADDR/ns/gone", "tags": {"regex": "^v"}},
+ "$SRC_ADDR/ns/app@$nodigest": "$DST_ADDR/ns/dg"}
+JSON
+)" "write-failed: the failed source with both its destinations, the unlisted rule, the image by digest"
+# The rerun below is of the images that can now succeed; the other two stay failed.
+jq --arg k "$SRC_ADDR/ns/app:later" '{($k): .[$k]}' "$IM_WORK/failed.json" >"$IM_WORK/failed-later.json"
+mv "$IM_WORK/failed-later.json" "$IM_WORK/failed.json"
 seed "$L" app "$SRC_ADDR/ns/app:later"
 run_im rerun --auth "$IM_WORK/auth.json" --images "$IM_WORK/failed.json" -r 0 --log "" --write-failed "$IM_WORK/failed2.json"
 no_crash rerun
