@@ -242,9 +242,11 @@ std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults
   for (const auto& rule : rules) {
     int shard = 0;
     try {
-      Reference src = parse_source(rule.source, defaults);
+      // Keyed by where the rule writes: every writer of a destination tag is in one shard, which
+      // then sees two of them collide (expand_rules).
+      Reference dst = parse_destination(rule.destination, parse_source(rule.source, defaults), defaults);
       std::uint64_t h = 1469598103934665603ull;
-      for (unsigned char c : src.name()) {
+      for (unsigned char c : dst.name()) {
         h ^= c;
         h *= 1099511628211ull;
       }

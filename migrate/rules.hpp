@@ -64,9 +64,9 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
 /// Lists the tags of a repository (rule 6). Injected so unit tests need no registry.
 using TagLister = std::function<http::Result<std::vector<std::string>>(const registry::Reference& repository)>;
 
-/// The rules shard `index` of `count` takes: keyed by source repository (FNV-1a), so the tags of a
-/// repository, which share layers, stay in one shard. Rules whose source does not parse go to shard
-/// 0, which reports them.
+/// The rules shard `index` of `count` takes: keyed by destination repository (FNV-1a), so the tags of a
+/// repository, which share layers, stay in one shard, and so do all the rules that write one tag
+/// (their collision is found there). Rules that do not parse go to shard 0, which reports them.
 std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults& defaults, int index, int count);
 
 /// Lists the repositories of a registry below a namespace (whole-namespace rules): the catalog, or

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <set>
 
 using migrate::Defaults;
 using migrate::Rule;
@@ -144,6 +145,30 @@ TEST_CASE("migrate::expand_rules: two images for one destination tag") {
     auto e = migrate::expand_rules({{"src.io/ns/app:1", "dst.io/o/a"}, {"src.io/ns/app:1", "dst.io/o/b"}}, Defaults{}, tags);
     CHECK(e.errors.empty());
     CHECK(e.tasks.size() == 2);
+  }
+}
+
+TEST_CASE("migrate::rules_for_shard") {
+  std::vector<Rule> rules = {{"s.io/a/x:1", "d.io/o/same:t", {}, ""}, {"s.io/b/y:2", "d.io/o/same:t", {}, ""}};
+  for (int k = 0; k < 20; ++k)
+    rules.push_back({"s.io/n/r" + std::to_string(k), "d.io/n/r" + std::to_string(k), {}, ""});
+  rules.push_back({"", "d.io/n/broken", {}, ""});
+  for (int count = 2; count <= 5; ++count) {
+    std::map<std::string, int> shard_of; // source -> shard
+    std::size_t total = 0;
+    for (int i = 0; i < count; ++i)
+      for (const auto& r : migrate::rules_for_shard(rules, Defaults{}, i, count)) {
+        CHECK(shard_of.emplace(r.source + " -> " + r.destination, i).second); // in one shard only
+        ++total;
+      }
+    CHECK(total == rules.size());
+    // Two rules writing one tag meet in one shard, whatever their sources.
+    CHECK(shard_of["s.io/a/x:1 -> d.io/o/same:t"] == shard_of["s.io/b/y:2 -> d.io/o/same:t"]);
+    CHECK(shard_of[" -> d.io/n/broken"] == 0);
+    std::set<int> used;
+    for (const auto& [rule, shard] : shard_of)
+      used.insert(shard);
+    CHECK(used.size() > 1); // the 20 repositories spread
   }
 }
 
