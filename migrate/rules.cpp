@@ -82,8 +82,14 @@ Reference parse_destination(const std::string& text, const Reference& source, co
     throw Invalid{ref.error().message};
   if (ref->registry.empty() || ref->repository.find('/') == std::string::npos)
     throw Invalid{"rule 3: destination \"" + text + "\" must be registry/namespace/repository"};
-  if (!ref->digest.empty())
-    throw Invalid{"destination \"" + text + "\" must not contain a digest (the digest is preserved anyway)"};
+  if (!ref->digest.empty()) {
+    // `config` writes a workload pinned by digest as ".../app:1.25@sha256:..." on both sides (what
+    // `rewrite` then points the workload at): the source's own digest, which the copy keeps anyway.
+    if (ref->digest != source.digest)
+      throw Invalid{"destination \"" + text + "\" must not contain a digest other than the source's (the digest is "
+                    "preserved anyway)"};
+    ref->digest.clear();
+  }
   return *ref;
 }
 
@@ -394,18 +400,22 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
   TagPrefetch listed_tags(rules, defaults, list_tags);
   Expansion out;
   std::set<std::string> seen;
-  std::map<std::string, std::string> writers; // destination tag -> the source, and rule, that writes it
+  // destination tag -> the source that writes it (name:tag, without a pinned digest), and for
+  // messages that source and its rule
+  std::map<std::string, std::pair<std::string, std::string>> writers;
   auto add = [&](ImageTask t) {
     std::string key = t.source.to_string() + " -> " + t.destination.to_string();
     if (!seen.insert(key).second)
       return;
     // Two images for one destination tag: whichever finished last would win. The first rule keeps it.
+    // "app:1.25" and "app:1.25@sha256:..." (as `config` writes a pinned workload) are one tag.
     if (!t.destination.tag.empty()) {
-      auto [it, fresh] = writers.try_emplace(t.destination.to_string(),
+      std::string writer = t.source.name() + ":" + t.source.tag;
+      auto [it, fresh] = writers.try_emplace(t.destination.to_string(), writer,
                                              t.source.to_string() + " (rule \"" + t.rule + "\")");
-      if (!fresh) {
+      if (!fresh && it->second.first != writer) {
         out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
-                                          it->second + "; " + t.source.to_string() + " is not copied there"});
+                                          it->second.second + "; " + t.source.to_string() + " is not copied there"});
         return;
       }
     }

@@ -144,10 +144,18 @@ start_registry src plain
 start_registry dst plain
 make_layout "$IM_WORK/layout" v1 --layers 2 --layer-size 100000 >/dev/null
 seed "$IM_WORK/layout" v1 "$SRC_ADDR/shop/web:1.0"
+seed "$IM_WORK/layout" v1 "$SRC_ADDR/shop/api:2"
+WEB=$(raw_digest "$SRC_ADDR/shop/web:1.0")
+# Workloads pinned by digest too (tag and digest; digest alone): config writes them with the digest on
+# both sides, for `rewrite`, and the copy takes that.
 cat >real.json <<JSON
 {"kind":"List","apiVersion":"v1","items":[
  {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop"},
-  "spec":{"template":{"spec":{"containers":[{"name":"web","image":"$SRC_ADDR/shop/web:1.0"}]}}}}]}
+  "spec":{"template":{"spec":{"containers":[{"name":"web","image":"$SRC_ADDR/shop/web:1.0"}]}}}},
+ {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web-pinned","namespace":"shop"},
+  "spec":{"template":{"spec":{"containers":[{"name":"web","image":"$SRC_ADDR/shop/web:1.0@$WEB"}]}}}},
+ {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"api","namespace":"shop"},
+  "spec":{"template":{"spec":{"containers":[{"name":"api","image":"$SRC_ADDR/shop/api@$WEB"}]}}}}]}
 JSON
 start_kube_api R --objects "$IM_WORK/real.json"
 im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json >/dev/null 2>&1
@@ -156,6 +164,11 @@ cat >auth.json <<JSON
 JSON
 im_run "$IM_BIN" --auth auth.json --images discovered.json --log "" >out9 2>&1 || fail "copy of discovered images failed: $(tail -3 out9)"
 assert_eq "$(raw_digest "$DST_ADDR/migrated/web:1.0")" "$(raw_digest "$SRC_ADDR/shop/web:1.0")" "discovered image copied, digest preserved"
+assert_eq "$(jq -r --arg k "$SRC_ADDR/shop/api@$WEB" '.[$k]' discovered.json)" "$DST_ADDR/migrated/api@$WEB" "config: a digest-pinned image keeps its digest in the target"
+grep -q "Images(3) migration finished, 0 images tasks failed, 0 tasks generate failed" out9 ||
+  fail "the three discovered images (two of them pinned by digest) did not all copy: $(tail -3 out9)"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$DST_ADDR/v2/migrated/api/manifests/$WEB")" 200 "the image pinned by digest alone is at the destination by digest"
 # --with-pull-secrets: the imagePullSecrets of the workloads become auth.json entries (mode 0600).
 start_registry psrc htpasswd
 seed "$IM_WORK/layout" v1 "$PSRC_ADDR/private/app:1"

@@ -148,6 +148,22 @@ TEST_CASE("migrate::expand_rules: two images for one destination tag") {
   }
 }
 
+TEST_CASE("migrate::expand_rules: a destination may repeat the source's digest (what `config` writes)") {
+  const std::string x = "sha256:" + std::string(64, 'a'), y = "sha256:" + std::string(64, 'b');
+  auto e = migrate::expand_rules({{"s.io/n/app:1.25@" + x, "d.io/o/app:1.25@" + x, {}, ""},
+                                  {"s.io/n/db@" + x, "d.io/o/db@" + x, {}, ""},
+                                  {"s.io/n/web@" + x, "d.io/o/web@" + y, {}, ""}},
+                                 Defaults{}, fake_tags({}));
+  CHECK(pairs(e) == std::vector<std::string>{"s.io/n/app:1.25@" + x + " -> d.io/o/app:1.25", "s.io/n/db@" + x + " -> d.io/o/db@" + x});
+  REQUIRE(e.errors.size() == 1);
+  CHECK(e.errors[0].message.find("must not contain a digest other than the source's") != std::string::npos);
+  // The tag pinned and not pinned (two workloads) write one tag: not a collision.
+  e = migrate::expand_rules({{"s.io/n/app:1.25", "d.io/o/app:1.25", {}, ""}, {"s.io/n/app:1.25@" + x, "d.io/o/app:1.25@" + x, {}, ""}},
+                            Defaults{}, fake_tags({}));
+  CHECK(e.errors.empty());
+  CHECK(e.tasks.size() == 2);
+}
+
 TEST_CASE("migrate::rules_for_shard") {
   std::vector<Rule> rules = {{"s.io/a/x:1", "d.io/o/same:t", {}, ""}, {"s.io/b/y:2", "d.io/o/same:t", {}, ""}};
   for (int k = 0; k < 20; ++k)
