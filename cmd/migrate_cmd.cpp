@@ -200,7 +200,8 @@ int run_migrate(int argc, char** argv) {
   if (dry_run)
     log->info("dry run: would copy {} bytes; nothing was written", summary.bytes);
   else
-    log->info("copied {} bytes in {:.1f}s", summary.bytes, summary.seconds);
+    log->info("copied {} bytes in {:.1f}s{}", summary.bytes, summary.seconds,
+              summary.resumed ? fmt::format("; {} broken download(s) resumed where they stopped", summary.resumed) : "");
   if (args.count("report"))
     migrate::write_json_atomically(args["report"].as<std::string>(), migrate::report_json(summary));
   if (args.count("write-failed")) {

@@ -1227,6 +1227,12 @@ Summary Engine::run(TaskFeed& feed) {
   m_impl->warm_stop = true;
   m_impl->token_pool.reset();
   summary.images = tasks.size();
+  {
+    std::lock_guard lock(m_impl->registries_mutex);
+    for (const auto& [key, store] : m_impl->registries)
+      if (store)
+        summary.resumed += store->resumed_downloads();
+  }
   for (auto& r : results) {
     summary.bytes += r.bytes;
     if (!r.ok)
@@ -1337,7 +1343,7 @@ nlohmann::json report_json(const Summary& s) {
   }
   return {{"images", images},
           {"totals", {{"images", s.images}, {"failed", s.failed}, {"generateFailed", s.generate_failed},
-                      {"bytes", s.bytes}, {"seconds", s.seconds}}}};
+                      {"bytes", s.bytes}, {"resumedDownloads", s.resumed}, {"seconds", s.seconds}}}};
 }
 
 nlohmann::json failed_images_json(const Summary& s, const std::vector<RuleError>& rule_errors) {

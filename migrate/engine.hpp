@@ -91,6 +91,7 @@ struct Summary {
   std::size_t failed = 0;          ///< image tasks that still failed after all passes
   std::size_t generate_failed = 0; ///< rules that could not be turned into tasks
   std::uint64_t bytes = 0;
+  std::uint64_t resumed = 0; ///< blob downloads that broke and went on from where they stopped
   double seconds = 0;
   std::vector<ImageResult> results;
 };

@@ -575,6 +575,7 @@ Result<std::uint64_t> Registry::copy_blob_from(ImageStore& source, const std::st
 http::ResumeHook Registry::resume_blob(const std::string& what, std::uint64_t size, const std::string& scope) {
   return [this, what, size, scope](http::Request& again, std::uint64_t offset, const http::Error& why) -> http::Status {
     m_log->warn("{}: {}; resuming the download at byte {} of {}", what, why.message, offset, size);
+    ++m_resumed;
     if (owns(again.url)) { // a token that is still good: the broken transfer may have outlived its own
       again.headers.erase(std::remove_if(again.headers.begin(), again.headers.end(),
                                          [](const auto& h) { return h.first == "Authorization"; }),

@@ -51,6 +51,7 @@ public:
   Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log = null_logger());
 
   const std::string& host() const override { return m_options.host; }
+  std::uint64_t resumed_downloads() const override { return m_resumed; }
 
   /// Every tag of a repository, following Link pagination.
   Result<std::vector<std::string>> list_tags(const std::string& repository) override;
@@ -149,6 +150,7 @@ private:
   std::shared_ptr<spdlog::logger> m_log;
   Authenticator m_auth;
   std::atomic<bool> m_chunked; ///< starts from the options; a registry may ask for it later
+  std::atomic<std::uint64_t> m_resumed{0}; ///< downloads resumed (resume_blob)
   std::atomic<int> m_referrers_api{-1}; ///< -1 unknown, 0 absent (404), 1 present
   // The first request finds out alone; the others wait for its answer.
   std::mutex m_probe_mutex;

@@ -44,6 +44,9 @@ public:
   /// For messages and keys: "registry.example.com", "oci:/srv/export".
   virtual const std::string& host() const = 0;
 
+  /// Blob downloads from this store that broke and were resumed where they stopped, so far.
+  virtual std::uint64_t resumed_downloads() const { return 0; }
+
   virtual Result<std::vector<std::string>> list_tags(const std::string& repository) = 0;
 
   /// Fetches a manifest by tag or digest; its digest is computed from the bytes and checked.

@@ -548,6 +548,8 @@ s11() { # resets again and again, each after 700 kB: resumed each time from the 
   # Each resume starts further on than the one before, and none of them before the first break.
   awk -v list="$at" 'BEGIN { n = split(list, o, " "); if (n != 3) exit 1; for (i = 2; i <= n; i++) if (o[i] <= o[i-1]) exit 1 }' ||
     serr "resume offsets '$at': expected 3, each past the previous one"
+  grep -q "copied [0-9]* bytes in [0-9.]*s; 3 broken download(s) resumed where they stopped" "$OUT" ||
+    serr "the run's closing lines do not count the 3 resumed downloads"
   sdetail "rc=$RC; $size-byte layer reset after every 700 kB, 3 times: resumed at $at, $n GETs, 1 upload, -r 0; $VERIFIED/2 identical"
 }
 
