@@ -553,16 +553,21 @@ s11() { # resets again and again, each after 700 kB: resumed each time from the 
   sdetail "rc=$RC; $size-byte layer reset after every 700 kB, 3 times: resumed at $at, $n GETs, 1 upload, -r 0; $VERIFIED/2 identical"
 }
 
-s11b() { # the resumed request's Range is dropped (a server that ignores it): 200, the streamed bytes skipped
-  SCEN=$1
+# resumed_with SCEN ACTION: image a copied (-r 0) while its layer's download is reset after 1 MB and
+# the resumed GET gets the proxy ACTION; sets CODES to the answers to the layer's GETs, in order.
+resumed_with() {
   set_rules "$SRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 reset-response-after=1000000" \
-    "GET /v2/ns/a/blobs/$LAYER_A0 drop-header=range after=1"
+    "GET /v2/ns/a/blobs/$LAYER_A0 $2 after=1"
   images_json "s$1" a >"$IM_WORK/images-$1.json"
   migrate "$1" -w 2 -r 0
   expect_survived "s$1" a
-  local codes
-  codes=$(awk -v d="$LAYER_A0" '$2 == "GET" && index($3, d) > 0 { print $4 }' "$SRCP_PLOG" | tr '\n' ' ')
-  s_eq "$codes" "200 200 " "answers to the layer's GETs (the second one without its Range)"
+  CODES=$(awk -v d="$LAYER_A0" '$2 == "GET" && index($3, d) > 0 { print $4 }' "$SRCP_PLOG" | tr '\n' ' ')
+}
+
+s11b() { # the resumed request's Range is dropped (a server that ignores it): 200, the streamed bytes skipped
+  SCEN=$1
+  resumed_with "$1" drop-header=range
+  s_eq "$CODES" "200 200 " "answers to the layer's GETs (the second one without its Range)"
   s_eq "$(hits "$SRCP_PLOG" GET "$LAYER_A0" drop-header)" 1 "GETs forwarded without Range"
   s_eq "$(blob_puts "s$1/a" "$LAYER_A0")" 1 "uploads of the layer"
   sdetail "rc=$RC; reset after 1 MB, Range ignored on the resume: whole body again, first $(resumed_at "$LAYER_A0") bytes skipped, 1 upload; $VERIFIED/1 identical"
@@ -570,14 +575,9 @@ s11b() { # the resumed request's Range is dropped (a server that ignores it): 20
 
 s11c() { # the resumed request's 206 starts before the byte asked for: refused, the blob starts over
   SCEN=$1
-  set_rules "$SRCP_RULES" "GET /v2/ns/a/blobs/$LAYER_A0 reset-response-after=1000000" \
-    "GET /v2/ns/a/blobs/$LAYER_A0 shift-range=1000 after=1"
-  images_json "s$1" a >"$IM_WORK/images-$1.json"
-  migrate "$1" -w 2 -r 0
-  expect_survived "s$1" a
-  local codes at puts
-  codes=$(awk -v d="$LAYER_A0" '$2 == "GET" && index($3, d) > 0 { print $4 }' "$SRCP_PLOG" | tr '\n' ' ')
-  s_eq "$codes" "200 206 200 " "answers to the layer's GETs (reset, misplaced 206, whole blob again)"
+  local at puts
+  resumed_with "$1" shift-range=1000
+  s_eq "$CODES" "200 206 200 " "answers to the layer's GETs (reset, misplaced 206, whole blob again)"
   at=$(resumed_at "$LAYER_A0")
   [[ "$at" =~ ^[1-9][0-9]*$ ]] || serr "no single 'resuming the download at byte N' line for the layer (got '$at')"
   grep -q "Range: bytes=$at-) answered HTTP 206 with Content-Range: bytes $((at - 1000))-" "$OUT" ||

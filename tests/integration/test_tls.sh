@@ -112,34 +112,26 @@ fi
 pass "tls-htpasswd: no password in the output or the log file"
 
 # ---------------------------------------------------------------- "insecure" (plain HTTP) against HTTPS
-cat >"$IM_WORK/auth-insecure.json" <<JSON
-{"$SRC_ADDR": {"ca": "$SRC_CA"}, "$DST_ADDR": {"insecure": true}}
-JSON
-echo "{\"$SRC_ADDR/ns/app:1.0\": \"$DST_ADDR/ns/plainhttp\"}" >"$IM_WORK/images-insecure.json"
-run_im insecure --auth "$IM_WORK/auth-insecure.json" --images "$IM_WORK/images-insecure.json" -r 0 --log ""
-cat "$IM_WORK/insecure.out"
-failed_once insecure "insecure against HTTPS"
-[[ "$REASON" == *"$DST_ADDR"* ]] || fail "insecure against HTTPS: the reason does not name $DST_ADDR: $REASON"
-grep -Eqi 'https|tls|ssl' <<<"$REASON" ||
-  fail "insecure against HTTPS: the reason does not say the registry speaks HTTPS/TLS: $REASON"
-pass "insecure against HTTPS: the reason names $DST_ADDR and says it speaks HTTPS/TLS"
-[ "$ms" -lt 10000 ] || fail "insecure against HTTPS: took ${ms} ms"
-assert_absent "$DST_ADDR/ns/plainhttp:1.0" "insecure against HTTPS: nothing pushed"
+# wrong_scheme NAME LABEL AUTH_JSON DST_ADDR REGEX: copying ns/app:1.0 to DST_ADDR/ns/NAME with that
+# auth file fails once, quickly, with a reason that names DST_ADDR and matches REGEX; nothing pushed.
+wrong_scheme() {
+  local name=$1 label=$2 auth=$3 dst=$4 regex=$5
+  echo "$auth" >"$IM_WORK/auth-$name.json"
+  echo "{\"$SRC_ADDR/ns/app:1.0\": \"$dst/ns/$name\"}" >"$IM_WORK/images-$name.json"
+  run_im "$name" --auth "$IM_WORK/auth-$name.json" --images "$IM_WORK/images-$name.json" -r 0 --log ""
+  cat "$IM_WORK/$name.out"
+  failed_once "$name" "$label"
+  [[ "$REASON" == *"$dst"* ]] || fail "$label: the reason does not name $dst: $REASON"
+  grep -Eqi -- "$regex" <<<"$REASON" || fail "$label: the reason does not match /$regex/: $REASON"
+  pass "$label: the reason names $dst and matches /$regex/"
+  [ "$ms" -lt 10000 ] || fail "$label: took ${ms} ms"
+  assert_absent "$dst/ns/$name:1.0" "$label: nothing pushed"
+}
+wrong_scheme plainhttp "insecure against HTTPS" "{\"$SRC_ADDR\": {\"ca\": \"$SRC_CA\"}, \"$DST_ADDR\": {\"insecure\": true}}" \
+  "$DST_ADDR" 'https|tls|ssl'
 
 # ---------------------------------------------------------------- HTTPS (no "insecure") against plain HTTP
 start_registry pdst plain
-cat >"$IM_WORK/auth-nottls.json" <<JSON
-{"$SRC_ADDR": {"ca": "$SRC_CA"}}
-JSON
-echo "{\"$SRC_ADDR/ns/app:1.0\": \"$PDST_ADDR/ns/nottls\"}" >"$IM_WORK/images-nottls.json"
-run_im nottls --auth "$IM_WORK/auth-nottls.json" --images "$IM_WORK/images-nottls.json" -r 0 --log ""
-cat "$IM_WORK/nottls.out"
-failed_once nottls "HTTPS against plain HTTP"
-[[ "$REASON" == *"$PDST_ADDR"* ]] || fail "HTTPS against plain HTTP: the reason does not name $PDST_ADDR: $REASON"
-[[ "$REASON" == *'"insecure": true'* ]] ||
-  fail "HTTPS against plain HTTP: the reason does not point at \"insecure\": true: $REASON"
-pass "HTTPS against plain HTTP: the reason names $PDST_ADDR and points at \"insecure\": true"
-[ "$ms" -lt 10000 ] || fail "HTTPS against plain HTTP: took ${ms} ms"
-assert_absent "$PDST_ADDR/ns/nottls:1.0" "HTTPS against plain HTTP: nothing pushed"
+wrong_scheme nottls "HTTPS against plain HTTP" "{\"$SRC_ADDR\": {\"ca\": \"$SRC_CA\"}}" "$PDST_ADDR" '"insecure": true'
 
 echo "test_tls: all checks passed"
