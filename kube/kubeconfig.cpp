@@ -1,6 +1,7 @@
 #include "kube/kubeconfig.hpp"
 
 #include "http/base64.hpp"
+#include "http/url.hpp"
 
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
@@ -375,7 +376,7 @@ nlohmann::json describe(const RestConfig& rc) {
                       {"auth", auth},
                       {"insecureSkipTLSVerify", !rc.tls.verify},
                       {"tlsServerName", rc.tls.server_name},
-                      {"proxyURL", rc.proxy},
+                      {"proxyURL", http::redact_userinfo(rc.proxy)},
                       {"caSha256", file_or_data(rc.tls.ca_pem, "")},
                       {"clientCertificateSha256", file_or_data(rc.tls.cert_pem, rc.tls.cert_file)},
                       {"clientKeySha256", file_or_data(rc.tls.key_pem, rc.tls.key_file)},

@@ -85,8 +85,9 @@ json yaml_to_json(const YAML::Node& node, int depth, const std::string& name) {
       return false;
     if (s == "~" || s == "null" || s == "Null" || s == "NULL")
       return nullptr;
+    // A number only when it reads back the same: "007123" (a password, a tag) stays text.
     if (!s.empty() && s.size() < 19 && s.find_first_not_of("-0123456789") == std::string::npos &&
-        s.find('-', 1) == std::string::npos && s != "-")
+        s.find('-', 1) == std::string::npos && s != "-" && std::to_string(std::stoll(s)) == s)
       return std::stoll(s);
     return s;
   }
@@ -264,14 +265,20 @@ std::optional<std::string> env_reference(const std::string& value) {
   return std::nullopt;
 }
 
-std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env) {
+std::string literal_value(const std::string& value) { return value.rfind("$$", 0) == 0 ? value.substr(1) : value; }
+
+std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env, bool secret) {
   auto name = env_reference(value);
   if (!name)
-    return value;
+    return literal_value(value);
   auto v = env(*name);
-  if (!v)
-    throw ConfigError(where + ": environment variable " + *name + " is not set");
-  return *v;
+  if (v)
+    return *v;
+  // A secret that merely starts with '$' must not be printed as "the variable's name".
+  if (secret)
+    throw ConfigError(where + ": reads as an environment variable reference, but that variable is not set (a value "
+                              "that starts with $ is written $$)");
+  throw ConfigError(where + ": environment variable " + *name + " is not set (a value that starts with $ is written $$)");
 }
 
 AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const EnvLookup& env, const Decryptor& decrypt) {
@@ -313,7 +320,8 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
           throw ConfigError(where + "." + field + ": " + plain.error().message);
         return *plain;
       }
-      return expand_env(s, where + "." + field, env);
+      const std::string f = field;
+      return expand_env(s, where + "." + field, env, f == "password" || f == "identitytoken" || f == "proxy");
     };
     auto get_bool = [&](const char* field) -> bool {
       if (!value.contains(field) || value[field].is_null())

@@ -80,7 +80,12 @@ private:
 /// (a password that merely starts with '$').
 std::optional<std::string> env_reference(const std::string& value);
 
-/// Expands a value that is exactly `$VAR` or `${VAR}`; other strings are returned unchanged.
-std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env);
+/// A value as meant: "$$..." (the escape of a leading '$') is "$...", anything else unchanged.
+std::string literal_value(const std::string& value);
+
+/// Expands a value that is exactly `$VAR` or `${VAR}`; other strings are returned as literal_value.
+/// An unset variable is a ConfigError, which does not name it when the value is a `secret` (a
+/// password that starts with '$' would be printed otherwise).
+std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env, bool secret = false);
 
 } // namespace migrate

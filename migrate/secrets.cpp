@@ -37,11 +37,16 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
+/// The key file under $XDG_CONFIG_HOME or $HOME/.config; empty without either (never a shared
+/// directory such as /tmp, where another user could plant a key or a reboot lose it).
 fs::path key_file() {
   const char* xdg = std::getenv("XDG_CONFIG_HOME");
   const char* home = std::getenv("HOME");
-  fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home && *home ? home : "/tmp") / ".config";
-  return base / "image-migrator" / "key";
+  if (xdg && *xdg)
+    return fs::path(xdg) / "image-migrator" / "key";
+  if (home && *home)
+    return fs::path(home) / ".config" / "image-migrator" / "key";
+  return {};
 }
 
 
@@ -67,6 +72,8 @@ std::optional<SecretKey> SecretKey::load(bool create) {
     return k;
   }
   fs::path path = key_file();
+  if (path.empty())
+    return std::nullopt; // no home for a key: secrets stay as they are (protect_auth_file says so)
   k.m_origin = path.string();
   std::ifstream in(path);
   if (in) {
@@ -155,7 +162,7 @@ int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key) {
         continue;
       if (std::string(field) == "proxy" && !http::url_password(v))
         continue; // a proxy URL without a password holds no secret
-      entry[field] = key.encrypt(v);
+      entry[field] = key.encrypt(literal_value(v)); // what it means, "$$x" being "$x": decrypted, it is used as is
       ++n;
     }
   }
@@ -185,7 +192,7 @@ std::string protect_auth_file(const std::string& path) {
     return "";
   auto key = SecretKey::load(true);
   if (!key)
-    return "";
+    return "plaintext secret(s) left in " + path + ": no place for a key (HOME, XDG_CONFIG_HOME or IMAGE_MIGRATOR_KEY)";
   int n = encrypt_auth_document(doc, *key);
   write_file_atomically(path, doc.dump(2) + "\n", 0600); // the user's key order kept
   return "encrypted " + std::to_string(n) + " plaintext secret(s) in " + path + " with the key from " + key->origin() +

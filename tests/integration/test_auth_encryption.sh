@@ -2,7 +2,8 @@
 # auth.json is protected after the first run: plaintext passwords become enc:v1: ciphertext in place
 # (file mode 0600, key file 0600), later runs decrypt them, a user can still paste a plaintext
 # password, read-only files (a mounted Secret) and --no-encrypt-auth are left untouched, and
-# IMAGE_MIGRATOR_KEY works instead of the key file. Passwords never appear in any output.
+# IMAGE_MIGRATOR_KEY works instead of the key file; without a home for the key nothing is encrypted
+# (and no key lands in /tmp). Passwords never appear in any output.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
@@ -88,6 +89,16 @@ chmod 644 "$IM_WORK/auth.json"
 run --no-encrypt-auth >"$IM_WORK/out8" 2>&1 || fail "--no-encrypt-auth run failed"
 cmp -s "$IM_WORK/auth.json" "$IM_WORK/auth.plain" || fail "--no-encrypt-auth changed the file"
 pass "--no-encrypt-auth leaves the file alone"
+
+# Without HOME and XDG_CONFIG_HOME there is no place of the user's own for a key: nothing is created
+# elsewhere (a shared /tmp), the passwords stay as they are, and the run says so.
+tmpkey_before=$(ls -d /tmp/.config/image-migrator 2>/dev/null || true)
+env -u HOME -u XDG_CONFIG_HOME "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" --log "" \
+  >"$IM_WORK/out9" 2>&1 || fail "run without HOME failed: $(tail -2 "$IM_WORK/out9")"
+cmp -s "$IM_WORK/auth.json" "$IM_WORK/auth.plain" || fail "without HOME: the file changed"
+grep -q "plaintext secret(s) left in $IM_WORK/auth.json: no place for a key" "$IM_WORK/out9" || fail "without HOME: no notice"
+[ -n "$tmpkey_before" ] || [ ! -e /tmp/.config/image-migrator ] || fail "without HOME: a key was created under /tmp"
+pass "without HOME: no key anywhere, plaintext kept, and the run says so"
 
 # Passwords never appear in any output or log.
 ! grep -q -e alicepass -e bobpass "$IM_WORK"/out* "$IM_WORK/run.log" || fail "a password leaked into the output"

@@ -95,8 +95,10 @@ if grep -q alicepass "$IM_WORK/auth-unknown-field.err"; then fail "auth-unknown-
 
 # shellcheck disable=SC2016 # a literal $UNSET_VAR_X for image-migrator to expand
 printf '{"reg.example:5000": {"username": "alice", "password": "$UNSET_VAR_X", "insecure": true}}\n' >"$C/auth-env.json"
-config_error auth-unset-env "$(re "$C/auth-env.json").*reg\.example:5000.*UNSET_VAR_X" \
+# The password field does not name "the variable": a password may just start with '$'.
+config_error auth-unset-env "$(re "$C/auth-env.json").*reg\.example:5000.*password: reads as an environment variable reference" \
   --auth "$C/auth-env.json" --images "$C/images.json"
+grep -q UNSET_VAR_X "$IM_WORK/auth-unset-env.err" && fail "auth-unset-env: the message shows the value"
 
 # A key twice: JSON parsers keep the last one, which would drop a rule or a registry's credentials
 # without a word.

@@ -78,6 +78,32 @@ TEST_CASE("migrate::parse_document reports file, line and column") {
   }
 }
 
+TEST_CASE("migrate::AuthConfig: values that start with $, and YAML numbers") {
+  auto env = fake_env({{"REG_PASS", "s3cret"}});
+  SUBCASE("a password that reads as an unset variable is not printed") {
+    auto doc = nlohmann::json::parse(R"({"reg.io": {"username": "u", "password": "$K9QX7TZ2LMV4"}})");
+    auto msg = error_of([&] { AuthConfig::from_json(doc, "auth.json", env); });
+    CHECK(msg.find("auth.json: key \"reg.io\".password: reads as an environment variable reference") == 0);
+    CHECK(msg.find("K9QX7TZ2LMV4") == std::string::npos);
+    // A username is no secret: its variable is named.
+    doc = nlohmann::json::parse(R"({"reg.io": {"username": "$REG_USER", "password": "x"}})");
+    CHECK(error_of([&] { AuthConfig::from_json(doc, "auth.json", env); }).find("environment variable REG_USER is not set") !=
+          std::string::npos);
+  }
+  SUBCASE("$$ is a literal $") {
+    auto doc = nlohmann::json::parse(R"({"reg.io": {"username": "u", "password": "$$K9QX7TZ2LMV4"}})");
+    CHECK(AuthConfig::from_json(doc, "auth.json", env).find("reg.io", "a/b")->credentials.secret() == "$K9QX7TZ2LMV4");
+  }
+  SUBCASE("YAML digits with a leading zero stay text") {
+    auto doc = parse_document("reg.io:\n  username: robot\n  password: 007123\n", "auth.yaml");
+    CHECK(doc["reg.io"]["password"] == "007123");
+    CHECK(AuthConfig::from_json(doc, "auth.yaml", env).find("reg.io", "a/b")->credentials.secret() == "007123");
+    CHECK(parse_document("n: 42\nz: 0\nm: -7\n", "x.yaml")["n"] == 42);
+    CHECK(parse_document("n: 42\nz: 0\nm: -7\n", "x.yaml")["z"] == 0);
+    CHECK(parse_document("n: 42\nz: 0\nm: -7\n", "x.yaml")["m"] == -7);
+  }
+}
+
 TEST_CASE("migrate::AuthConfig") {
   auto env = fake_env({{"REG_PASS", "s3cret"}, {"EMPTY", ""}});
   auto doc = nlohmann::json::parse(R"({
@@ -111,7 +137,8 @@ TEST_CASE("migrate::AuthConfig") {
     auto msg = error_of([&] {
       AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"username": "u", "password": "$NOPE_UNSET"}})"), "auth.json", env);
     });
-    CHECK(msg == "auth.json: key \"r.io\".password: environment variable NOPE_UNSET is not set");
+    CHECK(msg == "auth.json: key \"r.io\".password: reads as an environment variable reference, but that variable is "
+                 "not set (a value that starts with $ is written $$)");
     msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"username": 5.5}})"), "a.json", env); });
     CHECK(msg.find("a.json: key \"r.io\".username: must be a string") == 0);
     msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"insecure": "yes"}})"), "a.json", env); });

@@ -32,9 +32,10 @@ TEST_CASE("migrate::encrypt_auth_document") {
     "c.io": {"insecure": true},
     "d.io": {"proxy": "http://pu:pp@proxy:3128"},
     "e.io": {"proxy": "http://proxy:3128"},
-    "f.io": {"proxy": "http://justauser@proxy:3128"}
+    "f.io": {"proxy": "http://justauser@proxy:3128"},
+    "g.io": {"username": "u", "password": "$$dollar"}
   })");
-  CHECK(migrate::encrypt_auth_document(doc, key) == 3);
+  CHECK(migrate::encrypt_auth_document(doc, key) == 4);
   CHECK(migrate::is_encrypted(doc["d.io"]["proxy"].get<std::string>())); // a proxy URL with a password
   CHECK(doc["e.io"]["proxy"] == "http://proxy:3128");
   CHECK(doc["f.io"]["proxy"] == "http://justauser@proxy:3128");
@@ -52,6 +53,7 @@ TEST_CASE("migrate::encrypt_auth_document") {
   CHECK(auth.find("z.io", "x/y")->credentials.secret() == "p1");
   CHECK(auth.find("b.io", "x/y")->credentials.secret() == "refresh");
   CHECK(auth.find("d.io", "x/y")->proxy == "http://pu:pp@proxy:3128");
+  CHECK(auth.find("g.io", "x/y")->credentials.secret() == "$dollar"); // "$$" meant "$", encrypted or not
   CHECK_THROWS_WITH_AS(migrate::AuthConfig::from_json(plain, "auth.json", env), doctest::Contains("no key"),
                        migrate::ConfigError);
   auto wrong = SecretKey::from_bytes(std::string(32, 'w'));
