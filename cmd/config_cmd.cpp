@@ -36,6 +36,7 @@ int run_config(int argc, char** argv) {
     ("check-target", "HEAD every target to flag images already migrated (credentials from --auth)")
     ("auth", "auth file for --check-target", cxxopts::value<std::string>()->default_value("./auth.json"))
     ("with-pull-secrets", "also write the credentials of the workloads' imagePullSecrets for the source registries to this auth file (mode 0600; needs get on secrets)", cxxopts::value<std::string>())
+    ("allow-partial", "exit 0 even when some lists were refused (403): their images are missing from the file")
     ("print-config", "print which server, context and credentials would be used (no secrets), then exit")
     ("v,verbose", "debug logging")
     ("h,help", "print this help");
@@ -118,6 +119,18 @@ int run_config(int argc, char** argv) {
     if (format == "table")
       std::cout << migrate::audit_table(report);
     log->info("audit written to {}", args["report"].as<std::string>());
+  }
+  if (inventory->none_served) {
+    log->error("{} serves none of the workload kinds (every list answered 404): is it a Kubernetes API server, "
+               "with the right path?", kube_client.config().server);
+    return 1;
+  }
+  // What could not be listed may hold images: a file without them must not pass for a complete one.
+  // (A kind the server does not serve at all, 404, holds none.)
+  if (inventory->forbidden > 0 && !args.count("allow-partial")) {
+    log->error("{} list(s) refused (above): {} may miss images; --allow-partial accepts that", inventory->forbidden,
+               output);
+    return 1;
   }
   return plan.invalid.empty() ? 0 : 1;
 }

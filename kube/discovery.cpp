@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <future>
 #include <mutex>
 
@@ -83,11 +84,14 @@ Result<bool> served(Client& client, const std::string& group_version, const std:
 enum class ListOutcome { ok, forbidden, not_found };
 
 /// Lists one resource in one namespace ("" = all), page by page.
-Result<ListOutcome> list_all(Client& client, const std::string& base, int page_size, std::vector<json>& items,
+/// Lists every page of `base`, handing each item to `on_item` as its page arrives (only one page is
+/// held at a time: a cluster of many thousand pods fits in a small container). A restart after an
+/// expired continue token calls `on_restart` first, to drop what the earlier pages gave.
+Result<ListOutcome> list_all(Client& client, const std::string& base, int page_size,
+                             const std::function<void(const json&)>& on_item, const std::function<void()>& on_restart,
                              std::string& problem) {
   int restarts = 0;
   std::string cont;
-  std::vector<json> collected;
   while (true) {
     std::string url = base + "?limit=" + std::to_string(page_size);
     if (!cont.empty())
@@ -99,7 +103,7 @@ Result<ListOutcome> list_all(Client& client, const std::string& base, int page_s
       // The continue token expired (etcd compaction): start the list again.
       ++restarts;
       cont.clear();
-      collected.clear();
+      on_restart();
       continue;
     }
     if (resp->status == 403) {
@@ -122,8 +126,8 @@ Result<ListOutcome> list_all(Client& client, const std::string& base, int page_s
     try {
       auto j = json::parse(resp->body);
       if (j.contains("items") && j["items"].is_array())
-        for (auto& item : j["items"])
-          collected.push_back(std::move(item));
+        for (const auto& item : j["items"])
+          on_item(item);
       cont = j.contains("metadata") ? str(j["metadata"], "continue") : "";
     } catch (const json::exception&) {
       return http::make_error(http::ErrorKind::invalid, "listing " + base + ": answer is not JSON");
@@ -131,8 +135,6 @@ Result<ListOutcome> list_all(Client& client, const std::string& base, int page_s
     if (cont.empty())
       break;
   }
-  for (auto& c : collected)
-    items.push_back(std::move(c));
   return ListOutcome::ok;
 }
 
@@ -252,6 +254,7 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
   std::mutex mutex;
   std::vector<std::string> namespaces = options.namespaces.empty() ? std::vector<std::string>{""} : options.namespaces;
 
+  std::size_t not_served = 0; // kinds answered 404 (under the mutex)
   auto list_kind = [&](const Resource& res) -> http::Status {
     std::string gv = res.group_version;
     if (!res.fallback_version.empty()) {
@@ -268,26 +271,47 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
         }
       }
     }
-    std::vector<json> items;
+    Inventory part;
+    std::size_t objects = 0;
     for (const auto& ns : namespaces) {
       std::string base = prefix(gv) + (ns.empty() ? "" : "/namespaces/" + ns) + "/" + res.plural;
       std::string problem;
-      auto outcome = list_all(client, base, options.page_size, items, problem);
+      Inventory listed; // this namespace's; dropped when its list starts again
+      std::size_t count = 0;
+      auto outcome = list_all(
+          client, base, options.page_size,
+          [&](const json& item) {
+            collect_images(item, res.kind, listed);
+            ++count;
+          },
+          [&] {
+            listed = Inventory{};
+            count = 0;
+          },
+          problem);
       if (!outcome)
         return outcome.error();
+      if (*outcome == ListOutcome::ok) {
+        objects += count;
+        for (auto& u : listed.uses)
+          part.uses.push_back(std::move(u));
+        for (auto& r : listed.running)
+          part.running.push_back(std::move(r));
+      }
       if (*outcome != ListOutcome::ok) {
         std::lock_guard lock(mutex);
         inventory.warnings.push_back(res.plural + (ns.empty() ? "" : " in namespace " + ns) + ": " + problem);
+        if (*outcome == ListOutcome::forbidden)
+          ++inventory.forbidden;
+        else
+          ++not_served;
         log->warn("cannot list {}{}: {}", res.plural, ns.empty() ? "" : " in namespace " + ns, problem);
         if (*outcome == ListOutcome::not_found)
           break;
       }
     }
-    Inventory part;
-    for (const auto& item : items)
-      collect_images(item, res.kind, part);
     std::lock_guard lock(mutex);
-    inventory.objects[res.kind] += items.size();
+    inventory.objects[res.kind] += objects;
     for (auto& u : part.uses)
       inventory.uses.push_back(std::move(u));
     for (auto& r : part.running)
@@ -306,6 +330,7 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
   }
   if (first)
     return *first;
+  inventory.none_served = not_served == futures.size();
   return inventory;
 }
 

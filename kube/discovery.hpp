@@ -45,6 +45,8 @@ struct Inventory {
   std::vector<RunningImage> running;
   std::vector<std::string> warnings;          ///< kinds that could not be listed, and why
   std::map<std::string, std::size_t> objects; ///< objects listed per kind
+  std::size_t forbidden = 0;  ///< lists refused (403): their images may be missing
+  bool none_served = false;   ///< no kind is served at all (404 for each): not a Kubernetes API?
 };
 
 struct DiscoverOptions {

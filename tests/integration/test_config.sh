@@ -2,7 +2,7 @@
 # `image-migrator config` against the suite's Kubernetes API server (TLS, real serialized objects
 # plus 1200 generated Deployments): it finds exactly the images kubectl sees, through every kind of
 # credential (token, tokenFile, client certificate, *-data, exec plugin, in-cluster service
-# account), paginated, restarting after 410, tolerating 403 on one kind, falling back to
+# account), paginated, restarting after 410, reporting 403 on one kind (exit 1 unless --allow-partial), falling back to
 # batch/v1beta1; and the images.json it writes drives a real copy between two registries.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -69,7 +69,20 @@ rc=0
 im_run "$IM_BIN" config -k "$F_TOKEN_KUBECONFIG" -t swr.example.com/org -o faults.json --page-size 50 \
   --report faults-audit.json >out4 2>&1 || rc=$?
 cat out4 | tail -4
-assert_eq "$rc" 0 "faults: exit 0 (warnings only)"
+assert_eq "$rc" 1 "faults: exit 1 (a kind could not be listed: the file may miss images)"
+grep -q "1 list(s) refused (above): faults.json may miss images; --allow-partial accepts that" out4 ||
+  fail "faults: no closing error about the partial listing"
+rc=0
+im_run "$IM_BIN" config -k "$F_TOKEN_KUBECONFIG" -t swr.example.com/org -o faults.json --page-size 50 \
+  --report faults-audit.json --allow-partial >out4 2>&1 || rc=$?
+assert_eq "$rc" 0 "faults: exit 0 with --allow-partial (warnings only)"
+# A server URL with a wrong path: every list answers 404. Not "a cluster without workloads".
+sed -E "s#(server: '?https://[^' ]*)#\\1/wrong-prefix#" "$F_TOKEN_KUBECONFIG" >wrong-prefix.kubeconfig
+grep -q "/wrong-prefix" wrong-prefix.kubeconfig || fail "could not write the wrong-prefix kubeconfig"
+rc=0
+im_run "$IM_BIN" config -k wrong-prefix.kubeconfig -t swr.example.com/org -o wrong.json >out4b 2>&1 || rc=$?
+assert_eq "$rc" 1 "wrong API path: exit 1"
+grep -q "serves none of the workload kinds (every list answered 404)" out4b || fail "wrong API path: no clear error: $(tail -2 out4b)"
 grep -q "daemonsets: .*Forbidden" out4 || fail "403 on daemonsets not reported"
 assert_eq "$(jq -r '.warnings | map(select(startswith("daemonsets"))) | length' faults-audit.json)" 1 "403 listed in the report"
 assert_eq "$(jq -r 'has("k8s.gcr.io/prometheus-to-sd:v0.3.1")' faults.json)" false "daemonset images absent (forbidden)"
