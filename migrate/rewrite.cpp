@@ -12,6 +12,16 @@ namespace migrate {
 namespace {
 
 
+/// An entry's lines as one comment line's text.
+std::string replace_newlines(std::string text) {
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  for (auto& c : text)
+    if (c == '\n')
+      c = ' ';
+  return text;
+}
+
 /// The image name as kustomize matches it: the reference as written, without tag and digest.
 std::string written_name(const std::string& image) {
   std::string s = image.substr(0, image.find('@'));
@@ -29,7 +39,7 @@ Rewrite plan_rewrite(const kube::Inventory& inventory, const std::map<std::strin
   // kind/ns/name -> container=target, in discovery order, deduplicated.
   std::map<std::string, std::vector<std::string>> sets;
   std::map<std::string, std::vector<std::string>> manual;
-  std::map<std::string, std::string> kustomize; // written name -> entry lines
+  std::map<std::string, std::set<std::string>> kustomize; // written name -> its entries (one, normally)
   std::set<std::string> seen;
   for (const auto& use : inventory.uses) {
     if (use.owned)
@@ -46,20 +56,31 @@ Rewrite plan_rewrite(const kube::Inventory& inventory, const std::map<std::strin
     std::string workload = "-n " + use.ns + " " + http::to_lower(use.kind) + "/" + use.name;
     if (!seen.insert(workload + "|" + use.container + "|" + use.container_type).second)
       continue;
-    if (use.container_type == "container" || use.container_type == "initContainer") {
+    // A Job's pod template cannot change once created; kubectl set image does not take PodTemplates.
+    const char* why_manual = use.kind == "Job"           ? "a Job's pod template is immutable: recreate the Job from its "
+                                                           "manifest with the new image"
+                             : use.kind == "PodTemplate" ? "kubectl set image cannot change a PodTemplate: edit it"
+                             : use.container_type != "container" && use.container_type != "initContainer"
+                                 ? "kubectl set image cannot change it: edit the manifest"
+                                 : nullptr;
+    if (!why_manual) {
       sets[workload].push_back(use.container + "=" + it->second);
       ++out.changes;
     } else {
       manual[workload].push_back("# " + use.container_type + " " + use.container + ": " + use.image + " -> " +
-                                 it->second + " (kubectl set image cannot change it: edit the manifest)");
+                                 it->second + " (" + why_manual + ")");
     }
+    // kustomize matches images by name alone and keeps each one's tag and digest unless told: a
+    // target that keeps them (what config writes) needs newName only, so that nginx:1.25 and
+    // nginx:1.26 both keep their own tags.
+    auto source = registry::Reference::parse_normalized(use.image);
     std::ostringstream entry;
     entry << "- name: " << written_name(use.image) << "\n  newName: " << target->name() << "\n";
-    if (!target->digest.empty())
+    if (!target->digest.empty() && (!source || source->digest != target->digest))
       entry << "  digest: " << target->digest << "\n";
-    else if (!target->tag.empty())
+    else if (target->digest.empty() && !target->tag.empty() && (!source || source->tag != target->tag))
       entry << "  newTag: \"" << target->tag << "\"\n";
-    kustomize.emplace(written_name(use.image) + "|" + it->second, entry.str());
+    kustomize[written_name(use.image)].insert(entry.str());
   }
   std::ostringstream cmds;
   for (const auto& [workload, changes] : sets) {
@@ -76,8 +97,14 @@ Rewrite plan_rewrite(const kube::Inventory& inventory, const std::map<std::strin
   out.workloads = sets.size();
   std::ostringstream kz;
   kz << "images:\n";
-  for (const auto& [key, entry] : kustomize)
-    kz << entry;
+  for (const auto& [name, entries] : kustomize) {
+    if (entries.size() > 1) // kustomize would apply the first to every image of that name
+      kz << "# " << name << " has " << entries.size()
+         << " different targets; kustomize takes one images entry per name: edit the manifests of those "
+            "workloads instead\n";
+    for (const auto& entry : entries)
+      kz << (entries.size() > 1 ? "# " + replace_newlines(entry) + "\n" : entry);
+  }
   out.kustomize = kz.str();
   return out;
 }

@@ -3,6 +3,7 @@
 #include "kube/kubeconfig.hpp"
 #include "migrate/config.hpp"
 #include "migrate/discover.hpp"
+#include "migrate/rewrite.hpp"
 
 #include <doctest/doctest.h>
 
@@ -347,4 +348,57 @@ TEST_CASE("migrate::audit_report") {
   CHECK(report["totals"]["docker.io"]["images"] == 2);
   auto table = migrate::audit_table(report);
   CHECK(table.find("docker.io/library/nginx:1.25 | 2 | 2 | - | - | yes | 1 | ?") != std::string::npos);
+}
+
+TEST_CASE("migrate::plan_rewrite: kustomize keeps each image's tag; Jobs and PodTemplates are edited by hand") {
+  kube::Inventory inv;
+  auto use = [&](std::string image, std::string kind, std::string name) {
+    kube::ImageUse u;
+    u.image = std::move(image);
+    u.kind = std::move(kind);
+    u.ns = "shop";
+    u.name = std::move(name);
+    u.container = "c";
+    u.container_type = "container";
+    inv.uses.push_back(u);
+  };
+  use("nginx:1.25", "Deployment", "a");
+  use("nginx:1.26", "Deployment", "b");
+  use("busybox:1", "Job", "once");
+  use("busybox:1", "PodTemplate", "tpl");
+  use("redis:7", "Deployment", "cache");
+  std::map<std::string, std::string> targets = {{"docker.io/library/nginx:1.25", "swr.example.com/org/nginx:1.25"},
+                                                {"docker.io/library/nginx:1.26", "swr.example.com/org/nginx:1.26"},
+                                                {"docker.io/library/busybox:1", "swr.example.com/org/busybox:1"},
+                                                {"docker.io/library/redis:7", "swr.example.com/org/redis:7-migrated"}};
+  auto rw = migrate::plan_rewrite(inv, targets);
+  // One entry for nginx, without newTag: kustomize leaves 1.25 and 1.26 as they are.
+  CHECK(rw.kustomize.find("- name: nginx\n  newName: swr.example.com/org/nginx\n") != std::string::npos);
+  CHECK(rw.kustomize.find("newTag: \"1.25\"") == std::string::npos);
+  // A tag that does change is said.
+  CHECK(rw.kustomize.find("- name: redis\n  newName: swr.example.com/org/redis\n  newTag: \"7-migrated\"\n") != std::string::npos);
+  CHECK(rw.kubectl.find("set image deployment/a c=swr.example.com/org/nginx:1.25") != std::string::npos);
+  CHECK(rw.kubectl.find("set image job/once") == std::string::npos);
+  CHECK(rw.kubectl.find("set image podtemplate/tpl") == std::string::npos);
+  CHECK(rw.kubectl.find("a Job's pod template is immutable") != std::string::npos);
+  CHECK(rw.kubectl.find("kubectl set image cannot change a PodTemplate") != std::string::npos);
+  CHECK(rw.changes == 3);
+}
+
+TEST_CASE("migrate::plan_rewrite: two targets for one name are flagged, not applied to both") {
+  kube::Inventory inv;
+  for (const char* image : {"nginx:1.25", "nginx:1.26"}) {
+    kube::ImageUse u;
+    u.image = image;
+    u.kind = "Deployment";
+    u.ns = "shop";
+    u.name = image;
+    u.container = "c";
+    u.container_type = "container";
+    inv.uses.push_back(u);
+  }
+  auto rw = migrate::plan_rewrite(inv, {{"docker.io/library/nginx:1.25", "a.io/x/nginx:stable"},
+                                        {"docker.io/library/nginx:1.26", "a.io/x/nginx:next"}});
+  CHECK(rw.kustomize.find("# nginx has 2 different targets") != std::string::npos);
+  CHECK(rw.kustomize.find("\n- name: nginx") == std::string::npos); // no live entry
 }
