@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace kube {
@@ -35,10 +36,13 @@ std::string scalar(const YAML::Node& node, const char* key, const std::string& w
 }
 
 bool boolean(const YAML::Node& node, const char* key, const std::string& where) {
+  // kubectl reads kubeconfigs as YAML 1.1, where these words are booleans too.
+  static const std::set<std::string> yes = {"true", "True", "TRUE", "yes", "Yes", "YES", "y", "Y", "on", "On", "ON"};
+  static const std::set<std::string> no = {"false", "False", "FALSE", "no", "No", "NO", "n", "N", "off", "Off", "OFF"};
   auto s = scalar(node, key, where);
-  if (s.empty() || s == "false")
+  if (s.empty() || no.count(s))
     return false;
-  if (s == "true")
+  if (yes.count(s))
     return true;
   throw Bad{where + "." + key + " must be true or false"};
 }
@@ -74,6 +78,7 @@ template <class F> void each_named(const YAML::Node& root, const char* list, con
     return;
   if (!items.IsSequence())
     throw Bad{file + ": " + list + " must be a list"};
+  std::set<std::string> names; // twice in one file is an error, as in kubectl (across files the first wins)
   for (std::size_t i = 0; i < items.size(); ++i) {
     const auto& item = items[i];
     std::string where = file + ": " + list + "[" + std::to_string(i) + "]";
@@ -82,6 +87,8 @@ template <class F> void each_named(const YAML::Node& root, const char* list, con
     std::string name = scalar(item, "name", where);
     if (name.empty())
       throw Bad{where + " has no name"};
+    if (!names.insert(name).second)
+      throw Bad{file + ": " + list + ": duplicate name \"" + name + "\""};
     auto b = item[body];
     if (b && !b.IsNull() && !b.IsMap())
       throw Bad{where + "." + body + " must be a map"};
@@ -326,8 +333,9 @@ Result<RestConfig> rest_config_for(const Kubeconfig& config, const std::string& 
       return invalid(where + ": exec plugin apiVersion \"" + u.exec->api_version +
                      "\" is not supported (want client.authentication.k8s.io/v1 or v1beta1)");
   }
+  // With both token and tokenFile the token is used, as in kubectl: an unreadable tokenFile is then no error.
   for (const auto* path : {&u.client_certificate, &u.client_key, &u.token_file})
-    if (!path->empty() && !readable(*path))
+    if (!path->empty() && !readable(*path) && !(path == &u.token_file && !u.token.empty()))
       return invalid(where + ": cannot read " + *path);
 
   rc.tls.cert_pem = u.client_certificate_data;

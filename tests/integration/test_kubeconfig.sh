@@ -130,6 +130,20 @@ refuse "token and basic auth" "$(mk '{token: t, username: a, password: b}' two-m
 refuse "certificate without key" "$(mk "{client-certificate: $D/a/pki/client.crt}" nokey)" "client-key" "client-key-data or client-key must be specified"
 refuse "gcp auth-provider" "$(mk '{auth-provider: {name: gcp, config: {access-token: ya29.x}}}' gcp)" "gcp auth plugin has been removed" "gcp auth plugin has been removed"
 refuse "exec v1alpha1" "$(mk '{exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: x}}' alpha)" "v1alpha1" 'invalid apiVersion "client.authentication.k8s.io/v1alpha1"'
+# The same user name twice in one file: kubectl refuses the file (across files the first one wins).
+printf 'apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:1"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: one}\n- name: u\n  user: {token: two}\n' >"$D/dup-user"
+refuse "a user name twice" "$D/dup-user" 'users: duplicate name "u"' 'duplicate name "u"'
+
+# Accepted by both: YAML 1.1 booleans, and a token beside a tokenFile that cannot be read (the token wins).
+for word in True yes; do
+  printf 'apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: %s}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n' "$word" >"$D/bool-$word"
+  kv=$(kubectl --kubeconfig "$D/bool-$word" config view -o json 2>&1) || fail "insecure-skip-tls-verify: $word: kubectl refused it: $kv"
+  assert_eq "$(jq -r '.clusters[0].cluster["insecure-skip-tls-verify"]' <<<"$kv")" true "insecure-skip-tls-verify: $word: kubectl reads true"
+  assert_eq "$("$IM_BIN" config --print-config -k "$D/bool-$word" | jq -r .insecureSkipTLSVerify)" true "insecure-skip-tls-verify: $word: we read true"
+done
+tf=$(mk "{token: the-token, tokenFile: $D/no-such-token-file}" token-and-file)
+compare "token beside an unreadable tokenFile" --kubeconfig "$tf"
+
 out=$("$IM_BIN" config --print-config --kubeconfig "$D/a/config" --context nope 2>&1) && fail "unknown context accepted"
 [[ "$out" == *'context "nope" does not exist'* ]] || fail "unknown context: $out"
 pass "unknown context refused"
