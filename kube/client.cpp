@@ -140,6 +140,16 @@ Client::Client(http::Client& http, RestConfig config, std::shared_ptr<spdlog::lo
 
 http::Status Client::authorize(http::Request& r, std::optional<int> stale, int& generation) {
   std::lock_guard lock(m_mutex);
+  const auto& as = m_config.impersonate;
+  if (!as.user.empty())
+    r.headers.emplace_back("Impersonate-User", as.user);
+  if (!as.uid.empty())
+    r.headers.emplace_back("Impersonate-Uid", as.uid);
+  for (const auto& g : as.groups)
+    r.headers.emplace_back("Impersonate-Group", g);
+  for (const auto& [key, values] : as.extra)
+    for (const auto& v : values)
+      r.headers.emplace_back("Impersonate-Extra-" + http::url_encode(key), v);
   if (m_config.exec) {
     bool expired = m_exec_credential && m_exec_credential->expires &&
                    std::chrono::system_clock::now() >= *m_exec_credential->expires;

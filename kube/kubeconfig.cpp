@@ -146,6 +146,25 @@ void merge_text(Kubeconfig& out, const std::string& text, const std::string& fil
     us.token_file = resolve(scalar(u, "tokenFile", where), dir);
     us.username = scalar(u, "username", where);
     us.password = scalar(u, "password", where);
+    us.impersonate.user = scalar(u, "as", where);
+    us.impersonate.uid = scalar(u, "as-uid", where);
+    if (auto g = u["as-groups"]; g && !g.IsNull()) {
+      if (!g.IsSequence())
+        throw Bad{where + ".as-groups must be a list"};
+      for (const auto& item : g)
+        us.impersonate.groups.push_back(item.as<std::string>());
+    }
+    if (auto x = u["as-user-extra"]; x && !x.IsNull()) {
+      if (!x.IsMap())
+        throw Bad{where + ".as-user-extra must be a map of lists"};
+      for (const auto& kv : x) {
+        if (!kv.second.IsSequence())
+          throw Bad{where + ".as-user-extra." + kv.first.as<std::string>() + " must be a list"};
+        auto& values = us.impersonate.extra[kv.first.as<std::string>()];
+        for (const auto& v : kv.second)
+          values.push_back(v.as<std::string>());
+      }
+    }
     if (auto e = u["exec"]; e && !e.IsNull()) {
       if (!e.IsMap())
         throw Bad{where + ".exec must be a map"};
@@ -350,6 +369,9 @@ Result<RestConfig> rest_config_for(const Kubeconfig& config, const std::string& 
   rc.username = u.username;
   rc.password = u.password;
   rc.exec = u.exec;
+  if (u.impersonate.user.empty() && !u.impersonate.empty())
+    return invalid(where + ": as-uid, as-groups or as-user-extra need \"as\" (the user to impersonate)");
+  rc.impersonate = u.impersonate;
   if (u.auth_provider == "oidc") {
     auto it = u.auth_provider_config.find("id-token");
     if (it == u.auth_provider_config.end() || it->second.empty())
@@ -390,7 +412,9 @@ nlohmann::json describe(const RestConfig& rc) {
                       {"clientKeySha256", file_or_data(rc.tls.key_pem, rc.tls.key_file)},
                       {"tokenSha256", rc.token.empty() ? nlohmann::json(nullptr) : nlohmann::json(sha256_hex(rc.token))},
                       {"tokenFile", rc.token_file},
-                      {"username", rc.username}};
+                      {"username", rc.username},
+                      {"impersonate", rc.impersonate.user},
+                      {"impersonateGroups", rc.impersonate.groups}};
   if (rc.exec)
     j["exec"] = {{"command", rc.exec->command}, {"args", rc.exec->args}, {"apiVersion", rc.exec->api_version}};
   return j;

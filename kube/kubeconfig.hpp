@@ -36,6 +36,14 @@ struct Cluster {
   std::string proxy_url;
 };
 
+/// `as`, `as-uid`, `as-groups`, `as-user-extra`: act as another user (Impersonate-* headers).
+struct Impersonation {
+  std::string user, uid;
+  std::vector<std::string> groups;
+  std::map<std::string, std::vector<std::string>> extra;
+  bool empty() const { return user.empty() && uid.empty() && groups.empty() && extra.empty(); }
+};
+
 struct User {
   std::string client_certificate, client_key;           ///< paths (resolved)
   std::string client_certificate_data, client_key_data; ///< PEM bytes
@@ -44,6 +52,7 @@ struct User {
   std::optional<ExecConfig> exec;
   std::string auth_provider;                            ///< name of a legacy auth-provider
   std::map<std::string, std::string> auth_provider_config;
+  Impersonation impersonate;
 };
 
 struct Context {
@@ -73,6 +82,7 @@ struct RestConfig {
   std::string token_file; ///< re-read when it changes (service-account rotation)
   std::string username, password;
   std::optional<ExecConfig> exec;
+  Impersonation impersonate;
   std::string ns;      ///< the context's namespace (informational: not a filter)
   std::string source;  ///< where it came from, for messages: "context kind-test in /path" or "in-cluster"
 };

@@ -63,6 +63,18 @@ im_run "$IM_BIN" config -k "$K_TOKEN_KUBECONFIG" -t swr.example.com/org -n gen-1
 assert_eq "$(jq 'length' ns.json)" 483 "-n gen-1,gen-2: 480 app images + 3 init images"
 grep -q "GET /apis/apps/v1/namespaces/gen-1/deployments" "$K_LOG" || fail "no namespaced list request"
 
+# Impersonation (as, as-groups): every request carries it, as kubectl's do.
+sed '/^  user:$/a\    as: alice\n    as-groups: [ops]' "$K_TOKEN_KUBECONFIG" >as.kubeconfig
+grep -q "as: alice" as.kubeconfig || fail "could not write the impersonating kubeconfig"
+before=$(grep -c 'as="alice" as-groups=1' "$K_LOG" || true)
+im_run "$IM_BIN" config -k as.kubeconfig -t swr.example.com/org -n gen-1 -o as.json >out3b 2>&1 || fail "config as alice failed: $(tail -2 out3b)"
+ours=$(($(grep -c 'as="alice" as-groups=1' "$K_LOG") - before))
+[ "$(grep -c ' /api' "$K_LOG")" -gt 0 ] || fail "no request logged"
+kubectl --kubeconfig as.kubeconfig get pods -n gen-1 >/dev/null 2>&1 || fail "kubectl as alice failed"
+theirs=$(($(grep -c 'as="alice" as-groups=1' "$K_LOG") - before - ours))
+[ "$ours" -gt 0 ] && [ "$theirs" -gt 0 ] || fail "impersonation headers: ours $ours, kubectl's $theirs requests"
+pass "impersonation: $ours of our requests and $theirs of kubectl's carried Impersonate-User alice and one group"
+
 # A second server with faults: 403 on daemonsets, an expired continue, batch/v1 not served.
 start_kube_api F --objects "$FIX/real" --generate 300 --forbid daemonsets --expire-continue 2 --disable-version batch/v1
 rc=0

@@ -92,6 +92,8 @@ compare() { # LABEL ARGS...: kubectl's flattened view vs our --print-config
   assert_eq "$(jq -r '.username' <<<"$ours")" "$(jq -r '.users[0].user.username // ""' <<<"$kv")" "$label: username"
   assert_eq "$(jq -r '.tlsServerName' <<<"$ours")" "$(jq -r '.clusters[0].cluster["tls-server-name"] // ""' <<<"$kv")" "$label: tls-server-name"
   assert_eq "$(jq -r '.proxyURL' <<<"$ours")" "$(jq -r '.clusters[0].cluster["proxy-url"] // ""' <<<"$kv")" "$label: proxy-url"
+  assert_eq "$(jq -r '.impersonate' <<<"$ours")" "$(jq -r '.users[0].user.as // ""' <<<"$kv")" "$label: as (impersonation)"
+  assert_eq "$(jq -c '.impersonateGroups' <<<"$ours")" "$(jq -c '.users[0].user["as-groups"] // []' <<<"$kv")" "$label: as-groups"
   # kubectl's view shows an exec command as written; client-go resolves a relative command containing
   # a '/' against the directory of the file that defined it (here always b/config) when it runs it.
   local cmd
@@ -143,6 +145,8 @@ for word in True yes; do
 done
 tf=$(mk "{token: the-token, tokenFile: $D/no-such-token-file}" token-and-file)
 compare "token beside an unreadable tokenFile" --kubeconfig "$tf"
+compare "impersonation" --kubeconfig "$(mk '{token: t, as: alice, as-groups: [ops, dev]}' as)"
+refuse "as-groups without as" "$(mk '{token: t, as-groups: [ops]}' as-groups-only)" 'need "as"' "without impersonating a user"
 
 out=$("$IM_BIN" config --print-config --kubeconfig "$D/a/config" --context nope 2>&1) && fail "unknown context accepted"
 [[ "$out" == *'context "nope" does not exist'* ]] || fail "unknown context: $out"

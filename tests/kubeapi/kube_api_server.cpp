@@ -1354,6 +1354,9 @@ void log_request(State &st, const httplib::Request &req, const httplib::Response
   std::string target = req.target.empty() ? req.path : req.target;
   std::string line = req.method + " " + target + " auth=" + t_auth_desc + " " +
                      std::to_string(res.status);
+  if (req.has_header("Impersonate-User"))
+    line += " as=\"" + req.get_header_value("Impersonate-User") + "\" as-groups=" +
+            std::to_string(req.get_header_value_count("Impersonate-Group"));
   if (st.opt.log_accept) {
     std::string accept = req.get_header_value("Accept");
     line += " accept=\"" + accept + "\" ua=\"" + req.get_header_value("User-Agent") + "\"";
