@@ -1,6 +1,7 @@
 #include "migrate/config.hpp"
 
 #include "http/url.hpp"
+#include "registry/reference.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -388,13 +389,25 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
 }
 
 const AuthEntry* AuthConfig::find(const std::string& registry, const std::string& repository) const {
+  // Docker Hub answers to several names ("registry.hub.docker.com" in image-syncer's examples,
+  // "index.docker.io" in docker's): a key under any of them is Docker Hub's.
+  auto hub = [](const std::string& name) {
+    auto slash = name.find('/');
+    std::string host = name.substr(0, slash);
+    return ::registry::is_docker_hub(host) ? "docker.io" + (slash == std::string::npos ? "" : name.substr(slash)) : name;
+  };
   const AuthEntry* best = nullptr;
-  std::string full = registry + "/" + repository;
+  std::size_t best_size = 0; // of its key under the one name
+  const std::string host = hub(registry);
+  const std::string full = host + "/" + repository;
   for (const auto& e : m_entries) {
-    bool match = e.key == registry ||
-                 (full.size() > e.key.size() && full.compare(0, e.key.size(), e.key) == 0 && full[e.key.size()] == '/');
-    if (match && (!best || e.key.size() > best->key.size()))
+    const std::string key = hub(e.key);
+    bool match = key == host ||
+                 (full.size() > key.size() && full.compare(0, key.size(), key) == 0 && full[key.size()] == '/');
+    if (match && (!best || key.size() > best_size)) {
       best = &e;
+      best_size = key.size();
+    }
   }
   return best;
 }

@@ -145,6 +145,9 @@ for word in True yes; do
 done
 tf=$(mk "{token: the-token, tokenFile: $D/no-such-token-file}" token-and-file)
 compare "token beside an unreadable tokenFile" --kubeconfig "$tf"
+kout=$(kubectl --kubeconfig "$tf" get --raw /version --request-timeout=2s 2>&1) || true
+[[ "$kout" == *"refused"* ]] || fail "token beside an unreadable tokenFile: kubectl did not go on to the server: $kout"
+pass "token beside an unreadable tokenFile: kubectl goes on to the server with the token, and so do we"
 compare "impersonation" --kubeconfig "$(mk '{token: t, as: alice, as-groups: [ops, dev]}' as)"
 refuse "as-groups without as" "$(mk '{token: t, as-groups: [ops]}' as-groups-only)" 'need "as"' "without impersonating a user"
 

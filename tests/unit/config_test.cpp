@@ -78,6 +78,21 @@ TEST_CASE("migrate::parse_document reports file, line and column") {
   }
 }
 
+TEST_CASE("migrate::AuthConfig: Docker Hub under any of its names") {
+  auto env = fake_env({});
+  for (const char* key : {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}) {
+    auto doc = nlohmann::json::parse("{\"" + std::string(key) + "\": {\"username\": \"u\", \"password\": \"p\"}}");
+    auto auth = AuthConfig::from_json(doc, "auth.json", env);
+    REQUIRE(auth.find("docker.io", "library/nginx") != nullptr);
+    CHECK(auth.find("docker.io", "library/nginx")->key == key);
+  }
+  auto doc = nlohmann::json::parse(R"({"registry.hub.docker.com": {"username": "all"}, "index.docker.io/team": {"username": "team"}})");
+  auto auth = AuthConfig::from_json(doc, "auth.json", env);
+  CHECK(auth.find("docker.io", "team/app")->credentials.username() == "team"); // the namespace key still wins
+  CHECK(auth.find("docker.io", "other/app")->credentials.username() == "all");
+  CHECK(auth.find("quay.io", "team/app") == nullptr);
+}
+
 TEST_CASE("migrate::AuthConfig: values that start with $, and YAML numbers") {
   auto env = fake_env({{"REG_PASS", "s3cret"}});
   SUBCASE("a password that reads as an unset variable is not printed") {

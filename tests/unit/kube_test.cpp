@@ -146,7 +146,7 @@ TEST_CASE("kube::rest_config_for validation") {
   check("{exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: x}}", "v1alpha1 is no longer supported");
   check("{exec: {apiVersion: client.authentication.k8s.io/v1}}", "command must be specified");
   check("{auth-provider: {name: azure}}", "azure auth plugin has been removed");
-  check("{token: t, tokenFile: /nonexistent/token}", "cannot read /nonexistent/token");
+  check("{tokenFile: /nonexistent/token}", "cannot read /nonexistent/token");
   auto bad = d.write("bad.kubeconfig", "clusters: [\n");
   auto r = kube::load_kubeconfig({bad}, true);
   REQUIRE_FALSE(r);
