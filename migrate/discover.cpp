@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -207,10 +208,13 @@ nlohmann::json auth_from_pull_secrets(
     key = key.substr(0, key.find('/'));
     return registry::is_docker_hub(key) ? std::string(registry::docker_hub) : key;
   };
+  // registry -> credentials (user, password) -> the repositories pulled with them
+  std::map<std::string, std::map<std::pair<std::string, std::string>, std::set<std::string>>> found;
   for (const auto& use : inventory.uses) {
     auto ref = registry::Reference::parse_normalized(use.image);
-    if (!ref || use.pull_secrets.empty() || out.contains(ref->registry))
+    if (!ref || use.pull_secrets.empty())
       continue;
+    std::optional<std::pair<std::string, std::string>> cred;
     for (const auto& name : use.pull_secrets) {
       std::string id = use.ns + "/" + name;
       auto it = secrets.find(id);
@@ -232,13 +236,30 @@ nlohmann::json auth_from_pull_secrets(
             pass = decoded->substr(decoded->find(':') + 1);
           }
         if (!user.empty() || !pass.empty()) {
-          out[ref->registry] = {{"username", user}, {"password", pass}};
+          cred.emplace(user, pass);
           break;
         }
       }
-      if (out.contains(ref->registry))
-        break;
+      if (cred)
+        break; // the kubelet too takes the first secret that has the registry
     }
+    if (cred)
+      found[ref->registry][*cred].insert(ref->repository);
+  }
+  for (const auto& [registry, creds] : found) {
+    if (creds.size() == 1) {
+      const auto& [user, pass] = creds.begin()->first;
+      out[registry] = {{"username", user}, {"password", pass}};
+      continue;
+    }
+    // Namespaces pull from one registry with different accounts: one entry per repository
+    // ("registry/repository" keys, the longest match wins), so each keeps the account that works.
+    warnings.push_back("registry " + registry + ": " + std::to_string(creds.size()) +
+                       " different accounts in the pull secrets; written per repository");
+    for (const auto& [cred, repositories] : creds)
+      for (const auto& repository : repositories)
+        if (!out.contains(registry + "/" + repository))
+          out[registry + "/" + repository] = {{"username", cred.first}, {"password", cred.second}};
   }
   return out;
 }

@@ -402,3 +402,37 @@ TEST_CASE("migrate::plan_rewrite: two targets for one name are flagged, not appl
   CHECK(rw.kustomize.find("# nginx has 2 different targets") != std::string::npos);
   CHECK(rw.kustomize.find("\n- name: nginx") == std::string::npos); // no live entry
 }
+
+TEST_CASE("migrate::auth_from_pull_secrets: one entry per registry, per repository when namespaces use different accounts") {
+  kube::Inventory inv;
+  auto use = [&](std::string image, std::string ns, std::string secret) {
+    kube::ImageUse u;
+    u.image = std::move(image);
+    u.kind = "Pod";
+    u.ns = std::move(ns);
+    u.name = "p";
+    u.container = "c";
+    u.container_type = "container";
+    u.pull_secrets = {std::move(secret)};
+    inv.uses.push_back(u);
+  };
+  use("registry.example.com/team-a/app:1", "team-a", "robot-a");
+  use("registry.example.com/team-a/db:1", "team-a", "robot-a");
+  use("registry.example.com/team-b/app:1", "team-b", "robot-b");
+  use("quay.io/org/tool:1", "team-a", "quay");
+  auto auths_of = [](const std::string& ns, const std::string& name) -> http::Result<nlohmann::json> {
+    if (name == "quay")
+      return nlohmann::json{{"quay.io", {{"username", "q"}, {"password", "qp"}}}};
+    return nlohmann::json{{"https://registry.example.com/v2/", {{"username", name}, {"password", ns + "-pass"}}}};
+  };
+  std::vector<std::string> warnings;
+  auto auth = migrate::auth_from_pull_secrets(inv, auths_of, warnings);
+  CHECK(auth["quay.io"]["username"] == "q");
+  CHECK_FALSE(auth.contains("registry.example.com"));
+  CHECK(auth["registry.example.com/team-a/app"]["username"] == "robot-a");
+  CHECK(auth["registry.example.com/team-a/db"]["username"] == "robot-a");
+  CHECK(auth["registry.example.com/team-b/app"]["username"] == "robot-b");
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0] == "registry registry.example.com: 2 different accounts in the pull secrets; written per repository");
+  CHECK(warnings[0].find("pass") == std::string::npos);
+}
