@@ -120,19 +120,21 @@ int run_config(int argc, char** argv) {
       std::cout << migrate::audit_table(report);
     log->info("audit written to {}", args["report"].as<std::string>());
   }
+  // Exit 3: the cluster answered, and the answer is incomplete in a way a retry will not change (a
+  // Job fails at once on it); 1 stays for errors that may pass (the API server unreachable).
   if (inventory->none_served) {
     log->error("{} serves none of the workload kinds (every list answered 404): is it a Kubernetes API server, "
                "with the right path?", kube_client.config().server);
-    return 1;
+    return 3;
   }
   // What could not be listed may hold images: a file without them must not pass for a complete one.
   // (A kind the server does not serve at all, 404, holds none.)
   if (inventory->forbidden > 0 && !args.count("allow-partial")) {
     log->error("{} list(s) refused (above): {} may miss images; --allow-partial accepts that", inventory->forbidden,
                output);
-    return 1;
+    return 3;
   }
-  return plan.invalid.empty() ? 0 : 1;
+  return plan.invalid.empty() ? 0 : 3;
 }
 
 } // namespace cmd

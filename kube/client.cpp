@@ -179,9 +179,9 @@ http::Status Client::authorize(http::Request& r, std::optional<int> stale, int& 
     std::string token = ss.str();
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
       token.pop_back();
-    if (token.empty())
+    if (token.empty() && m_config.token.empty())
       return auth_error("reading token file " + m_config.token_file + ": empty or unreadable");
-    r.headers.emplace_back("Authorization", "Bearer " + token);
+    r.headers.emplace_back("Authorization", "Bearer " + (token.empty() ? m_config.token : token));
   } else if (!m_config.token.empty()) {
     r.headers.emplace_back("Authorization", "Bearer " + m_config.token);
   } else if (!m_config.username.empty()) {

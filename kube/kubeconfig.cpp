@@ -36,6 +36,8 @@ std::string scalar(const YAML::Node& node, const char* key, const std::string& w
 }
 
 bool boolean(const YAML::Node& node, const char* key, const std::string& where) {
+  if (auto v = node[key]; v && v.IsScalar() && v.Tag() == "!") // quoted: a string, which kubectl refuses too
+    throw Bad{where + "." + key + " must be true or false, not a quoted string"};
   // kubectl reads kubeconfigs as YAML 1.1, where these words are booleans too.
   static const std::set<std::string> yes = {"true", "True", "TRUE", "yes", "Yes", "YES", "y", "Y", "on", "On", "ON"};
   static const std::set<std::string> no = {"false", "False", "FALSE", "no", "No", "NO", "n", "N", "off", "Off", "OFF"};
@@ -352,7 +354,7 @@ Result<RestConfig> rest_config_for(const Kubeconfig& config, const std::string& 
       return invalid(where + ": exec plugin apiVersion \"" + u.exec->api_version +
                      "\" is not supported (want client.authentication.k8s.io/v1 or v1beta1)");
   }
-  // With both token and tokenFile the token is used, as in kubectl: an unreadable tokenFile is then no error.
+  // With both token and tokenFile, an unreadable tokenFile is no error: the token stands in, as in kubectl.
   for (const auto* path : {&u.client_certificate, &u.client_key, &u.token_file})
     if (!path->empty() && !readable(*path) && !(path == &u.token_file && !u.token.empty()))
       return invalid(where + ": cannot read " + *path);
@@ -363,9 +365,9 @@ Result<RestConfig> rest_config_for(const Kubeconfig& config, const std::string& 
     rc.tls.cert_file = u.client_certificate;
   if (rc.tls.key_pem.empty())
     rc.tls.key_file = u.client_key;
+  // kubectl's order: the tokenFile when it can be read (at each request: it rotates), else the token.
   rc.token = u.token;
-  if (rc.token.empty())
-    rc.token_file = u.token_file;
+  rc.token_file = u.token_file;
   rc.username = u.username;
   rc.password = u.password;
   rc.exec = u.exec;

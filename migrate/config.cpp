@@ -402,7 +402,7 @@ const AuthEntry* AuthConfig::find(const std::string& registry, const std::string
   const std::string full = host + "/" + repository;
   for (const auto& e : m_entries) {
     const std::string key = hub(e.key);
-    bool match = key == host ||
+    bool match = key == host || key == full ||
                  (full.size() > key.size() && full.compare(0, key.size(), key) == 0 && full[key.size()] == '/');
     if (match && (!best || key.size() > best_size)) {
       best = &e;

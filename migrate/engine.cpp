@@ -196,7 +196,9 @@ struct Engine::Impl {
     if (it != limiters.end())
       return it->second;
     std::shared_ptr<registry::Limiter> made;
-    if (const AuthEntry* e = auth.find(host, ""); e && e->key == host && (e->max_concurrency > 0 || e->rps > 0)) {
+    // A registry's own entry (under any of Docker Hub's names for docker.io), not a namespace's.
+    if (const AuthEntry* e = auth.find(host, ""); e && e->key.find('/') == std::string::npos &&
+                                                  (e->max_concurrency > 0 || e->rps > 0)) {
       made = std::make_shared<registry::Limiter>(e->max_concurrency, e->rps, options.cancel);
       log->info("{}: at most {} request(s) at once, {} per second", host,
                 e->max_concurrency > 0 ? std::to_string(e->max_concurrency) : "any number of",

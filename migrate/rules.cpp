@@ -400,24 +400,32 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
   TagPrefetch listed_tags(rules, defaults, list_tags);
   Expansion out;
   std::set<std::string> seen;
-  // destination tag -> the source that writes it (name:tag, without a pinned digest), and for
-  // messages that source and its rule
-  std::map<std::string, std::pair<std::string, std::string>> writers;
+  struct Writer {
+    std::string image;  ///< name:tag of the source
+    std::string digest; ///< its pinned digest, "" for a tag
+    std::string shown;  ///< the source and its rule, for messages
+  };
+  std::map<std::string, Writer> writers; // destination tag -> who writes it
   auto add = [&](ImageTask t) {
     std::string key = t.source.to_string() + " -> " + t.destination.to_string();
     if (!seen.insert(key).second)
       return;
     // Two images for one destination tag: whichever finished last would win. The first rule keeps it.
-    // "app:1.25" and "app:1.25@sha256:..." (as `config` writes a pinned workload) are one tag.
+    // "app:1.25" and "app:1.25@sha256:..." (as `config` writes a pinned workload) are one tag, unless
+    // both are pinned, to different digests.
     if (!t.destination.tag.empty()) {
-      std::string writer = t.source.name() + ":" + t.source.tag;
-      auto [it, fresh] = writers.try_emplace(t.destination.to_string(), writer,
-                                             t.source.to_string() + " (rule \"" + t.rule + "\")");
-      if (!fresh && it->second.first != writer) {
+      Writer w{t.source.name() + ":" + t.source.tag, t.source.digest, t.source.to_string() + " (rule \"" + t.rule + "\")"};
+      auto [it, fresh] = writers.try_emplace(t.destination.to_string(), w);
+      const Writer& first = it->second;
+      const bool same = first.image == w.image && (first.digest.empty() || w.digest.empty() || first.digest == w.digest) &&
+                        !(t.source.tag.empty() && first.digest != w.digest);
+      if (!fresh && !same) {
         out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
-                                          it->second.second + "; " + t.source.to_string() + " is not copied there"});
+                                          first.shown + "; " + t.source.to_string() + " is not copied there"});
         return;
       }
+      if (!fresh && first.digest.empty())
+        it->second.digest = w.digest; // a later pinned writer pins what the tag must be
     }
     if (on_task)
       on_task(t);

@@ -31,7 +31,7 @@ im_run "$IM_BIN" config -k "$K_TOKEN_KUBECONFIG" -t swr.example.com/org -o image
 cat out | grep -v "^.*warn" | tail -5
 # The fixtures' testdata objects use "imageValue"/"referenceValue", which are not valid references:
 # reported one by one, and the exit code says so, but every valid image is in the file.
-assert_eq "$rc" 1 "exit 1 because some spec images are not valid references"
+assert_eq "$rc" 3 "exit 3 because some spec images are not valid references"
 grep -q 'invalid image reference, not in images.json: imageValue' out || fail "invalid image not reported"
 jq -r '.images[].spellings[]' audit.json >found.txt
 jq -r '.invalidImages[] | split(" (")[0]' audit.json >>found.txt
@@ -53,7 +53,7 @@ pass "deployments listed in $pages pages of 50"
 for kc in "$K_TOKENFILE_KUBECONFIG" "$K_CERT_KUBECONFIG" "$K_DATA_KUBECONFIG"; do
   rc=0
   im_run "$IM_BIN" config -k "$kc" -t swr.example.com/org -o images2.json >out2 2>&1 || rc=$?
-  assert_eq "$rc" 1 "$(basename "$kc"): same exit code"
+  assert_eq "$rc" 3 "$(basename "$kc"): same exit code"
   cmp -s images.json images2.json || fail "$(basename "$kc"): different images.json"
   pass "$(basename "$kc"): identical images.json"
 done
@@ -75,13 +75,21 @@ theirs=$(($(grep -c 'as="alice" as-groups=1' "$K_LOG") - before - ours))
 [ "$ours" -gt 0 ] && [ "$theirs" -gt 0 ] || fail "impersonation headers: ours $ours, kubectl's $theirs requests"
 pass "impersonation: $ours of our requests and $theirs of kubectl's carried Impersonate-User alice and one group"
 
+# A token beside a readable tokenFile: kubectl sends the file's (here the good one), and so must we.
+sed '/^  user:$/a\    token: not-the-token' "$K_TOKENFILE_KUBECONFIG" >both.kubeconfig
+grep -q "tokenFile" both.kubeconfig || fail "the tokenFile kubeconfig has no tokenFile"
+kubectl --kubeconfig both.kubeconfig get pods -n gen-1 >/dev/null 2>&1 || fail "kubectl with token and tokenFile failed"
+im_run "$IM_BIN" config -k both.kubeconfig -t swr.example.com/org -n gen-1 -o both.json >out3c 2>&1 ||
+  fail "config with token and tokenFile failed: $(tail -2 out3c)"
+pass "token beside a readable tokenFile: the file's token is sent, by kubectl and by us"
+
 # A second server with faults: 403 on daemonsets, an expired continue, batch/v1 not served.
 start_kube_api F --objects "$FIX/real" --generate 300 --forbid daemonsets --expire-continue 2 --disable-version batch/v1
 rc=0
 im_run "$IM_BIN" config -k "$F_TOKEN_KUBECONFIG" -t swr.example.com/org -o faults.json --page-size 50 \
   --report faults-audit.json >out4 2>&1 || rc=$?
 cat out4 | tail -4
-assert_eq "$rc" 1 "faults: exit 1 (a kind could not be listed: the file may miss images)"
+assert_eq "$rc" 3 "faults: exit 3 (a kind could not be listed: the file may miss images)"
 grep -q "1 list(s) refused (above): faults.json may miss images; --allow-partial accepts that" out4 ||
   fail "faults: no closing error about the partial listing"
 rc=0
@@ -93,7 +101,7 @@ sed -E "s#(server: '?https://[^' ]*)#\\1/wrong-prefix#" "$F_TOKEN_KUBECONFIG" >w
 grep -q "/wrong-prefix" wrong-prefix.kubeconfig || fail "could not write the wrong-prefix kubeconfig"
 rc=0
 im_run "$IM_BIN" config -k wrong-prefix.kubeconfig -t swr.example.com/org -o wrong.json >out4b 2>&1 || rc=$?
-assert_eq "$rc" 1 "wrong API path: exit 1"
+assert_eq "$rc" 3 "wrong API path: exit 3"
 grep -q "serves none of the workload kinds (every list answered 404)" out4b || fail "wrong API path: no clear error: $(tail -2 out4b)"
 grep -q "daemonsets: .*Forbidden" out4 || fail "403 on daemonsets not reported"
 assert_eq "$(jq -r '.warnings | map(select(startswith("daemonsets"))) | length' faults-audit.json)" 1 "403 listed in the report"
@@ -146,7 +154,7 @@ echo default >sa/namespace
 rc=0
 KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$K_PORT IMAGE_MIGRATOR_SERVICEACCOUNT_DIR=$IM_WORK/sa \
   im_run "$IM_BIN" config -t swr.example.com/org -o incluster.json >out7 2>&1 || rc=$?
-assert_eq "$rc" 1 "in-cluster: same exit code"
+assert_eq "$rc" 3 "in-cluster: same exit code"
 cmp -s images.json incluster.json || fail "in-cluster: different images.json ($(tail -2 out7))"
 pass "in-cluster service account: identical images.json"
 

@@ -143,6 +143,8 @@ for word in True yes; do
   assert_eq "$(jq -r '.clusters[0].cluster["insecure-skip-tls-verify"]' <<<"$kv")" true "insecure-skip-tls-verify: $word: kubectl reads true"
   assert_eq "$("$IM_BIN" config --print-config -k "$D/bool-$word" | jq -r .insecureSkipTLSVerify)" true "insecure-skip-tls-verify: $word: we read true"
 done
+printf 'apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: "true"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n' >"$D/bool-quoted"
+refuse "a quoted boolean" "$D/bool-quoted" "must be true or false, not a quoted string" "cannot unmarshal string"
 tf=$(mk "{token: the-token, tokenFile: $D/no-such-token-file}" token-and-file)
 compare "token beside an unreadable tokenFile" --kubeconfig "$tf"
 kout=$(kubectl --kubeconfig "$tf" get --raw /version --request-timeout=2s 2>&1) || true

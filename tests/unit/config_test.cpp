@@ -91,6 +91,12 @@ TEST_CASE("migrate::AuthConfig: Docker Hub under any of its names") {
   CHECK(auth.find("docker.io", "team/app")->credentials.username() == "team"); // the namespace key still wins
   CHECK(auth.find("docker.io", "other/app")->credentials.username() == "all");
   CHECK(auth.find("quay.io", "team/app") == nullptr);
+  // A key naming the whole repository matches it (and what is below it), not its neighbours.
+  doc = nlohmann::json::parse(R"({"reg.io/team/app": {"username": "repo"}})");
+  auth = AuthConfig::from_json(doc, "auth.json", env);
+  CHECK(auth.find("reg.io", "team/app")->credentials.username() == "repo");
+  CHECK(auth.find("reg.io", "team/app/sub")->credentials.username() == "repo");
+  CHECK(auth.find("reg.io", "team/apps") == nullptr);
 }
 
 TEST_CASE("migrate::AuthConfig: values that start with $, and YAML numbers") {

@@ -435,4 +435,11 @@ TEST_CASE("migrate::auth_from_pull_secrets: one entry per registry, per reposito
   REQUIRE(warnings.size() == 1);
   CHECK(warnings[0] == "registry registry.example.com: 2 different accounts in the pull secrets; written per repository");
   CHECK(warnings[0].find("pass") == std::string::npos);
+  // And the auth loader gives each image its account through those keys.
+  auto config = migrate::AuthConfig::from_json(nlohmann::json::parse(auth.dump()), "auth.json",
+                                               [](const std::string&) { return std::nullopt; });
+  CHECK(config.find("registry.example.com", "team-a/app")->credentials.username() == "robot-a");
+  CHECK(config.find("registry.example.com", "team-b/app")->credentials.username() == "robot-b");
+  CHECK(config.find("quay.io", "org/tool")->credentials.username() == "q");
+  CHECK(config.find("registry.example.com", "team-c/app") == nullptr);
 }

@@ -162,6 +162,19 @@ TEST_CASE("migrate::expand_rules: a destination may repeat the source's digest (
                             Defaults{}, fake_tags({}));
   CHECK(e.errors.empty());
   CHECK(e.tasks.size() == 2);
+  // Pinned to two different digests (the tag's image drifted between workloads): a collision.
+  e = migrate::expand_rules({{"s.io/n/app:1.25", "d.io/o/app:1.25", {}, ""},
+                             {"s.io/n/app:1.25@" + x, "d.io/o/app:1.25@" + x, {}, ""},
+                             {"s.io/n/app:1.25@" + y, "d.io/o/app:1.25@" + y, {}, ""}},
+                            Defaults{}, fake_tags({}));
+  CHECK(e.tasks.size() == 2);
+  REQUIRE(e.errors.size() == 1);
+  CHECK(e.errors[0].message.find("destination d.io/o/app:1.25 is already the copy of") == 0);
+  // Two digests for one tag.
+  e = migrate::expand_rules({{"s.io/n/app@" + x, "d.io/o/app:v1", {}, ""}, {"s.io/n/app@" + y, "d.io/o/app:v1", {}, ""}},
+                            Defaults{}, fake_tags({}));
+  CHECK(e.tasks.size() == 1);
+  CHECK(e.errors.size() == 1);
 }
 
 TEST_CASE("migrate::rules_for_shard") {
