@@ -96,6 +96,13 @@ rc=0
 im_run "$IM_BIN" config -k "$F_TOKEN_KUBECONFIG" -t swr.example.com/org -o faults.json --page-size 50 \
   --report faults-audit.json --allow-partial >out4 2>&1 || rc=$?
 assert_eq "$rc" 0 "faults: exit 0 with --allow-partial (warnings only)"
+# The 410 restart drops what the earlier pages gave: as many image references as one unpaged list.
+refs() { sed -n 's/.* objects (\([0-9]*\) image references).*/\1/p' "$1" | tail -1; }
+grep -q "continue=.* 410" "$F_LOG" || fail "the server never sent 410"
+im_run "$IM_BIN" config -k "$F_TOKEN_KUBECONFIG" -t swr.example.com/org -o faults-unpaged.json --page-size 10000 \
+  --allow-partial >out4u 2>&1 || fail "unpaged listing failed: $(tail -2 out4u)"
+[ -n "$(refs out4)" ] || fail "no image reference count in the log"
+assert_eq "$(refs out4)" "$(refs out4u)" "image references after a 410 restart, as in one unpaged list"
 # A server URL with a wrong path: every list answers 404. Not "a cluster without workloads".
 sed -E "s#(server: '?https://[^' ]*)#\\1/wrong-prefix#" "$F_TOKEN_KUBECONFIG" >wrong-prefix.kubeconfig
 grep -q "/wrong-prefix" wrong-prefix.kubeconfig || fail "could not write the wrong-prefix kubeconfig"
