@@ -364,11 +364,18 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
     for (const char* field : {"maxConcurrency", "rps"}) {
       if (!value.contains(field) || value[field].is_null())
         continue;
-      const auto& v = value[field];
+      json v = value[field];
       if (key.find('/') != std::string::npos)
         throw ConfigError(where + "." + field + ": a cap applies to a whole registry: set it on the key \"" +
                           key.substr(0, key.find('/')) + "\"");
       bool whole = std::string(field) == "maxConcurrency";
+      if (!whole && v.is_string()) { // a YAML file's 1.5 arrives as text (YAML scalars other than integers stay text)
+        const std::string text = v.get<std::string>();
+        char* end = nullptr;
+        double d = std::strtod(text.c_str(), &end);
+        if (!text.empty() && end && *end == '\0')
+          v = d;
+      }
       if (whole ? !v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > 10000
                 : !v.is_number() || v.get<double>() <= 0 || v.get<double>() > 1e6)
         throw ConfigError(where + "." + field + (whole ? ": must be a whole number from 1 to 10000" : ": must be a number above 0") +

@@ -122,6 +122,11 @@ TEST_CASE("migrate::AuthConfig: values that start with $, and YAML numbers") {
     CHECK(parse_document("n: 42\nz: 0\nm: -7\n", "x.yaml")["n"] == 42);
     CHECK(parse_document("n: 42\nz: 0\nm: -7\n", "x.yaml")["z"] == 0);
     CHECK(parse_document("n: 42\nz: 0\nm: -7\n", "x.yaml")["m"] == -7);
+    // A fraction in YAML (rps) is read as the number it is.
+    auto caps = parse_document("reg.io:\n  rps: 1.5\n  maxConcurrency: 2\n", "auth.yaml");
+    CHECK(AuthConfig::from_json(caps, "auth.yaml", env).find("reg.io", "a/b")->rps == doctest::Approx(1.5));
+    CHECK(error_of([&] { AuthConfig::from_json(parse_document("reg.io:\n  rps: fast\n", "auth.yaml"), "auth.yaml", env); })
+              .find("rps: must be a number above 0") != std::string::npos);
   }
 }
 
