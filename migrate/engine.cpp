@@ -1354,7 +1354,7 @@ nlohmann::json failed_images_json(const Summary& s, const std::vector<RuleError>
     if (r.ok)
       continue;
     const std::string source = r.task.source.to_string();
-    // A destination by digest is written without it (rules take no digest there; it is kept anyway).
+    // A destination by digest is written without it: the copy keeps the source's digest anyway.
     const auto& to = r.task.destination;
     const std::string destination = to.name() + (to.tag.empty() ? "" : ":" + to.tag);
     auto it = doc.find(source);

@@ -417,8 +417,8 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
       Writer w{t.source.name() + ":" + t.source.tag, t.source.digest, t.source.to_string() + " (rule \"" + t.rule + "\")"};
       auto [it, fresh] = writers.try_emplace(t.destination.to_string(), w);
       const Writer& first = it->second;
-      const bool same = first.image == w.image && (first.digest.empty() || w.digest.empty() || first.digest == w.digest) &&
-                        !(t.source.tag.empty() && first.digest != w.digest);
+      // (A source without tag has a digest: two of them are one writer only with the same digest.)
+      const bool same = first.image == w.image && (first.digest.empty() || w.digest.empty() || first.digest == w.digest);
       if (!fresh && !same) {
         out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
                                           first.shown + "; " + t.source.to_string() + " is not copied there"});
