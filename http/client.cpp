@@ -379,10 +379,13 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
   return make_error(kind, where + ": " + detail);
 }
 
-/// Next request of a redirect chain; Authorization never travels to another host.
-Request follow(const Request& from, const Response& response) {
+/// Next request of a redirect chain; Authorization never travels to another host, and a redirect
+/// from https to plain http is refused.
+Result<Request> follow(const Request& from, const Response& response) {
   Request next = from;
   next.url = resolve_url(response.url, response.header("location"));
+  if (from.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
+    return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
   Url a, b;
   parse_url(from.url, a);
   parse_url(next.url, b);
@@ -447,28 +450,6 @@ private:
   std::size_t m_size = 0;
 };
 
-struct PipeState {
-  explicit PipeState(std::size_t ring_capacity) : ring(ring_capacity) {}
-  Ring ring;
-  Transfer get;
-  Transfer put;
-  std::uint64_t expected = 0;
-  std::uint64_t downloaded = 0;
-  std::uint64_t uploaded = 0;
-  bool get_paused = false;
-  std::size_t get_pending = 0;
-  bool put_paused = false;
-  bool get_done = false;
-  bool put_done = false;
-  std::optional<Error> abort;
-  const ChunkObserver* observer = nullptr;
-  const CompletionCheck* complete = nullptr;
-  // A resumed download: its first body byte checks the answer, then `skip` bytes (already
-  // streamed, sent again by a server that ignored the Range) are dropped.
-  bool check_resumed = false;
-  std::uint64_t skip = 0;
-};
-
 /// How many leading body bytes to drop from the answer to `Range: bytes=<offset>-`: none for a
 /// 206 that starts there, `offset` for a 200 (the server ignored the Range); anything else is
 /// an error.
@@ -483,6 +464,38 @@ Result<std::uint64_t> resumed_answer(const Response& r, std::uint64_t offset) {
                                             "-) answered HTTP " + std::to_string(r.status) +
                                             (range.empty() ? std::string() : " with Content-Range: " + range));
 }
+
+/// The request for the rest of a body, from byte `offset` on.
+Request rest_of(const Request& r, std::uint64_t offset) {
+  Request again = r;
+  again.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-");
+  return again;
+}
+
+/// The body of a resumed download: its answer is checked at the first body byte, then the bytes a
+/// server that ignored the Range sent again are dropped.
+struct ResumedBody {
+  bool check = false;
+  std::uint64_t skip = 0;
+  void expect(bool resumed) {
+    check = resumed;
+    skip = 0;
+  }
+  /// How many leading bytes of this chunk of `total` to drop (the answer to a request for the rest
+  /// from `offset`); an error when the answer is not that rest.
+  Result<std::size_t> drop(const Response& answer, std::uint64_t offset, std::size_t total) {
+    if (check) {
+      check = false;
+      auto s = resumed_answer(answer, offset);
+      if (!s)
+        return s.error();
+      skip = *s;
+    }
+    return static_cast<std::size_t>(std::min<std::uint64_t>(skip, total));
+  }
+  /// Those bytes are gone (not before: a paused chunk comes again whole).
+  void dropped(std::size_t n) { skip -= n; }
+};
 
 /// A resumed download answered with something other than its rest (a 401 for an expired token,
 /// a 404, a 416): an error of its own, so that no caller takes the answer for the whole blob's.
@@ -499,6 +512,25 @@ bool worth_resuming(const Error& why, unsigned resumes, std::uint64_t streamed, 
          streamed > resumed_at;
 }
 
+struct PipeState {
+  explicit PipeState(std::size_t ring_capacity) : ring(ring_capacity) {}
+  Ring ring;
+  Transfer get;
+  Transfer put;
+  std::uint64_t expected = 0;
+  std::uint64_t downloaded = 0;
+  std::uint64_t uploaded = 0;
+  bool get_paused = false;
+  std::size_t get_pending = 0;
+  bool put_paused = false;
+  bool get_done = false;
+  bool put_done = false;
+  std::optional<Error> abort;
+  const ChunkObserver* observer = nullptr;
+  const CompletionCheck* complete = nullptr;
+  ResumedBody resumed; ///< the download's, when it was asked again from `downloaded`
+};
+
 std::size_t on_pipe_download(char* data, std::size_t size, std::size_t n, void* user) {
   auto* s = static_cast<PipeState*>(user);
   const std::size_t total = size * n;
@@ -510,19 +542,13 @@ std::size_t on_pipe_download(char* data, std::size_t size, std::size_t n, void* 
   }
   if (s->abort)
     return 0;
-  if (s->check_resumed) {
-    s->check_resumed = false;
-    auto skip = resumed_answer(s->get.response, s->downloaded);
-    if (!skip) {
-      s->abort = skip.error();
-      return 0;
-    }
-    s->skip = *skip;
+  auto drop = s->resumed.drop(s->get.response, s->downloaded, total);
+  if (!drop) {
+    s->abort = drop.error();
+    return 0;
   }
-  // Dropped only once the rest is taken: a paused chunk comes again whole.
-  const auto drop = static_cast<std::size_t>(std::min<std::uint64_t>(s->skip, total));
-  const char* body = data + drop;
-  const std::size_t len = total - drop;
+  const char* body = data + *drop;
+  const std::size_t len = total - *drop;
   if (len > s->ring.capacity())
     s->ring.grow(len);
   if (s->ring.free() < len) {
@@ -531,7 +557,7 @@ std::size_t on_pipe_download(char* data, std::size_t size, std::size_t n, void* 
     s->get_pending = len;
     return CURL_WRITEFUNC_PAUSE;
   }
-  s->skip -= drop;
+  s->resumed.dropped(*drop);
   if (len == 0)
     return total;
   s->downloaded += len;
@@ -667,14 +693,13 @@ struct Client::Impl {
       const BodyReader* reader = nullptr;
       std::optional<Error> abort;
       std::uint64_t* streamed = nullptr;
-      bool check_resumed = false;
-      std::uint64_t skip = 0;
+      ResumedBody resumed;
     } st;
     Transfer& t = st.t;
     st.sink = sink;
     st.reader = reader;
     st.streamed = streamed;
-    st.check_resumed = streamed && *streamed > 0;
+    st.resumed.expect(streamed && *streamed > 0);
     t.body_limit = o.max_buffered_body;
     setup(h.get(), r, t, o, share, trust);
     if (sink || reader)
@@ -702,18 +727,13 @@ struct Client::Impl {
         auto* s = static_cast<Streamed*>(user);
         if (!is_success(s->t.response.status))
           return on_buffered_body(data, size, n, &s->t);
-        if (s->check_resumed) {
-          s->check_resumed = false;
-          auto skip = resumed_answer(s->t.response, *s->streamed);
-          if (!skip) {
-            s->abort = skip.error();
-            return 0;
-          }
-          s->skip = *skip;
+        auto drop = s->resumed.drop(s->t.response, s->streamed ? *s->streamed : 0, size * n);
+        if (!drop) {
+          s->abort = drop.error();
+          return 0;
         }
-        const auto drop = static_cast<std::size_t>(std::min<std::uint64_t>(s->skip, size * n));
-        s->skip -= drop;
-        std::string_view chunk(data + drop, size * n - drop);
+        s->resumed.dropped(*drop);
+        std::string_view chunk(data + *drop, size * n - *drop);
         if (chunk.empty())
           return size * n;
         if (auto ok = (*s->sink)(chunk); !ok) {
@@ -854,8 +874,7 @@ Result<Response> Client::download(const Request& request, const ChunkObserver& o
     if (!response && on_resume && on_chunk &&
         worth_resuming(response.error(), resumes, streamed, resumed_at)) {
       // Broken after some of the body: ask for the rest (redirects are followed again).
-      Request again = request;
-      again.headers.emplace_back("Range", "bytes=" + std::to_string(streamed) + "-");
+      Request again = rest_of(request, streamed);
       if (auto st = on_resume(again, streamed, response.error()); !st)
         return response;
       ++resumes;
@@ -873,9 +892,9 @@ Result<Response> Client::download(const Request& request, const ChunkObserver& o
     if (hop == 10)
       return make_error(ErrorKind::network, "too many redirects from " + redact_url(request.url));
     auto next = follow(current, *response);
-    if (current.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
-      return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
-    current = std::move(next);
+    if (!next)
+      return next.error();
+    current = std::move(*next);
   }
 }
 
@@ -917,9 +936,9 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
     if (hops++ == 10)
       return make_error(ErrorKind::network, "too many redirects from " + redact_url(get_request.url));
     auto next = follow(get, s.get.response);
-    if (get.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
-      return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
-    get = std::move(next);
+    if (!next)
+      return next.error();
+    get = std::move(*next);
     open_get();
     return {};
   };
@@ -1013,16 +1032,14 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
   curl_multi_add_handle(multi.get(), put_h.get());
 
   auto resume = [&](const Error& why) -> Status {
-    Request again = get_request;
-    again.headers.emplace_back("Range", "bytes=" + std::to_string(s.downloaded) + "-");
+    Request again = rest_of(get_request, s.downloaded);
     if (auto st = on_resume(again, s.downloaded, why); !st)
       return st;
     ++resumes;
     resumed_at = s.downloaded;
     hops = 0;
     get = std::move(again);
-    s.check_resumed = true;
-    s.skip = 0;
+    s.resumed.expect(true);
     s.get_done = false;
     open_get();
     return {};
