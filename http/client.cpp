@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -607,10 +608,14 @@ std::size_t on_pipe_upload_response(char* data, std::size_t size, std::size_t n,
 
 } // namespace
 
-std::string Response::header(std::string_view name) const {
-  std::string key = to_lower(name);
+std::string header_of(const Headers& headers, std::string_view name) {
+  auto same = [&](const std::string& k) {
+    return std::equal(k.begin(), k.end(), name.begin(), name.end(), [](unsigned char a, unsigned char b) {
+      return std::tolower(a) == std::tolower(b);
+    });
+  };
   for (const auto& [k, v] : headers)
-    if (k == key)
+    if (same(k))
       return v;
   return {};
 }

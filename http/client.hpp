@@ -21,6 +21,9 @@ namespace http {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+/// First value of the header (case-insensitive name), or "" when absent.
+std::string header_of(const Headers& headers, std::string_view name);
+
 /// TLS settings for one registry. Verification is on unless explicitly turned off.
 struct Tls {
   std::string ca_file;   ///< extra CA bundle (PEM), added to the system store
@@ -43,6 +46,9 @@ struct Request {
   std::string proxy;              ///< explicit proxy URL; empty = libcurl's environment (HTTPS_PROXY, NO_PROXY)
   std::vector<std::string> connect_to; ///< libcurl CONNECT_TO entries "HOST:PORT:ADDRESS:PORT" (TLS still checks HOST)
   std::optional<std::uint64_t> upload_size; ///< for pipe(): the streamed body's exact length
+
+  /// First value of the header (case-insensitive name), or "" when absent.
+  std::string header(std::string_view name) const { return header_of(headers, name); }
 };
 
 struct Response {
@@ -52,7 +58,7 @@ struct Response {
   std::string url;  ///< the URL that produced this response (after redirects)
 
   /// First value of the header (case-insensitive name), or "" when absent.
-  std::string header(std::string_view name) const;
+  std::string header(std::string_view name) const { return header_of(headers, name); }
 };
 
 struct Options {

@@ -428,12 +428,15 @@ ManifestHead head_of(const http::Response& response) {
 }
 } // namespace
 
-std::optional<http::Request> Registry::head_request(const std::string& repository, const std::string& reference) {
+std::optional<http::Request> Registry::head_request(const std::string& repository, const std::string& reference,
+                                                    const std::string& expected) {
   if (m_options.limiter && m_options.limiter->limited())
     return std::nullopt; // caps count every request: these go one by one through send()
   auto r = manifest_request("HEAD", repository, reference);
   if (!owns(r.url))
     return std::nullopt;
+  if (valid_digest(expected))
+    r.headers.emplace_back("If-None-Match", "\"" + expected + "\"");
   // The caller's thread drives many requests: it must not wait on a token server. Without a token
   // in hand the image's own worker asks, and fetches one.
   if (!m_auth.authorize_known(r, pull_scope(repository)))
@@ -449,9 +452,9 @@ bool Registry::fetch_pull_token(const std::string& repository) {
 
 HeadAnswer Registry::read_head(const http::Request& request, const Result<http::Response>& response) {
   HeadAnswer answer;
-  std::string what = "checking manifest " + http::redact_url(request.url);
+  auto what = [&] { return "checking manifest " + http::redact_url(request.url); }; // for errors only
   if (!response) {
-    http::Error e = response.error().context("registry " + m_options.host).context(what);
+    http::Error e = response.error().context("registry " + m_options.host).context(what());
     if (e.retryable())
       answer.failed = std::move(e);
     return answer;
@@ -459,12 +462,19 @@ HeadAnswer Registry::read_head(const http::Request& request, const Result<http::
   note_quota(*response);
   if (response->status == 404) {
     answer.head = std::optional<ManifestHead>();
+  } else if (response->status == 304) {
+    // Only an answer to our If-None-Match: the tag is at the digest we named.
+    std::string expected = request.header("If-None-Match");
+    if (expected.size() > 2 && expected.front() == '"' && expected.back() == '"')
+      expected = expected.substr(1, expected.size() - 2);
+    if (valid_digest(expected))
+      answer.head = std::optional<ManifestHead>(ManifestHead{expected, {}, 0});
   } else if (response->status == 200) {
     ManifestHead head = head_of(*response);
     if (valid_digest(head.digest))
       answer.head = std::optional<ManifestHead>(head);
   } else if (response->status != 401 && !quota_spent(*response)) {
-    http::Error e = registry_error(what, *response);
+    http::Error e = registry_error(what(), *response);
     if (e.retryable())
       answer.failed = std::move(e);
   }

@@ -73,8 +73,13 @@ public:
   /// head_manifest as a request to send with others (http::Client::stream), credentials included
   /// when known; nullopt when this registry's requests must go one at a time (caps in auth.json), or
   /// when a token would have to be fetched first (never here: the caller must not wait on it).
-  std::optional<http::Request> head_request(const std::string& repository, const std::string& reference);
-  /// Reads the answer to a head_request. Anything but a head or a 404 settles nothing: ask again
+  /// With `expected` (a digest), the request is conditional (If-None-Match: the manifest's ETag is
+  /// its digest): a registry that finds the tag at that digest answers 304 without reading the
+  /// manifest, which is most of the work of a HEAD in distribution's registry.
+  std::optional<http::Request> head_request(const std::string& repository, const std::string& reference,
+                                            const std::string& expected = {});
+  /// Reads the answer to a head_request. Anything but a head, a 404, or a 304 to a conditional
+  /// request (a head with the expected digest, and no media type or size) settles nothing: ask again
   /// with head_manifest (which retries, authenticates and explains), after the wait `failed` asks
   /// for when the answer was a retryable failure (a 5xx, a 429 with its Retry-After, a reset).
   HeadAnswer read_head(const http::Request& request, const Result<http::Response>& response);

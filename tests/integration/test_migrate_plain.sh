@@ -19,7 +19,7 @@ seed "$L" multi "$SRC_ADDR/ns/multi:v1"
 seed "$L" single "$SRC_ADDR/ns/docker:v2s2" --format v2s2
 seed "$L" shared1 "$SRC_ADDR/ns/shared-a:1"
 seed "$L" shared2 "$SRC_ADDR/ns/shared-b:1"
-for t in t1 t2 t3 t4 t5; do seed "$L" shared1 "$SRC_ADDR/ns/paged:$t"; done
+for t in t1 t2 t3 t4 t5; do seed "$L" "$([ "$t" == t2 ] && echo shared2 || echo shared1)" "$SRC_ADDR/ns/paged:$t"; done
 app_digest=$(raw_digest "$SRC_ADDR/ns/app:1.0")
 pass "seeded 11 tags in 6 repositories"
 
@@ -94,6 +94,41 @@ im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" 
 assert_eq "$rc" 0 "second run exits 0"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2")" 13 "second run skips all 13 images"
 assert_eq "$(grep -c '"PUT /v2/' "$DST_LOG" || true)" "$puts_before" "second run uploads nothing"
+# Each image's second HEAD names the digest the first one answered (If-None-Match): one 304 per image
+# whose source is a tag (12; ns/app@digest asks only the destination), at one end or the other.
+conditional_304s() { # LINES_SRC LINES_DST: 304s to manifest HEADs after those lines of the two logs
+  echo $(($(tail -n +"$(($1 + 1))" "$SRC_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/[^"]*" 304 ' || true) +
+    $(tail -n +"$(($2 + 1))" "$DST_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/[^"]*" 304 ' || true)))
+}
+src_lines=$(wc -l <"$SRC_LOG") dst_lines=$(wc -l <"$DST_LOG")
+im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
+  --namespace def --log "" >"$IM_WORK/out2b" 2>&1 || fail "third run (no-op) failed"
+assert_eq "$(conditional_304s "$src_lines" "$dst_lines")" 12 "a no-op answers one conditional HEAD per tagged image with 304"
+assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2b")" 13 "the no-op skips all 13 images"
+# Two destination tags swapped (team/paged:t1 holds t2's image and back): those two images come in
+# one after the other, so one asks its source first and the other its destination; the digest named
+# is then not the other end's, the answer is a 200, and both are copied again.
+put_paged_tag() { # TAG MANIFEST: PUT MANIFEST under DST team/paged:TAG
+  curl -sf -o /dev/null -X PUT -H "Content-Type: $(jq -r .mediaType <<<"$2")" --data-binary "$2" \
+    "http://$DST_ADDR/v2/team/paged/manifests/$1" || fail "cannot put a manifest under team/paged:$1"
+}
+d1=$(raw_digest "$DST_ADDR/team/paged:t1") d2=$(raw_digest "$DST_ADDR/team/paged:t2")
+[ "$d1" != "$d2" ] || fail "team/paged:t1 and t2 are one image: the swap below would test nothing"
+m1=$(raw_manifest "$DST_ADDR/team/paged:t1") m2=$(raw_manifest "$DST_ADDR/team/paged:t2")
+put_paged_tag t1 "$m2"
+put_paged_tag t2 "$m1"
+assert_eq "$(raw_digest "$DST_ADDR/team/paged:t1") $(raw_digest "$DST_ADDR/team/paged:t2")" "$d2 $d1" "destination tags swapped"
+src_lines=$(wc -l <"$SRC_LOG") dst_lines=$(wc -l <"$DST_LOG")
+im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
+  --namespace def --log "" >"$IM_WORK/out2c" 2>&1 || fail "run over the swapped tags failed"
+grep -q "OK $SRC_ADDR/ns/paged:t1 -> $DST_ADDR/team/paged:t1 $d1 .* replaced=$d2$" "$IM_WORK/out2c" ||
+  fail "team/paged:t1 not copied back ($(grep 'paged:t1' "$IM_WORK/out2c"))"
+grep -q "OK $SRC_ADDR/ns/paged:t2 -> $DST_ADDR/team/paged:t2 $d2 .* replaced=$d1$" "$IM_WORK/out2c" ||
+  fail "team/paged:t2 not copied back ($(grep 'paged:t2' "$IM_WORK/out2c"))"
+assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2c")" 11 "the 11 others are skipped"
+assert_eq "$(conditional_304s "$src_lines" "$dst_lines")" 10 "no 304 for the two swapped tags"
+check ns/paged:t1 team/paged:t1
+check ns/paged:t2 team/paged:t2
 
 # image-syncer's single --config file, YAML this time, environment defaults for rule 8.
 cat >"$IM_WORK/config.yaml" <<YAML
