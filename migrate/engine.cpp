@@ -1130,30 +1130,32 @@ Summary Engine::run(TaskFeed& feed) {
     };
     // A task its answers settle (a re-sync is mostly these) is finished right here: waking a worker
     // for it would cost more than the task. It runs the same code either way; a task that did need a
-    // request would only hold up the HEADs of the others meanwhile.
-    auto hand_over = [&](std::size_t i, KnownHeads known) {
-      if (m_impl->settled_by(tasks[i], known)) {
-        Release release{mutex, cv, outstanding};
-        run_one(tasks[i], results[i], 0, known);
-        return;
-      }
-      done.push_back(image_pool.submit([&, t = &tasks[i], r = &results[i], k = std::move(known)] {
-        Release release{mutex, cv, outstanding};
-        run_one(*t, *r, 0, k);
-      }));
-    };
-    // Tasks whose answers are all in go on in the feed's order (answers come back in any order:
-    // each image asks its two ends one after the other, starting with either), so that images are
-    // copied in the order of the rules and their tags.
-    std::map<std::size_t, KnownHeads> ready;
+    // request would only hold up the HEADs of the others meanwhile. The others go to the image
+    // workers in the feed's order (answers come back in any order: each image asks its two ends one
+    // after the other, starting with either), so that images are copied in the order of the rules
+    // and their tags.
+    std::map<std::size_t, std::optional<KnownHeads>> ready; // answered; nullopt: finished here
     std::size_t next_ready = 0;
     auto answered = [&](std::size_t i, KnownHeads known) {
       known.answered = Clock::now();
-      ready.emplace(i, std::move(known));
+      if (m_impl->settled_by(tasks[i], known)) {
+        {
+          Release release{mutex, cv, outstanding};
+          run_one(tasks[i], results[i], 0, known);
+        }
+        ready.emplace(i, std::nullopt);
+      } else {
+        ready.emplace(i, std::move(known));
+      }
       for (auto it = ready.begin(); it != ready.end() && it->first == next_ready; it = ready.begin()) {
         auto node = ready.extract(it);
         ++next_ready;
-        hand_over(node.key(), std::move(node.mapped()));
+        if (node.mapped())
+          done.push_back(image_pool.submit([&, t = &tasks[node.key()], r = &results[node.key()],
+                                            k = std::move(*node.mapped())] {
+            Release release{mutex, cv, outstanding};
+            run_one(*t, *r, 0, k);
+          }));
       }
     };
     // Queues the HEAD of `ref` for task i; false when it cannot go in the stream (the worker asks).
