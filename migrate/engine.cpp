@@ -1159,14 +1159,21 @@ Summary Engine::run(TaskFeed& feed) {
       }
     };
     // Queues the HEAD of `ref` for task i; false when it cannot go in the stream (the worker asks).
-    auto ask = [&](std::size_t i, const registry::Reference& ref, bool source, const std::string& expected) {
+    // An image's second HEAD goes before the first HEADs of images not started: it finishes an
+    // image, and frees its place in the look-ahead.
+    auto ask = [&](std::size_t i, const registry::Reference& ref, bool source, const std::string& expected,
+                   bool second) {
       auto req = m_impl->head_request_for(ref, expected);
       if (!req) {
         m_impl->warm_tokens(ref); // no token in hand, perhaps
         return false;
       }
       asked.emplace(next_id, Asked{i, source, req->second, req->first});
-      queued.push_back({next_id++, std::move(req->first)});
+      http::Client::Streamed item{next_id++, std::move(req->first)};
+      if (second)
+        queued.push_front(std::move(item));
+      else
+        queued.push_back(std::move(item));
       return true;
     };
     // Takes one task from the feed (waiting for one if `wait`); false when there is none.
@@ -1204,12 +1211,12 @@ Summary Engine::run(TaskFeed& feed) {
         const bool pinned = !tasks[i].source.digest.empty();
         const bool source_first = !pinned && i % 2 == 0;
         if (pinned) {
-          if (ask(i, tasks[i].destination, false, {}))
+          if (ask(i, tasks[i].destination, false, {}, false))
             ++w.due;
-        } else if (ask(i, source_first ? tasks[i].source : tasks[i].destination, source_first, {})) {
+        } else if (ask(i, source_first ? tasks[i].source : tasks[i].destination, source_first, {}, false)) {
           ++w.due;
           w.next_source = !source_first;
-        } else if (ask(i, source_first ? tasks[i].destination : tasks[i].source, !source_first, {})) {
+        } else if (ask(i, source_first ? tasks[i].destination : tasks[i].source, !source_first, {}, false)) {
           ++w.due;
         }
       }
@@ -1246,7 +1253,7 @@ Summary Engine::run(TaskFeed& feed) {
             w.next_source.reset();
             const auto& got = source ? known.destination : known.source;
             const auto& ref = source ? tasks[a.task].source : tasks[a.task].destination;
-            if (!m_impl->cancelled() && ask(a.task, ref, source, got && *got ? (*got)->digest : std::string()))
+            if (!m_impl->cancelled() && ask(a.task, ref, source, got && *got ? (*got)->digest : std::string(), true))
               ++w.due;
           }
           if (--w.due == 0) {
