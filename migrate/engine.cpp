@@ -1091,10 +1091,10 @@ Summary Engine::run(TaskFeed& feed) {
     // and hands each task to an image worker with the answers. One end's HEAD goes first; the
     // other's follows with the digest it answered in If-None-Match, so that a registry whose tag
     // is already at that digest answers 304 without reading the manifest: on a re-sync, half the
-    // HEADs cost the registries less. The other HEADs in flight hide the wait. At most `ahead` tasks are taken and
-    // not finished (asking, waiting for a worker, or running), so a tag is not resolved long before
-    // its image is copied; answers older than KnownHeads::fresh when the worker starts are asked
-    // again anyway.
+    // HEADs cost the registries less. The other HEADs in flight hide the wait. At most `ahead`
+    // tasks are taken and not finished (asking, waiting for a worker, or running), so a tag is not
+    // resolved long before its image is copied; answers older than KnownHeads::fresh when the
+    // worker starts are asked again anyway.
     const std::size_t ahead = std::max<std::size_t>(16, 2 * static_cast<std::size_t>(workers));
     std::mutex mutex;
     std::condition_variable cv;
