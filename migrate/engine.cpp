@@ -578,7 +578,10 @@ struct Engine::Impl {
       return false;
     const auto& tags_of = **by_subject;
     // An index's images may have referrer tags of their own: then its children must be read.
-    return !tags_of.count(registry::referrers_tag(digest)) && (tags_of.empty() || !registry::is_index_type(media_type));
+    // (A type that is not known to be an image's, e.g. taken from the other end's answer to a 304,
+    // or a generic one, settles nothing when there are such tags.)
+    return !tags_of.count(registry::referrers_tag(digest)) &&
+           (tags_of.empty() || registry::is_image_manifest_type(media_type));
   }
 
   /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
@@ -626,7 +629,8 @@ struct Engine::Impl {
       // them one by one); the children are read only when the repository has such tags to match.
       std::vector<std::string> subjects{r.digest};
       const bool others = tags_of.size() > tags_of.count(registry::referrers_tag(r.digest));
-      if (others && depth == 0 && registry::is_index_type(r.media_type)) { // an image's index, not a referrers index
+      // An image's index (not a referrers index); a type not known to be an image's is read too.
+      if (others && depth == 0 && !registry::is_image_manifest_type(r.media_type)) {
         auto index = retry("manifest " + task.source.to_string(), [&] { return src.get_manifest(src_repo, r.digest); });
         if (!index)
           return fail(index.error().message, !index.error().retryable());
@@ -1133,9 +1137,30 @@ Summary Engine::run(TaskFeed& feed) {
     // request would only hold up the HEADs of the others meanwhile. The others go to the image
     // workers in the feed's order (answers come back in any order: each image asks its two ends one
     // after the other, starting with either), so that images are copied in the order of the rules
-    // and their tags.
-    std::map<std::size_t, std::optional<KnownHeads>> ready; // answered; nullopt: finished here
+    // and their tags; but a task is held at most a second behind an earlier one whose answers are
+    // slow to come (a registry that does not answer would otherwise hold up every other one's images).
+    std::map<std::size_t, std::optional<KnownHeads>> ready; // answered; nullopt: finished or started
     std::size_t next_ready = 0;
+    auto start = [&](std::size_t i, KnownHeads known) {
+      done.push_back(image_pool.submit([&, t = &tasks[i], r = &results[i], k = std::move(known)] {
+        Release release{mutex, cv, outstanding};
+        run_one(*t, *r, 0, k);
+      }));
+    };
+    auto start_ready = [&] {
+      for (auto it = ready.begin(); it != ready.end() && it->first == next_ready; it = ready.begin()) {
+        auto node = ready.extract(it);
+        ++next_ready;
+        if (node.mapped())
+          start(node.key(), std::move(*node.mapped()));
+      }
+      const auto now = Clock::now();
+      for (auto& [i, held] : ready)
+        if (held && now - held->answered > std::chrono::seconds(1)) {
+          start(i, std::move(*held));
+          held.reset();
+        }
+    };
     auto answered = [&](std::size_t i, KnownHeads known) {
       known.answered = Clock::now();
       if (m_impl->settled_by(tasks[i], known)) {
@@ -1147,16 +1172,7 @@ Summary Engine::run(TaskFeed& feed) {
       } else {
         ready.emplace(i, std::move(known));
       }
-      for (auto it = ready.begin(); it != ready.end() && it->first == next_ready; it = ready.begin()) {
-        auto node = ready.extract(it);
-        ++next_ready;
-        if (node.mapped())
-          done.push_back(image_pool.submit([&, t = &tasks[node.key()], r = &results[node.key()],
-                                            k = std::move(*node.mapped())] {
-            Release release{mutex, cv, outstanding};
-            run_one(*t, *r, 0, k);
-          }));
-      }
+      start_ready();
     };
     // Queues the HEAD of `ref` for task i; false when it cannot go in the stream (the worker asks).
     // An image's second HEAD goes before the first HEADs of images not started: it finishes an
@@ -1228,6 +1244,8 @@ Summary Engine::run(TaskFeed& feed) {
     };
     m_impl->client.stream(
         [&](bool idle) -> std::optional<http::Client::Streamed> {
+          if (!ready.empty())
+            start_ready();
           while (queued.empty())
             if (!take(idle))
               return std::nullopt;

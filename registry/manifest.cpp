@@ -77,6 +77,11 @@ bool is_index_type(std::string_view media_type) {
   return media_type == media::oci_index || media_type == media::docker_list;
 }
 
+bool is_image_manifest_type(std::string_view media_type) {
+  return media_type == media::oci_manifest || media_type == media::docker_manifest ||
+         media_type == media::docker_schema1 || media_type == media::docker_schema1_signed;
+}
+
 Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view content_type) {
   json j;
   try {

@@ -64,6 +64,9 @@ std::string strip_params(std::string_view content_type);
 
 /// Whether a media type is an index (OCI index or Docker manifest list).
 bool is_index_type(std::string_view media_type);
+/// Whether a media type is known to be a single image's manifest (OCI, Docker schema 2 or 1): not an
+/// index. An empty or generic type ("application/json") is neither: read the manifest to know.
+bool is_image_manifest_type(std::string_view media_type);
 
 /// Whether `platform` is selected by one of `wanted` ("os/arch" matches every variant; "os/arch/variant"
 /// only that one).

@@ -35,6 +35,8 @@
 //                                     (text stays text: '2' -> '3', 'l' -> 'm')
 //     drop-header=NAME                forward the request without its NAME header
 //                                     (e.g. drop-header=range: a server that ignores Range)
+//     delay=SECS                      wait SECS (fractions allowed) before forwarding the
+//                                     request: a slow answer, HEADs included
 //     shift-range=BYTES               forward "Range: bytes=FIRST-..." as starting BYTES
 //                                     earlier (at 0 at the least): a server whose 206
 //                                     does not start where it was asked to
@@ -181,7 +183,7 @@ std::string trim(const std::string& s) {
 
 // ------------------------------------------------------------------ rules
 
-enum class Kind { None, Status, ResetResponse, ResetRequest, Truncate, Stall, Corrupt, DropHeader, ShiftRange };
+enum class Kind { None, Status, ResetResponse, ResetRequest, Truncate, Stall, Corrupt, DropHeader, ShiftRange, Delay };
 
 struct Rule {
   std::vector<std::string> methods; // empty: any
@@ -276,6 +278,15 @@ std::optional<Rule> parse_rule(const std::string& text, std::string& err) {
     }
     r.kind = Kind::DropHeader;
     r.header = lower(value);
+  } else if (name == "delay") {
+    char* end = nullptr;
+    double secs = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || secs < 0) {
+      err = "delay needs a number of seconds";
+      return std::nullopt;
+    }
+    r.kind = Kind::Delay;
+    r.seconds = secs;
   } else if (name == "shift-range") {
     if (!parse_u64(value, r.bytes)) {
       err = "shift-range needs a number of bytes";
@@ -985,6 +996,8 @@ private:
     }
 
     // ---- forward the request head
+    if (a.kind == Kind::Delay)
+      std::this_thread::sleep_for(std::chrono::duration<double>(a.seconds));
     if (a.kind == Kind::DropHeader)
       *raw = edit_header(*raw, a.header, [](const std::string&) { return std::optional<std::string>(); });
     if (a.kind == Kind::ShiftRange)

@@ -104,6 +104,10 @@ src_lines=$(wc -l <"$SRC_LOG") dst_lines=$(wc -l <"$DST_LOG")
 im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
   --namespace def --log "" >"$IM_WORK/out2b" 2>&1 || fail "third run (no-op) failed"
 assert_eq "$(conditional_304s "$src_lines" "$dst_lines")" 12 "a no-op answers one conditional HEAD per tagged image with 304"
+# ...and takes the 304 as the answer: no image is asked again (12 x 2 HEADs, and the pinned one's 1).
+assert_eq $(($(tail -n +"$((src_lines + 1))" "$SRC_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/' || true) +
+  $(tail -n +"$((dst_lines + 1))" "$DST_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/' || true))) 25 \
+  "the no-op sends 25 manifest HEADs in all"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2b")" 13 "the no-op skips all 13 images"
 # Two destination tags swapped (team/paged:t1 holds t2's image and back): those two images come in
 # one after the other, so one asks its source first and the other its destination; the digest named

@@ -74,3 +74,12 @@ TEST_CASE("registry::digest") {
   CHECK_FALSE(registry::valid_digest("sha256:abc"));
   CHECK_FALSE(registry::valid_digest("md5:" + std::string(32, 'a')));
 }
+
+TEST_CASE("registry::is_image_manifest_type: only the types known to be one image's") {
+  CHECK(registry::is_image_manifest_type("application/vnd.oci.image.manifest.v1+json"));
+  CHECK(registry::is_image_manifest_type("application/vnd.docker.distribution.manifest.v2+json"));
+  CHECK_FALSE(registry::is_image_manifest_type("application/vnd.oci.image.index.v1+json"));
+  CHECK_FALSE(registry::is_image_manifest_type("application/vnd.docker.distribution.manifest.list.v2+json"));
+  CHECK_FALSE(registry::is_image_manifest_type("application/json")); // generic: read the manifest to know
+  CHECK_FALSE(registry::is_image_manifest_type(""));                 // a 304 names none
+}
