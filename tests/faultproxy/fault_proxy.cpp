@@ -225,6 +225,13 @@ bool parse_u64(const std::string& s, std::uint64_t& out) {
   return errno == 0;
 }
 
+/// A number of seconds, fractions allowed, not negative.
+bool parse_seconds(const std::string& s, double& out) {
+  char* end = nullptr;
+  out = std::strtod(s.c_str(), &end);
+  return !s.empty() && *end == '\0' && out >= 0;
+}
+
 std::optional<Rule> parse_rule(const std::string& text, std::string& err) {
   std::istringstream in(text);
   std::vector<std::string> tok;
@@ -279,14 +286,11 @@ std::optional<Rule> parse_rule(const std::string& text, std::string& err) {
     r.kind = Kind::DropHeader;
     r.header = lower(value);
   } else if (name == "delay") {
-    char* end = nullptr;
-    double secs = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0' || secs < 0) {
+    if (!parse_seconds(value, r.seconds)) {
       err = "delay needs a number of seconds";
       return std::nullopt;
     }
     r.kind = Kind::Delay;
-    r.seconds = secs;
   } else if (name == "shift-range") {
     if (!parse_u64(value, r.bytes)) {
       err = "shift-range needs a number of bytes";
@@ -295,21 +299,12 @@ std::optional<Rule> parse_rule(const std::string& text, std::string& err) {
     r.kind = Kind::ShiftRange;
   } else if (name == "stall-response-after") {
     auto comma = value.find(',');
-    std::uint64_t b;
-    char* end = nullptr;
-    if (comma == std::string::npos || !parse_u64(value.substr(0, comma), b)) {
-      err = "stall-response-after needs BYTES,SECONDS";
-      return std::nullopt;
-    }
-    std::string secs = value.substr(comma + 1);
-    double s = std::strtod(secs.c_str(), &end);
-    if (secs.empty() || *end != '\0' || s < 0) {
+    if (comma == std::string::npos || !parse_u64(value.substr(0, comma), r.bytes) ||
+        !parse_seconds(value.substr(comma + 1), r.seconds)) {
       err = "stall-response-after needs BYTES,SECONDS";
       return std::nullopt;
     }
     r.kind = Kind::Stall;
-    r.bytes = b;
-    r.seconds = s;
   } else {
     std::uint64_t b;
     if (!parse_u64(value, b)) {
