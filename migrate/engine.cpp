@@ -1222,17 +1222,18 @@ Summary Engine::run(TaskFeed& feed) {
       Waiting w;
       if (!m_impl->cancelled()) {
         // Every other image asks the source first: each registry then answers half of the
-        // conditional HEADs, the cheap ones (alternating measured 3% faster than source first on
-        // a re-sync between two docker-registry processes, whose CPU bounds it).
+        // conditional HEADs, the cheap ones (alternating measured about 3% faster than source first
+        // on a re-sync between two docker-registry processes, whose CPU bounds it).
+        // A source pinned by digest is not asked: its destination is, alone.
         const bool pinned = !tasks[i].source.digest.empty();
         const bool source_first = !pinned && i % 2 == 0;
-        if (pinned) {
-          if (ask(i, tasks[i].destination, false, {}, false))
-            ++w.due;
-        } else if (ask(i, source_first ? tasks[i].source : tasks[i].destination, source_first, {}, false)) {
+        const auto& first = source_first ? tasks[i].source : tasks[i].destination;
+        const auto& second = source_first ? tasks[i].destination : tasks[i].source;
+        if (ask(i, first, source_first, {}, false)) {
           ++w.due;
-          w.next_source = !source_first;
-        } else if (ask(i, source_first ? tasks[i].destination : tasks[i].source, !source_first, {}, false)) {
+          if (!pinned)
+            w.next_source = !source_first;
+        } else if (!pinned && ask(i, second, !source_first, {}, false)) {
           ++w.due;
         }
       }
