@@ -96,18 +96,17 @@ assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2")" 13 "second run
 assert_eq "$(grep -c '"PUT /v2/' "$DST_LOG" || true)" "$puts_before" "second run uploads nothing"
 # Each image's second HEAD names the digest the first one answered (If-None-Match): one 304 per image
 # whose source is a tag (12; ns/app@digest asks only the destination), at one end or the other.
-conditional_304s() { # LINES_SRC LINES_DST: 304s to manifest HEADs after those lines of the two logs
-  echo $(($(tail -n +"$(($1 + 1))" "$SRC_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/[^"]*" 304 ' || true) +
-    $(tail -n +"$(($2 + 1))" "$DST_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/[^"]*" 304 ' || true)))
+manifest_heads() { # LINES_SRC LINES_DST STATUS: manifest HEADs answered STATUS (a regex) after those lines of the two logs
+  local pattern="\"HEAD /v2/[^\"]*/manifests/[^\"]*\" $3 "
+  echo $(($(tail -n +"$(($1 + 1))" "$SRC_LOG" | grep -cE "$pattern" || true) +
+    $(tail -n +"$(($2 + 1))" "$DST_LOG" | grep -cE "$pattern" || true)))
 }
 src_lines=$(wc -l <"$SRC_LOG") dst_lines=$(wc -l <"$DST_LOG")
 im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
   --namespace def --log "" >"$IM_WORK/out2b" 2>&1 || fail "third run (no-op) failed"
-assert_eq "$(conditional_304s "$src_lines" "$dst_lines")" 12 "a no-op answers one conditional HEAD per tagged image with 304"
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 12 "a no-op answers one conditional HEAD per tagged image with 304"
 # ...and takes the 304 as the answer: no image is asked again (12 x 2 HEADs, and the pinned one's 1).
-assert_eq $(($(tail -n +"$((src_lines + 1))" "$SRC_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/' || true) +
-  $(tail -n +"$((dst_lines + 1))" "$DST_LOG" | grep -cE '"HEAD /v2/[^"]*/manifests/' || true))) 25 \
-  "the no-op sends 25 manifest HEADs in all"
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" '[0-9]+')" 25 "the no-op sends 25 manifest HEADs in all"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2b")" 13 "the no-op skips all 13 images"
 # Two destination tags swapped (team/paged:t1 holds t2's image and back): those two images come in
 # one after the other, so one asks its source first and the other its destination; the digest named
@@ -130,7 +129,7 @@ grep -q "OK $SRC_ADDR/ns/paged:t1 -> $DST_ADDR/team/paged:t1 $d1 .* replaced=$d2
 grep -q "OK $SRC_ADDR/ns/paged:t2 -> $DST_ADDR/team/paged:t2 $d2 .* replaced=$d1$" "$IM_WORK/out2c" ||
   fail "team/paged:t2 not copied back ($(grep 'paged:t2' "$IM_WORK/out2c"))"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2c")" 11 "the 11 others are skipped"
-assert_eq "$(conditional_304s "$src_lines" "$dst_lines")" 10 "no 304 for the two swapped tags"
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 10 "no 304 for the two swapped tags"
 check ns/paged:t1 team/paged:t1
 check ns/paged:t2 team/paged:t2
 
