@@ -6,6 +6,7 @@
 
 #include "migrate/discover.hpp"
 #include "migrate/engine.hpp"
+#include "migrate/tag_digests.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -107,6 +108,7 @@ int run_migrate(int argc, char** argv) {
     ("resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)", cxxopts::value<std::vector<std::string>>())
     ("stall-timeout", "abort a transfer that moves no byte for this many seconds (env IMAGE_MIGRATOR_STALL_TIMEOUT; default 60)", cxxopts::value<int>())
     ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), split across the workers", cxxopts::value<std::string>()->default_value("-1"))
+    ("digest-cache", "file that remembers the digest of each source tag between runs: a re-sync names it in both of an image's HEADs (If-None-Match), which registries answer with 304 without reading the manifest; only a hint, their answers decide (empty = none; default $XDG_CACHE_HOME/image-migrator/tag-digests, else ~/.cache/image-migrator/tag-digests)", cxxopts::value<std::string>())
     ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
     ("v,verbose", "debug logging")
     ("h,help", "print this help")
@@ -171,6 +173,14 @@ int run_migrate(int argc, char** argv) {
     log->info("{}", inputs.notice);
   if (inputs.rules.empty() && inputs.rule_errors.empty())
     log->warn("{}: no rules: nothing to copy", inputs.images_name);
+  const bool cache_given = args.count("digest-cache") > 0;
+  const std::string cache_path =
+      cache_given ? args["digest-cache"].as<std::string>() : migrate::TagDigests::default_path().string();
+  std::optional<migrate::TagDigests> tag_digests;
+  if (!cache_path.empty()) {
+    tag_digests.emplace(cache_path);
+    eo.tag_digests = &*tag_digests;
+  }
   SignalGuard signals(std::chrono::seconds(30));
   http_options.cancel = signals.abort();
   http::Client client(http_options);
@@ -202,6 +212,10 @@ int run_migrate(int argc, char** argv) {
   else
     log->info("copied {} bytes in {:.1f}s{}", summary.bytes, summary.seconds,
               summary.resumed ? fmt::format("; {} broken download(s) resumed where they stopped", summary.resumed) : "");
+  if (tag_digests && !dry_run)
+    if (auto error = tag_digests->save()) // a read-only home in a container: the next run asks as this one did
+      log->log(cache_given ? spdlog::level::warn : spdlog::level::info, "tag digests not kept for the next run: {}",
+               *error);
   if (args.count("report"))
     migrate::write_json_atomically(args["report"].as<std::string>(), migrate::report_json(summary));
   if (args.count("write-failed")) {

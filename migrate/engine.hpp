@@ -27,6 +27,8 @@ class logger;
 
 namespace migrate {
 
+class TagDigests;
+
 struct EngineOptions {
   int workers = 7;       ///< concurrent image tasks, and concurrent blob transfers
   int retries = 3;       ///< extra passes over the tasks that failed
@@ -40,6 +42,9 @@ struct EngineOptions {
   bool no_overwrite = false; ///< leave a destination tag that holds another image as it is (KEPT)
   bool force = false; ///< go through every blob and manifest even when the destination has the source's
                       ///< digest: what is missing there is copied again (a damaged destination)
+  /// The digests source tags had in earlier runs: a task with one sends both HEADs at once, each
+  /// conditional on it; the digests this run sees go there. Not owned; null: none.
+  TagDigests* tag_digests = nullptr;
 };
 
 /// Live counters for progress reports, updated while the engine runs.

@@ -3,6 +3,7 @@
 #include "http/base64.hpp"
 #include "http/url.hpp"
 #include "migrate/config.hpp"
+#include "migrate/user_dirs.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -37,18 +38,11 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
-/// The key file under $XDG_CONFIG_HOME or $HOME/.config; empty without either (never a shared
-/// directory such as /tmp, where another user could plant a key or a reboot lose it).
+/// The key file under $XDG_CONFIG_HOME or $HOME/.config; empty without either.
 fs::path key_file() {
-  const char* xdg = std::getenv("XDG_CONFIG_HOME");
-  const char* home = std::getenv("HOME");
-  if (xdg && *xdg)
-    return fs::path(xdg) / "image-migrator" / "key";
-  if (home && *home)
-    return fs::path(home) / ".config" / "image-migrator" / "key";
-  return {};
+  fs::path dir = user_dir("XDG_CONFIG_HOME", ".config");
+  return dir.empty() ? dir : dir / "key";
 }
-
 
 } // namespace
 

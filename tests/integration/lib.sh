@@ -107,8 +107,9 @@ im_setup() {
   export REGISTRY_AUTH_FILE=$IM_WORK/skopeo-auth.json
   export CONTAINERS_REGISTRIES_CONF=$IM_WORK/registries.conf
   export DOCKER_CONFIG=$IM_WORK/docker-config
-  # image-migrator keeps its auth.json encryption key under XDG_CONFIG_HOME: never the real home.
-  export XDG_CONFIG_HOME=$IM_WORK/xdg XDG_STATE_HOME=$IM_WORK/xdg-state
+  # image-migrator keeps its auth.json encryption key under XDG_CONFIG_HOME and the tag digests it
+  # saw under XDG_CACHE_HOME: never the real home.
+  export XDG_CONFIG_HOME=$IM_WORK/xdg XDG_STATE_HOME=$IM_WORK/xdg-state XDG_CACHE_HOME=$IM_WORK/xdg-cache
   unset IMAGE_MIGRATOR_KEY
 
   trap '_im_cleanup' EXIT

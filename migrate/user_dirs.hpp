@@ -1,0 +1,22 @@
+#pragma once
+// Where image-migrator keeps files of its own for the user running it.
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace migrate {
+
+/// $<xdg_variable>/image-migrator, else $HOME/<under_home>/image-migrator (XDG base directory
+/// spec); empty without either: never a shared directory such as /tmp, where another user could
+/// plant a file.
+inline std::filesystem::path user_dir(const char* xdg_variable, const char* under_home) {
+  const char* xdg = std::getenv(xdg_variable);
+  if (xdg && *xdg)
+    return std::filesystem::path(xdg) / "image-migrator";
+  const char* home = std::getenv("HOME");
+  if (home && *home)
+    return std::filesystem::path(home) / under_home / "image-migrator";
+  return {};
+}
+
+} // namespace migrate
