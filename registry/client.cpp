@@ -435,7 +435,10 @@ std::optional<http::Request> Registry::head_request(const std::string& repositor
   auto r = manifest_request("HEAD", repository, reference);
   if (!owns(r.url))
     return std::nullopt;
-  if (valid_digest(expected))
+  // Only a tag's HEAD is made conditional. distribution compares a digest reference with
+  // If-None-Match before it looks the manifest up: a 304 would then say nothing about whether the
+  // repository has it.
+  if (valid_digest(expected) && !valid_digest(reference))
     r.headers.emplace_back("If-None-Match", "\"" + expected + "\"");
   // The caller's thread drives many requests: it must not wait on a token server. Without a token
   // in hand the image's own worker asks, and fetches one.

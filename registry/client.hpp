@@ -75,7 +75,8 @@ public:
   /// when a token would have to be fetched first (never here: the caller must not wait on it).
   /// With `expected` (a digest), the request is conditional (If-None-Match: the manifest's ETag is
   /// its digest): a registry that finds the tag at that digest answers 304 without reading the
-  /// manifest, which is most of the work of a HEAD in distribution's registry.
+  /// manifest, which is most of the work of a HEAD in distribution's registry. A HEAD by digest is
+  /// never conditional (distribution would answer 304 without looking the digest up).
   std::optional<http::Request> head_request(const std::string& repository, const std::string& reference,
                                             const std::string& expected = {});
   /// Reads the answer to a head_request. Anything but a head, a 404, or a 304 to a conditional

@@ -94,44 +94,96 @@ im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" 
 assert_eq "$rc" 0 "second run exits 0"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2")" 13 "second run skips all 13 images"
 assert_eq "$(grep -c '"PUT /v2/' "$DST_LOG" || true)" "$puts_before" "second run uploads nothing"
-# Each image's second HEAD names the digest the first one answered (If-None-Match): one 304 per image
-# whose source is a tag (12; ns/app@digest asks only the destination), at one end or the other.
 manifest_heads() { # LINES_SRC LINES_DST STATUS: manifest HEADs answered STATUS (a regex) after those lines of the two logs
   local pattern="\"HEAD /v2/[^\"]*/manifests/[^\"]*\" $3 "
   echo $(($(tail -n +"$(($1 + 1))" "$SRC_LOG" | grep -cE "$pattern" || true) +
     $(tail -n +"$(($2 + 1))" "$DST_LOG" | grep -cE "$pattern" || true)))
 }
-src_lines=$(wc -l <"$SRC_LOG") dst_lines=$(wc -l <"$DST_LOG")
-im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
-  --namespace def --log "" >"$IM_WORK/out2b" 2>&1 || fail "third run (no-op) failed"
-assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 12 "a no-op answers one conditional HEAD per tagged image with 304"
+noop() { # NAME [FLAG...]: the images-ok.json run again; sets src_lines/dst_lines to the logs' lines before it
+  src_lines=$(wc -l <"$SRC_LOG") dst_lines=$(wc -l <"$DST_LOG")
+  im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
+    --namespace def --log "" "${@:2}" >"$IM_WORK/$1" 2>&1 || fail "run $1 failed: $(tail -n 2 "$IM_WORK/$1")"
+}
+# The digest of every source tag seen is kept for the next run: 11 (ns/shared-b:1 goes to two
+# destinations; the pinned ns/app@digest has no tag).
+cache=$XDG_CACHE_HOME/image-migrator/tag-digests
+assert_eq "$(grep -vc '^#' "$cache")" 11 "the 11 source tags' digests are kept"
+assert_eq "$(stat -c %a "$cache") $(stat -c %a "${cache%/*}")" "600 700" "tag digest file 0600 in a 0700 directory"
+assert_eq "$(awk -v r="$SRC_ADDR/ns/app:1.0" '$1 == r { print $2 }' "$cache")" "$(raw_digest "$SRC_ADDR/ns/app:1.0")" \
+  "the digest kept for ns/app:1.0 is its digest"
+# Without them, each image's second HEAD names the digest the first one answered (If-None-Match):
+# one 304 per image whose source is a tag (12; ns/app@digest asks only the destination, by digest,
+# which is never conditional), at one end or the other...
+noop out2a --digest-cache ""
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 12 "without tag digests, a no-op answers one HEAD per tagged image with 304"
 # ...and takes the 304 as the answer: no image is asked again (12 x 2 HEADs, and the pinned one's 1).
 assert_eq "$(manifest_heads "$src_lines" "$dst_lines" '[0-9]+')" 25 "the no-op sends 25 manifest HEADs in all"
+assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2a")" 13 "the no-op skips all 13 images"
+# With them, both HEADs of an image name the digest kept: every tagged image's two are 304s.
+noop out2b
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 24 "with tag digests, both HEADs of every tagged image are 304s"
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" '[0-9]+')" 25 "the no-op sends 25 manifest HEADs in all"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2b")" 13 "the no-op skips all 13 images"
-# Two destination tags swapped (team/paged:t1 holds t2's image and back): those two images come in
-# one after the other, so one asks its source first and the other its destination; the digest named
-# is then not the other end's, the answer is a 200, and both are copied again.
-put_paged_tag() { # TAG MANIFEST: PUT MANIFEST under DST team/paged:TAG
-  curl -sf -o /dev/null -X PUT -H "Content-Type: $(jq -r .mediaType <<<"$2")" --data-binary "$2" \
-    "http://$DST_ADDR/v2/team/paged/manifests/$1" || fail "cannot put a manifest under team/paged:$1"
+# The digests are only a hint: wrong ones for every tag cost 200s, never a wrong answer.
+cp "$cache" "$IM_WORK/cache.good"
+wrong=$(raw_digest "$SRC_ADDR/ns/multi:v1")
+awk -v w="$wrong" '/^#/ { print; next } {
+  $2 = $1 ~ /multi:v1$/ ? substr($2, 1, 70) (substr($2, 71) == "0" ? "1" : "0") : w; print }' "$IM_WORK/cache.good" >"$cache"
+same_digests() { cmp -s <(cut -d' ' -f1-3 "$cache") <(cut -d' ' -f1-3 "$IM_WORK/cache.good"); } # the day may differ
+noop out2w
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 0 "wrong tag digests: no 304"
+assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2w")" 13 "wrong tag digests: still all 13 skipped"
+same_digests || fail "the run did not put the right digests back ($(diff "$IM_WORK/cache.good" "$cache" | head -n 4))"
+pass "the run put the right digests back"
+printf '\0\377garbage\n%s\n' "$SRC_ADDR/ns/app:1.0 sha256:zz - x" >"$cache"
+noop out2g
+assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2g")" 13 "a damaged tag digest file is ignored"
+same_digests || fail "the damaged file was not replaced by the digests seen"
+pass "the damaged file is replaced by the digests seen"
+# Two destination tags swapped (team/paged:t1 holds t2's image and back): the digest named is not
+# the destination's, the answer is a 200, and both are copied again. Without tag digests those two
+# images come in one after the other, so one asks its source first and the other its destination.
+put_tag() { # ADDR REPO:TAG MANIFEST: PUT MANIFEST under ADDR/REPO:TAG
+  curl -sf -o /dev/null -X PUT -H "Content-Type: $(jq -r .mediaType <<<"$3")" --data-binary "$3" \
+    "http://$1/v2/${2%:*}/manifests/${2##*:}" || fail "cannot put a manifest under $1/$2"
 }
 d1=$(raw_digest "$DST_ADDR/team/paged:t1") d2=$(raw_digest "$DST_ADDR/team/paged:t2")
 [ "$d1" != "$d2" ] || fail "team/paged:t1 and t2 are one image: the swap below would test nothing"
 m1=$(raw_manifest "$DST_ADDR/team/paged:t1") m2=$(raw_manifest "$DST_ADDR/team/paged:t2")
-put_paged_tag t1 "$m2"
-put_paged_tag t2 "$m1"
-assert_eq "$(raw_digest "$DST_ADDR/team/paged:t1") $(raw_digest "$DST_ADDR/team/paged:t2")" "$d2 $d1" "destination tags swapped"
-src_lines=$(wc -l <"$SRC_LOG") dst_lines=$(wc -l <"$DST_LOG")
-im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
-  --namespace def --log "" >"$IM_WORK/out2c" 2>&1 || fail "run over the swapped tags failed"
-grep -q "OK $SRC_ADDR/ns/paged:t1 -> $DST_ADDR/team/paged:t1 $d1 .* replaced=$d2$" "$IM_WORK/out2c" ||
-  fail "team/paged:t1 not copied back ($(grep 'paged:t1' "$IM_WORK/out2c"))"
-grep -q "OK $SRC_ADDR/ns/paged:t2 -> $DST_ADDR/team/paged:t2 $d2 .* replaced=$d1$" "$IM_WORK/out2c" ||
-  fail "team/paged:t2 not copied back ($(grep 'paged:t2' "$IM_WORK/out2c"))"
-assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2c")" 11 "the 11 others are skipped"
-assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 10 "no 304 for the two swapped tags"
-check ns/paged:t1 team/paged:t1
-check ns/paged:t2 team/paged:t2
+swap() {
+  put_tag "$DST_ADDR" team/paged:t1 "$m2"
+  put_tag "$DST_ADDR" team/paged:t2 "$m1"
+  assert_eq "$(raw_digest "$DST_ADDR/team/paged:t1") $(raw_digest "$DST_ADDR/team/paged:t2")" "$d2 $d1" "destination tags swapped"
+}
+copied_back() { # OUT
+  grep -q "OK $SRC_ADDR/ns/paged:t1 -> $DST_ADDR/team/paged:t1 $d1 .* replaced=$d2$" "$IM_WORK/$1" ||
+    fail "team/paged:t1 not copied back ($(grep 'paged:t1' "$IM_WORK/$1"))"
+  grep -q "OK $SRC_ADDR/ns/paged:t2 -> $DST_ADDR/team/paged:t2 $d2 .* replaced=$d1$" "$IM_WORK/$1" ||
+    fail "team/paged:t2 not copied back ($(grep 'paged:t2' "$IM_WORK/$1"))"
+  assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/$1")" 11 "the 11 others are skipped"
+  check ns/paged:t1 team/paged:t1
+  check ns/paged:t2 team/paged:t2
+}
+swap
+noop out2c --digest-cache ""
+copied_back out2c
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 10 "without tag digests: no 304 for the two swapped tags"
+swap
+noop out2d
+copied_back out2d
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 22 "with tag digests: the two swapped tags' sources 304, not their destinations"
+# A source tag moved since the digest was kept: its source answers 200 with the new digest, the
+# destination 304 with the old one, and the image is copied.
+d3=$(raw_digest "$SRC_ADDR/ns/paged:t3") d4=$(raw_digest "$SRC_ADDR/ns/paged:t2")
+[ "$d3" != "$d4" ] || fail "ns/paged:t3 and t2 are one image: moving t3 to t2's would test nothing"
+put_tag "$SRC_ADDR" ns/paged:t3 "$(raw_manifest "$SRC_ADDR/ns/paged:t2")"
+noop out2e
+grep -q "OK $SRC_ADDR/ns/paged:t3 -> $DST_ADDR/team/paged:t3 $d4 .* replaced=$d3$" "$IM_WORK/out2e" ||
+  fail "moved ns/paged:t3 not copied ($(grep 'paged:t3' "$IM_WORK/out2e"))"
+assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2e")" 12 "the 12 others are skipped"
+assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 23 "the moved tag's destination 304s (at the old digest), not its source"
+check ns/paged:t3 team/paged:t3
+assert_eq "$(awk -v r="$SRC_ADDR/ns/paged:t3" '$1 == r { print $2 }' "$cache")" "$d4" "the moved tag's new digest is kept"
 
 # image-syncer's single --config file, YAML this time, environment defaults for rule 8.
 cat >"$IM_WORK/config.yaml" <<YAML

@@ -38,6 +38,11 @@ TEST_CASE("registry::Registry conditional HEADs (If-None-Match)") {
   auto not_a_digest = reg.head_request("ns/app", "1.0", "latest");
   REQUIRE(not_a_digest);
   CHECK(not_a_digest->header("if-none-match").empty());
+  // By digest: distribution would answer 304 to a digest it does not have.
+  auto by_digest = reg.head_request("ns/app", d1, d1);
+  REQUIRE(by_digest);
+  CHECK(by_digest->header("if-none-match").empty());
+  CHECK_FALSE(reg.read_head(*by_digest, answer(304)).head);
 
   SUBCASE("304 to a conditional HEAD: the tag is at the digest named") {
     auto a = reg.read_head(*conditional, answer(304));
