@@ -199,8 +199,9 @@ bench_report() {
   echo "Medians over the runs; ratio = skopeo's median / image-migrator's median (> 1: image-migrator is"
   echo "faster / uses less). MB/s = distinct source blob bytes (10^6) / wall; CPU s/GB = the tool's CPU s per"
   echo "10^9 bytes; registries' CPU s = CPU used meanwhile by the source + destination docker-registry processes."
-  printf 'Per-run wall ratios (skopeo/image-migrator): many-small %s, no-op %s, big %s\n' \
-    "$(_bench_ratio_range many-small)" "$(_bench_ratio_range no-op)" "$(_bench_ratio_range big)"
+  printf 'Per-run wall ratios (skopeo/image-migrator): many-small %s, no-op %s, no-op without tag digests %s, big %s\n' \
+    "$(_bench_ratio_range many-small)" "$(_bench_ratio_range no-op)" "$(_bench_ratio_range no-op-cold)" \
+    "$(_bench_ratio_range big)"
   echo
 
   BENCH_MISSES=0

@@ -78,6 +78,7 @@ MEM_SMALL_LABEL="$((MEM_SMALL / MIB)) MiB" MEM_LARGE_LABEL="$((MEM_LARGE / MIB))
 BENCH_WORKLOADS=(
   "many-small|many-small|1"
   "no-op|no-op|0"
+  "no-op-cold|no-op, no tag digests|0"
   "big|big|1"
   "mem-small|memory $((MEM_SMALL / MIB)) MiB|1"
   "mem-large|memory $((MEM_LARGE / MIB)) MiB|1"
@@ -255,13 +256,17 @@ write_configs() {
   } >"$W/$wl.sync.yaml"
 }
 
-# run_tool TOOL WL DST_ADDR PREFIX: one measured run (configs written by write_configs).
+# run_tool TOOL WL DST_ADDR PREFIX [COLD]: one measured run (configs written by write_configs).
+# image-migrator keeps the digests of the source tags it saw for the next run into the same
+# destination (PREFIX without its last part names it); COLD=1: it neither reads nor writes them.
 run_tool() {
-  local tool=$1 wl=$2 dst=$3 pfx=$4 rc=0
+  local tool=$1 wl=$2 dst=$3 pfx=$4 cold=${5:-0} rc=0 cache
   case "$tool" in
     image-migrator)
+      cache=${pfx%.*}.tag-digests
+      [ "$cold" == 1 ] && cache=
       bench_measure "$pfx" "$IM_BIN" --auth "$W/$wl.auth.json" --images "$W/$wl.images.json" \
-        -w "$WORKERS" -r 0 --log "" || rc=$?
+        -w "$WORKERS" -r 0 --log "" --digest-cache "$cache" || rc=$?
       ;;
     skopeo)
       # skopeo 1.9 sync copies the images one after another (no knob); inside an image, up to 6
@@ -299,11 +304,17 @@ bench_pair() {
       # The copy's writes are flushed first: the no-op should measure the re-sync, not the kernel
       # writing back the registry's new files meanwhile (a real re-sync comes long after the copy).
       sync
+      # no-op: as a re-sync from the same place runs (image-migrator with the tag digests the copy
+      # saw); no-op-cold: image-migrator without them. skopeo keeps nothing between runs: its
+      # no-op-cold runs are more of the same, measured alike and interleaved.
       for ((k = 1; k <= NOOP_REPEAT; k++)); do
-        r0=$(bench_reg_cpu "$SRC_PID" "$dpid")
-        run_tool "$tool" "$wl" "$dst" "$pfx.noop$k"
-        r1=$(bench_reg_cpu "$SRC_PID" "$dpid")
-        bench_record no-op "$tool" "$run.$k" "$bytes" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
+        for cold in 0 1; do
+          r0=$(bench_reg_cpu "$SRC_PID" "$dpid")
+          run_tool "$tool" "$wl" "$dst" "$pfx.noop$k$([ "$cold" == 1 ] && echo -cold)" "$cold"
+          r1=$(bench_reg_cpu "$SRC_PID" "$dpid")
+          bench_record "no-op$([ "$cold" == 1 ] && echo -cold)" "$tool" "$run.$k" "$bytes" \
+            "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
+        done
       done
     fi
     stop_registry "$name"

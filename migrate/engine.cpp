@@ -1236,8 +1236,10 @@ Summary Engine::run(TaskFeed& feed) {
           remembered = m_impl->options.tag_digests->find(task.source.to_string());
         if (pinned || remembered) {
           w.named = pinned ? TagDigests::Entry{task.source.digest, {}} : *remembered;
-          w.in_flight = (!pinned && ask(i, task.source, true, w.named.digest, false)) +
-                        ask(i, task.destination, false, w.named.digest, false);
+          if (!pinned && ask(i, task.source, true, w.named.digest, false))
+            ++w.in_flight;
+          if (ask(i, task.destination, false, w.named.digest, false))
+            ++w.in_flight;
         } else {
           // Every other image asks the source first: each registry then answers half of the
           // conditional HEADs, the cheap ones (alternating measured about 3% faster than source
