@@ -587,7 +587,7 @@ struct Engine::Impl {
 
   /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
   ImageResult copy_image(const ImageTask& task, int depth = 0, const KnownHeads& known = {}) {
-    ImageResult r = copy_one(task, Clock::now() - known.answered <= KnownHeads::fresh ? known : KnownHeads{});
+    ImageResult r = copy_one(task, Clock::now() - known.answered <= KnownHeads::fresh ? known : KnownHeads{}, depth == 0);
     if (r.ok && !r.kept && options.referrers && !r.filtered && depth < 3 && !cancelled())
       copy_referrers(r, depth);
     return r;
@@ -727,7 +727,9 @@ struct Engine::Impl {
     return retry("manifest " + repo + ":" + tag, [&] { return dst.put_manifest(repo, tag, m); });
   }
 
-  ImageResult copy_one(const ImageTask& task, const KnownHeads& known = {}) {
+  /// `top`: a task of the run, not a referrer copied with one; its source tag's digest is kept in
+  /// options.tag_digests (Pass 1 looks only those up).
+  ImageResult copy_one(const ImageTask& task, const KnownHeads& known = {}, bool top = false) {
     ImageResult r;
     r.task = task;
     auto start = Clock::now();
@@ -789,8 +791,8 @@ struct Engine::Impl {
     r.digest = src_digest;
     if (r.media_type.empty() && *dst_head && (*dst_head)->digest == src_digest)
       r.media_type = (*dst_head)->media_type;
-    if (options.tag_digests && task.source.digest.empty())
-      options.tag_digests->remember(task.source.to_string(), src_digest, r.media_type);
+    if (options.tag_digests && top && task.source.digest.empty())
+      options.tag_digests->remember(task.source.to_string(), src_digest);
     if (*dst_head && (*dst_head)->digest == src_digest && !options.force) {
       r.skipped = true;
       return finish("");
@@ -1098,10 +1100,9 @@ Summary Engine::run(TaskFeed& feed) {
     // and hands each task to an image worker with the answers. One end's HEAD goes first; the
     // other's follows with the digest it answered in If-None-Match, so that a registry whose tag
     // is already at that digest answers 304 without reading the manifest: on a re-sync, half the
-    // HEADs cost the registries less. The other HEADs in flight hide the wait. When the digest is
-    // known beforehand (a source pinned by digest, or a tag's digest remembered from an earlier run,
-    // options.tag_digests), both go at once, each naming it: on a re-sync, every HEAD is a cheap
-    // one. At most `ahead`
+    // HEADs cost the registries less. The other HEADs in flight hide the wait. When an earlier run
+    // saw the source tag's digest (options.tag_digests), both go at once, each naming it: on a
+    // re-sync, every HEAD is a cheap one. At most `ahead`
     // tasks are taken and not finished (asking, waiting for a worker, or running), so a tag is not
     // resolved long before its image is copied; answers older than KnownHeads::fresh when the
     // worker starts are asked again anyway.
@@ -1121,7 +1122,6 @@ Summary Engine::run(TaskFeed& feed) {
     struct Waiting {
       int in_flight = 0;        ///< HEADs sent and not answered: 1, or 2 with a digest known beforehand
       bool then_other = false;  ///< the other end's HEAD goes once the one in flight is answered
-      TagDigests::Entry named;  ///< the digest known beforehand, named in both HEADs
       KnownHeads known;         ///< answers so far
     };
     std::map<std::size_t, Waiting> waiting; // by task: those with a HEAD in flight
@@ -1229,17 +1229,17 @@ Summary Engine::run(TaskFeed& feed) {
       Waiting w;
       if (!m_impl->cancelled()) {
         const auto& task = tasks[i];
-        // A source pinned by digest is not asked: its destination is, alone, naming that digest.
+        // A source pinned by digest is not asked: its destination is, alone (unconditional: its
+        // answer's media type may settle the task).
         const bool pinned = !task.source.digest.empty();
-        std::optional<TagDigests::Entry> remembered;
+        std::optional<std::string> remembered;
         if (!pinned && m_impl->options.tag_digests)
           remembered = m_impl->options.tag_digests->find(task.source.to_string());
-        if (pinned || remembered) {
-          w.named = pinned ? TagDigests::Entry{task.source.digest, {}} : *remembered;
-          if (!pinned && ask(i, task.source, true, w.named.digest, false))
-            ++w.in_flight;
-          if (ask(i, task.destination, false, w.named.digest, false))
-            ++w.in_flight;
+        if (pinned) {
+          w.in_flight = ask(i, task.destination, false, {}, false);
+        } else if (remembered) {
+          w.in_flight = ask(i, task.source, true, *remembered, false);
+          w.in_flight += ask(i, task.destination, false, *remembered, false);
         } else {
           // Every other image asks the source first: each registry then answers half of the
           // conditional HEADs, the cheap ones (alternating measured about 3% faster than source
@@ -1292,7 +1292,8 @@ Summary Engine::run(TaskFeed& feed) {
           }
           if (w.in_flight == 0) {
             // A 304 names no media type. The same digest is the same manifest: the other end's
-            // answer may give it, or the run that remembered the digest.
+            // answer may give it (when both are 304s, it stays unknown, and unknown is treated as
+            // "read the manifest" where it matters).
             auto fill = [](auto& head, const std::string& digest, const std::string& media_type) {
               if (head && *head && (*head)->media_type.empty() && (*head)->digest == digest)
                 (*head)->media_type = media_type;
@@ -1301,8 +1302,6 @@ Summary Engine::run(TaskFeed& feed) {
               fill(known.destination, (*known.source)->digest, (*known.source)->media_type);
             if (known.destination && *known.destination)
               fill(known.source, (*known.destination)->digest, (*known.destination)->media_type);
-            fill(known.source, w.named.digest, w.named.media_type);
-            fill(known.destination, w.named.digest, w.named.media_type);
             KnownHeads k = std::move(known);
             waiting.erase(a.task);
             answered(a.task, std::move(k));

@@ -3,15 +3,15 @@
 #include "migrate/user_dirs.hpp"
 #include "registry/digest.hpp"
 
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 #include <system_error>
+#include <vector>
 
-#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace migrate {
@@ -20,28 +20,35 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view header = "# image-migrator tag digests v1: reference digest media-type day";
+constexpr std::string_view header = "# image-migrator tag digests v2: reference digest day";
 
 long today() { return static_cast<long>(std::time(nullptr) / 86400); }
 
-/// A media type as a registry sends it ("application/vnd.oci.image.manifest.v1+json"): it goes back
-/// into decisions, never into a request, but a damaged file must not bring spaces or controls.
-bool plain_media_type(const std::string& s) {
-  if (s.size() > 255)
-    return false;
-  for (unsigned char c : s)
-    if (!std::isalnum(c) && !std::strchr("!#$&^_.+-/", c))
-      return false;
-  return true;
-}
-
 bool plain_reference(const std::string& s) {
-  if (s.empty() || s.size() > 4096)
+  if (s.empty() || s.size() > 4096 || s[0] == '#')
     return false;
   for (unsigned char c : s)
     if (c <= ' ' || c == 0x7f)
       return false;
   return true;
+}
+
+/// Creates what is missing of `dir`, each directory mode 0700 (the tags a user copies are nobody
+/// else's business); one that exists keeps its mode. 0 or the errno.
+int make_private_directories(const fs::path& dir) {
+  std::vector<fs::path> missing;
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    std::error_code ec;
+    if (fs::exists(p, ec))
+      break;
+    missing.push_back(p);
+    if (p == p.parent_path())
+      break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it)
+    if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST)
+      return errno;
+  return 0;
 }
 
 } // namespace
@@ -61,74 +68,63 @@ std::map<std::string, TagDigests::Stored> TagDigests::read(const fs::path& path)
     if (line.empty() || line[0] == '#')
       continue;
     std::istringstream fields(line);
-    std::string reference, digest, media_type, day, rest;
-    if (!(fields >> reference >> digest >> media_type >> day) || (fields >> rest))
+    std::string reference, digest, day, rest;
+    if (!(fields >> reference >> digest >> day) || (fields >> rest))
       continue;
-    if (media_type == "-")
-      media_type.clear();
     char* end = nullptr;
     errno = 0;
     long d = std::strtol(day.c_str(), &end, 10);
     // The digest goes into If-None-Match: only a well-formed one is used.
-    if (!plain_reference(reference) || !registry::valid_digest(digest) || !plain_media_type(media_type) ||
-        errno || *end || d < 0)
+    if (!plain_reference(reference) || !registry::valid_digest(digest) || errno || *end || d < 0)
       continue;
-    out[reference] = Stored{Entry{digest, media_type}, d, false};
+    out[reference] = Stored{digest, d, false};
   }
   return out;
 }
 
-std::optional<TagDigests::Entry> TagDigests::find(const std::string& reference) {
+std::optional<std::string> TagDigests::find(const std::string& reference) {
   std::lock_guard lock(m_mutex);
   auto it = m_entries.find(reference);
   if (it == m_entries.end())
     return std::nullopt;
   it->second.seen = true;
-  return it->second.entry;
+  return it->second.digest;
 }
 
-void TagDigests::remember(const std::string& reference, const std::string& digest, const std::string& media_type) {
+void TagDigests::remember(const std::string& reference, const std::string& digest) {
   if (!plain_reference(reference) || !registry::valid_digest(digest))
     return;
   std::lock_guard lock(m_mutex);
   Stored& s = m_entries[reference];
-  if (!media_type.empty() && plain_media_type(media_type))
-    s.entry.media_type = media_type;
-  else if (s.entry.digest != digest)
-    s.entry.media_type.clear();
-  s.entry.digest = digest;
+  s.digest = digest;
   s.seen = true;
 }
 
 std::optional<std::string> TagDigests::save() {
-  auto fail = [&](const std::string& what) { return m_path.string() + ": " + what + ": " + std::strerror(errno); };
+  auto fail = [&](const std::string& what, int error) {
+    return m_path.string() + ": " + what + ": " + std::strerror(error);
+  };
   std::lock_guard lock(m_mutex);
   const long now = today();
-  auto merged = read(m_path); // another run may have written it since this one read it
+  auto merged = read(m_path); // another run may have saved since this one read it
   for (const auto& [reference, stored] : m_entries)
     if (stored.seen)
-      merged[reference] = Stored{stored.entry, now, false};
-  std::erase_if(merged, [&](const auto& kv) { return now - kv.second.day > keep_days; });
+      merged[reference] = Stored{stored.digest, now, false};
+  // Unused for too long, or dated after today (a clock set back): forgotten.
+  std::erase_if(merged, [&](const auto& kv) { return now - kv.second.day > keep_days || kv.second.day > now; });
   std::string text(header);
   text += '\n';
-  for (const auto& [reference, stored] : merged) {
-    text += reference + ' ' + stored.entry.digest + ' ' +
-            (stored.entry.media_type.empty() ? std::string("-") : stored.entry.media_type) + ' ' +
-            std::to_string(stored.day) + '\n';
-  }
-  std::error_code ec;
-  if (m_path.has_parent_path())
-    fs::create_directories(m_path.parent_path(), ec);
-  if (ec) {
-    errno = ec.value();
-    return fail("cannot create its directory");
-  }
-  if (m_path.parent_path().filename() == "image-migrator")
-    fs::permissions(m_path.parent_path(), fs::perms::owner_all, ec); // our own directory: ours alone
-  const std::string tmp = m_path.string() + ".tmp-" + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  for (const auto& [reference, stored] : merged)
+    text += reference + ' ' + stored.digest + ' ' + std::to_string(stored.day) + '\n';
+
+  const fs::path dir = m_path.has_parent_path() ? m_path.parent_path() : fs::path(".");
+  if (int error = make_private_directories(dir))
+    return fail("cannot create its directory", error);
+  // A new file of our own (mkstemp: O_EXCL, 0600), never one left or planted under a known name.
+  std::string tmp = (dir / (m_path.filename().string() + ".XXXXXX")).string();
+  int fd = ::mkstemp(tmp.data());
   if (fd < 0)
-    return fail("cannot write");
+    return fail("cannot write", errno);
   errno = 0;
   int error = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : errno ? errno : EIO;
   if (::close(fd) != 0 && !error)
@@ -137,8 +133,7 @@ std::optional<std::string> TagDigests::save() {
     error = errno;
   if (error) {
     ::unlink(tmp.c_str());
-    errno = error;
-    return fail("cannot write");
+    return fail("cannot write", error);
   }
   m_entries = std::move(merged);
   return std::nullopt;

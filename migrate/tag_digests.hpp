@@ -1,9 +1,10 @@
 #pragma once
 // The digest each source tag had when a run last saw it, kept in a file between runs. A re-sync
 // sends both of an image's HEADs at once, each naming that digest in If-None-Match: a registry
-// whose tag is still there answers 304 without reading the manifest. Only a hint: the registries'
-// answers decide, so a stale, foreign or damaged file costs a 200 instead of a 304, never a wrong
-// skip. Thread-safe.
+// whose tag is still there answers 304 without reading the manifest. Only a hint: a skip still
+// needs both registries to confirm the digest, so a stale, foreign or damaged file costs a 200
+// instead of a 304, never a wrong skip. Nothing else is kept (not the media type: decisions rest
+// on what registries answer). Thread-safe.
 
 #include <filesystem>
 #include <map>
@@ -15,11 +16,6 @@ namespace migrate {
 
 class TagDigests {
 public:
-  struct Entry {
-    std::string digest;
-    std::string media_type; ///< of that manifest, when known (a 304 names none)
-  };
-
   /// $XDG_CACHE_HOME/image-migrator/tag-digests (default ~/.cache/...); empty without either
   /// variable.
   static std::filesystem::path default_path();
@@ -31,21 +27,22 @@ public:
   const std::filesystem::path& path() const { return m_path; }
 
   /// The digest `reference` ("registry/repository:tag") was last seen at.
-  std::optional<Entry> find(const std::string& reference);
-  /// `reference` is at `digest` now. An empty media type keeps the one known for the same digest.
-  void remember(const std::string& reference, const std::string& digest, const std::string& media_type);
+  std::optional<std::string> find(const std::string& reference);
+  /// `reference` is at `digest` now.
+  void remember(const std::string& reference, const std::string& digest);
 
-  /// Writes the file (directory 0700, file 0600, replaced by rename): what another run wrote
-  /// meanwhile is kept, except for the tags this run saw; entries no run has used for 30 days are
-  /// dropped. The reason when it cannot be written.
+  /// Writes the file through a new temporary file (mode 0600) renamed over it; a directory it has
+  /// to create is 0700. Entries of what another run saved before this one's save are kept, except
+  /// for the tags this run saw; entries no run has used for more than 30 days are dropped. The
+  /// reason when it cannot be written.
   std::optional<std::string> save();
 
   static constexpr long keep_days = 30;
 
 private:
   struct Stored {
-    Entry entry;
-    long day = 0; ///< days since the epoch it was last used
+    std::string digest;
+    long day = 0;      ///< days since the epoch it was last used
     bool seen = false; ///< found or remembered by this run
   };
   static std::map<std::string, Stored> read(const std::filesystem::path& path);

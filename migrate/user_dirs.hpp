@@ -7,11 +7,11 @@
 namespace migrate {
 
 /// $<xdg_variable>/image-migrator, else $HOME/<under_home>/image-migrator (XDG base directory
-/// spec); empty without either: never a shared directory such as /tmp, where another user could
-/// plant a file.
+/// spec: a relative $<xdg_variable> is ignored); empty without either: never a shared directory
+/// such as /tmp, where another user could plant a file.
 inline std::filesystem::path user_dir(const char* xdg_variable, const char* under_home) {
   const char* xdg = std::getenv(xdg_variable);
-  if (xdg && *xdg)
+  if (xdg && *xdg == '/') // the spec: a relative path is invalid and ignored
     return std::filesystem::path(xdg) / "image-migrator";
   const char* home = std::getenv("HOME");
   if (home && *home)

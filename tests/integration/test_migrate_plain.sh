@@ -129,7 +129,7 @@ cp "$cache" "$IM_WORK/cache.good"
 wrong=$(raw_digest "$SRC_ADDR/ns/multi:v1")
 awk -v w="$wrong" '/^#/ { print; next } {
   $2 = $1 ~ /multi:v1$/ ? substr($2, 1, 70) (substr($2, 71) == "0" ? "1" : "0") : w; print }' "$IM_WORK/cache.good" >"$cache"
-same_digests() { cmp -s <(cut -d' ' -f1-3 "$cache") <(cut -d' ' -f1-3 "$IM_WORK/cache.good"); } # the day may differ
+same_digests() { cmp -s <(cut -d' ' -f1-2 "$cache") <(cut -d' ' -f1-2 "$IM_WORK/cache.good"); } # the day may differ
 noop out2w
 assert_eq "$(manifest_heads "$src_lines" "$dst_lines" 304)" 0 "wrong tag digests: no 304"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2w")" 13 "wrong tag digests: still all 13 skipped"
