@@ -1120,7 +1120,7 @@ Summary Engine::run(TaskFeed& feed) {
     };
     std::map<std::uint64_t, Asked> asked;
     struct Waiting {
-      int in_flight = 0;        ///< HEADs sent and not answered: 1, or 2 with a digest known beforehand
+      int in_flight = 0;        ///< HEADs sent and not answered: 1, or 2 with a digest an earlier run saw
       bool then_other = false;  ///< the other end's HEAD goes once the one in flight is answered
       KnownHeads known;         ///< answers so far
     };
