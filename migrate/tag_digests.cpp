@@ -11,6 +11,8 @@
 #include <system_error>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +52,26 @@ int make_private_directories(const fs::path& dir) {
       return errno;
   return 0;
 }
+
+/// An exclusive flock(2) on a file of its own, held while it lives; nothing when the file cannot be
+/// opened.
+class FileLock {
+public:
+  explicit FileLock(const std::string& path) : m_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    if (m_fd >= 0)
+      while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~FileLock() {
+    if (m_fd >= 0)
+      ::close(m_fd); // releases the lock
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+private:
+  int m_fd;
+};
 
 } // namespace
 
@@ -105,6 +127,12 @@ std::optional<std::string> TagDigests::save() {
     return m_path.string() + ": " + what + ": " + std::strerror(error);
   };
   std::lock_guard lock(m_mutex);
+  const fs::path dir = m_path.has_parent_path() ? m_path.parent_path() : fs::path(".");
+  if (int error = make_private_directories(dir))
+    return fail("cannot create its directory", error);
+  // Runs that save at the same time take turns (flock on "<file>.lock"), so that each merges what
+  // the other saved. Without a lock to be had (a read-only directory), the write below says why.
+  FileLock turn(m_path.string() + ".lock");
   const long now = today();
   auto merged = read(m_path); // another run may have saved since this one read it
   for (const auto& [reference, stored] : m_entries)
@@ -117,9 +145,6 @@ std::optional<std::string> TagDigests::save() {
   for (const auto& [reference, stored] : merged)
     text += reference + ' ' + stored.digest + ' ' + std::to_string(stored.day) + '\n';
 
-  const fs::path dir = m_path.has_parent_path() ? m_path.parent_path() : fs::path(".");
-  if (int error = make_private_directories(dir))
-    return fail("cannot create its directory", error);
   // A new file of our own (mkstemp: O_EXCL, 0600), never one left or planted under a known name.
   std::string tmp = (dir / (m_path.filename().string() + ".XXXXXX")).string();
   int fd = ::mkstemp(tmp.data());

@@ -32,9 +32,9 @@ public:
   void remember(const std::string& reference, const std::string& digest);
 
   /// Writes the file through a new temporary file (mode 0600) renamed over it; a directory it has
-  /// to create is 0700. Entries of what another run saved before this one's save are kept, except
-  /// for the tags this run saw; entries no run has used for more than 30 days are dropped. The
-  /// reason when it cannot be written.
+  /// to create is 0700. What other runs saved is kept, except for the tags this run saw (runs that
+  /// save at once take turns: flock on "<file>.lock"); entries no run has used for more than 30
+  /// days are dropped. The reason when it cannot be written.
   std::optional<std::string> save();
 
   static constexpr long keep_days = 30;

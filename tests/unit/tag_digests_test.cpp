@@ -2,12 +2,18 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <thread>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -67,8 +73,11 @@ TEST_CASE("migrate::TagDigests saves what it saw and reads it back") {
   const std::string text = slurp(file);
   CHECK((text.find("r.io/app:2 " + d2 + " " + std::to_string(today())) != std::string::npos ||
          text.find("r.io/app:2 " + d2 + " " + std::to_string(today() - 1)) != std::string::npos)); // midnight
-  // Nothing left behind but the file itself.
-  CHECK(std::distance(fs::directory_iterator(file.parent_path()), fs::directory_iterator()) == 1);
+  // Nothing left behind but the file and its lock.
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(file.parent_path()))
+    names.insert(e.path().filename().string());
+  CHECK(names == std::set<std::string>{"tag-digests", "tag-digests.lock"});
 }
 
 TEST_CASE("migrate::TagDigests leaves the mode of a directory it did not create") {
@@ -137,6 +146,31 @@ TEST_CASE("migrate::TagDigests merges with a run that saved meanwhile, and forge
   CHECK(slurp(file).find("r.io/old:3 " + d1 + " " + std::to_string(day - 400)) == std::string::npos);
 }
 
+TEST_CASE("migrate::TagDigests waits for a run that is saving, then merges what it saved") {
+  TempDir t;
+  const fs::path file = t.path / "f";
+  int other = ::open((file.string() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(other >= 0);
+  REQUIRE(::flock(other, LOCK_EX) == 0); // another run is saving
+  TagDigests c(file);
+  c.remember("r.io/mine:1", d1);
+  std::atomic<bool> saved{false};
+  std::optional<std::string> error;
+  std::thread saver([&] {
+    error = c.save();
+    saved = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(saved.load()); // it waits its turn
+  std::ofstream(file) << "r.io/theirs:1 " << d2 << " " << today() << "\n"; // what the other run saved
+  ::close(other);
+  saver.join();
+  CHECK_FALSE(error);
+  TagDigests after(file);
+  CHECK(after.find("r.io/mine:1") == d1);
+  CHECK(after.find("r.io/theirs:1") == d2);
+}
+
 TEST_CASE("migrate::TagDigests says why it cannot save") {
   TempDir t;
   std::ofstream(t.path / "file") << "x";
@@ -145,13 +179,19 @@ TEST_CASE("migrate::TagDigests says why it cannot save") {
   auto error = c.save();
   REQUIRE(error);
   CHECK(error->find((t.path / "file" / "sub" / "tag-digests").string() + ": cannot create its directory: ") == 0);
-  TagDigests dir(t.path); // the path is a directory
+  fs::create_directory(t.path / "d");
+  std::ofstream(t.path / "d" / "x") << "x";
+  TagDigests dir(t.path / "d"); // the path is a directory
   dir.remember("r.io/app:1", d1);
-  REQUIRE(dir.save());
-  CHECK(fs::is_directory(t.path));
-  // The temporary file is gone: only "file" (and the test directory's own content) remain.
-  for (const auto& e : fs::directory_iterator(t.path.parent_path()))
-    CHECK_MESSAGE(e.path().filename().string().rfind(t.path.filename().string() + ".", 0) != 0, e.path());
+  auto not_a_file = dir.save();
+  REQUIRE(not_a_file);
+  CHECK(not_a_file->find((t.path / "d").string() + ": cannot write: ") == 0);
+  CHECK(fs::is_directory(t.path / "d"));
+  // The temporary file is gone: only what was there and the lock remain.
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(t.path))
+    names.insert(e.path().filename().string());
+  CHECK(names == std::set<std::string>{"d", "d.lock", "file"});
 }
 
 TEST_CASE("migrate::TagDigests::default_path follows XDG_CACHE_HOME, then HOME") {
