@@ -284,7 +284,7 @@ run_tool() {
 # bench_pair RUN WL BYTES LIST REPO[:TAG]...: both tools, each into its own fresh destination;
 # for many-small also the no-op rerun.
 bench_pair() {
-  local run=$1 wl=$2 bytes=$3 list=$4 tools=(image-migrator skopeo) tool name dst pfx sample dpid r0 r1
+  local run=$1 wl=$2 bytes=$3 list=$4 tools=(image-migrator skopeo) tool name dst pfx sample dpid r0 r1 cold sfx
   shift 4
   [ $((run % 2)) == 0 ] && tools=(skopeo image-migrator)
   sample=$(($(wc -l <"$list") / 6 + 1))
@@ -309,11 +309,12 @@ bench_pair() {
       # no-op-cold runs are more of the same, measured alike and interleaved.
       for ((k = 1; k <= NOOP_REPEAT; k++)); do
         for cold in 0 1; do
+          sfx=
+          [ "$cold" == 1 ] && sfx=-cold
           r0=$(bench_reg_cpu "$SRC_PID" "$dpid")
-          run_tool "$tool" "$wl" "$dst" "$pfx.noop$k$([ "$cold" == 1 ] && echo -cold)" "$cold"
+          run_tool "$tool" "$wl" "$dst" "$pfx.noop$k$sfx" "$cold"
           r1=$(bench_reg_cpu "$SRC_PID" "$dpid")
-          bench_record "no-op$([ "$cold" == 1 ] && echo -cold)" "$tool" "$run.$k" "$bytes" \
-            "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
+          bench_record "no-op$sfx" "$tool" "$run.$k" "$bytes" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
         done
       done
     fi
