@@ -560,7 +560,7 @@ struct Engine::Impl {
     if (!known.destination || !*known.destination || options.force)
       return false;
     std::string digest = task.source.digest;
-    std::string media_type = (*known.destination)->media_type;
+    std::string media_type;
     if (digest.empty()) {
       if (!known.source || !*known.source)
         return false;
@@ -569,6 +569,8 @@ struct Engine::Impl {
     }
     if ((*known.destination)->digest != digest)
       return false;
+    if (media_type.empty()) // pinned, or a 304 (which names none): the same digest, the same manifest
+      media_type = (*known.destination)->media_type;
     if (!options.referrers)
       return true;
     auto [src, key] = registry_for(task.source);
@@ -1291,17 +1293,6 @@ Summary Engine::run(TaskFeed& feed) {
                            ask(a.task, ref, source, got && *got ? (*got)->digest : std::string(), true);
           }
           if (w.in_flight == 0) {
-            // A 304 names no media type. The same digest is the same manifest: the other end's
-            // answer may give it (when both are 304s, it stays unknown, and unknown is treated as
-            // "read the manifest" where it matters).
-            auto fill = [](auto& head, const std::string& digest, const std::string& media_type) {
-              if (head && *head && (*head)->media_type.empty() && (*head)->digest == digest)
-                (*head)->media_type = media_type;
-            };
-            if (known.source && *known.source)
-              fill(known.destination, (*known.source)->digest, (*known.source)->media_type);
-            if (known.destination && *known.destination)
-              fill(known.source, (*known.destination)->digest, (*known.destination)->media_type);
             KnownHeads k = std::move(known);
             waiting.erase(a.task);
             answered(a.task, std::move(k));
