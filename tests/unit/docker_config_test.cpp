@@ -1,6 +1,7 @@
 #include "migrate/docker_config.hpp"
 
 #include "http/base64.hpp"
+#include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,10 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
-
-#include <sys/stat.h>
 
 using migrate::ConfigError;
 using migrate::docker_credentials;
@@ -21,45 +19,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
+/// A test directory that can also hold Docker credential helpers.
+class TempDir : public test::TempDir {
 public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "im-docker-config.XXXXXX").string();
-    if (!mkdtemp(tmpl.data()))
-      throw std::runtime_error("mkdtemp failed");
-    m_path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return m_path; }
-  std::string str() const { return m_path.string(); }
-
-  /// Writes `content` to `name` (relative to the directory) and returns its path.
-  std::string write(const std::string& name, const std::string& content, unsigned mode = 0644) const {
-    fs::path p = m_path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
-    ::chmod(p.c_str(), mode);
-    return p.string();
-  }
   /// Writes an executable `docker-credential-<name>` shell script into bin/.
   void helper(const std::string& name, const std::string& body) const {
-    write("bin/docker-credential-" + name, "#!/bin/sh\n" + body, 0755);
+    write("bin/docker-credential-" + name, "#!/bin/sh\n" + body,
+          fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+              fs::perms::others_exec);
   }
-  std::string read(const std::string& name) const {
-    std::ifstream in(m_path / name);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
-private:
-  fs::path m_path;
 };
 
 migrate::EnvLookup fake_env(std::map<std::string, std::string> vars) {

@@ -4,6 +4,7 @@
 #include "migrate/config.hpp"
 #include "migrate/discover.hpp"
 #include "migrate/rewrite.hpp"
+#include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
 
@@ -17,22 +18,7 @@ namespace {
 
 const std::string fixtures = IM_FIXTURES;
 
-/// A fresh temporary directory removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/im-kube-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const std::string& text, fs::perms perms = fs::perms::owner_read | fs::perms::owner_write) {
-    auto p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    fs::permissions(p, perms);
-    return p.string();
-  }
-};
+using test::TempDir;
 
 nlohmann::json load(const std::string& rel) {
   std::ifstream in(fixtures + "/k8s-objects/" + rel);
@@ -120,13 +106,13 @@ contexts:
   CHECK(cfg->clusters.at("c1").server == "https://first:6443"); // first file wins per key
   CHECK(cfg->clusters.at("c2").server == "https://only-b:6443");
   CHECK(cfg->contexts.at("ctx").cluster == "c1");
-  CHECK(cfg->clusters.at("c1").certificate_authority == (d.path / "a/ca.pem").string());
-  CHECK(cfg->users.at("u1").client_certificate == (d.path / "a/certs/u.crt").string());
+  CHECK(cfg->clusters.at("c1").certificate_authority == (d.path() / "a/ca.pem").string());
+  CHECK(cfg->users.at("u1").client_certificate == (d.path() / "a/certs/u.crt").string());
   CHECK(cfg->users.at("u1").client_key == "/abs/u.key");
-  CHECK(cfg->users.at("u1").token_file == (d.path / "a/tok").string());
-  CHECK(cfg->users.at("u2").exec->command == (d.path / "b/bin/plugin").string());
-  CHECK_FALSE(kube::load_kubeconfig({(d.path / "missing").string()}, true));
-  CHECK(kube::load_kubeconfig({(d.path / "missing").string(), a}, false));
+  CHECK(cfg->users.at("u1").token_file == (d.path() / "a/tok").string());
+  CHECK(cfg->users.at("u2").exec->command == (d.path() / "b/bin/plugin").string());
+  CHECK_FALSE(kube::load_kubeconfig({(d.path() / "missing").string()}, true));
+  CHECK(kube::load_kubeconfig({(d.path() / "missing").string(), a}, false));
 }
 
 TEST_CASE("kube::rest_config_for validation") {
@@ -159,14 +145,14 @@ TEST_CASE("kube::rest_config in-cluster") {
   d.write("sa/ca.crt", "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n");
   d.write("sa/namespace", "migration");
   kube::LoadOptions o;
-  o.home = d.path.string(); // no ~/.kube/config there
-  o.in_cluster_dir = (d.path / "sa").string();
+  o.home = d.path().string(); // no ~/.kube/config there
+  o.in_cluster_dir = (d.path() / "sa").string();
   o.service_host = "10.96.0.1";
   o.service_port = "443";
   auto rc = kube::rest_config(o);
   REQUIRE(rc);
   CHECK(rc->server == "https://10.96.0.1:443");
-  CHECK(rc->token_file == (d.path / "sa/token").string());
+  CHECK(rc->token_file == (d.path() / "sa/token").string());
   CHECK(rc->ns == "migration");
   CHECK(rc->tls.ca_pem.find("BEGIN CERTIFICATE") != std::string::npos);
   o.service_host = "fd00::1";
@@ -204,7 +190,7 @@ echo "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredent
   REQUIRE_FALSE(failed);
   CHECK(failed.error().message.find("exited with 4: no cluster info") != std::string::npos);
 
-  ex.command = (d.path / "does-not-exist").string();
+  ex.command = (d.path() / "does-not-exist").string();
   ex.install_hint = "install it from your cloud provider";
   auto missing = kube::run_exec_plugin(ex, rc);
   REQUIRE_FALSE(missing);

@@ -1,5 +1,7 @@
 #include "migrate/tag_digests.hpp"
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -9,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <fcntl.h>
@@ -19,30 +20,12 @@
 namespace fs = std::filesystem;
 using migrate::TagDigests;
 
+using test::TempDir;
+
 namespace {
 
 const std::string d1 = "sha256:" + std::string(64, 'a');
 const std::string d2 = "sha256:" + std::string(64, 'b');
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "im-tag-digests.XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 long today() { return static_cast<long>(std::time(nullptr) / 86400); }
 
@@ -50,7 +33,7 @@ long today() { return static_cast<long>(std::time(nullptr) / 86400); }
 
 TEST_CASE("migrate::TagDigests saves what it saw and reads it back") {
   TempDir t;
-  const fs::path file = t.path / "cache" / "image-migrator" / "tag-digests";
+  const fs::path file = t.path() / "cache" / "image-migrator" / "tag-digests";
   {
     TagDigests c(file); // no file yet: empty
     CHECK_FALSE(c.find("r.io/app:1"));
@@ -70,7 +53,7 @@ TEST_CASE("migrate::TagDigests saves what it saw and reads it back") {
   CHECK(c.find("r.io/app:2") == d2);
   CHECK_FALSE(c.find("r.io/app:3"));
   CHECK_FALSE(c.find("r.io/app 4"));
-  const std::string text = slurp(file);
+  const std::string text = t.read("cache/image-migrator/tag-digests");
   CHECK((text.find("r.io/app:2 " + d2 + " " + std::to_string(today())) != std::string::npos ||
          text.find("r.io/app:2 " + d2 + " " + std::to_string(today() - 1)) != std::string::npos)); // midnight
   // Nothing left behind but the file and its lock.
@@ -82,19 +65,19 @@ TEST_CASE("migrate::TagDigests saves what it saw and reads it back") {
 
 TEST_CASE("migrate::TagDigests leaves the mode of a directory it did not create") {
   TempDir t;
-  fs::permissions(t.path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
-  TagDigests c(t.path / "tag-digests");
+  fs::permissions(t.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  TagDigests c(t.path() / "tag-digests");
   c.remember("r.io/app:1", d1);
   REQUIRE_FALSE(c.save());
-  CHECK((fs::status(t.path).permissions() & fs::perms::all) ==
+  CHECK((fs::status(t.path()).permissions() & fs::perms::all) ==
         (fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec));
-  CHECK((fs::status(t.path / "tag-digests").permissions() & fs::perms::all) ==
+  CHECK((fs::status(t.path() / "tag-digests").permissions() & fs::perms::all) ==
         (fs::perms::owner_read | fs::perms::owner_write));
 }
 
 TEST_CASE("migrate::TagDigests drops lines that do not parse") {
   TempDir t;
-  const fs::path file = t.path / "f";
+  const fs::path file = t.path() / "f";
   const long day = today();
   std::ofstream(file) << "# comment\n"
                       << "\n"
@@ -114,14 +97,14 @@ TEST_CASE("migrate::TagDigests drops lines that do not parse") {
                           "r.io/negative:1", "r.io/upper:1"})
     CHECK_MESSAGE(!c.find(bad), bad);
   // Binary garbage is an empty cache, not a failure.
-  std::ofstream(t.path / "g") << std::string("\0\xff\xfe garbage\n\n\x01", 15);
-  TagDigests g(t.path / "g");
+  std::ofstream(t.path() / "g") << std::string("\0\xff\xfe garbage\n\n\x01", 15);
+  TagDigests g(t.path() / "g");
   CHECK_FALSE(g.find("garbage"));
 }
 
 TEST_CASE("migrate::TagDigests merges with a run that saved meanwhile, and forgets unused tags") {
   TempDir t;
-  const fs::path file = t.path / "f";
+  const fs::path file = t.path() / "f";
   const long day = today(); // a day apart at most from the saves' (midnight): the margins below allow it
   std::ofstream(file) << "r.io/old:1 " << d1 << " " << day - TagDigests::keep_days - 2 << "\n"
                       << "r.io/old:2 " << d1 << " " << day - TagDigests::keep_days + 1 << "\n"
@@ -143,12 +126,12 @@ TEST_CASE("migrate::TagDigests merges with a run that saved meanwhile, and forge
   CHECK(c.find("r.io/old:2"));
   CHECK(c.find("r.io/old:3"));
   CHECK_FALSE(c.find("r.io/future:1")); // dated after today: a clock set back, forgotten
-  CHECK(slurp(file).find("r.io/old:3 " + d1 + " " + std::to_string(day - 400)) == std::string::npos);
+  CHECK(t.read("f").find("r.io/old:3 " + d1 + " " + std::to_string(day - 400)) == std::string::npos);
 }
 
 TEST_CASE("migrate::TagDigests waits for a run that is saving, then merges what it saved") {
   TempDir t;
-  const fs::path file = t.path / "f";
+  const fs::path file = t.path() / "f";
   int other = ::open((file.string() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   REQUIRE(other >= 0);
   REQUIRE(::flock(other, LOCK_EX) == 0); // another run is saving
@@ -173,23 +156,23 @@ TEST_CASE("migrate::TagDigests waits for a run that is saving, then merges what 
 
 TEST_CASE("migrate::TagDigests says why it cannot save") {
   TempDir t;
-  std::ofstream(t.path / "file") << "x";
-  TagDigests c(t.path / "file" / "sub" / "tag-digests");
+  std::ofstream(t.path() / "file") << "x";
+  TagDigests c(t.path() / "file" / "sub" / "tag-digests");
   c.remember("r.io/app:1", d1);
   auto error = c.save();
   REQUIRE(error);
-  CHECK(error->find((t.path / "file" / "sub" / "tag-digests").string() + ": cannot create its directory: ") == 0);
-  fs::create_directory(t.path / "d");
-  std::ofstream(t.path / "d" / "x") << "x";
-  TagDigests dir(t.path / "d"); // the path is a directory
+  CHECK(error->find((t.path() / "file" / "sub" / "tag-digests").string() + ": cannot create its directory: ") == 0);
+  fs::create_directory(t.path() / "d");
+  std::ofstream(t.path() / "d" / "x") << "x";
+  TagDigests dir(t.path() / "d"); // the path is a directory
   dir.remember("r.io/app:1", d1);
   auto not_a_file = dir.save();
   REQUIRE(not_a_file);
-  CHECK(not_a_file->find((t.path / "d").string() + ": cannot write: ") == 0);
-  CHECK(fs::is_directory(t.path / "d"));
+  CHECK(not_a_file->find((t.path() / "d").string() + ": cannot write: ") == 0);
+  CHECK(fs::is_directory(t.path() / "d"));
   // The temporary file is gone: only what was there and the lock remain.
   std::set<std::string> names;
-  for (const auto& e : fs::directory_iterator(t.path))
+  for (const auto& e : fs::directory_iterator(t.path()))
     names.insert(e.path().filename().string());
   CHECK(names == std::set<std::string>{"d", "d.lock", "file"});
 }
