@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 im_setup
 source "$IM_REPO_ROOT/tests/kubeapi/kube_lib.sh"
 im_on_exit kube_cleanup
-FIX=$IM_REPO_ROOT/../shared/fixtures/k8s-objects
+FIX=$IM_REPO_ROOT/tests/data/k8s-objects
 export HOME=$IM_WORK/home KUBECONFIG=
 mkdir -p "$HOME"
 kube_setup "$IM_WORK/kube"

@@ -7,7 +7,7 @@
 #
 # Usage: tests/kubeapi/smoke_kubectl.sh
 # Environment: KUBE_API_SERVER_BIN (see kube_lib.sh), KUBECTL (default kubectl),
-#   KUBE_FIXTURES (default <repo>/../shared/fixtures/k8s-objects), KUBE_KEEP=1 keeps
+#   KUBE_FIXTURES (default <repo>/tests/data/k8s-objects), KUBE_KEEP=1 keeps
 #   the work directory (certificates, kubeconfigs, server logs).
 # Prints one line per check; exits 1 if any check failed.
 
@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=kube_lib.sh
 source "$HERE/kube_lib.sh"
 
-FIX=${KUBE_FIXTURES:-$KUBE_LIB_REPO_ROOT/../shared/fixtures/k8s-objects}
+FIX=${KUBE_FIXTURES:-$KUBE_LIB_REPO_ROOT/tests/data/k8s-objects}
 KUBECTL=${KUBECTL:-kubectl}
 GEN=1200
 START=$(date +%s)
