@@ -3,6 +3,7 @@
 #include "http/base64.hpp"
 #include "http/process.hpp"
 #include "http/url.hpp"
+#include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -98,7 +99,7 @@ Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig&
                       (run->err.empty() ? "" : ": " + first_line(run->err)));
   ExecCredential cred;
   try {
-    auto j = nlohmann::json::parse(run->out);
+    auto j = util::parse_json(run->out);
     if (j.value("kind", "") != "ExecCredential")
       return auth_error(what + ": output is not an ExecCredential");
     if (j.value("apiVersion", "") != exec.api_version)
@@ -124,7 +125,7 @@ Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig&
 
 std::string status_message(const http::Response& response) {
   try {
-    auto j = nlohmann::json::parse(response.body);
+    auto j = util::parse_json(response.body);
     if (j.is_object() && j.value("kind", "") == "Status") {
       std::string reason = j.value("reason", "");
       std::string message = j.value("message", "");

@@ -2,6 +2,7 @@
 
 #include "http/base64.hpp"
 #include "http/url.hpp"
+#include "util/json.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -70,7 +71,7 @@ Result<bool> served(Client& client, const std::string& group_version, const std:
                                 status_message(*resp),
                             resp->status);
   try {
-    auto j = json::parse(resp->body);
+    auto j = util::parse_json(resp->body);
     if (j.contains("resources") && j["resources"].is_array())
       for (const auto& r : j["resources"])
         if (str(r, "name") == plural)
@@ -124,7 +125,7 @@ Result<ListOutcome> list_all(Client& client, const std::string& base, int page_s
                               "listing " + base + ": HTTP " + std::to_string(resp->status) + " " + status_message(*resp),
                               resp->status);
     try {
-      auto j = json::parse(resp->body);
+      auto j = util::parse_json(resp->body);
       if (j.contains("items") && j["items"].is_array())
         for (const auto& item : j["items"])
           on_item(item);
@@ -182,7 +183,7 @@ Result<nlohmann::json> pull_secret_auths(Client& client, const std::string& ns, 
     return http::make_error(resp->status == 403 ? http::ErrorKind::unauthorized : http::ErrorKind::http_status,
                             what + ": HTTP " + std::to_string(resp->status) + " " + status_message(*resp), resp->status);
   try {
-    auto j = json::parse(resp->body);
+    auto j = util::parse_json(resp->body);
     const json* data = path(j, {"data"});
     std::string type = str(j, "type");
     const char* field = type == "kubernetes.io/dockercfg" ? ".dockercfg" : ".dockerconfigjson";
@@ -191,7 +192,7 @@ Result<nlohmann::json> pull_secret_auths(Client& client, const std::string& ns, 
     auto decoded = http::base64_decode((*data)[field].get<std::string>());
     if (!decoded)
       return http::make_error(http::ErrorKind::invalid, what + ": " + field + " is not base64");
-    auto config = json::parse(*decoded);
+    auto config = util::parse_json(*decoded);
     if (config.contains("auths") && config["auths"].is_object())
       return config["auths"];
     return config; // .dockercfg: the auths object itself

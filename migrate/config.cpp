@@ -2,6 +2,8 @@
 
 #include "http/url.hpp"
 #include "registry/reference.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -120,51 +122,14 @@ std::string type_name(const json& j) { return j.type_name(); }
 
 } // namespace
 
-namespace {
-/// Where write_file_atomically writes before the rename: next to the file, so the rename stays
-/// on one filesystem.
-std::string temporary_beside(const std::string& path) {
-  std::filesystem::path target(path);
-  std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
-  return (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(getpid()))).string();
-}
-} // namespace
-
 void check_writable(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw ConfigError(path + ": is a directory, not a file");
-  std::string tmp = temporary_beside(path);
-  {
-    std::ofstream probe(tmp, std::ios::trunc);
-    if (!probe)
-      throw ConfigError(path + ": cannot write (directory missing or not writable)");
-  }
-  std::filesystem::remove(tmp, ec);
+  if (auto why = util::unwritable(path); !why.empty())
+    throw ConfigError(why);
 }
 
 void write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
-  namespace fs = std::filesystem;
-  fs::path target(path);
-  std::string tmp = temporary_beside(path);
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out)
-      throw ConfigError(path + ": cannot write (directory missing or not writable)");
-    ::chmod(tmp.c_str(), mode);
-    out << content;
-    out.flush();
-    if (!out) {
-      fs::remove(tmp);
-      throw ConfigError(path + ": write failed");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw ConfigError(path + ": cannot replace file: " + ec.message());
-  }
+  if (auto why = util::write_file_atomically(path, content, static_cast<mode_t>(mode)); !why.empty())
+    throw ConfigError(why);
 }
 
 EnvLookup process_env() {
@@ -201,7 +166,7 @@ json parse_document(std::string_view text, const std::string& name) {
       return true;
     };
     try {
-      json doc = json::parse(text, no_duplicates);
+      json doc = util::parse_json(text, max_depth, std::function<bool(int, json::parse_event_t, json&)>(no_duplicates));
       if (!twice.empty())
         throw ConfigError(name + ": key \"" + twice + "\" appears twice in the same object (the first one would be lost)");
       return doc;

@@ -52,7 +52,9 @@ struct AuthEntry {
 /// Decrypts an "enc:v1:" secret (see secrets.hpp).
 using Decryptor = std::function<http::Result<std::string>(const std::string&)>;
 
-/// Writes a file atomically: a temporary file in the same directory with `mode`, then rename.
+/// Writes a file through util::AtomicFile (unpredictable temporary name beside it, created
+/// exclusively, `mode` set before any byte, fsync, rename, directory fsync); ConfigError naming the
+/// path when it cannot.
 void write_file_atomically(const std::string& path, const std::string& content, unsigned mode = 0644);
 
 /// Throws the ConfigError write_file_atomically would, now: for outputs written at the end of a

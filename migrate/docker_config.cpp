@@ -3,6 +3,7 @@
 #include "http/base64.hpp"
 #include "http/process.hpp"
 #include "http/url.hpp"
+#include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -260,7 +261,7 @@ std::optional<registry::Credentials> credential_helper_get(const std::string& he
                           "{\"ServerURL\", \"Username\", \"Secret\"}";
   json answer;
   try {
-    answer = json::parse(r.out);
+    answer = util::parse_json(r.out);
   } catch (const json::exception&) {
     throw ConfigError(bad);
   }

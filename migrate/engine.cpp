@@ -6,6 +6,7 @@
 #include "registry/digest.hpp"
 #include "registry/layout.hpp"
 #include "registry/manifest.hpp"
+#include "util/json.hpp"
 
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -500,7 +501,7 @@ struct Engine::Impl {
     if (!read)
       return read.error();
     try {
-      auto j = nlohmann::json::parse(config);
+      auto j = util::parse_json(config);
       if (j.is_object() && j.contains("created") && j["created"].is_string())
         return parse_rfc3339(j["created"].get<std::string>());
     } catch (const nlohmann::json::exception&) {
@@ -702,7 +703,7 @@ struct Engine::Impl {
     auto current = retry("manifest " + repo + ":" + tag, [&] { return dst.get_manifest(repo, tag); });
     if (current) {
       try {
-        auto j = nlohmann::json::parse(current->bytes);
+        auto j = util::parse_json(current->bytes);
         if (j.is_object() && j.contains("manifests") && j["manifests"].is_array())
           index = std::move(j);
       } catch (const nlohmann::json::exception&) {
@@ -717,7 +718,7 @@ struct Engine::Impl {
     bool added = false;
     for (const auto& ref : referrers)
       if (listed.insert(ref.digest).second) {
-        index["manifests"].push_back(nlohmann::json::parse(ref.descriptor));
+        index["manifests"].push_back(util::parse_json(ref.descriptor));
         added = true;
       }
     if (!added)

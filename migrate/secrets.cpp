@@ -4,6 +4,8 @@
 #include "http/url.hpp"
 #include "migrate/config.hpp"
 #include "migrate/user_dirs.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -80,22 +82,15 @@ std::optional<SecretKey> SecretKey::load(bool create) {
   }
   if (!create)
     return std::nullopt;
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  k.m_key = random_bytes(key_size);
-  std::string tmp = path.string() + ".tmp-" + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0)
+  if (util::make_private_directories(path.parent_path().string()) != 0)
     return std::nullopt; // no place for a key (read-only home): leave secrets as they are
-  std::string text = http::base64_encode(k.m_key) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  // link() fails if another process created the key meanwhile: theirs wins, and we use it.
-  bool linked = ok && ::link(tmp.c_str(), path.c_str()) == 0;
-  ::unlink(tmp.c_str());
-  if (!linked)
-    return ok && errno == EEXIST ? load(false) : std::nullopt;
-  return k;
+  k.m_key = random_bytes(key_size);
+  util::AtomicFile file(path.string(), 0600);
+  // Linked into place only when absent: if another process created the key meanwhile, theirs
+  // wins, and we use it.
+  if (file.write(http::base64_encode(k.m_key) + "\n") && file.commit(false))
+    return k;
+  return file.exists() ? load(false) : std::nullopt;
 }
 
 std::string SecretKey::encrypt(std::string_view plaintext) const {
@@ -176,7 +171,7 @@ std::string protect_auth_file(const std::string& path) {
   ss << in.rdbuf();
   nlohmann::ordered_json doc;
   try {
-    doc = nlohmann::ordered_json::parse(ss.str());
+    doc = util::parse_json<nlohmann::ordered_json>(ss.str());
   } catch (const nlohmann::json::exception&) {
     return ""; // not JSON (the loader already accepted it as YAML)
   }

@@ -2,6 +2,7 @@
 
 #include "migrate/user_dirs.hpp"
 #include "registry/digest.hpp"
+#include "util/file.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -34,44 +35,6 @@ bool plain_reference(const std::string& s) {
       return false;
   return true;
 }
-
-/// Creates what is missing of `dir`, each directory mode 0700 (the tags a user copies are nobody
-/// else's business); one that exists keeps its mode. 0 or the errno.
-int make_private_directories(const fs::path& dir) {
-  std::vector<fs::path> missing;
-  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
-    std::error_code ec;
-    if (fs::exists(p, ec))
-      break;
-    missing.push_back(p);
-    if (p == p.parent_path())
-      break;
-  }
-  for (auto it = missing.rbegin(); it != missing.rend(); ++it)
-    if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST)
-      return errno;
-  return 0;
-}
-
-/// An exclusive flock(2) on a file of its own, held while it lives; nothing when the file cannot be
-/// opened.
-class FileLock {
-public:
-  explicit FileLock(const std::string& path) : m_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
-    if (m_fd >= 0)
-      while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
-      }
-  }
-  ~FileLock() {
-    if (m_fd >= 0)
-      ::close(m_fd); // releases the lock
-  }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-
-private:
-  int m_fd;
-};
 
 } // namespace
 
@@ -128,11 +91,11 @@ std::optional<std::string> TagDigests::save() {
   };
   std::lock_guard lock(m_mutex);
   const fs::path dir = m_path.has_parent_path() ? m_path.parent_path() : fs::path(".");
-  if (int error = make_private_directories(dir))
+  if (int error = util::make_private_directories(dir.string()))
     return fail("cannot create its directory", error);
   // Runs that save at the same time take turns (flock on "<file>.lock"), so that each merges what
   // the other saved. Without a lock to be had (a read-only directory), the write below says why.
-  FileLock turn(m_path.string() + ".lock");
+  util::FileLock turn(m_path.string() + ".lock");
   const long now = today();
   auto merged = read(m_path); // another run may have saved since this one read it
   for (const auto& [reference, stored] : m_entries)
@@ -145,21 +108,8 @@ std::optional<std::string> TagDigests::save() {
   for (const auto& [reference, stored] : merged)
     text += reference + ' ' + stored.digest + ' ' + std::to_string(stored.day) + '\n';
 
-  // A new file of our own (mkstemp: O_EXCL, 0600), never one left or planted under a known name.
-  std::string tmp = (dir / (m_path.filename().string() + ".XXXXXX")).string();
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0)
-    return fail("cannot write", errno);
-  errno = 0;
-  int error = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : errno ? errno : EIO;
-  if (::close(fd) != 0 && !error)
-    error = errno;
-  if (!error && ::rename(tmp.c_str(), m_path.c_str()) != 0)
-    error = errno;
-  if (error) {
-    ::unlink(tmp.c_str());
-    return fail("cannot write", error);
-  }
+  if (auto why = util::write_file_atomically(m_path.string(), text, 0600); !why.empty())
+    return why;
   m_entries = std::move(merged);
   return std::nullopt;
 }

@@ -2,6 +2,7 @@
 
 #include "http/base64.hpp"
 #include "http/url.hpp"
+#include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -308,7 +309,7 @@ Result<Authenticator::Answer> Authenticator::read_token_answer(const Result<http
   Answer answer;
   long expires_in = 60;
   try {
-    auto j = nlohmann::json::parse(resp->body);
+    auto j = util::parse_json(resp->body);
     if (j.contains("token") && j["token"].is_string())
       answer.token.value = j["token"].get<std::string>();
     else if (j.contains("access_token") && j["access_token"].is_string())

@@ -2,7 +2,7 @@
 
 #include "http/url.hpp"
 #include "registry/digest.hpp"
-#include "registry/json_field.hpp"
+#include "util/json.hpp"
 #include "registry/reference.hpp"
 
 #include <nlohmann/json.hpp>
@@ -43,13 +43,13 @@ http::Error registry_error(const std::string& what, const http::Response& respon
     kind = http::ErrorKind::unauthorized;
   std::string detail;
   try {
-    auto j = nlohmann::json::parse(response.body);
+    auto j = util::parse_json(response.body);
     if (j.is_object() && j.contains("errors") && j["errors"].is_array()) {
       for (const auto& e : j["errors"]) {
         if (!e.is_object())
           continue;
-        std::string code = string_field(e, "code");
-        std::string message = string_field(e, "message");
+        std::string code = util::string_field(e, "code");
+        std::string message = util::string_field(e, "message");
         if (code == "MANIFEST_UNKNOWN" || code == "NAME_UNKNOWN" || code == "BLOB_UNKNOWN")
           kind = http::ErrorKind::not_found;
         else if (code == "UNAUTHORIZED" || code == "DENIED")
@@ -211,7 +211,7 @@ http::Status Registry::each_page(std::string url, const std::string& scope, cons
     if (resp->status != 200)
       return registry_error(what, *resp);
     try {
-      on_page(nlohmann::json::parse(resp->body));
+      on_page(util::parse_json(resp->body));
     } catch (const nlohmann::json::exception&) {
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
     }
@@ -275,8 +275,8 @@ Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std:
                             continue;
                           }
                           r.digest = d["digest"].get<std::string>();
-                          r.media_type = string_field(d, "mediaType");
-                          r.artifact_type = string_field(d, "artifactType");
+                          r.media_type = util::string_field(d, "mediaType");
+                          r.artifact_type = util::string_field(d, "artifactType");
                           r.descriptor = d.dump();
                           found.push_back(std::move(r));
                         }
@@ -361,7 +361,7 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
       return registry_error(what, *resp);
     std::size_t before = names.size();
     try {
-      auto j = nlohmann::json::parse(resp->body);
+      auto j = util::parse_json(resp->body);
       if (!j.is_array())
         return http::make_error(http::ErrorKind::invalid, what + ": the answer is not a list of repositories");
       for (const auto& repo : j)
@@ -401,7 +401,7 @@ Result<Manifest> Registry::get_manifest(const std::string& repository, const std
   m.media_type = strip_params(resp->header("content-type"));
   if (m.media_type.empty() || m.media_type == "application/json" || m.media_type == "text/plain") {
     try {
-      auto j = nlohmann::json::parse(m.bytes);
+      auto j = util::parse_json(m.bytes);
       if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
         m.media_type = j["mediaType"].get<std::string>();
     } catch (const nlohmann::json::exception&) {

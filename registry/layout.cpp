@@ -1,7 +1,8 @@
 #include "registry/layout.hpp"
 
 #include "registry/digest.hpp"
-#include "registry/json_field.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -57,11 +58,6 @@ struct DirLock {
   DirLock& operator=(const DirLock&) = delete;
 };
 
-std::string temp_name(const std::string& path) {
-  static std::atomic<unsigned> counter{0};
-  return path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-}
-
 Result<std::string> read_small_file(const std::string& path, const std::string& what) {
   std::error_code ec;
   if (auto size = fs::file_size(path, ec); !ec && size > max_manifest_bytes)
@@ -105,7 +101,7 @@ Result<nlohmann::json> Layout::read_index() const {
   if (!bytes)
     return bytes.error();
   try {
-    auto j = nlohmann::json::parse(*bytes);
+    auto j = util::parse_json(*bytes);
     if (!j.is_object() || !j.contains("manifests") || !j["manifests"].is_array())
       return http::make_error(http::ErrorKind::invalid, m_name + "/index.json has no \"manifests\" list");
     return j;
@@ -115,26 +111,8 @@ Result<nlohmann::json> Layout::read_index() const {
 }
 
 http::Status Layout::write_file(const std::string& path, std::string_view bytes) const {
-  const std::string tmp = temp_name(path);
-  Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-  if (f.fd < 0)
-    return io_error(m_name + ": cannot create " + tmp);
-  for (std::size_t off = 0; off < bytes.size();) {
-    auto n = ::write(f.fd, bytes.data() + off, bytes.size() - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      auto e = io_error(m_name + ": writing " + tmp);
-      ::unlink(tmp.c_str());
-      return e;
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(f.fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    auto e = io_error(m_name + ": saving " + path);
-    ::unlink(tmp.c_str());
-    return e;
-  }
+  if (auto why = util::write_file_atomically(path, bytes, 0644); !why.empty())
+    return http::make_error(http::ErrorKind::invalid, m_name + ": " + why);
   return {};
 }
 
@@ -163,7 +141,7 @@ Result<std::vector<std::string>> Layout::list_tags(const std::string&) {
   for (const auto& d : (*index)["manifests"]) {
     if (!d.is_object() || !d.contains("annotations") || !d["annotations"].is_object())
       continue;
-    auto tag = string_field(d["annotations"], ref_name_annotation);
+    auto tag = util::string_field(d["annotations"], ref_name_annotation);
     if (!tag.empty() && std::find(tags.begin(), tags.end(), tag) == tags.end())
       tags.push_back(std::move(tag));
   }
@@ -192,7 +170,7 @@ Result<std::optional<Descriptor>> Layout::resolve(const std::string& reference) 
   for (const auto& d : (*index)["manifests"]) {
     if (!d.is_object() || !d.contains("annotations") || !d["annotations"].is_object())
       continue;
-    auto name = string_field(d["annotations"], ref_name_annotation);
+    auto name = util::string_field(d["annotations"], ref_name_annotation);
     if (name != reference)
       continue;
     if (!d.contains("digest") || !d["digest"].is_string() || !valid_digest(d["digest"].get<std::string>()))
@@ -200,7 +178,7 @@ Result<std::optional<Descriptor>> Layout::resolve(const std::string& reference) 
                                                             "\" has no valid digest");
     Descriptor out;
     out.digest = d["digest"].get<std::string>();
-    out.media_type = string_field(d, "mediaType");
+    out.media_type = util::string_field(d, "mediaType");
     out.size = d.contains("size") && d["size"].is_number_integer() ? d["size"].get<std::int64_t>() : 0;
     found = out; // the last entry with a name wins, as a later write replaces an earlier one
   }
@@ -229,7 +207,7 @@ Result<Manifest> Layout::get_manifest(const std::string&, const std::string& ref
   m.media_type = (*d)->media_type;
   if (m.media_type.empty()) {
     try {
-      auto j = nlohmann::json::parse(m.bytes);
+      auto j = util::parse_json(m.bytes);
       if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
         m.media_type = j["mediaType"].get<std::string>();
     } catch (const nlohmann::json::exception&) {
@@ -284,7 +262,7 @@ http::Status Layout::put_manifest(const std::string&, const std::string& referen
   nlohmann::json kept = nlohmann::json::array();
   for (auto& d : list) {
     bool same_name = d.is_object() && d.contains("annotations") && d["annotations"].is_object() &&
-                     string_field(d["annotations"], ref_name_annotation) == reference;
+                     util::string_field(d["annotations"], ref_name_annotation) == reference;
     if (!same_name)
       kept.push_back(std::move(d));
   }
@@ -308,18 +286,9 @@ Result<std::uint64_t> Layout::copy_blob_from(ImageStore& source, const std::stri
     return path.error();
   std::error_code ec;
   fs::create_directories(fs::path(*path).parent_path(), ec);
-  const std::string tmp = temp_name(*path);
-  Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-  if (f.fd < 0)
-    return io_error(what + ": cannot create " + tmp);
-  struct Unlink {
-    const std::string& p;
-    bool keep = false;
-    ~Unlink() {
-      if (!keep)
-        ::unlink(p.c_str());
-    }
-  } cleanup{tmp};
+  util::AtomicFile file(*path, 0644); // removed unless committed below
+  if (!file.ok())
+    return http::make_error(http::ErrorKind::invalid, what + ": " + file.error());
   Sha256 hash;
   std::uint64_t written = 0;
   auto read = source.read_blob(source_repository, blob, [&](std::string_view chunk) -> http::Status {
@@ -328,14 +297,8 @@ Result<std::uint64_t> Layout::copy_blob_from(ImageStore& source, const std::stri
       return http::make_error(http::ErrorKind::digest_mismatch, what + ": more bytes than the descriptor's " +
                                                                     std::to_string(blob.size));
     hash.update(chunk);
-    for (std::size_t off = 0; off < chunk.size();) {
-      auto n = ::write(f.fd, chunk.data() + off, chunk.size() - off);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return io_error(what + ": writing " + tmp);
-      off += static_cast<std::size_t>(n);
-    }
+    if (!file.write(chunk))
+      return http::make_error(http::ErrorKind::invalid, what + ": " + file.error());
     if (on_bytes)
       on_bytes(chunk.size());
     return {};
@@ -347,9 +310,8 @@ Result<std::uint64_t> Layout::copy_blob_from(ImageStore& source, const std::stri
     return http::make_error(http::ErrorKind::digest_mismatch, what + ": content hashes to " + got + " (" +
                                                                   std::to_string(written) + " bytes), not " +
                                                                   blob.digest + "; not stored");
-  if (::fsync(f.fd) != 0 || ::rename(tmp.c_str(), path->c_str()) != 0)
-    return io_error(what + ": saving " + *path);
-  cleanup.keep = true;
+  if (!file.commit())
+    return http::make_error(http::ErrorKind::invalid, what + ": " + file.error());
   return written;
 }
 

@@ -1,6 +1,7 @@
 #include "registry/manifest.hpp"
 
 #include "registry/digest.hpp"
+#include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -85,7 +86,7 @@ bool is_image_manifest_type(std::string_view media_type) {
 Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view content_type) {
   json j;
   try {
-    j = json::parse(bytes);
+    j = util::parse_json(bytes);
   } catch (const json::parse_error& e) {
     return invalid("not JSON at byte " + std::to_string(e.byte));
   } catch (const json::exception&) {
@@ -168,7 +169,7 @@ bool platform_selected(const Platform& platform, const std::vector<std::string>&
 Result<std::optional<Manifest>> filter_index(const Manifest& index, const std::vector<std::string>& wanted) {
   json j;
   try {
-    j = json::parse(index.bytes);
+    j = util::parse_json(index.bytes);
   } catch (const json::exception&) {
     return invalid("index is not JSON");
   }

@@ -168,7 +168,7 @@ TEST_CASE("migrate::TagDigests says why it cannot save") {
   dir.remember("r.io/app:1", d1);
   auto not_a_file = dir.save();
   REQUIRE(not_a_file);
-  CHECK(not_a_file->find((t.path() / "d").string() + ": cannot write: ") == 0);
+  CHECK(not_a_file->find((t.path() / "d").string() + ": is a directory, not a file") == 0);
   CHECK(fs::is_directory(t.path() / "d"));
   // The temporary file is gone: only what was there and the lock remain.
   std::set<std::string> names;

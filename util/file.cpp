@@ -1,0 +1,199 @@
+#include "util/file.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace util {
+
+namespace {
+
+std::string directory_of(const std::string& path) {
+  std::filesystem::path p(path);
+  return p.has_parent_path() ? p.parent_path().string() : std::string(".");
+}
+
+/// ".<name>.<16 random letters>.tmp" beside the target: unpredictable, so nobody can plant it first.
+std::string temporary_name(const std::string& path) {
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned char random[16];
+  std::size_t got = 0;
+  while (got < sizeof random) {
+    ssize_t n = ::getrandom(random + got, sizeof random - got, 0);
+    if (n > 0)
+      got += static_cast<std::size_t>(n);
+    else if (errno != EINTR)
+      break;
+  }
+  if (got < sizeof random) { // no getrandom (a very old kernel): the C++ library's source
+    std::random_device device;
+    for (auto& b : random)
+      b = static_cast<unsigned char>(device());
+  }
+  std::string suffix;
+  for (unsigned char b : random)
+    suffix += alphabet[b % (sizeof alphabet - 1)];
+  std::filesystem::path p(path);
+  return (std::filesystem::path(directory_of(path)) / ("." + p.filename().string() + "." + suffix + ".tmp")).string();
+}
+
+int open_exclusive(const std::string& tmp) {
+  int fd;
+  do
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int fsync_directory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  int error = ::fsync(fd) == 0 || errno == EINVAL ? 0 : errno; // EINVAL: a filesystem without it
+  ::close(fd);
+  return error;
+}
+
+} // namespace
+
+AtomicFile::AtomicFile(std::string path, mode_t mode) : m_path(std::move(path)) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(m_path, ec)) {
+    m_error = m_path + ": is a directory, not a file";
+    return;
+  }
+  const std::string dir = directory_of(m_path);
+  if (!std::filesystem::is_directory(dir, ec)) {
+    m_error = m_path + ": cannot write: the directory " + dir + " does not exist";
+    return;
+  }
+  for (int attempt = 0; attempt < 8 && m_fd < 0; ++attempt) {
+    m_tmp = temporary_name(m_path);
+    m_fd = open_exclusive(m_tmp);
+    if (m_fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (m_fd < 0) {
+    fail("cannot write", errno);
+    m_tmp.clear();
+    return;
+  }
+  // The mode before any byte: a password file is never readable by others, not even for a moment.
+  if (::fchmod(m_fd, mode) != 0)
+    fail("cannot set its mode", errno);
+}
+
+AtomicFile::~AtomicFile() {
+  if (m_fd >= 0)
+    ::close(m_fd);
+  if (!m_tmp.empty())
+    ::unlink(m_tmp.c_str());
+}
+
+bool AtomicFile::fail(const std::string& what, int error) {
+  if (m_error.empty())
+    m_error = m_path + ": " + what + ": " + std::strerror(error);
+  return false;
+}
+
+bool AtomicFile::write(std::string_view bytes) {
+  if (!ok() || m_fd < 0)
+    return false;
+  while (!bytes.empty()) {
+    ssize_t n = ::write(m_fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return fail("write failed", errno);
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool AtomicFile::commit(bool replace) {
+  if (!ok() || m_fd < 0)
+    return false;
+  if (::fsync(m_fd) != 0)
+    return fail("write failed (fsync)", errno);
+  int fd = m_fd;
+  m_fd = -1;
+  if (::close(fd) != 0)
+    return fail("write failed (close)", errno);
+  if (!replace) {
+    const bool linked = ::link(m_tmp.c_str(), m_path.c_str()) == 0;
+    const int error = errno;
+    ::unlink(m_tmp.c_str());
+    m_tmp.clear();
+    if (!linked) {
+      m_exists = error == EEXIST;
+      return fail("cannot create the file", error);
+    }
+  } else if (::rename(m_tmp.c_str(), m_path.c_str()) != 0) {
+    return fail("cannot replace the file", errno);
+  }
+  m_tmp.clear();
+  if (int error = fsync_directory(directory_of(m_path)))
+    return fail("written, but its directory could not be synced", error);
+  return true;
+}
+
+std::string write_file_atomically(const std::string& path, std::string_view content, mode_t mode) {
+  AtomicFile file(path, mode);
+  if (file.write(content))
+    file.commit();
+  return file.error();
+}
+
+std::string unwritable(const std::string& path) {
+  AtomicFile probe(path, 0600); // removed again when it goes out of scope
+  return probe.error();
+}
+
+int make_private_directories(const std::string& dir) {
+  std::vector<std::filesystem::path> missing;
+  for (std::filesystem::path p = dir; !p.empty(); p = p.parent_path()) {
+    std::error_code ec;
+    if (std::filesystem::exists(p, ec))
+      break;
+    missing.push_back(p);
+    if (p == p.parent_path())
+      break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it)
+    if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST)
+      return errno;
+  return 0;
+}
+
+int open_for_append(const std::string& path, mode_t mode) {
+  int fd;
+  do
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+FileLock::FileLock(const std::string& path) {
+  do
+    m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  while (m_fd < 0 && errno == EINTR);
+  if (m_fd >= 0)
+    while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+}
+
+FileLock::~FileLock() {
+  if (m_fd >= 0)
+    ::close(m_fd); // releases the lock
+}
+
+} // namespace util
