@@ -17,8 +17,15 @@
 // basic (--basic), client certificates signed by --client-ca. Failures are
 // 401 Status objects like kube-apiserver's. See tests/kubeapi/README.md.
 //
-// Test-only: loopback by default, secrets compared in plain text, no writes,
-// no watch.
+//   writes      POST (create), PUT (update), PATCH (merge, strategic merge,
+//               JSON patch), DELETE, with resourceVersion preconditions (409)
+//               and dryRun=All; a controller that rolls workloads out after a
+//               template change (status, generation) for `kubectl rollout status`
+//   watch       watch=true streams the changes after a resourceVersion
+//   rbac        --rbac FILE: Roles, ClusterRoles and their bindings decide
+//               what users may do (system:masters may do anything), as RBAC does
+//
+// Test-only: loopback by default, secrets compared in plain text.
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -37,6 +44,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -44,6 +52,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -80,6 +89,11 @@ struct Options {
   std::string token_user = "token-user";
   int exit_after = 0;
   std::string server_version = "v1.32.0";
+  std::vector<std::string> rbac_files;        // Roles, ClusterRoles, bindings (JSON)
+  std::vector<std::string> extra_resources;   // group/version/plural/Kind[/cluster]
+  int rollout_delay_ms = 300;                 // template change -> rolled out
+  std::vector<std::string> unready_images;    // rollouts to these never become ready
+  long bump_before_patch = 0;                 // the first N PATCHes meet a newer object
 };
 
 void usage(FILE *out) {
@@ -94,7 +108,10 @@ void usage(FILE *out) {
       "         [--disable-version GROUP/VERSION]...\n"
       "         [--aggregated-discovery] [--no-table] [--list-item-kinds]\n"
       "         [--log FILE] [--log-accept] [--exit-after SECONDS]\n"
-      "         [--server-version vX.Y.Z]\n",
+      "         [--server-version vX.Y.Z]\n"
+      "         [--rbac FILE]... [--resource GROUP/VERSION/PLURAL/Kind[/cluster]]...\n"
+      "         [--rollout-delay-ms N] [--unready-image SUBSTRING]...\n"
+      "         [--bump-before-patch N]\n",
       out);
 }
 
@@ -213,16 +230,19 @@ struct Resource {
   std::vector<std::string> versions;  // in preference order
   std::vector<std::string> short_names;
   std::vector<std::string> categories;
+  bool custom = false;  // --resource: a custom resource (no strategic merge patch)
 };
 
-const std::vector<Resource> &resources() {
-  static const std::vector<Resource> r = {
+std::vector<Resource> &resources() {
+  static std::vector<Resource> r = {
       {"", "pods", "pod", "Pod", true, {"v1"}, {"po"}, {"all"}},
       {"", "replicationcontrollers", "replicationcontroller",
        "ReplicationController", true, {"v1"}, {"rc"}, {"all"}},
       {"", "podtemplates", "podtemplate", "PodTemplate", true, {"v1"}, {}, {}},
       {"", "namespaces", "namespace", "Namespace", false, {"v1"}, {"ns"}, {}},
       {"", "secrets", "secret", "Secret", true, {"v1"}, {}, {}},
+      {"", "configmaps", "configmap", "ConfigMap", true, {"v1"}, {"cm"}, {}},
+      {"", "nodes", "node", "Node", false, {"v1"}, {"no"}, {}},
       {"", "serviceaccounts", "serviceaccount", "ServiceAccount", true, {"v1"},
        {"sa"}, {}},
       {"apps", "deployments", "deployment", "Deployment", true, {"v1"},
@@ -263,12 +283,35 @@ struct Stored {
   std::string source;  // file it came from, or "generated"
 };
 
+// One change, for watches: the object as it was after the change.
+struct Event {
+  long long rv;
+  std::string type;  // ADDED | MODIFIED | DELETED
+  std::string resource, ns;
+  json obj;          // without kind/apiVersion (added per request version)
+};
+
+// A rule of a Role or ClusterRole, as it applies to one user.
+struct RbacRule {
+  std::set<std::string> groups, resources, verbs, names;
+  std::string ns;  // "" = every namespace (a ClusterRole bound cluster-wide)
+};
+
 struct State {
   Options opt;
   // resource name -> key ("ns/name" or "name") -> object; std::map orders keys
   // bytewise like etcd orders "/registry/<resource>/<ns>/<name>".
   std::map<std::string, std::map<std::string, Stored>> store;
+  // The current resourceVersion: every write takes the next one, lists
+  // report it. Guarded (with store, events, pending) by mu.
   long long list_rv = 1;
+  std::shared_mutex mu;
+  std::vector<Event> events;
+  // "resource|key" -> when the simulated controller rolls that workload out.
+  std::map<std::string, std::chrono::steady_clock::time_point> pending;
+  std::atomic<long> patches_seen{0};
+  bool rbac_on = false;
+  std::map<std::string, std::vector<RbacRule>> rbac;  // user -> rules
   std::atomic<long> continue_seen{0};
   std::mutex log_mu;
   FILE *log = nullptr;
@@ -550,6 +593,7 @@ void send_not_found_path(httplib::Response &res) {
 struct Identity {
   bool ok = false;
   std::string user;
+  std::vector<std::string> groups;  // a client certificate's O
   std::string how = "none";  // for the log: token | basic | cert:CN | none
 };
 
@@ -562,9 +606,12 @@ Identity authenticate(const State &st, const httplib::Request &req) {
     X509 *cert = SSL_get1_peer_certificate(ssl);
     if (cert) {
       if (SSL_get_verify_result(ssl) == X509_V_OK) {
-        char cn[256] = {0};
+        char cn[256] = {0}, org[256] = {0};
         X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
                                   sizeof cn);
+        if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+                                      NID_organizationName, org, sizeof org) > 0)
+          id.groups.push_back(org);
         id.ok = true;
         id.user = cn;
         id.how = std::string("cert:") + cn;
@@ -799,7 +846,8 @@ json api_resource_list(const State &st, const std::string &group,
               {"singularName", r->singular},
               {"namespaced", r->namespaced},
               {"kind", r->kind},
-              {"verbs", json::array({"get", "list", "watch"})}};
+              {"verbs", json::array({"create", "delete", "get", "list", "patch", "update",
+                                     "watch"})}};
     if (!r->short_names.empty()) e["shortNames"] = r->short_names;
     if (!r->categories.empty()) e["categories"] = r->categories;
     list.push_back(std::move(e));
@@ -833,7 +881,8 @@ json aggregated(const State &st, bool core, const std::string &av) {
                   {"responseKind", {{"group", group}, {"version", v}, {"kind", r->kind}}},
                   {"scope", r->namespaced ? "Namespaced" : "Cluster"},
                   {"singularResource", r->singular},
-                  {"verbs", json::array({"get", "list", "watch"})}};
+                  {"verbs", json::array({"create", "delete", "get", "list", "patch",
+                                         "update", "watch"})}};
         if (!r->short_names.empty()) e["shortNames"] = r->short_names;
         if (!r->categories.empty()) e["categories"] = r->categories;
         res.push_back(std::move(e));
@@ -971,7 +1020,8 @@ json make_table(const Resource &r, const std::vector<const Stored *> &items,
       {{{"name", "Name"}, {"type", "string"}, {"format", "name"},
         {"description", "Name must be unique within a namespace."}, {"priority", 0}}});
   bool workload = r.name != "namespaces" && r.name != "secrets" &&
-                  r.name != "serviceaccounts";
+                  r.name != "serviceaccounts" && r.name != "configmaps" &&
+                  r.name != "nodes";
   if (workload)
     cols.push_back({{"name", "Images"}, {"type", "string"}, {"format", ""},
                     {"description", "Container images."}, {"priority", 0}});
@@ -1055,11 +1105,35 @@ std::string forbidden_message(const Resource &r, const std::string &user,
   return m;
 }
 
+// What RBAC would decide: with --rbac, system:masters may do anything and
+// everyone else what the rules bound to them allow.
+bool rbac_allows(const State &st, const Identity &id, const std::string &verb,
+                 const Resource &r, const std::string &ns, const std::string &name) {
+  if (!st.rbac_on) return true;
+  if (std::find(id.groups.begin(), id.groups.end(), "system:masters") != id.groups.end())
+    return true;
+  auto it = st.rbac.find(id.user);
+  if (it == st.rbac.end()) return false;
+  auto has = [](const std::set<std::string> &s, const std::string &v) {
+    return s.count(v) || s.count("*");
+  };
+  for (const auto &rule : it->second) {
+    if (!rule.ns.empty() && rule.ns != ns) continue;
+    if (!has(rule.groups, r.group) || !has(rule.resources, r.name) || !has(rule.verbs, verb))
+      continue;
+    // resourceNames restrict requests that name an object (not list, watch, create).
+    if (!rule.names.empty() && (name.empty() || !rule.names.count(name))) continue;
+    return true;
+  }
+  return false;
+}
+
 bool check_forbidden(const State &st, const Resource &r, const Identity &id,
                      const std::string &verb, const std::string &ns,
                      const std::string &name, httplib::Response &res) {
-  bool forbidden = st.opt.forbid.count(r.name) ||
-                   (verb == "list" && ns.empty() && st.opt.forbid_cluster.count(r.name));
+  bool forbidden = ((verb == "list" || verb == "get") && st.opt.forbid.count(r.name)) ||
+                   (verb == "list" && ns.empty() && st.opt.forbid_cluster.count(r.name)) ||
+                   !rbac_allows(st, id, verb, r, ns, name);
   if (!forbidden) return false;
   json details = {{"group", r.group}, {"kind", r.name}};
   if (!name.empty()) details = {{"name", name}, {"group", r.group}, {"kind", r.name}};
@@ -1083,16 +1157,17 @@ json object_for_output(const Stored &s, const std::string &group,
   return o;
 }
 
+void serve_watch(State &st, const httplib::Request &req, httplib::Response &res,
+                 const Identity &id, const Resource &r, const std::string &group,
+                 const std::string &version, const std::string &ns);
+
 void serve_list(State &st, const httplib::Request &req, httplib::Response &res,
                 const Identity &id, const Resource &r, const std::string &group,
                 const std::string &version, const std::string &ns) {
-  if (check_forbidden(st, r, id, "list", ns, "", res)) return;
   if (req.has_param("watch") && req.get_param_value("watch") != "false" &&
-      req.get_param_value("watch") != "0") {
-    send_status(res, 405, "MethodNotAllowed",
-                "watch is not supported by this test API server");
-    return;
-  }
+      req.get_param_value("watch") != "0")
+    return serve_watch(st, req, res, id, r, group, version, ns);
+  if (check_forbidden(st, r, id, "list", ns, "", res)) return;
   long long limit = 0;
   if (req.has_param("limit")) {
     try {
@@ -1250,6 +1325,760 @@ void serve_get(State &st, const httplib::Request &req, httplib::Response &res,
   send_json(res, 200, object_for_output(*found, group, version, true, r));
 }
 
+// ------------------------------------------------------------------ writes
+
+std::string now_rfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string key_of(const Resource &r, const std::string &ns, const std::string &name) {
+  return r.namespaced ? ns + "/" + name : name;
+}
+
+Stored *find_stored(State &st, const Resource &r, const std::string &ns,
+                    const std::string &name) {
+  auto sit = st.store.find(r.name);
+  if (sit == st.store.end()) return nullptr;
+  auto it = sit->second.find(key_of(r, ns, name));
+  return it == sit->second.end() ? nullptr : &it->second;
+}
+
+json not_found_details(const Resource &r, const std::string &name) {
+  json d = {{"name", name}, {"kind", r.name}};
+  if (!r.group.empty()) d = {{"name", name}, {"group", r.group}, {"kind", r.name}};
+  return d;
+}
+
+void send_not_found(httplib::Response &res, const Resource &r, const std::string &name) {
+  send_status(res, 404, "NotFound", qualified(r) + " \"" + name + "\" not found",
+              not_found_details(r, name));
+}
+
+// Kinds whose metadata.generation counts spec changes (custom resources too).
+bool has_generation(const Resource &r) {
+  static const std::set<std::string> builtin_without = {
+      "pods", "namespaces", "secrets", "serviceaccounts", "configmaps", "nodes", "podtemplates"};
+  return !builtin_without.count(r.name);
+}
+
+bool rolls_out(const Resource &r) {
+  return r.name == "deployments" || r.name == "statefulsets" || r.name == "daemonsets";
+}
+
+// kube-apiserver drops empty maps (omitempty) from what it stores.
+void normalize_metadata(json &obj) {
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) return;
+  auto &md = obj["metadata"];
+  for (const char *k : {"annotations", "labels"})
+    if (md.contains(k) && (md[k].is_null() || (md[k].is_object() && md[k].empty())))
+      md.erase(k);
+}
+
+const json *dig(const json &j, std::initializer_list<const char *> path) {
+  const json *cur = &j;
+  for (const char *p : path) {
+    if (!cur->is_object() || !cur->contains(p)) return nullptr;
+    cur = &(*cur)[p];
+  }
+  return cur;
+}
+
+const json *pod_template_of(const json &obj, const Resource &r) {
+  if (r.name == "cronjobs") return dig(obj, {"spec", "jobTemplate", "spec", "template"});
+  return dig(obj, {"spec", "template"});
+}
+
+void record_event(State &st, const std::string &type, const Resource &r, const Stored &s) {
+  st.events.push_back({st.list_rv, type, r.name, s.ns, s.obj});
+  if (st.events.size() > 20000) st.events.erase(st.events.begin(), st.events.begin() + 10000);
+}
+
+// The simulated controllers act on this object a little later.
+void schedule_rollout(State &st, const Resource &r, const std::string &key) {
+  st.pending[r.name + "|" + key] =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(st.opt.rollout_delay_ms);
+}
+
+// Strategic merge patch, for the lists kube-apiserver merges by key in the
+// types image-migrator and kubectl patch (pod specs, metadata). Other lists
+// are replaced, as the patch strategy "replace" (the default) does.
+const std::map<std::string, std::string> &merge_keys() {
+  static const std::map<std::string, std::string> m = {
+      {"containers", "name"},        {"initContainers", "name"},
+      {"ephemeralContainers", "name"}, {"volumes", "name"},
+      {"env", "name"},                {"volumeMounts", "mountPath"},
+      {"volumeDevices", "devicePath"}, {"ports", "containerPort"},
+      {"imagePullSecrets", "name"},   {"ownerReferences", "uid"},
+      {"conditions", "type"},         {"hostAliases", "ip"},
+      {"topologySpreadConstraints", "topologyKey"}};
+  return m;
+}
+
+json strip_directives(const json &patch) {
+  if (patch.is_object()) {
+    json out = json::object();
+    for (auto it = patch.begin(); it != patch.end(); ++it)
+      if (!starts_with(it.key(), "$") && !it.value().is_null())
+        out[it.key()] = strip_directives(it.value());
+    return out;
+  }
+  if (patch.is_array()) {
+    json out = json::array();
+    for (const auto &e : patch) out.push_back(strip_directives(e));
+    return out;
+  }
+  return patch;
+}
+
+void strategic_merge(json &target, const json &patch) {
+  if (!patch.is_object()) {
+    target = patch;
+    return;
+  }
+  if (patch.contains("$patch") && patch["$patch"] == "replace") {
+    json p = patch;
+    p.erase("$patch");
+    target = strip_directives(p);
+    return;
+  }
+  if (!target.is_object()) target = json::object();
+  std::map<std::string, json> orders;
+  for (auto it = patch.begin(); it != patch.end(); ++it) {
+    const std::string &k = it.key();
+    const json &v = it.value();
+    if (k == "$patch" || k == "$retainKeys") continue;
+    if (starts_with(k, "$setElementOrder/")) {
+      orders[k.substr(17)] = v;
+      continue;
+    }
+    if (starts_with(k, "$deleteFromPrimitiveList/")) {
+      std::string field = k.substr(25);
+      if (target.contains(field) && target[field].is_array() && v.is_array()) {
+        json kept = json::array();
+        for (const auto &e : target[field])
+          if (std::find(v.begin(), v.end(), e) == v.end()) kept.push_back(e);
+        target[field] = kept;
+      }
+      continue;
+    }
+    if (v.is_null()) {
+      target.erase(k);
+      continue;
+    }
+    auto mk = merge_keys().find(k);
+    if (v.is_array() && mk != merge_keys().end()) {
+      const std::string &mkey = mk->second;
+      if (!target.contains(k) || !target[k].is_array()) target[k] = json::array();
+      json &list = target[k];
+      for (const auto &pe : v) {
+        if (!pe.is_object() || !pe.contains(mkey)) continue;
+        auto match = std::find_if(list.begin(), list.end(), [&](const json &e) {
+          return e.is_object() && e.contains(mkey) && e[mkey] == pe[mkey];
+        });
+        if (pe.contains("$patch") && pe["$patch"] == "delete") {
+          if (match != list.end()) list.erase(match);
+        } else if (match != list.end()) {
+          strategic_merge(*match, pe);
+        } else {
+          list.push_back(strip_directives(pe));
+        }
+      }
+      continue;
+    }
+    if (v.is_object() && target.contains(k) && target[k].is_object()) {
+      strategic_merge(target[k], v);
+      continue;
+    }
+    target[k] = strip_directives(v);
+  }
+  if (patch.contains("$retainKeys") && patch["$retainKeys"].is_array()) {
+    std::set<std::string> keep;
+    for (const auto &e : patch["$retainKeys"])
+      if (e.is_string()) keep.insert(e.get<std::string>());
+    for (auto it = target.begin(); it != target.end();)
+      it = keep.count(it.key()) ? std::next(it) : target.erase(it);
+  }
+  // $setElementOrder: when it names exactly the list's elements, their order.
+  for (const auto &[field, order] : orders) {
+    auto mk = merge_keys().find(field);
+    if (mk == merge_keys().end() || !target.contains(field) || !target[field].is_array() ||
+        !order.is_array() || order.size() != target[field].size())
+      continue;
+    json sorted = json::array();
+    for (const auto &o : order)
+      for (const auto &e : target[field])
+        if (o.is_object() && e.is_object() && o.contains(mk->second) &&
+            e.contains(mk->second) && o[mk->second] == e[mk->second])
+          sorted.push_back(e);
+    if (sorted.size() == target[field].size()) target[field] = sorted;
+  }
+}
+
+std::string rv_of(const json &obj) { return field_value(obj, "metadata.resourceVersion"); }
+
+// Why an update of `old` to `now` is refused as kube-apiserver's validation
+// would refuse it: {field, cause} ({"", ""} = allowed). A Pod's spec may only
+// change images (and a few fields), a Job's pod template not at all.
+std::pair<std::string, std::string> immutable_violation(const Resource &r, const json &old,
+                                                        const json &now) {
+  const std::string pod_rule =
+      "Forbidden: pod updates may not change fields other than "
+      "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+      "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
+      "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
+      "was previously negative)";
+  if (r.name == "pods") {
+    json a = old.contains("spec") ? old["spec"] : json::object();
+    json b = now.contains("spec") ? now["spec"] : json::object();
+    for (const char *field : {"containers", "initContainers"}) {
+      if (!a.contains(field) && !b.contains(field)) continue;
+      if (!a.contains(field) || !b.contains(field) || !a[field].is_array() ||
+          !b[field].is_array() || a[field].size() != b[field].size())
+        return {"spec", pod_rule};
+      for (size_t i = 0; i < a[field].size(); ++i)
+        if (a[field][i].is_object() && b[field][i].is_object() && a[field][i].contains("image"))
+          b[field][i]["image"] = a[field][i]["image"];
+    }
+    for (const char *field : {"activeDeadlineSeconds", "tolerations"}) {
+      if (a.contains(field)) b[field] = a[field];
+      else b.erase(field);
+    }
+    if (a != b) return {"spec", pod_rule};
+    return {};
+  }
+  if (r.name == "jobs") {
+    const json *a = dig(old, {"spec", "template"});
+    const json *b = dig(now, {"spec", "template"});
+    if ((a == nullptr) != (b == nullptr) || (a && *a != *b))
+      return {"spec.template", "Invalid value: core.PodTemplateSpec{...}: field is immutable"};
+  }
+  return {};
+}
+
+// Common tail of PUT and PATCH: `next` replaces the stored object `s`.
+void commit_update(State &st, const httplib::Request &req, httplib::Response &res,
+                   const Resource &r, const std::string &group, const std::string &version,
+                   Stored &s, json next) {
+  const std::string name = s.name;
+  if (!next.is_object()) {
+    send_status(res, 400, "BadRequest", "the body of the request is not a JSON object");
+    return;
+  }
+  if (!next.contains("metadata") || !next["metadata"].is_object()) next["metadata"] = json::object();
+  // (No reference into `next` is kept: ordered_json moves its members on insert and erase.)
+  if (field_value(next, "metadata.name") != name) {
+    if (next["metadata"].contains("name"))
+      return send_status(res, 400, "BadRequest",
+                         "the name of the object (" + field_value(next, "metadata.name") +
+                             ") does not match the name on the URL (" + name + ")");
+    next["metadata"]["name"] = name;
+  }
+  if (r.namespaced) next["metadata"]["namespace"] = s.ns;
+  // A resourceVersion in the request is a precondition: someone else's
+  // change in between is a conflict, to be retried on a fresh read.
+  std::string want = rv_of(next);
+  if (!want.empty() && want != rv_of(s.obj)) {
+    send_status(res, 409, "Conflict",
+                "Operation cannot be fulfilled on " + qualified(r) + " \"" + name +
+                    "\": the object has been modified; please apply your changes to the "
+                    "latest version and try again",
+                not_found_details(r, name));
+    return;
+  }
+  for (const char *k : {"uid", "creationTimestamp", "generation"})
+    if (s.obj["metadata"].contains(k)) next["metadata"][k] = s.obj["metadata"][k];
+    else next["metadata"].erase(k);
+  next["metadata"]["resourceVersion"] = rv_of(s.obj);
+  // The main resource does not write status (the status subresource does).
+  if (r.name != "configmaps" && r.name != "secrets") {
+    if (s.obj.contains("status")) next["status"] = s.obj["status"];
+    else next.erase("status");
+  }
+  next.erase("kind");
+  next.erase("apiVersion");
+  normalize_metadata(next);
+  json old = s.obj;
+  old.erase("kind");
+  old.erase("apiVersion");
+  auto [field, cause] = immutable_violation(r, old, next);
+  if (!field.empty()) {
+    // As kube-apiserver's: details name the kind and carry the causes (kubectl prints them).
+    std::string qualified_kind = r.group.empty() ? r.kind : r.kind + "." + r.group;
+    json details = {{"name", name}, {"kind", r.kind},
+                    {"causes", json::array({{{"reason", starts_with(cause, "Forbidden")
+                                                            ? "FieldValueForbidden"
+                                                            : "FieldValueInvalid"},
+                                             {"message", cause}, {"field", field}}})}};
+    if (!r.group.empty()) details["group"] = r.group;
+    send_status(res, 422, "Invalid",
+                qualified_kind + " \"" + name + "\" is invalid: " + field + ": " + cause, details);
+    return;
+  }
+  bool dry = req.get_param_value("dryRun") == "All";
+  if (next == old) {  // a no-op write stores nothing and keeps the version
+    send_json(res, 200, object_for_output(s, group, version, true, r));
+    return;
+  }
+  bool spec_changed = (old.contains("spec") ? old["spec"] : json()) !=
+                      (next.contains("spec") ? next["spec"] : json());
+  const json *tpl_old = pod_template_of(old, r), *tpl_new = pod_template_of(next, r);
+  bool template_changed = (tpl_old == nullptr) != (tpl_new == nullptr) ||
+                          (tpl_old && *tpl_old != *tpl_new);
+  if (spec_changed && has_generation(r))
+    next["metadata"]["generation"] = (s.obj["metadata"].contains("generation") &&
+                                s.obj["metadata"]["generation"].is_number_integer()
+                            ? s.obj["metadata"]["generation"].get<long long>()
+                            : 1) +
+                       1;
+  if (dry) {
+    Stored tmp{next, s.ns, s.name, s.source};
+    send_json(res, 200, object_for_output(tmp, group, version, true, r));
+    return;
+  }
+  next["metadata"]["resourceVersion"] = std::to_string(++st.list_rv);
+  s.obj = std::move(next);
+  record_event(st, "MODIFIED", r, s);
+  if ((rolls_out(r) && template_changed) || (r.name == "pods" && spec_changed))
+    schedule_rollout(st, r, key_of(r, s.ns, s.name));
+  send_json(res, 200, object_for_output(s, group, version, true, r));
+}
+
+std::optional<json> parse_body(const httplib::Request &req, httplib::Response &res) {
+  std::string type = req.get_header_value("Content-Type");
+  type = trim(type.substr(0, type.find(';')));
+  if (req.method != "PATCH" && type != "application/json" && !type.empty()) {
+    send_status(res, 415, "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json (this test server speaks JSON only)");
+    return std::nullopt;
+  }
+  try {
+    return json::parse(req.body);
+  } catch (const std::exception &e) {
+    send_status(res, 400, "BadRequest",
+                std::string("the body of the request was not valid JSON: ") + e.what());
+    return std::nullopt;
+  }
+}
+
+void serve_create(State &st, const httplib::Request &req, httplib::Response &res,
+                  const Identity &id, const Resource &r, const std::string &group,
+                  const std::string &version, const std::string &ns) {
+  if (check_forbidden(st, r, id, "create", ns, "", res)) return;
+  auto body = parse_body(req, res);
+  if (!body) return;
+  json obj = std::move(*body);
+  if (!obj.is_object()) return send_status(res, 400, "BadRequest", "the body is not an object");
+  std::string kind = obj.value("kind", "");
+  if (!kind.empty() && kind != r.kind)
+    return send_status(res, 400, "BadRequest",
+                       "the kind of the object (" + kind + ") does not match the resource (" +
+                           r.name + ")");
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
+  json &md = obj["metadata"];  // (used before any member of obj is added or erased)
+  std::string name = field_value(obj, "metadata.name");
+  if (name.empty() && !field_value(obj, "metadata.generateName").empty())
+    name = field_value(obj, "metadata.generateName") + fake_uid(now_rfc3339() + std::to_string(st.list_rv)).substr(0, 5);
+  if (name.empty())
+    return send_status(res, 422, "Invalid",
+                       r.kind + " \"\" is invalid: metadata.name: Required value: name or "
+                                "generateName is required");
+  md["name"] = name;
+  if (r.namespaced) {
+    std::string body_ns = field_value(obj, "metadata.namespace");
+    if (!body_ns.empty() && body_ns != ns)
+      return send_status(res, 400, "BadRequest",
+                         "the namespace of the provided object does not match the namespace "
+                         "sent on the request");
+    if (!st.store["namespaces"].count(ns))
+      return send_status(res, 404, "NotFound", "namespaces \"" + ns + "\" not found",
+                         {{"name", ns}, {"kind", "namespaces"}});
+    md["namespace"] = ns;
+  }
+  if (find_stored(st, r, ns, name)) {
+    send_status(res, 409, "AlreadyExists", qualified(r) + " \"" + name + "\" already exists",
+                not_found_details(r, name));
+    return;
+  }
+  md["uid"] = fake_uid(r.name + "/" + ns + "/" + name + "/" + std::to_string(st.list_rv));
+  md["creationTimestamp"] = now_rfc3339();
+  if (has_generation(r)) md["generation"] = 1;
+  // md is not used below: erasing members of obj moves them.
+  obj.erase("kind");
+  obj.erase("apiVersion");
+  normalize_metadata(obj);
+  Stored s{obj, r.namespaced ? ns : "", name, "created"};
+  if (req.get_param_value("dryRun") == "All") {
+    send_json(res, 201, object_for_output(s, group, version, true, r));
+    return;
+  }
+  s.obj["metadata"]["resourceVersion"] = std::to_string(++st.list_rv);
+  if (r.name == "namespaces") s.obj["status"] = {{"phase", "Active"}};
+  Stored &stored = st.store[r.name][key_of(r, ns, name)] = std::move(s);
+  record_event(st, "ADDED", r, stored);
+  if (rolls_out(r)) schedule_rollout(st, r, key_of(r, ns, name));
+  send_json(res, 201, object_for_output(stored, group, version, true, r));
+}
+
+void serve_update(State &st, const httplib::Request &req, httplib::Response &res,
+                  const Identity &id, const Resource &r, const std::string &group,
+                  const std::string &version, const std::string &ns, const std::string &name) {
+  if (check_forbidden(st, r, id, "update", ns, name, res)) return;
+  Stored *s = find_stored(st, r, ns, name);
+  if (!s) return send_not_found(res, r, name);
+  auto body = parse_body(req, res);
+  if (!body) return;
+  commit_update(st, req, res, r, group, version, *s, std::move(*body));
+}
+
+void serve_patch(State &st, const httplib::Request &req, httplib::Response &res,
+                 const Identity &id, const Resource &r, const std::string &group,
+                 const std::string &version, const std::string &ns, const std::string &name) {
+  if (check_forbidden(st, r, id, "patch", ns, name, res)) return;
+  Stored *s = find_stored(st, r, ns, name);
+  if (!s) return send_not_found(res, r, name);
+  std::string type = req.get_header_value("Content-Type");
+  type = trim(type.substr(0, type.find(';')));
+  bool builtin = !r.custom;
+  if (type != "application/merge-patch+json" && type != "application/json-patch+json" &&
+      !(type == "application/strategic-merge-patch+json" && builtin)) {
+    std::string accepted = builtin ? "application/json-patch+json, application/merge-patch+json, "
+                                     "application/strategic-merge-patch+json"
+                                   : "application/json-patch+json, application/merge-patch+json";
+    send_status(res, 415, "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types "
+                "include: " + accepted);
+    return;
+  }
+  auto patch = parse_body(req, res);
+  if (!patch) return;
+  // --bump-before-patch: as if a controller had written the object between
+  // the client's read and its patch.
+  if (st.patches_seen++ < st.opt.bump_before_patch) {
+    s->obj["metadata"]["resourceVersion"] = std::to_string(++st.list_rv);
+    record_event(st, "MODIFIED", r, *s);
+  }
+  json next = s->obj;
+  if (type == "application/json-patch+json") {
+    if (!patch->is_array())
+      return send_status(res, 400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
+    try {
+      next = next.patch(*patch);
+    } catch (const std::exception &e) {
+      std::string what = e.what();
+      std::string msg = what.find("unsuccessful") != std::string::npos
+                            ? "the server rejected our request due to an error in our request: test failed"
+                            : "the server rejected our request due to an error in our request: " + what;
+      send_status(res, 422, "Invalid", msg);
+      return;
+    }
+  } else if (type == "application/merge-patch+json") {
+    next.merge_patch(*patch);
+  } else {
+    strategic_merge(next, *patch);
+  }
+  commit_update(st, req, res, r, group, version, *s, std::move(next));
+}
+
+void serve_delete(State &st, const httplib::Request &req, httplib::Response &res,
+                  const Identity &id, const Resource &r, const std::string &group,
+                  const std::string &version, const std::string &ns, const std::string &name) {
+  if (check_forbidden(st, r, id, "delete", ns, name, res)) return;
+  Stored *s = find_stored(st, r, ns, name);
+  if (!s) return send_not_found(res, r, name);
+  json out = object_for_output(*s, group, version, true, r);
+  if (req.get_param_value("dryRun") == "All") return send_json(res, 200, out);
+  ++st.list_rv;
+  record_event(st, "DELETED", r, *s);
+  st.pending.erase(r.name + "|" + key_of(r, ns, name));
+  st.store[r.name].erase(key_of(r, ns, name));
+  send_json(res, 200, out);
+}
+
+// ------------------------------------------------------------------ controller
+
+bool unready(const State &st, const json &pod_spec) {
+  for (const char *field : {"containers", "initContainers"})
+    if (pod_spec.contains(field) && pod_spec[field].is_array())
+      for (const auto &c : pod_spec[field]) {
+        std::string image = c.is_object() && c.contains("image") && c["image"].is_string()
+                                ? c["image"].get<std::string>()
+                                : "";
+        for (const auto &bad : st.opt.unready_images)
+          if (!bad.empty() && image.find(bad) != std::string::npos) return true;
+      }
+  return false;
+}
+
+void set_count(json &status, const char *field, long long n) {
+  if (n == 0) status.erase(field);  // omitempty, as kube-apiserver writes it
+  else status[field] = n;
+}
+
+// What the Deployment, StatefulSet and DaemonSet controllers and the kubelet
+// write once a new pod template has rolled out: enough for kubectl rollout
+// status and for image-migrator's waits. Images matching --unready-image
+// never become ready (an image that does not pull).
+void roll_out(State &st, const Resource &r, Stored &s) {
+  json &obj = s.obj;
+  long long gen = obj["metadata"].value("generation", 1LL);
+  if (!obj.contains("status") || !obj["status"].is_object()) obj["status"] = json::object();
+  json &status = obj["status"];
+  if (r.name == "pods") {
+    const json *spec = dig(obj, {"spec"});
+    if (!spec) return;
+    bool bad = unready(st, *spec);
+    for (const auto &[field, sfield] : {std::pair{"containers", "containerStatuses"},
+                                        std::pair{"initContainers", "initContainerStatuses"}}) {
+      if (!spec->contains(field) || !status.contains(sfield) || !status[sfield].is_array()) continue;
+      for (auto &cs : status[sfield])
+        for (const auto &c : (*spec)[field])
+          if (c.value("name", "") == cs.value("name", "") && c.contains("image")) {
+            std::string image = c["image"].get<std::string>();
+            if (cs.value("image", "") != image) {
+              std::string id = cs.value("imageID", "");
+              auto at = id.rfind('@');
+              std::string repo = image.substr(0, image.find('@'));
+              auto slash = repo.rfind('/'), colon = repo.rfind(':');
+              if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
+                repo = repo.substr(0, colon);
+              if (image.find('@') != std::string::npos) cs["imageID"] = image;
+              else if (at != std::string::npos) cs["imageID"] = repo + id.substr(at);
+              cs["image"] = image;
+            }
+            cs["ready"] = !bad;
+            if (bad)
+              cs["state"] = {{"waiting", {{"reason", "ImagePullBackOff"},
+                                          {"message", "Back-off pulling image \"" + image + "\""}}}};
+            else
+              cs["state"] = {{"running", {{"startedAt", now_rfc3339()}}}};
+          }
+    }
+    return;
+  }
+  const json *tpl = pod_template_of(obj, r);
+  bool bad = tpl && tpl->contains("spec") && unready(st, (*tpl)["spec"]);
+  long long replicas = 1;
+  if (const json *n = dig(obj, {"spec", "replicas"}); n && n->is_number_integer())
+    replicas = n->get<long long>();
+  status["observedGeneration"] = gen;
+  if (r.name == "deployments") {
+    set_count(status, "replicas", replicas);
+    set_count(status, "updatedReplicas", replicas);
+    set_count(status, "readyReplicas", bad ? 0 : replicas);
+    set_count(status, "availableReplicas", bad ? 0 : replicas);
+    set_count(status, "unavailableReplicas", bad ? replicas : 0);
+    std::string rs = s.name + "-" + fake_uid(tpl ? tpl->dump() : "").substr(0, 10);
+    json progressing = {{"type", "Progressing"}, {"status", "True"}, {"lastUpdateTime", now_rfc3339()},
+                        {"lastTransitionTime", now_rfc3339()}, {"reason", "NewReplicaSetAvailable"},
+                        {"message", "ReplicaSet \"" + rs + "\" has successfully progressed."}};
+    if (bad) {
+      progressing["status"] = "False";
+      progressing["reason"] = "ProgressDeadlineExceeded";
+      progressing["message"] = "ReplicaSet \"" + rs + "\" has timed out progressing.";
+    }
+    json available = {{"type", "Available"}, {"status", bad ? "False" : "True"},
+                      {"lastUpdateTime", now_rfc3339()}, {"lastTransitionTime", now_rfc3339()},
+                      {"reason", bad ? "MinimumReplicasUnavailable" : "MinimumReplicasAvailable"},
+                      {"message", bad ? "Deployment does not have minimum availability."
+                                      : "Deployment has minimum availability."}};
+    status["conditions"] = json::array({available, progressing});
+  } else if (r.name == "statefulsets") {
+    std::string rev = s.name + "-" + fake_uid(tpl ? tpl->dump() : "").substr(0, 10);
+    set_count(status, "replicas", replicas);
+    set_count(status, "readyReplicas", bad ? 0 : replicas);
+    set_count(status, "availableReplicas", bad ? 0 : replicas);
+    set_count(status, "updatedReplicas", replicas);
+    status["updateRevision"] = rev;
+    if (!bad) {
+      set_count(status, "currentReplicas", replicas);
+      status["currentRevision"] = rev;
+    }
+  } else if (r.name == "daemonsets") {
+    long long desired = status.value("desiredNumberScheduled", 1LL);
+    status["desiredNumberScheduled"] = desired;
+    set_count(status, "currentNumberScheduled", desired);
+    set_count(status, "updatedNumberScheduled", desired);
+    set_count(status, "numberReady", bad ? 0 : desired);
+    set_count(status, "numberAvailable", bad ? 0 : desired);
+    set_count(status, "numberUnavailable", bad ? desired : 0);
+  }
+}
+
+void controller_loop(State &st) {
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::unique_lock lock(st.mu);
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = st.pending.begin(); it != st.pending.end();) {
+      if (it->second > now) {
+        ++it;
+        continue;
+      }
+      std::string res = it->first.substr(0, it->first.find('|'));
+      std::string key = it->first.substr(it->first.find('|') + 1);
+      it = st.pending.erase(it);
+      const Resource *r = nullptr;
+      for (const auto &x : resources())
+        if (x.name == res) r = &x;
+      auto sit = st.store.find(res);
+      if (!r || sit == st.store.end() || !sit->second.count(key)) continue;
+      Stored &s = sit->second[key];
+      roll_out(st, *r, s);
+      s.obj["metadata"]["resourceVersion"] = std::to_string(++st.list_rv);
+      record_event(st, "MODIFIED", *r, s);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ watch
+
+void serve_watch(State &st, const httplib::Request &req, httplib::Response &res,
+                 const Identity &id, const Resource &r, const std::string &group,
+                 const std::string &version, const std::string &ns) {
+  if (check_forbidden(st, r, id, "watch", ns, "", res)) return;
+  std::string err;
+  auto lsel = parse_label_selector(req.get_param_value("labelSelector"), &err);
+  if (!lsel) return send_status(res, 400, "BadRequest", "unable to parse requirement: " + err);
+  auto fsel = parse_field_selector(r, req.get_param_value("fieldSelector"), &err);
+  if (!fsel) return send_status(res, 400, "BadRequest", err);
+  long long from = 0;
+  std::string rvp = req.get_param_value("resourceVersion");
+  std::vector<std::string> initial;  // rv "" or "0": the current objects first, as ADDED
+  auto matches = [lsel = *lsel, fsel = *fsel, ns](const json &obj, const std::string &obj_ns) {
+    return (ns.empty() || obj_ns == ns) && labels_match(obj, lsel) && fields_match(obj, fsel);
+  };
+  if (rvp.empty() || rvp == "0") {
+    auto sit = st.store.find(r.name);
+    if (sit != st.store.end())
+      for (const auto &[key, s] : sit->second)
+        if (matches(s.obj, s.ns))
+          initial.push_back(json({{"type", "ADDED"},
+                                  {"object", object_for_output(s, group, version, true, r)}})
+                                .dump() + "\n");
+    from = st.list_rv;
+  } else {
+    try {
+      from = std::stoll(rvp);
+    } catch (const std::exception &) {
+      return send_status(res, 400, "BadRequest", "invalid resourceVersion " + rvp);
+    }
+  }
+  int timeout = 30;
+  if (req.has_param("timeoutSeconds")) {
+    try {
+      timeout = std::max(1, std::min(60, std::stoi(req.get_param_value("timeoutSeconds"))));
+    } catch (const std::exception &) {
+    }
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
+  auto last = std::make_shared<long long>(from);
+  auto pending = std::make_shared<std::vector<std::string>>(std::move(initial));
+  const Resource *rp = &r;
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache, private");
+  // ";stream=watch": cpp-httplib gzips "application/json" for clients that
+  // accept it (Go's do), which would hold events back until the end.
+  res.set_chunked_content_provider(
+      "application/json;stream=watch",
+      [pending, last, deadline, rp, group, version, matches](size_t, httplib::DataSink &sink) {
+        State &s = *g_state;
+        while (true) {
+          for (const auto &line : *pending)
+            if (!sink.write(line.data(), line.size())) return false;
+          pending->clear();
+          if (std::chrono::steady_clock::now() >= deadline) {
+            sink.done();
+            return true;
+          }
+          {
+            std::shared_lock lock(s.mu);
+            for (const auto &e : s.events) {
+              if (e.rv <= *last || e.resource != rp->name) continue;
+              *last = e.rv;
+              if (!matches(e.obj, e.ns)) continue;
+              Stored tmp{e.obj, e.ns, "", ""};
+              pending->push_back(json({{"type", e.type},
+                                       {"object", object_for_output(tmp, group, version, true, *rp)}})
+                                     .dump() + "\n");
+            }
+          }
+          if (pending->empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+      });
+}
+
+// ------------------------------------------------------------------ rbac
+
+// Loads Roles, ClusterRoles, RoleBindings and ClusterRoleBindings (one
+// object, a List, or an array, in JSON) and resolves what each subject may
+// do: User NAME, ServiceAccount NS/NAME as system:serviceaccount:NS:NAME.
+bool load_rbac(State &st, const std::string &path) {
+  bool ok = false;
+  std::string text = read_file(path, &ok);
+  if (!ok) {
+    std::fprintf(stderr, "kube_api_server: cannot read --rbac %s\n", path.c_str());
+    return false;
+  }
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "kube_api_server: --rbac %s: invalid JSON: %s\n", path.c_str(), e.what());
+    return false;
+  }
+  json items = doc.is_array() ? doc : doc.contains("items") ? doc["items"] : json::array({doc});
+  std::map<std::string, json> roles;  // "ClusterRole/name" or "Role/ns/name" -> rules
+  for (const auto &o : items) {
+    std::string kind = o.value("kind", "");
+    if (kind == "ClusterRole")
+      roles["ClusterRole/" + field_value(o, "metadata.name")] = o.value("rules", json::array());
+    if (kind == "Role")
+      roles["Role/" + field_value(o, "metadata.namespace") + "/" + field_value(o, "metadata.name")] =
+          o.value("rules", json::array());
+  }
+  auto set_of = [](const json &rule, const char *k) {
+    std::set<std::string> out;
+    if (rule.contains(k) && rule[k].is_array())
+      for (const auto &v : rule[k])
+        if (v.is_string()) out.insert(v.get<std::string>());
+    return out;
+  };
+  for (const auto &o : items) {
+    std::string kind = o.value("kind", "");
+    if (kind != "ClusterRoleBinding" && kind != "RoleBinding") continue;
+    std::string bns = kind == "RoleBinding" ? field_value(o, "metadata.namespace") : "";
+    std::string ref_kind = field_value(o, "roleRef.kind"), ref = field_value(o, "roleRef.name");
+    std::string role_key = ref_kind == "ClusterRole" ? "ClusterRole/" + ref : "Role/" + bns + "/" + ref;
+    if (!roles.count(role_key)) {
+      std::fprintf(stderr, "kube_api_server: --rbac %s: %s %s refers to a missing %s\n",
+                   path.c_str(), kind.c_str(), field_value(o, "metadata.name").c_str(),
+                   role_key.c_str());
+      continue;
+    }
+    if (!o.contains("subjects") || !o["subjects"].is_array()) continue;
+    for (const auto &sub : o["subjects"]) {
+      std::string user;
+      if (sub.value("kind", "") == "User") user = sub.value("name", "");
+      if (sub.value("kind", "") == "ServiceAccount")
+        user = "system:serviceaccount:" + sub.value("namespace", bns) + ":" + sub.value("name", "");
+      if (user.empty()) continue;
+      for (const auto &rule : roles[role_key]) {
+        RbacRule rr{set_of(rule, "apiGroups"), set_of(rule, "resources"), set_of(rule, "verbs"),
+                    set_of(rule, "resourceNames"), bns};
+        st.rbac[user].push_back(std::move(rr));
+      }
+    }
+  }
+  st.rbac_on = true;
+  return true;
+}
+
 // /api/v1/... or /apis/{g}/{v}/...: `rest` is the part after the group version.
 void serve_resource_path(State &st, const httplib::Request &req, httplib::Response &res,
                          const Identity &id, const std::string &group,
@@ -1260,19 +2089,37 @@ void serve_resource_path(State &st, const httplib::Request &req, httplib::Respon
       if (r->name == name) return r;
     return nullptr;
   };
+  auto not_allowed = [&] {
+    send_status(res, 405, "MethodNotAllowed",
+                "the server does not allow this method on the requested resource");
+  };
+  auto collection = [&](const Resource &r, const std::string &ns) {
+    if (req.method == "GET" || req.method == "HEAD")
+      return serve_list(st, req, res, id, r, group, version, ns);
+    if (req.method == "POST") return serve_create(st, req, res, id, r, group, version, ns);
+    not_allowed();
+  };
+  auto item = [&](const Resource &r, const std::string &ns, const std::string &name) {
+    if (req.method == "GET" || req.method == "HEAD")
+      return serve_get(st, req, res, id, r, group, version, ns, name);
+    if (req.method == "PUT") return serve_update(st, req, res, id, r, group, version, ns, name);
+    if (req.method == "PATCH") return serve_patch(st, req, res, id, r, group, version, ns, name);
+    if (req.method == "DELETE") return serve_delete(st, req, res, id, r, group, version, ns, name);
+    not_allowed();
+  };
   // {res} | {res}/{name} | namespaces/{ns}/{res} | namespaces/{ns}/{res}/{name}
   if (rest.size() >= 3 && rest[0] == "namespaces") {
     const Resource *r = find(rest[2]);
     if (!r || !r->namespaced || rest.size() > 4) return send_not_found_path(res);
-    if (rest.size() == 3) return serve_list(st, req, res, id, *r, group, version, rest[1]);
-    return serve_get(st, req, res, id, *r, group, version, rest[1], rest[3]);
+    if (rest.size() == 3) return collection(*r, rest[1]);
+    return item(*r, rest[1], rest[3]);
   }
   if (rest.empty() || rest.size() > 2) return send_not_found_path(res);
   const Resource *r = find(rest[0]);
   if (!r) return send_not_found_path(res);
-  if (rest.size() == 1) return serve_list(st, req, res, id, *r, group, version, "");
+  if (rest.size() == 1) return collection(*r, "");
   if (r->namespaced) return send_not_found_path(res);
-  return serve_get(st, req, res, id, *r, group, version, "", rest[1]);
+  return item(*r, "", rest[1]);
 }
 
 // ------------------------------------------------------------------ routing
@@ -1286,11 +2133,11 @@ void handle(State &st, const httplib::Request &req, httplib::Response &res) {
     send_status(res, 401, "Unauthorized", "Unauthorized");
     return;
   }
-  if (req.method != "GET" && req.method != "HEAD") {
-    send_status(res, 405, "MethodNotAllowed",
-                "the server does not allow this method on the requested resource");
-    return;
-  }
+  bool write = req.method != "GET" && req.method != "HEAD";
+  std::shared_lock<std::shared_mutex> read_lock(st.mu, std::defer_lock);
+  std::unique_lock<std::shared_mutex> write_lock(st.mu, std::defer_lock);
+  if (write) write_lock.lock();
+  else read_lock.lock();
   std::vector<std::string> parts;
   for (auto &p : split(req.path, '/'))
     if (!p.empty()) parts.push_back(p);
@@ -1427,6 +2274,11 @@ bool parse_args(int argc, char **argv, Options &o) {
     else if (a == "--no-table") o.no_table = true;
     else if (a == "--exit-after") o.exit_after = (int)to_int(a, need(i));
     else if (a == "--server-version") o.server_version = need(i);
+    else if (a == "--rbac") o.rbac_files.push_back(need(i));
+    else if (a == "--resource") o.extra_resources.push_back(need(i));
+    else if (a == "--rollout-delay-ms") o.rollout_delay_ms = (int)to_int(a, need(i));
+    else if (a == "--unready-image") o.unready_images.push_back(need(i));
+    else if (a == "--bump-before-patch") o.bump_before_patch = to_int(a, need(i));
     else if (a == "-h" || a == "--help") {
       usage(stdout);
       std::exit(0);
@@ -1443,6 +2295,20 @@ bool parse_args(int argc, char **argv, Options &o) {
   if (!o.client_ca.empty() && o.cert.empty()) {
     std::fprintf(stderr, "kube_api_server: --client-ca needs --cert/--key (HTTPS)\n");
     return false;
+  }
+  for (const auto &spec : o.extra_resources) {
+    auto p = split(spec, '/');
+    if (p.size() < 4 || p.size() > 5 || p[1].empty() || p[2].empty() || p[3].empty() ||
+        (p.size() == 5 && p[4] != "cluster")) {
+      std::fprintf(stderr,
+                   "kube_api_server: --resource wants GROUP/VERSION/PLURAL/Kind[/cluster], not %s\n",
+                   spec.c_str());
+      return false;
+    }
+    std::string singular = p[3];
+    std::transform(singular.begin(), singular.end(), singular.begin(), ::tolower);
+    Resource r{p[0], p[2], singular, p[3], p.size() == 4, {p[1]}, {}, {}, true};
+    resources().push_back(r);
   }
   for (const auto &r : o.forbid)
     if (!std::any_of(resources().begin(), resources().end(),
@@ -1491,6 +2357,8 @@ int main(int argc, char **argv) {
   if (!parse_args(argc, argv, st.opt)) return 2;
   for (const auto &p : st.opt.object_paths)
     if (!load_path(st, p)) return 1;
+  for (const auto &p : st.opt.rbac_files)
+    if (!load_rbac(st, p)) return 1;
   generate_deployments(st, st.opt.generate);
   synthesize_namespaces(st);
   st.list_rv = 5000 + st.opt.generate;
@@ -1547,7 +2415,9 @@ int main(int argc, char **argv) {
 
   svr->new_task_queue = [] { return new httplib::ThreadPool(32); };
   svr->set_keep_alive_timeout(5);
-  svr->set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
+  // Handlers per method (not a pre-routing handler: that runs before the body
+  // of a POST, PUT or PATCH is read).
+  auto handler = [](const httplib::Request &req, httplib::Response &res) {
     t_auth_desc = "none";
     try {
       handle(*g_state, req, res);
@@ -1555,8 +2425,13 @@ int main(int argc, char **argv) {
       send_status(res, 500, "InternalError",
                   std::string("Internal error occurred: ") + e.what());
     }
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  };
+  svr->Get(".*", handler);
+  svr->Post(".*", handler);
+  svr->Put(".*", handler);
+  svr->Patch(".*", handler);
+  svr->Delete(".*", handler);
+  svr->Options(".*", handler);
   svr->set_logger([](const httplib::Request &req, const httplib::Response &res) {
     log_request(*g_state, req, res);
   });
@@ -1578,6 +2453,8 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "kube_api_server: cannot write %s\n", st.opt.port_file.c_str());
     return 1;
   }
+
+  std::thread([] { controller_loop(*g_state); }).detach();
 
   httplib::Server *raw = svr.get();
   int exit_after = st.opt.exit_after;
