@@ -1,6 +1,7 @@
 #include "http/client.hpp"
 
 #include "http/url.hpp"
+#include "util/text.hpp"
 
 #include <curl/curl.h>
 #include <openssl/pem.h>
@@ -408,6 +409,8 @@ Result<Request> follow(const Request& from, const Response& response) {
     next.method = "GET";
     next.body.clear();
   }
+  if (auto why = invalid_request(next); !why.empty())
+    return make_error(ErrorKind::invalid, "refusing a redirect to " + util::escape_control(redact_url(next.url)) + ": " + why);
   return next;
 }
 
@@ -608,6 +611,60 @@ std::size_t on_pipe_upload_response(char* data, std::size_t size, std::size_t n,
 
 } // namespace
 
+std::string invalid_request(const Request& request) {
+  const std::string& url = request.url;
+  Url parsed;
+  if (!parse_url(url, parsed))
+    return "not an absolute http(s) URL";
+  for (unsigned char c : url)
+    if (c <= 0x20 || c >= 0x7f)
+      return "the URL holds a control character, white space or a non-ASCII byte";
+  // Path segments "." and ".." (also written %2e): libcurl would resolve them before sending, so
+  // that "<repository>/manifests/../../other/manifests/x" would name another repository.
+  const std::string path = parsed.path.substr(0, parsed.path.find_first_of("?#"));
+  for (std::size_t from = 1; from <= path.size();) {
+    std::size_t end = path.find('/', from);
+    if (end == std::string::npos)
+      end = path.size();
+    std::string segment = to_lower(path.substr(from, end - from));
+    for (std::size_t at; (at = segment.find("%2e")) != std::string::npos;)
+      segment.replace(at, 3, ".");
+    if (segment == "." || segment == "..")
+      return "the URL's path has a \"" + path.substr(from, end - from) + "\" segment";
+    from = end + 1;
+  }
+  auto is_tchar = [](unsigned char c) {
+    return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+  };
+  for (const auto& [name, value] : request.headers) {
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [&](unsigned char c) { return c != 0 && is_tchar(c); }))
+      return "a header name that is not a token";
+    for (unsigned char c : value)
+      if ((c < 0x20 && c != '\t') || c == 0x7f)
+        return "header " + name + " holds a control character (CR, LF or NUL would start another request)";
+  }
+  if (request.method.empty() || !std::all_of(request.method.begin(), request.method.end(), is_tchar))
+    return "the method is not a token";
+  return {};
+}
+
+namespace {
+/// invalid_request() as an error naming the request (its URL escaped: it is the suspect part).
+std::optional<Error> refused(const Request& r) {
+  auto why = invalid_request(r);
+  if (why.empty())
+    return std::nullopt;
+  return make_error(ErrorKind::invalid,
+                    "refusing to send " + util::escape_control(r.method) + " " + util::escape_control(redact_url(r.url)) + ": " + why);
+}
+
+/// A buffered request gets the whole-request deadline (a streamed one has the stall timeout only).
+void deadline(CURL* h, const Options& o) {
+  if (o.request_deadline.count() > 0)
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(o.request_deadline.count() * 1000));
+}
+} // namespace
+
 std::string header_of(const Headers& headers, std::string_view name) {
   auto same = [&](const std::string& k) {
     return std::equal(k.begin(), k.end(), name.begin(), name.end(), [](unsigned char a, unsigned char b) {
@@ -689,6 +746,8 @@ struct Client::Impl {
   /// before any byte reaches the sink.
   Result<Response> perform(const Request& r, const Options& o, const ChunkObserver* sink = nullptr,
                            const BodyReader* reader = nullptr, std::uint64_t* streamed = nullptr) {
+    if (auto no = refused(r))
+      return *no;
     Lease h = take();
     if (!h)
       return make_error(ErrorKind::network, "cannot create a libcurl handle");
@@ -753,6 +812,8 @@ struct Client::Impl {
     } else {
       curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, on_buffered_body);
       curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &t);
+      if (!reader)
+        deadline(h.get(), o);
     }
     CURLcode code = curl_easy_perform(h.get());
     if (st.abort)
@@ -803,6 +864,10 @@ void Client::stream(const std::function<std::optional<Streamed>(bool idle)>& nex
         ended = running.empty(); // asked while idle: the end
         break;
       }
+      if (auto no = refused(item->request)) {
+        on_done(item->id, *no);
+        continue;
+      }
       auto run = std::make_unique<Running>();
       run->item = std::move(*item);
       run->handle = m_impl->take();
@@ -817,6 +882,7 @@ void Client::stream(const std::function<std::optional<Streamed>(bool idle)>& nex
       set_body(h, r);
       curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_buffered_body);
       curl_easy_setopt(h, CURLOPT_WRITEDATA, &run->transfer);
+      deadline(h, m_options);
       auto [slot, added] = running.emplace(h, std::move(run));
       if (curl_multi_add_handle(multi.get(), h) != CURLM_OK) {
         auto failed = std::move(slot->second);
@@ -910,6 +976,9 @@ Result<Response> Client::upload(const Request& request, const BodyReader& read) 
 Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_request,
                                 const ChunkObserver& on_chunk, const CompletionCheck& on_complete,
                                 const ResumeHook& on_resume) {
+  for (const Request* r : {&get_request, &put_request})
+    if (auto no = refused(*r))
+      return *no;
   // A blob smaller than the ring needs no more than its own size (plus one transfer chunk).
   const std::uint64_t expected = put_request.upload_size.value_or(0);
   PipeState s(static_cast<std::size_t>(

@@ -71,7 +71,18 @@ struct Options {
   const std::atomic<bool>* cancel = nullptr; ///< when set and true, transfers abort
   std::vector<std::string> resolve;          ///< "HOST:PORT:ADDRESS" entries (like curl --resolve)
   long long max_recv_bytes_per_second = 0;   ///< per transfer; 0 = unlimited
+  /// Whole-request deadline for buffered requests (manifests, HEADs, tag lists, tokens, API lists):
+  /// a body that trickles in keeps moving, so the stall timeout alone would never end it. Streamed
+  /// blobs have only the stall timeout. 0 = none.
+  std::chrono::seconds request_deadline{300};
 };
+
+/// Why a request must not be sent ("" when it may): a URL that is not absolute http(s), has control
+/// characters, white space, or "."/".." path segments (also percent-encoded: libcurl would resolve
+/// them, and a name from a registry would reach another repository); a header name that is not an
+/// RFC 9110 token, or a name or value with CR, LF or NUL (one request smuggled into another).
+/// Every request goes through this check before it is sent, redirects included.
+std::string invalid_request(const Request& request);
 
 /// Sees each chunk flowing through pipe(); an error aborts the upload before it completes.
 using ChunkObserver = std::function<Status(std::string_view chunk)>;

@@ -85,7 +85,8 @@ Result<ProcessOutput> run_process(const std::string& program, const std::string&
   argv.push_back(nullptr);
   std::vector<char*> envp;
   for (const auto& e : env)
-    envp.push_back(const_cast<char*>(e.c_str()));
+    if (e.rfind("IMAGE_MIGRATOR_KEY=", 0) != 0) // the key of auth.json's ciphertext: ours, not a helper's
+      envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
   pid_t pid = -1;

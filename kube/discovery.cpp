@@ -10,6 +10,7 @@
 #include <future>
 #include <mutex>
 
+#include <set>
 namespace kube {
 
 namespace {
@@ -93,7 +94,15 @@ Result<ListOutcome> list_all(Client& client, const std::string& base, int page_s
                              std::string& problem) {
   int restarts = 0;
   std::string cont;
-  while (true) {
+  std::set<std::string> tokens; // an API server that hands out a continue token twice is looping
+  for (int pages = 0;; ++pages) {
+    // 100,000 pages of 500 is 50 million objects: no real cluster; a server that never ends is cut off.
+    if (pages > 100000)
+      return http::make_error(http::ErrorKind::invalid, "listing " + base + ": the API server's pages do not end "
+                                                        "(over 100000 continue tokens)");
+    if (!cont.empty() && !tokens.insert(cont).second)
+      return http::make_error(http::ErrorKind::invalid, "listing " + base + ": the API server's pagination loops "
+                                                        "(it gave the same continue token twice)");
     std::string url = base + "?limit=" + std::to_string(page_size);
     if (!cont.empty())
       url += "&continue=" + http::url_encode(cont);
@@ -105,6 +114,7 @@ Result<ListOutcome> list_all(Client& client, const std::string& base, int page_s
       ++restarts;
       cont.clear();
       on_restart();
+      tokens.clear();
       continue;
     }
     if (resp->status == 403) {

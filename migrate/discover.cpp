@@ -190,6 +190,7 @@ std::string audit_table(const nlohmann::json& report) {
 } // namespace migrate
 
 #include "registry/client.hpp"
+#include "util/json.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -229,7 +230,8 @@ nlohmann::json auth_from_pull_secrets(
         if (host_of(item.key()) != ref->registry || !item.value().is_object())
           continue;
         const auto& a = item.value();
-        std::string user = a.value("username", ""), pass = a.value("password", "");
+        // A pull secret is the API server's data: a field of the wrong type is absent, not a crash.
+        std::string user = util::string_field(a, "username"), pass = util::string_field(a, "password");
         if (a.contains("auth") && a["auth"].is_string())
           if (auto decoded = http::base64_decode(a["auth"].get<std::string>()); decoded && decoded->find(':') != std::string::npos) {
             user = decoded->substr(0, decoded->find(':'));

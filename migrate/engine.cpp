@@ -336,11 +336,32 @@ struct Engine::Impl {
     std::string reference;
   };
 
+  /// What one image's manifest tree may hold, whatever its source says: a child listed twice is
+  /// fetched once, and past these bounds the image fails instead of the run growing without end.
+  struct TreeBudget {
+    static constexpr int max_depth = 4;
+    static constexpr std::size_t max_manifests = 1000;
+    static constexpr std::size_t max_bytes = 64u << 20; ///< manifest bytes held for one image
+    std::set<std::string> seen; ///< child digests already in the tree
+    std::size_t manifests = 0;
+    std::size_t bytes = 0;
+  };
+
   /// Fetches the manifest tree below `manifest`, collecting blobs and child manifests.
   http::Status collect(ImageStore& src, const std::string& src_repo, const registry::Manifest& manifest,
                        std::vector<Descriptor>& blobs, std::vector<PendingManifest>& children, int depth) {
-    if (depth > 4)
+    TreeBudget budget;
+    return collect(src, src_repo, manifest, blobs, children, depth, budget);
+  }
+  http::Status collect(ImageStore& src, const std::string& src_repo, const registry::Manifest& manifest,
+                       std::vector<Descriptor>& blobs, std::vector<PendingManifest>& children, int depth,
+                       TreeBudget& budget) {
+    if (depth > TreeBudget::max_depth)
       return http::make_error(http::ErrorKind::invalid, "manifest nesting deeper than 4 levels");
+    if (++budget.manifests > TreeBudget::max_manifests || (budget.bytes += manifest.bytes.size()) > TreeBudget::max_bytes)
+      return http::make_error(http::ErrorKind::invalid,
+                              "the image's manifest tree is larger than " + std::to_string(TreeBudget::max_manifests) +
+                                  " manifests or " + std::to_string(TreeBudget::max_bytes >> 20) + " MiB: not copied");
     auto parsed = registry::parse_manifest(manifest.bytes, manifest.media_type);
     if (!parsed)
       return parsed.error();
@@ -351,13 +372,15 @@ struct Engine::Impl {
       return {};
     }
     for (const auto& child : parsed->manifests) {
+      if (!budget.seen.insert(child.digest).second)
+        continue; // listed twice (or below itself): one copy is enough
       auto m = retry("manifest " + child.digest.substr(0, 19),
                      [&] { return src.get_manifest(src_repo, child.digest); });
       if (!m)
         return m.error();
       if (m->media_type.empty())
         m->media_type = child.media_type;
-      if (auto st = collect(src, src_repo, *m, blobs, children, depth + 1); !st)
+      if (auto st = collect(src, src_repo, *m, blobs, children, depth + 1, budget); !st)
         return st;
       children.push_back({std::move(*m), child.digest});
     }
@@ -463,6 +486,14 @@ struct Engine::Impl {
   /// When the image of a tag was created: its config's "created" (for an index, that of its linux/amd64
   /// image, else of its first image). nullopt when it has none (artifacts).
   http::Result<std::optional<double>> created_of(ImageStore& store, const std::string& repo, const std::string& tag) {
+    try {
+      return created_of_unguarded(store, repo, tag);
+    } catch (const std::exception& e) {
+      return http::make_error(http::ErrorKind::invalid, repo + ":" + tag + ": unexpected error: " + e.what());
+    }
+  }
+  http::Result<std::optional<double>> created_of_unguarded(ImageStore& store, const std::string& repo,
+                                                           const std::string& tag) {
     auto m = retry("manifest " + repo + ":" + tag, [&] { return store.get_manifest(repo, tag); });
     if (!m)
       return m.error();
@@ -494,6 +525,10 @@ struct Engine::Impl {
     auto read = retry("config of " + repo + ":" + tag, [&] {
       config.clear();
       return store.read_blob(repo, *parsed->config, [&](std::string_view chunk) -> http::Status {
+        // No more than the descriptor says (itself at most 4 MiB), whatever the registry sends.
+        if (config.size() + chunk.size() > static_cast<std::size_t>(parsed->config->size))
+          return http::make_error(http::ErrorKind::invalid, "the config blob is larger than its descriptor's " +
+                                                                std::to_string(parsed->config->size) + " bytes");
         config.append(chunk);
         return {};
       });
@@ -586,6 +621,20 @@ struct Engine::Impl {
     // or a generic one, settles nothing when there are such tags.)
     return !tags_of.count(registry::referrers_tag(digest)) &&
            (tags_of.empty() || registry::is_image_manifest_type(media_type));
+  }
+
+  /// copy_image, where anything thrown fails this image only: what a remote party sends must not
+  /// end the run before its report and failed list are written.
+  ImageResult copy_image_guarded(const ImageTask& task, const KnownHeads& known) {
+    try {
+      return copy_image(task, 0, known);
+    } catch (const std::exception& e) {
+      ImageResult r;
+      r.task = task;
+      r.error = std::string("unexpected error: ") + e.what();
+      r.permanent = true;
+      return r;
+    }
   }
 
   /// Copies one image, then what refers to it (up to three levels: a signature of an SBOM of an image).
@@ -1087,7 +1136,7 @@ Summary Engine::run(TaskFeed& feed) {
   m_impl->token_pool = std::make_unique<ThreadPool>(8);
   m_impl->warm_stop = false;
   auto run_one = [this](const ImageTask& task, ImageResult& result, int pass, const KnownHeads& known = {}) {
-    result = m_impl->copy_image(task, 0, known);
+    result = m_impl->copy_image_guarded(task, known);
     m_impl->log_result(result);
     bool last = result.ok || result.permanent || pass >= m_impl->options.retries;
     if (last)

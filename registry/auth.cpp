@@ -323,6 +323,17 @@ Result<Authenticator::Answer> Authenticator::read_token_answer(const Result<http
   }
   if (answer.token.value.empty())
     return auth_error(m_registry, "token server answered without a token");
+  // It goes into an Authorization header: RFC 6750's token68 characters only, of a sane length.
+  auto token68 = [](const std::string& t) {
+    return !t.empty() && t.size() <= 64 * 1024 && std::all_of(t.begin(), t.end(), [](unsigned char c) {
+             return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+           });
+  };
+  auto printable = [](const std::string& t) {
+    return t.size() <= 64 * 1024 && std::all_of(t.begin(), t.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
+  };
+  if (!token68(answer.token.value) || !printable(answer.refresh_token))
+    return auth_error(m_registry, "token server answered with a token that is not a bearer token (RFC 6750 characters)");
   // Renew when 3/4 of the lifetime has passed (at least 1 s before expiry).
   auto lifetime = std::chrono::milliseconds(expires_in * 1000);
   auto margin = std::max(std::chrono::milliseconds(1000), lifetime / 4);

@@ -3,6 +3,7 @@
 #include "http/url.hpp"
 #include "registry/digest.hpp"
 #include "util/json.hpp"
+#include "util/text.hpp"
 #include "registry/reference.hpp"
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include <cctype>
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -24,6 +26,22 @@ std::string with_query(const std::string& url, const std::string& param) {
 }
 
 bool is_digest_reference(const std::string& reference) { return reference.find(':') != std::string::npos; }
+
+/// Pages of one listing (tags, catalog, referrers, a Harbor project): 10,000 pages of 1,000 tags is
+/// ten million, far beyond any real repository; a registry that never stops is cut off there.
+constexpr int max_pages = 10000;
+
+/// invalid_name() as the error of a request that is not sent; nullopt for good names. With
+/// `digest`, the reference must be a digest (a blob's).
+std::optional<http::Error> bad_name(const std::string& host, const std::string& repository,
+                                    const std::string& reference = {}, bool digest = false) {
+  auto why = digest && !valid_digest(reference)
+                 ? "\"" + util::escape_control(reference.substr(0, 200)) + "\" as a digest (sha256:<64 hex> or sha512:<128 hex>)"
+                 : invalid_name(repository, reference);
+  if (why.empty())
+    return std::nullopt;
+  return http::make_error(http::ErrorKind::invalid, "registry " + host + ": refusing " + why);
+}
 
 } // namespace
 
@@ -56,17 +74,14 @@ http::Error registry_error(const std::string& what, const http::Response& respon
           kind = http::ErrorKind::unauthorized;
         if (!detail.empty())
           detail += "; ";
-        detail += code + (message.empty() ? "" : ": " + message);
+        // The registry's words go to logs and terminals: never its control characters.
+        detail += util::escape_control(code.substr(0, 100)) + (message.empty() ? "" : ": " + util::escape_control(message.substr(0, 500)));
       }
     }
   } catch (const nlohmann::json::exception&) {
   }
-  if (detail.empty() && !response.body.empty()) {
-    detail = response.body.substr(0, 200);
-    for (auto& c : detail)
-      if (c == '\n' || c == '\r' || c == '\t')
-        c = ' ';
-  }
+  if (detail.empty() && !response.body.empty())
+    detail = util::escape_control(response.body.substr(0, 200));
   if (response.status == 400 && response.body.find("HTTP request to an HTTPS server") != std::string::npos) {
     // Go's TLS servers answer plain HTTP this way: the auth file says "insecure" for an HTTPS registry.
     return http::make_error(http::ErrorKind::tls,
@@ -105,7 +120,30 @@ Registry::Registry(http::Client& client, RegistryOptions options, std::shared_pt
   m_auth.set_route(m_options.proxy, m_connect_to);
 }
 
-bool Registry::owns(const std::string& url) const { return http::authority_of(url) == http::authority_of(base_url()); }
+bool Registry::owns(const std::string& url) const {
+  // The scheme counts: an https registry's credentials never go to http://same-host (a TLS proxy
+  // in front of it that answers with plain-http Locations would otherwise get them in cleartext).
+  http::Url a, b;
+  return http::parse_url(url, a) && http::parse_url(base_url(), b) && a.scheme == b.scheme && a.authority == b.authority;
+}
+
+std::string Registry::resolve(const std::string& base, const std::string& location) const {
+  std::string url = http::resolve_url(base, location);
+  http::Url u, own;
+  // An https registry behind a TLS-terminating proxy that does not say X-Forwarded-Proto names its
+  // own address with http:// (distribution builds Locations from the request it saw). The same
+  // host and port cannot speak both: it is this registry, over TLS. (owns() would otherwise keep the
+  // credentials from it, and the request would fail.)
+  if (!m_options.insecure && http::parse_url(url, u) && http::parse_url(base_url(), own) && u.scheme == "http" &&
+      u.authority == own.authority) {
+    if (!m_http_location_warned.exchange(true))
+      m_log->warn("registry {} names its own address with http:// (a TLS proxy in front of it without "
+                  "X-Forwarded-Proto?); those URLs are used over https",
+                  m_options.host);
+    url = "https" + url.substr(4);
+  }
+  return url;
+}
 
 std::string Registry::base_url() const {
   std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
@@ -200,9 +238,15 @@ http::Response Registry::explain(const http::Request& head, const http::Response
 
 http::Status Registry::each_page(std::string url, const std::string& scope, const std::string& what,
                                 const std::function<void(const nlohmann::json&)>& on_page) {
+  std::set<std::string> seen; // a registry that links back to a page it gave is looping
   for (int page = 0; !url.empty(); ++page) {
-    if (page > 100000)
-      return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end");
+    if (page > max_pages)
+      return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end (over " +
+                                                            std::to_string(max_pages) + " pages)");
+    if (!seen.insert(url).second)
+      return http::make_error(http::ErrorKind::invalid, what + ": the registry's pagination loops (its Link header "
+                                                            "names a page it already gave: " +
+                                                            util::escape_control(http::redact_url(url)) + ")");
     http::Request r = request("GET", "");
     r.url = url;
     auto resp = send(r, scope);
@@ -216,7 +260,7 @@ http::Status Registry::each_page(std::string url, const std::string& scope, cons
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
     }
     auto next = http::next_link(resp->header("link"));
-    url = next.empty() ? std::string() : http::resolve_url(url, next);
+    url = next.empty() ? std::string() : resolve(url, next);
   }
   return {};
 }
@@ -237,6 +281,8 @@ Result<std::vector<std::string>> Registry::list_paginated(std::string url, const
 
 Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std::string& repository,
                                                                       const std::string& digest) {
+  if (auto bad = bad_name(m_options.host, repository, digest, true))
+    return *bad;
   // The first request is a probe the others wait for: seven workers starting together would
   // otherwise send seven to a registry without the API. Should it decide nothing (a 5xx, a
   // timeout), the others go ahead in parallel as usual.
@@ -277,6 +323,11 @@ Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std:
                           r.digest = d["digest"].get<std::string>();
                           r.media_type = util::string_field(d, "mediaType");
                           r.artifact_type = util::string_field(d, "artifactType");
+                          if (!valid_media_type(r.media_type) ||
+                              (!r.artifact_type.empty() && !valid_media_type(r.artifact_type))) {
+                            malformed = true;
+                            continue;
+                          }
                           r.descriptor = d.dump();
                           found.push_back(std::move(r));
                         }
@@ -308,6 +359,8 @@ std::string page_size() {
 } // namespace
 
 Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
+  if (auto bad = bad_name(m_options.host, repository))
+    return *bad;
   return list_paginated(base_url() + repository + "/tags/list?n=" + page_size(), pull_scope(repository), "tags",
                         "listing tags of " + m_options.host + "/" + repository);
 }
@@ -341,9 +394,14 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
                             pong->status);
   std::string url = root + "api/v2.0/projects/" + http::url_encode(project) + "/repositories?page=1&page_size=100";
   std::vector<std::string> names;
+  std::set<std::string> seen;
   for (int page = 0; !url.empty(); ++page) {
-    if (page > 100000)
-      return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end");
+    if (page > max_pages)
+      return http::make_error(http::ErrorKind::invalid, what + ": pagination does not end (over " +
+                                                            std::to_string(max_pages) + " pages)");
+    if (!seen.insert(url).second)
+      return http::make_error(http::ErrorKind::invalid, what + ": Harbor's pagination loops (its Link header names a "
+                                                            "page it already gave)");
     if (!owns(url))
       return http::make_error(http::ErrorKind::invalid, what + ": the next page is on another host (" +
                                                             http::redact_url(url) + "); not following it with credentials");
@@ -371,7 +429,7 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
     }
     auto next = http::next_link(resp->header("link"));
-    url = next.empty() || names.size() == before ? std::string() : http::resolve_url(url, next);
+    url = next.empty() || names.size() == before ? std::string() : resolve(url, next);
   }
   return names;
 }
@@ -389,6 +447,8 @@ std::string Registry::manifest_name(const std::string& repository, const std::st
 }
 
 Result<Manifest> Registry::get_manifest(const std::string& repository, const std::string& reference) {
+  if (auto bad = bad_name(m_options.host, repository, reference))
+    return *bad;
   std::string what = "fetching manifest " + manifest_name(repository, reference);
   auto resp = send(manifest_request("GET", repository, reference), pull_scope(repository));
   if (!resp)
@@ -407,12 +467,19 @@ Result<Manifest> Registry::get_manifest(const std::string& repository, const std
     } catch (const nlohmann::json::exception&) {
     }
   }
-  if (is_digest_reference(reference) && reference.rfind("sha256:", 0) == 0 && reference != m.digest)
-    return http::make_error(http::ErrorKind::digest_mismatch, what + ": content hashes to " + m.digest);
+  if (!valid_media_type(m.media_type))
+    return http::make_error(http::ErrorKind::invalid,
+                            what + ": the registry gives no media type that is one (RFC 6838): \"" +
+                                util::escape_control(m.media_type.substr(0, 100)) + "\"");
+  // Every digest is checked in its own algorithm (sha512 too): what we store is what was named.
+  if (is_digest_reference(reference))
+    if (auto got = digest_like(reference, m.bytes); got != reference)
+      return http::make_error(http::ErrorKind::digest_mismatch, what + ": content hashes to " + got);
   auto header_digest = resp->header("docker-content-digest");
-  if (header_digest.rfind("sha256:", 0) == 0 && header_digest != m.digest)
-    return http::make_error(http::ErrorKind::digest_mismatch,
-                            what + ": registry announced " + header_digest + " but the content hashes to " + m.digest);
+  if (valid_digest(header_digest))
+    if (auto got = digest_like(header_digest, m.bytes); got != header_digest)
+      return http::make_error(http::ErrorKind::digest_mismatch,
+                              what + ": registry announced " + header_digest + " but the content hashes to " + got);
   return m;
 }
 
@@ -422,6 +489,8 @@ ManifestHead head_of(const http::Response& response) {
   ManifestHead head;
   head.digest = response.header("docker-content-digest");
   head.media_type = strip_params(response.header("content-type"));
+  if (!valid_media_type(head.media_type))
+    head.media_type.clear(); // unknown: whoever needs it reads the manifest, which is checked
   auto length = response.header("content-length");
   head.size = length.empty() ? 0 : std::atoll(length.c_str());
   return head;
@@ -432,6 +501,8 @@ std::optional<http::Request> Registry::head_request(const std::string& repositor
                                                     const std::string& expected) {
   if (m_options.limiter && m_options.limiter->limited())
     return std::nullopt; // caps count every request: these go one by one through send()
+  if (bad_name(m_options.host, repository, reference))
+    return std::nullopt; // head_manifest says why
   auto r = manifest_request("HEAD", repository, reference);
   if (!owns(r.url))
     return std::nullopt;
@@ -485,6 +556,8 @@ HeadAnswer Registry::read_head(const http::Request& request, const Result<http::
 }
 
 Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& repository, const std::string& reference) {
+  if (auto bad = bad_name(m_options.host, repository, reference))
+    return *bad;
   std::string what = "checking manifest " + manifest_name(repository, reference);
   auto r = manifest_request("HEAD", repository, reference);
   auto resp = send(r, pull_scope(repository));
@@ -508,6 +581,11 @@ Result<std::optional<ManifestHead>> Registry::head_manifest(const std::string& r
 }
 
 http::Status Registry::put_manifest(const std::string& repository, const std::string& reference, const Manifest& manifest) {
+  if (auto bad = bad_name(m_options.host, repository, reference))
+    return *bad;
+  if (!valid_media_type(manifest.media_type))
+    return http::make_error(http::ErrorKind::invalid, "registry " + m_options.host + ": refusing to push a manifest "
+                                                      "whose media type is not one (RFC 6838)");
   std::string what = "pushing manifest " + manifest_name(repository, reference);
   auto r = request("PUT", repository + "/manifests/" + reference);
   r.headers.emplace_back("Content-Type", manifest.media_type);
@@ -525,6 +603,8 @@ http::Status Registry::put_manifest(const std::string& repository, const std::st
 }
 
 Result<bool> Registry::blob_exists(const std::string& repository, const std::string& digest) {
+  if (auto bad = bad_name(m_options.host, repository, digest, true))
+    return *bad;
   std::string what = "checking blob " + digest + " in " + m_options.host + "/" + repository;
   auto r = request("HEAD", repository + "/blobs/" + digest);
   r.follow_redirects = true;
@@ -539,6 +619,10 @@ Result<bool> Registry::blob_exists(const std::string& repository, const std::str
 }
 
 Result<bool> Registry::mount_blob(const std::string& repository, const std::string& digest, const std::string& from) {
+  if (auto bad = bad_name(m_options.host, repository, digest, true))
+    return *bad;
+  if (auto bad = bad_name(m_options.host, from))
+    return *bad;
   std::string what = "mounting blob " + digest + " from " + from + " into " + m_options.host + "/" + repository;
   auto r = request("POST", repository + "/blobs/uploads/?mount=" + http::url_encode(digest) + "&from=" + http::url_encode(from));
   auto resp = send(r, push_scope(repository) + " " + pull_scope(from));
@@ -551,7 +635,7 @@ Result<bool> Registry::mount_blob(const std::string& repository, const std::stri
     auto location = resp->header("location");
     if (!location.empty()) {
       http::Request del = request("DELETE", "");
-      del.url = http::resolve_url(r.url, location);
+      del.url = resolve(r.url, location);
       (void)send(del, push_scope(repository));
     }
     return false;
@@ -560,6 +644,8 @@ Result<bool> Registry::mount_blob(const std::string& repository, const std::stri
 }
 
 Result<std::string> Registry::start_upload(const std::string& repository, const std::string& scope) {
+  if (auto bad = bad_name(m_options.host, repository))
+    return *bad;
   std::string what = "starting upload to " + m_options.host + "/" + repository;
   auto r = request("POST", repository + "/blobs/uploads/");
   auto resp = send(r, scope);
@@ -572,12 +658,16 @@ Result<std::string> Registry::start_upload(const std::string& repository, const 
     return http::make_error(http::ErrorKind::http_status, what + ": 202 without a Location header", 202);
   if (!resp->header("oci-chunk-min-length").empty() && !m_chunked.exchange(true))
     m_log->debug("registry {} asks for chunked uploads (OCI-Chunk-Min-Length)", m_options.host);
-  return http::resolve_url(r.url, location);
+  return resolve(r.url, location);
 }
 
 Result<std::uint64_t> Registry::copy_blob_from(ImageStore& source, const std::string& source_repository,
                                                const std::string& repository, const Descriptor& blob,
                                                const ByteCounter& on_bytes) {
+  if (auto bad = bad_name(m_options.host, repository, blob.digest, true))
+    return *bad;
+  if (auto bad = bad_name(source.host(), source_repository.empty() ? "layout" : source_repository))
+    return *bad;
   if (auto* registry = dynamic_cast<Registry*>(&source))
     return copy_from_registry(*registry, source_repository, repository, blob, on_bytes);
   if (auto path = source.blob_file(blob.digest))
@@ -601,6 +691,8 @@ http::ResumeHook Registry::resume_blob(const std::string& what, std::uint64_t si
 
 Result<std::uint64_t> Registry::read_blob(const std::string& repository, const Descriptor& blob,
                                           const http::ChunkObserver& sink) {
+  if (auto bad = bad_name(m_options.host, repository, blob.digest, true))
+    return *bad;
   std::string what = "downloading blob " + blob.digest + " from " + m_options.host + "/" + repository;
   auto r = request("GET", repository + "/blobs/" + blob.digest);
   r.follow_redirects = true;
@@ -642,7 +734,10 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
       put.headers.emplace_back("Content-Range", "0-" + std::to_string(blob.size - 1));
     if (owns(put.url))
       m_auth.authorize(put, scope);
-    Sha256 hash;
+    auto digester = Digester::for_digest(blob.digest);
+    if (!digester)
+      return digester.error().context(what);
+    Digester& hash = *digester;
     std::uint64_t sent = 0;
     bool checked = false;
     const std::uint64_t size = put.upload_size.value();
@@ -693,7 +788,7 @@ http::Status Registry::finish_chunked(const std::string& patch_url, const http::
                                       const std::string& digest, const std::string& scope, const std::string& what) {
   auto next = patched.header("location");
   http::Request finish = request("PUT", "");
-  finish.url = with_query(next.empty() ? patch_url : http::resolve_url(patch_url, next), "digest=" + http::url_encode(digest));
+  finish.url = with_query(next.empty() ? patch_url : resolve(patch_url, next), "digest=" + http::url_encode(digest));
   auto resp = send(finish, scope);
   if (!resp)
     return resp.error().context(what);
@@ -735,7 +830,10 @@ Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::
     if (owns(put.url))
       m_auth.authorize(put, scope);
 
-    Sha256 hash;
+    auto digester = Digester::for_digest(blob.digest);
+    if (!digester)
+      return digester.error().context(what);
+    Digester& hash = *digester;
     auto observe = [&](std::string_view chunk) -> http::Status {
       hash.update(chunk);
       if (on_bytes)

@@ -126,11 +126,15 @@ public:
   /// Base URL "http(s)://api-host/v2/".
   std::string base_url() const;
 
-  /// Whether a URL is on this registry's API host (only those get its credentials).
+  /// Whether a URL is on this registry's API host, same scheme (only those get its credentials).
   bool owns(const std::string& url) const;
 
 private:
   http::Request request(const std::string& method, const std::string& path) const;
+  /// A Location or Link of this registry's answer to a request for `base`, resolved; a plain-http
+  /// URL of this registry's own https address is taken as the https one it must be.
+  std::string resolve(const std::string& base, const std::string& location) const;
+  mutable std::atomic<bool> m_http_location_warned{false};
   http::Request manifest_request(const std::string& method, const std::string& repository,
                                  const std::string& reference) const;
   std::string manifest_name(const std::string& repository, const std::string& reference) const;

@@ -23,27 +23,38 @@ bool valid_digest(std::string_view digest) {
   return false;
 }
 
-struct Sha256::Ctx {
+struct Digester::Ctx {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   ~Ctx() { EVP_MD_CTX_free(ctx); }
 };
 
-Sha256::Sha256() : m_ctx(std::make_unique<Ctx>()) {
-  if (!m_ctx->ctx || EVP_DigestInit_ex(m_ctx->ctx, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("OpenSSL: cannot initialise SHA-256");
+Digester::Digester(std::string_view algorithm) : m_ctx(std::make_unique<Ctx>()), m_algorithm(algorithm) {
+  const EVP_MD* md = algorithm == "sha256" ? EVP_sha256() : algorithm == "sha512" ? EVP_sha512() : nullptr;
+  if (!md)
+    throw std::invalid_argument("digest algorithm \"" + m_algorithm + "\" is not sha256 or sha512");
+  if (!m_ctx->ctx || EVP_DigestInit_ex(m_ctx->ctx, md, nullptr) != 1)
+    throw std::runtime_error("OpenSSL: cannot initialise " + m_algorithm);
 }
-Sha256::~Sha256() = default;
-Sha256::Sha256(Sha256&&) noexcept = default;
-Sha256& Sha256::operator=(Sha256&&) noexcept = default;
 
-void Sha256::update(std::string_view bytes) { EVP_DigestUpdate(m_ctx->ctx, bytes.data(), bytes.size()); }
+Result<Digester> Digester::for_digest(std::string_view digest) {
+  if (!valid_digest(digest))
+    return http::make_error(http::ErrorKind::invalid, "\"" + std::string(digest.substr(0, 80)) +
+                                                          "\" is not a digest this tool can verify (sha256 or sha512)");
+  return Digester(digest.substr(0, digest.find(':')));
+}
 
-std::string Sha256::finish() {
+Digester::~Digester() = default;
+Digester::Digester(Digester&&) noexcept = default;
+Digester& Digester::operator=(Digester&&) noexcept = default;
+
+void Digester::update(std::string_view bytes) { EVP_DigestUpdate(m_ctx->ctx, bytes.data(), bytes.size()); }
+
+std::string Digester::finish() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(m_ctx->ctx, md, &len);
   static const char* hex = "0123456789abcdef";
-  std::string out = "sha256:";
+  std::string out = m_algorithm + ":";
   for (unsigned i = 0; i < len; ++i) {
     out += hex[md[i] >> 4];
     out += hex[md[i] & 15];
@@ -52,9 +63,17 @@ std::string Sha256::finish() {
 }
 
 std::string sha256_digest(std::string_view bytes) {
-  Sha256 h;
+  Digester h;
   h.update(bytes);
   return h.finish();
+}
+
+std::string digest_like(std::string_view digest, std::string_view bytes) {
+  auto h = Digester::for_digest(digest);
+  if (!h)
+    return {};
+  h->update(bytes);
+  return h->finish();
 }
 
 } // namespace registry

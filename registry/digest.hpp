@@ -1,5 +1,6 @@
 #pragma once
-// Content digests: validation, one-shot and streaming SHA-256 (OpenSSL EVP).
+// Content digests: validation, one-shot and streaming hashes (OpenSSL EVP) for the two algorithms
+// the OCI image spec registers, sha256 and sha512. Every digest we accept is one we can verify.
 
 #include "http/result.hpp"
 
@@ -9,26 +10,36 @@
 
 namespace registry {
 
-/// Validates "algorithm:hex" as the OCI image spec defines it (sha256: 64 hex, sha512: 128 hex).
+using http::Result;
+
+/// Validates "algorithm:hex" as the OCI image spec defines it (sha256: 64 hex, sha512: 128 hex,
+/// lower case). Any other algorithm is refused: we could not verify the bytes.
 bool valid_digest(std::string_view digest);
 
 /// "sha256:<hex>" of the bytes.
 std::string sha256_digest(std::string_view bytes);
 
-/// Incremental SHA-256 used to verify blobs while they stream.
-class Sha256 {
+/// "<algorithm>:<hex>" of the bytes, in the algorithm of `digest` (a valid digest); "" otherwise.
+std::string digest_like(std::string_view digest, std::string_view bytes);
+
+/// Incremental hash used to verify blobs while they stream.
+class Digester {
 public:
-  Sha256();
-  ~Sha256();
-  Sha256(Sha256&&) noexcept;
-  Sha256& operator=(Sha256&&) noexcept;
+  /// "sha256" or "sha512"; anything else throws std::invalid_argument (check with valid_digest first).
+  explicit Digester(std::string_view algorithm = "sha256");
+  /// The digester for the algorithm of `digest`; an error naming it when it is not a valid digest.
+  static Result<Digester> for_digest(std::string_view digest);
+  ~Digester();
+  Digester(Digester&&) noexcept;
+  Digester& operator=(Digester&&) noexcept;
   void update(std::string_view bytes);
-  /// "sha256:<hex>"; the object can not be updated afterwards.
+  /// "<algorithm>:<hex>"; the object can not be updated afterwards.
   std::string finish();
 
 private:
   struct Ctx;
   std::unique_ptr<Ctx> m_ctx;
+  std::string m_algorithm;
 };
 
 } // namespace registry

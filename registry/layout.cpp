@@ -1,6 +1,7 @@
 #include "registry/layout.hpp"
 
 #include "registry/digest.hpp"
+#include "registry/reference.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 
@@ -179,6 +180,9 @@ Result<std::optional<Descriptor>> Layout::resolve(const std::string& reference) 
     Descriptor out;
     out.digest = d["digest"].get<std::string>();
     out.media_type = util::string_field(d, "mediaType");
+    if (!out.media_type.empty() && !valid_media_type(out.media_type))
+      return http::make_error(http::ErrorKind::invalid, m_name + "/index.json: the entry for \"" + reference +
+                                                            "\" has a mediaType that is not a media type (RFC 6838)");
     out.size = d.contains("size") && d["size"].is_number_integer() ? d["size"].get<std::int64_t>() : 0;
     found = out; // the last entry with a name wins, as a later write replaces an earlier one
   }
@@ -201,9 +205,9 @@ Result<Manifest> Layout::get_manifest(const std::string&, const std::string& ref
   Manifest m;
   m.bytes = std::move(*bytes);
   m.digest = sha256_digest(m.bytes);
-  if ((*d)->digest.rfind("sha256:", 0) == 0 && m.digest != (*d)->digest)
+  if (auto got = digest_like((*d)->digest, m.bytes); got != (*d)->digest)
     return http::make_error(http::ErrorKind::digest_mismatch,
-                            what + ": the blob file hashes to " + m.digest + ", not " + (*d)->digest);
+                            what + ": the blob file hashes to " + got + ", not " + (*d)->digest);
   m.media_type = (*d)->media_type;
   if (m.media_type.empty()) {
     try {
@@ -214,6 +218,8 @@ Result<Manifest> Layout::get_manifest(const std::string&, const std::string& ref
       return http::make_error(http::ErrorKind::invalid, what + ": not a JSON manifest");
     }
   }
+  if (!valid_media_type(m.media_type))
+    return http::make_error(http::ErrorKind::invalid, what + ": its media type is not one (RFC 6838)");
   return m;
 }
 
@@ -237,7 +243,11 @@ Result<std::optional<ManifestHead>> Layout::head_manifest(const std::string& rep
 }
 
 http::Status Layout::put_manifest(const std::string&, const std::string& reference, const Manifest& manifest) {
+  if (auto why = invalid_name("layout", reference); !why.empty())
+    return http::make_error(http::ErrorKind::invalid, m_name + ": refusing " + why);
   const std::string what = "writing manifest " + m_name + (is_digest(reference) ? "@" : ":") + reference;
+  if (!valid_media_type(manifest.media_type))
+    return http::make_error(http::ErrorKind::invalid, what + ": its media type is not one (RFC 6838)");
   if (auto st = create(); !st)
     return st;
   auto path = blob_path(manifest.digest);
@@ -289,7 +299,10 @@ Result<std::uint64_t> Layout::copy_blob_from(ImageStore& source, const std::stri
   util::AtomicFile file(*path, 0644); // removed unless committed below
   if (!file.ok())
     return http::make_error(http::ErrorKind::invalid, what + ": " + file.error());
-  Sha256 hash;
+  auto digester = Digester::for_digest(blob.digest);
+  if (!digester)
+    return digester.error().context(what);
+  Digester& hash = *digester;
   std::uint64_t written = 0;
   auto read = source.read_blob(source_repository, blob, [&](std::string_view chunk) -> http::Status {
     written += chunk.size();

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace registry {
 
 namespace {
@@ -23,6 +25,8 @@ Result<Descriptor> parse_descriptor(const json& j, const std::string& where) {
     if (!j["mediaType"].is_string())
       return invalid(where + ".mediaType is not a string");
     d.media_type = j["mediaType"].get<std::string>();
+    if (!valid_media_type(d.media_type))
+      return invalid(where + ".mediaType is not a media type (RFC 6838)");
   }
   if (!j.contains("digest") || !j["digest"].is_string())
     return invalid(where + ".digest is missing");
@@ -39,9 +43,9 @@ Result<Descriptor> parse_descriptor(const json& j, const std::string& where) {
   if (j.contains("platform") && j["platform"].is_object()) {
     const auto& p = j["platform"];
     Platform platform;
-    platform.os = p.value("os", "");
-    platform.architecture = p.value("architecture", "");
-    platform.variant = p.value("variant", "");
+    platform.os = util::string_field(p, "os");
+    platform.architecture = util::string_field(p, "architecture");
+    platform.variant = util::string_field(p, "variant");
     d.platform = platform;
   }
   return d;
@@ -74,6 +78,21 @@ std::string strip_params(std::string_view content_type) {
   return t;
 }
 
+bool valid_media_type(std::string_view media_type) {
+  auto restricted_name = [](std::string_view name) {
+    auto first = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+    if (name.empty() || name.size() > 127 || !first(name.front()))
+      return false;
+    return std::all_of(name.begin(), name.end(), [&](char c) {
+      return first(c) || c == '!' || c == '#' || c == '$' || c == '&' || c == '-' || c == '^' || c == '_' || c == '.' ||
+             c == '+';
+    });
+  };
+  auto slash = media_type.find('/');
+  return slash != std::string_view::npos && restricted_name(media_type.substr(0, slash)) &&
+         restricted_name(media_type.substr(slash + 1));
+}
+
 bool is_index_type(std::string_view media_type) {
   return media_type == media::oci_index || media_type == media::docker_list;
 }
@@ -82,6 +101,74 @@ bool is_image_manifest_type(std::string_view media_type) {
   return media_type == media::oci_manifest || media_type == media::docker_manifest ||
          media_type == media::docker_schema1 || media_type == media::docker_schema1_signed;
 }
+
+namespace {
+
+/// The manifest in `j` (an object); nlohmann's type errors propagate to parse_manifest.
+Result<ParsedManifest> parse_object(const json& j, std::string_view content_type) {
+  ParsedManifest m;
+  std::string type = strip_params(content_type);
+  std::string body_type = util::string_field(j, "mediaType");
+  if (type.empty() || type == "application/json" || type == "text/plain" || type == "application/octet-stream")
+    type = body_type;
+  const bool schema1 = j.contains("schemaVersion") && j["schemaVersion"] == 1;
+  if (type.empty()) {
+    // OCI allows mediaType to be absent: decide by shape.
+    if (j.contains("manifests"))
+      type = std::string(media::oci_index);
+    else if (j.contains("config") && j.contains("layers"))
+      type = std::string(media::oci_manifest);
+    else if (schema1)
+      type = std::string(media::docker_schema1);
+  }
+  if (!valid_media_type(type))
+    return invalid("its media type is not one (RFC 6838)");
+  if (type == media::docker_schema1 || type == media::docker_schema1_signed || schema1)
+    return http::make_error(http::ErrorKind::unsupported,
+                            "Docker schema 1 manifests are not supported (deprecated format; re-push the image "
+                            "with a current client to convert it to schema 2)");
+  m.media_type = type;
+  if (is_index_type(type)) {
+    m.is_index = true;
+    if (!j.contains("manifests") || !j["manifests"].is_array())
+      return invalid("index has no \"manifests\" array");
+    for (std::size_t i = 0; i < j["manifests"].size(); ++i) {
+      auto d = parse_descriptor(j["manifests"][i], "manifests[" + std::to_string(i) + "]");
+      if (!d)
+        return d.error();
+      m.manifests.push_back(std::move(*d));
+    }
+  } else if (type == media::oci_manifest || type == media::docker_manifest ||
+             (j.contains("config") && j.contains("layers"))) {
+    if (!j.contains("config"))
+      return invalid("image manifest has no \"config\"");
+    auto config = parse_descriptor(j["config"], "config");
+    if (!config)
+      return config.error();
+    m.config = std::move(*config);
+    if (j.contains("layers")) {
+      if (!j["layers"].is_array())
+        return invalid("\"layers\" is not an array");
+      for (std::size_t i = 0; i < j["layers"].size(); ++i) {
+        auto d = parse_descriptor(j["layers"][i], "layers[" + std::to_string(i) + "]");
+        if (!d)
+          return d.error();
+        m.layers.push_back(std::move(*d));
+      }
+    }
+  } else {
+    return http::make_error(http::ErrorKind::unsupported, "unsupported manifest media type \"" + type + "\"");
+  }
+  if (j.contains("subject")) {
+    auto s = parse_descriptor(j["subject"], "subject");
+    if (!s)
+      return s.error();
+    m.subject = std::move(*s);
+  }
+  return m;
+}
+
+} // namespace
 
 Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view content_type) {
   json j;
@@ -94,68 +181,14 @@ Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view c
   }
   if (!j.is_object())
     return invalid("not a JSON object");
-  ParsedManifest m;
-  std::string type = strip_params(content_type);
-  std::string body_type = j.contains("mediaType") && j["mediaType"].is_string() ? j["mediaType"].get<std::string>() : "";
-  if (type.empty() || type == "application/json" || type == "text/plain" || type == "application/octet-stream")
-    type = body_type;
-  if (type.empty()) {
-    // OCI allows mediaType to be absent: decide by shape.
-    if (j.contains("manifests"))
-      type = std::string(media::oci_index);
-    else if (j.contains("config") && j.contains("layers"))
-      type = std::string(media::oci_manifest);
-    else if (j.value("schemaVersion", 0) == 1)
-      type = std::string(media::docker_schema1);
-  }
-  if (type == media::docker_schema1 || type == media::docker_schema1_signed || j.value("schemaVersion", 0) == 1)
-    return http::make_error(http::ErrorKind::unsupported,
-                            "Docker schema 1 manifests are not supported (deprecated format; re-push the image "
-                            "with a current client to convert it to schema 2)");
-  m.media_type = type;
+  // A field of the wrong type ("schemaVersion": {}) is an invalid manifest, never an exception.
   try {
-    if (is_index_type(type)) {
-      m.is_index = true;
-      if (!j.contains("manifests") || !j["manifests"].is_array())
-        return invalid("index has no \"manifests\" array");
-      for (std::size_t i = 0; i < j["manifests"].size(); ++i) {
-        auto d = parse_descriptor(j["manifests"][i], "manifests[" + std::to_string(i) + "]");
-        if (!d)
-          return d.error();
-        m.manifests.push_back(std::move(*d));
-      }
-    } else if (type == media::oci_manifest || type == media::docker_manifest ||
-               (j.contains("config") && j.contains("layers"))) {
-      if (!j.contains("config"))
-        return invalid("image manifest has no \"config\"");
-      auto config = parse_descriptor(j["config"], "config");
-      if (!config)
-        return config.error();
-      m.config = std::move(*config);
-      if (j.contains("layers")) {
-        if (!j["layers"].is_array())
-          return invalid("\"layers\" is not an array");
-        for (std::size_t i = 0; i < j["layers"].size(); ++i) {
-          auto d = parse_descriptor(j["layers"][i], "layers[" + std::to_string(i) + "]");
-          if (!d)
-            return d.error();
-          m.layers.push_back(std::move(*d));
-        }
-      }
-    } else {
-      return http::make_error(http::ErrorKind::unsupported, "unsupported manifest media type \"" + type + "\"");
-    }
-    if (j.contains("subject")) {
-      auto s = parse_descriptor(j["subject"], "subject");
-      if (!s)
-        return s.error();
-      m.subject = std::move(*s);
-    }
+    return parse_object(j, content_type);
   } catch (const json::exception& e) {
     return invalid(e.what());
   }
-  return m;
 }
+
 
 bool platform_selected(const Platform& platform, const std::vector<std::string>& wanted) {
   std::string full = platform.to_string();
@@ -173,7 +206,7 @@ Result<std::optional<Manifest>> filter_index(const Manifest& index, const std::v
   } catch (const json::exception&) {
     return invalid("index is not JSON");
   }
-  if (!j.contains("manifests") || !j["manifests"].is_array())
+  if (!j.is_object() || !j.contains("manifests") || !j["manifests"].is_array())
     return invalid("index has no \"manifests\" array");
   json kept = json::array();
   for (const auto& m : j["manifests"]) {

@@ -62,6 +62,10 @@ struct ParsedManifest {
 /// A Content-Type without its parameters ("application/json; charset=utf-8" -> "application/json").
 std::string strip_params(std::string_view content_type);
 
+/// Whether `media_type` follows RFC 6838 (type/subtype, restricted names, no parameters): only such
+/// a type goes into a Content-Type header; one from a registry or a layout is checked with it.
+bool valid_media_type(std::string_view media_type);
+
 /// Whether a media type is an index (OCI index or Docker manifest list).
 bool is_index_type(std::string_view media_type);
 /// Whether a media type is known to be a single image's manifest (OCI, Docker schema 2 or 1): not an

@@ -1,6 +1,7 @@
 #include "registry/reference.hpp"
 
 #include "registry/digest.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -142,7 +143,7 @@ bool valid_tag(std::string_view tag) {
 }
 
 bool valid_repository(std::string_view repository) {
-  if (repository.empty())
+  if (repository.empty() || repository.size() > 255)
     return false;
   std::size_t start = 0;
   while (true) {
@@ -153,6 +154,20 @@ bool valid_repository(std::string_view repository) {
       return true;
     start = slash + 1;
   }
+}
+
+std::string invalid_name(std::string_view repository, std::string_view reference) {
+  if (!valid_repository(repository))
+    return "\"" + util::escape_control(repository) + "\" is not a repository name";
+  if (reference.empty())
+    return {};
+  if (reference.find(':') != std::string_view::npos) {
+    if (!valid_digest(reference))
+      return "\"" + util::escape_control(reference) + "\" is not a digest (sha256:<64 hex> or sha512:<128 hex>)";
+  } else if (!valid_tag(reference)) {
+    return "\"" + util::escape_control(reference) + "\" is not a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})";
+  }
+  return {};
 }
 
 bool valid_registry(std::string_view host) {
@@ -254,7 +269,7 @@ bool is_referrers_tag(const std::string& tag) {
   for (std::size_t i = 7; i < 7 + 64; ++i)
     if (!std::isxdigit(static_cast<unsigned char>(tag[i])) || std::isupper(static_cast<unsigned char>(tag[i])))
       return false;
-  return tag.size() == 7 + 64 || tag[7 + 64] == '.';
+  return tag.size() == 7 + 64 || (tag[7 + 64] == '.' && valid_tag(tag));
 }
 
 } // namespace registry

@@ -68,8 +68,15 @@ std::string referrers_tag(const std::string& digest);
 /// Whether a tag is a referrers tag or a cosign tag of some digest ("sha256-<64 hex>[.suffix]").
 bool is_referrers_tag(const std::string& tag);
 
-/// Validates a repository path: lower-case components joined by '/', separators ., _, __, -+.
+/// Validates a repository path: lower-case components joined by '/', separators ., _, __, -+;
+/// at most 255 characters.
 bool valid_repository(std::string_view repository);
+
+/// Why `repository` with `reference` (a tag, a digest, or "" for none) cannot be made part of a
+/// request or a file name: "" when both follow the distribution grammar. Every name that comes
+/// from a registry, a layout or an API server is checked with it before it is used: it is data,
+/// never a path ("../../other/manifests/x" as a tag would otherwise reach another repository).
+std::string invalid_name(std::string_view repository, std::string_view reference = {});
 
 /// Validates host[:port], including bracketed IPv6.
 bool valid_registry(std::string_view host);

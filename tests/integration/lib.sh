@@ -878,3 +878,18 @@ no_leak() {
     fi
   done
 }
+
+# start_hostile NAME LAYOUT TAG [hostile_registry.py options...]: a compromised source registry of our
+# own (tests/tools/hostile_registry.py) serving oci:LAYOUT:TAG; exports NAME_ADDR and NAME_HLOG.
+start_hostile() {
+  local name=$1 layout=$2 tag=$3 d N
+  shift 3
+  d=$IM_WORK/hostile-$name
+  N=$(_im_upper "$name")
+  mkdir -p "$d"
+  : >"$d/log"
+  spawn_listener "hostile registry $name" "$d" python3 "$IM_REPO_ROOT/tests/tools/hostile_registry.py" \
+    --layout "$layout" --tag "$tag" --port-file "$d/port" --log "$d/log" "$@"
+  _im_export "${N}_ADDR" "127.0.0.1:$(cat "$d/port")"
+  _im_export "${N}_HLOG" "$d/log"
+}

@@ -65,7 +65,7 @@ TEST_CASE("registry::parse_manifest") {
 
 TEST_CASE("registry::digest") {
   CHECK(registry::sha256_digest("") == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  registry::Sha256 h;
+  registry::Digester h;
   h.update("hello ");
   h.update("world");
   CHECK(h.finish() == registry::sha256_digest("hello world"));

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""A compromised *source* registry for the security tests (tests/integration/test_hostile_*.sh).
+
+It serves one image from an OCI layout (made by make-oci-layout.sh) over the distribution API,
+anonymously, for any repository name, and lies in the ways the options below ask. The destination
+of those tests is always a real docker-registry: this server only plays the attacker.
+
+  hostile_registry.py --layout DIR --tag TAG --port-file FILE [--log FILE] [options]
+
+  --tags FILE            the answer to every tags/list: a JSON file (may hold any strings)
+  --any-manifest         any /v2/<anything>/manifests/<anything> answers with the tag's manifest
+                         (what a registry that normalises "../" paths itself would do)
+  --manifest FILE        serve FILE's bytes as the tag's manifest (its digest is computed)
+  --content-type CT      the Content-Type of manifest answers (default: the layout's media type)
+  --blob DIGEST=FILE     serve FILE's bytes for blob DIGEST (whatever they hash to); repeatable
+  --deep                 manifests, tag lists and referrers answer with 120 KB of '['
+  --link-loop            every tags/list answers with a Link header naming itself
+  --trickle-manifest     manifest GETs send their body at 2 bytes per second
+  --error-message TEXT   manifest GETs and HEADs answer 404 with this message in the error JSON
+  --referrers FILE       the answer to every referrers request (200, an OCI index)
+
+Every request is logged as "METHOD PATH" (one line) to --log.
+"""
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import socketserver
+import sys
+import time
+
+p = argparse.ArgumentParser()
+p.add_argument("--layout", required=True)
+p.add_argument("--tag", required=True)
+p.add_argument("--port-file", required=True)
+p.add_argument("--log")
+p.add_argument("--tags")
+p.add_argument("--any-manifest", action="store_true")
+p.add_argument("--manifest")
+p.add_argument("--content-type")
+p.add_argument("--blob", action="append", default=[])
+p.add_argument("--deep", action="store_true")
+p.add_argument("--link-loop", action="store_true")
+p.add_argument("--trickle-manifest", action="store_true")
+p.add_argument("--error-message")
+p.add_argument("--referrers")
+a = p.parse_args()
+
+index = json.load(open(os.path.join(a.layout, "index.json")))
+entry = next(m for m in index["manifests"]
+             if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == a.tag)
+
+
+def blob_path(digest):
+    algo, hexd = digest.split(":", 1)
+    return os.path.join(a.layout, "blobs", algo, hexd)
+
+
+if a.manifest:
+    manifest = open(a.manifest, "rb").read()
+else:
+    manifest = open(blob_path(entry["digest"]), "rb").read()
+manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+content_type = a.content_type or entry["mediaType"]
+# Children of an index in the layout are served by digest, with their own bytes.
+overrides = {}
+for b in a.blob:
+    d, f = b.split("=", 1)
+    overrides[d] = open(f, "rb").read()
+deep = b"[" * 120000
+tags_answer = open(a.tags, "rb").read() if a.tags else None
+referrers_answer = open(a.referrers, "rb").read() if a.referrers else None
+
+
+def log(line):
+    if a.log:
+        with open(a.log, "a") as f:
+            f.write(line + "\n")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body=b"", headers=(), head=False, trickle=False):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if head:
+            return
+        if trickle:
+            for i in range(0, len(body), 2):
+                self.wfile.write(body[i:i + 2])
+                self.wfile.flush()
+                time.sleep(1)
+            return
+        self.wfile.write(body)
+
+    def manifest_of(self, ref):
+        """(bytes, content type) of a manifest reference, or None."""
+        if ref == a.tag or ref == manifest_digest or a.any_manifest:
+            if ref.startswith("sha256:") and ref != manifest_digest:
+                path = blob_path(ref)
+                if os.path.isfile(path):
+                    data = open(path, "rb").read()
+                    return data, json.loads(data).get("mediaType", content_type)
+            return manifest, content_type
+        if ref.startswith("sha256:") and os.path.isfile(blob_path(ref)):
+            data = open(blob_path(ref), "rb").read()
+            return data, json.loads(data).get("mediaType", content_type)
+        return None
+
+    def route(self, head=False):
+        path = self.path.split("?", 1)[0]
+        log(f"{self.command} {self.path}")
+        if path == "/v2/" or path == "/v2":
+            return self.answer(200, b"{}", [("Content-Type", "application/json")], head)
+        if "/tags/list" in path:
+            if a.deep:
+                return self.answer(200, deep, [("Content-Type", "application/json")], head)
+            body = tags_answer if tags_answer is not None else json.dumps({"name": "x", "tags": [a.tag]}).encode()
+            headers = [("Content-Type", "application/json")]
+            if a.link_loop:
+                headers.append(("Link", f'<{path}?n=1000&last=x>; rel="next"'))
+            return self.answer(200, body, headers, head)
+        if "/referrers/" in path:
+            if a.deep:
+                return self.answer(200, deep, [("Content-Type", "application/vnd.oci.image.index.v1+json")], head)
+            if referrers_answer is not None:
+                return self.answer(200, referrers_answer,
+                                   [("Content-Type", "application/vnd.oci.image.index.v1+json")], head)
+            return self.answer(404, b'{"errors":[{"code":"NOT_FOUND","message":"no referrers API"}]}',
+                               [("Content-Type", "application/json")], head)
+        if "/manifests/" in path:
+            ref = path.split("/manifests/", 1)[1]
+            if a.error_message is not None:
+                body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": a.error_message}]}).encode()
+                return self.answer(404, body, [("Content-Type", "application/json")], head)
+            if a.deep:
+                return self.answer(200, deep, [("Content-Type", "application/json")], head)
+            found = self.manifest_of(ref)
+            if found is None:
+                return self.answer(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}',
+                                   [("Content-Type", "application/json")], head)
+            data, ct = found
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            return self.answer(200, data, [("Content-Type", ct), ("Docker-Content-Digest", digest)], head,
+                               trickle=a.trickle_manifest and not head)
+        if "/blobs/" in path:
+            digest = path.split("/blobs/", 1)[1]
+            if digest in overrides:
+                data = overrides[digest]
+            elif ":" in digest and os.path.isfile(blob_path(digest)):
+                data = open(blob_path(digest), "rb").read()
+            else:
+                return self.answer(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}',
+                                   [("Content-Type", "application/json")], head)
+            return self.answer(200, data, [("Content-Type", "application/octet-stream"),
+                                           ("Docker-Content-Digest", digest)], head)
+        return self.answer(404, b"", [], head)
+
+    def do_GET(self):
+        self.route()
+
+    def do_HEAD(self):
+        self.route(head=True)
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+server = Server(("127.0.0.1", 0), Handler)
+with open(a.port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(a.port_file + ".tmp", a.port_file)
+try:
+    server.serve_forever()
+except KeyboardInterrupt:
+    sys.exit(0)
