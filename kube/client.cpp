@@ -191,20 +191,29 @@ http::Status Client::authorize(http::Request& r, std::optional<int> stale, int& 
   return {};
 }
 
-Result<http::Response> Client::get(const std::string& path) {
+Result<http::Response> Client::get(const std::string& path) { return send("GET", path); }
+
+Result<http::Response> Client::send(const std::string& method, const std::string& path, const std::string& body,
+                                    const std::string& content_type) {
   std::optional<int> stale;
   int generation = 0;
   for (int attempt = 0;; ++attempt) {
     http::Request r;
+    r.method = method;
     r.url = m_config.server + path;
     r.tls = m_config.tls;
     r.proxy = m_config.proxy;
     r.headers.emplace_back("Accept", "application/json");
+    if (!content_type.empty()) {
+      r.headers.emplace_back("Content-Type", content_type);
+      r.body = body;
+    }
     if (auto st = authorize(r, stale, generation); !st)
       return st.error();
     auto resp = m_http.send(r);
     if (!resp)
       return resp.error().context("kubernetes API " + m_config.server);
+    // The request is sent again only after a 401, which the API server answers before doing anything.
     if (resp->status == 401 && attempt == 0 && (m_config.exec || !m_config.token_file.empty())) {
       m_log->debug("kubernetes API answered 401, refreshing credentials");
       stale = generation;

@@ -1,5 +1,5 @@
 #pragma once
-// A minimal Kubernetes API client: GET with the credentials a kubeconfig or the in-cluster service
+// A minimal Kubernetes API client: requests with the credentials a kubeconfig or the in-cluster service
 // account provides (bearer token, token file re-read on rotation, basic auth, client certificates,
 // exec credential plugins cached until they expire and re-run after a 401).
 
@@ -39,6 +39,11 @@ public:
   /// GET `path` (with query) from the API server; a 401 re-reads the token file / re-runs the exec
   /// plugin once. Non-2xx statuses are returned as responses for the caller to interpret.
   Result<http::Response> get(const std::string& path);
+
+  /// Any request (POST, PUT, PATCH, DELETE ...): `body` is sent with `content_type` when that is
+  /// not empty. Same credentials and 401 handling as get().
+  Result<http::Response> send(const std::string& method, const std::string& path, const std::string& body = "",
+                              const std::string& content_type = "");
 
   const RestConfig& config() const { return m_config; }
 

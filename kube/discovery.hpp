@@ -47,12 +47,20 @@ struct Inventory {
   std::map<std::string, std::size_t> objects; ///< objects listed per kind
   std::size_t forbidden = 0;  ///< lists refused (403): their images may be missing
   bool none_served = false;   ///< no kind is served at all (404 for each): not a Kubernetes API?
+  std::vector<std::string> missing_namespaces;   ///< asked for with -n, and the API server says 404
+  std::vector<std::string> unchecked_namespaces; ///< asked for, but get on namespaces is not allowed
+  std::size_t excluded = 0;                      ///< objects left out by exclude_namespaces
 };
 
 struct DiscoverOptions {
-  std::vector<std::string> namespaces; ///< empty = all namespaces
+  std::vector<std::string> namespaces;         ///< empty = all namespaces
+  std::vector<std::string> exclude_namespaces; ///< left out (of all, or of `namespaces`)
   int page_size = 500;
 };
+
+/// Whether `name` can be a namespace (a DNS-1123 label: lower-case letters, digits and '-', at most
+/// 63 characters, starting and ending with a letter or digit).
+bool valid_namespace_name(const std::string& name);
 
 /// Lists every workload kind and collects its images.
 Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::shared_ptr<spdlog::logger> log);

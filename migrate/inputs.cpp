@@ -16,7 +16,7 @@ Decryptor user_key_decryptor() {
     if (!*key)
       *key = SecretKey::load(false);
     if (!*key)
-      return http::make_error(http::ErrorKind::invalid, "encrypted, but there is no key (IMAGE_MIGRATOR_KEY or the key file)");
+      return http::make_error(http::ErrorKind::invalid, no_key_message());
     return (*key)->decrypt(value);
   };
 }

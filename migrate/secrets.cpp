@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -60,7 +61,14 @@ SecretKey SecretKey::from_bytes(std::string bytes) {
 std::optional<SecretKey> SecretKey::load(bool create) {
   SecretKey k;
   if (const char* env = std::getenv("IMAGE_MIGRATOR_KEY"); env && *env) {
-    auto bytes = http::base64_decode(env);
+    // Trimmed: the key file's text (with its newline) may come in whole, e.g. from a Kubernetes
+    // Secret key given as an environment variable.
+    std::string text = env;
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+      text.pop_back();
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+      text.erase(0, 1);
+    auto bytes = http::base64_decode(text);
     if (!bytes || bytes->size() != key_size)
       throw ConfigError("IMAGE_MIGRATOR_KEY must be the base64 encoding of 32 bytes (e.g. `openssl rand -base64 32`)");
     k.m_key = *bytes;
@@ -156,6 +164,51 @@ int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key) {
     }
   }
   return n;
+}
+
+std::string no_key_message() {
+  return "encrypted by an earlier run where a key was at hand, but there is no key here (IMAGE_MIGRATOR_KEY or "
+         "$XDG_CONFIG_HOME/image-migrator/key): where it was encrypted, `image-migrator auth export --auth FILE` "
+         "prints it in plaintext, e.g. for a Kubernetes Secret (docs/KUBERNETES.md); or give that machine's key "
+         "as IMAGE_MIGRATOR_KEY";
+}
+
+nlohmann::ordered_json decrypt_auth_document(const nlohmann::ordered_json& doc, const std::string& file,
+                                             const std::optional<SecretKey>& key, const EnvLookup* env,
+                                             std::vector<std::string>& notes) {
+  if (!doc.is_object())
+    throw ConfigError(file + ": must be an object mapping registry[/namespace] to credentials");
+  nlohmann::ordered_json out = doc;
+  for (auto& [registry, entry] : out.items()) {
+    if (!entry.is_object())
+      continue;
+    std::string where = file + ": key \"" + registry + "\"";
+    for (auto& [field, value] : entry.items()) {
+      if (!value.is_string())
+        continue;
+      std::string v = value.get<std::string>();
+      if (is_encrypted(v)) {
+        if (!key)
+          throw ConfigError(where + "." + field + ": " + no_key_message());
+        auto plain = key->decrypt(v);
+        if (!plain)
+          throw ConfigError(where + "." + field + ": " + plain.error().message);
+        // Written back as a literal: a password that starts with '$' keeps its escape.
+        value = !plain->empty() && plain->front() == '$' ? "$" + *plain : *plain;
+      } else if (auto name = env_reference(v)) {
+        if (env)
+          value = expand_env(v, where + "." + field, *env, field == "password" || field == "identitytoken" ||
+                                                                 field == "proxy");
+        else
+          notes.push_back(where + "." + field + " refers to $" + *name +
+                          ": the other place must set it (or export with --expand-env)");
+      }
+      if ((field == "ca" || field == "cert" || field == "key") && !value.get<std::string>().empty())
+        notes.push_back(where + "." + field + " is the file " + value.get<std::string>() +
+                        ": the other place needs it at that path (in a pod: a volume mounted there)");
+    }
+  }
+  return out;
 }
 
 std::string protect_auth_file(const std::string& path) {

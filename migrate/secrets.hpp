@@ -5,12 +5,14 @@
 // user on the same machine, who can read the key too.
 
 #include "http/result.hpp"
+#include "migrate/config.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace migrate {
 
@@ -44,6 +46,20 @@ bool is_encrypted(std::string_view value);
 /// Replaces plaintext "password" and "identitytoken" values of an auth document (not $VAR
 /// references, not already encrypted) by ciphertext; returns how many it replaced.
 int encrypt_auth_document(nlohmann::ordered_json& doc, const SecretKey& key);
+
+/// The auth document with every "enc:v1:" value decrypted by `key`, for a place that has no key (a
+/// Kubernetes Secret: `image-migrator auth export`). `$VAR` references stay as written unless `env`
+/// is given (then they are expanded, as a run would). `notes` gets a line for each thing the other
+/// place must still provide: a variable left as a reference, a certificate file named by path.
+/// ConfigError (naming the file and key) for an encrypted value without a key or one that does not
+/// decrypt.
+nlohmann::ordered_json decrypt_auth_document(const nlohmann::ordered_json& doc, const std::string& file,
+                                             const std::optional<SecretKey>& key, const EnvLookup* env,
+                                             std::vector<std::string>& notes);
+
+/// What an encrypted value without a key means, and the way out: said wherever that happens (a run
+/// on another machine or in a pod).
+std::string no_key_message();
 
 /// If the auth file is a writable JSON file holding plaintext secrets, rewrites it atomically with
 /// the secrets encrypted (mode 0600). Returns a one-line notice for the log, or "" when nothing was

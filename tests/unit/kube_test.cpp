@@ -254,6 +254,14 @@ TEST_CASE("kube::collect_images from real serialized objects") {
   CHECK(init.running[0].digest == "sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595");
 }
 
+TEST_CASE("kube::valid_namespace_name") {
+  for (const char* good : {"default", "kube-system", "a", "team-1", "0x"})
+    CHECK(kube::valid_namespace_name(good));
+  for (const char* bad : {"", "Default", "-a", "a-", "a_b", "a.b", "a/b", "../etc", "ns%2F..",
+                          "a123456789012345678901234567890123456789012345678901234567890123"})
+    CHECK_FALSE(kube::valid_namespace_name(bad));
+}
+
 TEST_CASE("kube::digest_from_image_id") {
   const std::string d = "sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595";
   CHECK(kube::digest_from_image_id("docker-pullable://nginx@" + d) == d);

@@ -61,3 +61,55 @@ TEST_CASE("migrate::encrypt_auth_document") {
                                                       [&](const std::string& v) { return wrong.decrypt(v); }),
                        doctest::Contains("replace the value with the plaintext password"), migrate::ConfigError);
 }
+
+TEST_CASE("migrate::decrypt_auth_document (auth export)") {
+  auto key = SecretKey::from_bytes(std::string(32, 'k'));
+  nlohmann::ordered_json doc = {
+      {"z.io", {{"username", "u"}, {"password", key.encrypt("p1")}}},
+      {"a.io", {{"username", "u"}, {"password", "$FROM_ENV"}, {"ca", "/etc/ssl/a.pem"}}},
+      {"d.io", {{"username", "u"}, {"password", key.encrypt("$starts-with-dollar")}}},
+      {"p.io", {{"proxy", key.encrypt("http://u:pw@proxy:3128")}}}};
+  std::vector<std::string> notes;
+  auto out = migrate::decrypt_auth_document(doc, "auth.json", key, nullptr, notes);
+  CHECK(out["z.io"]["password"] == "p1");
+  CHECK(out["d.io"]["password"] == "$$starts-with-dollar"); // still read as the literal it was
+  CHECK(out["p.io"]["proxy"] == "http://u:pw@proxy:3128");
+  CHECK(out["a.io"]["password"] == "$FROM_ENV");
+  CHECK(out.begin().key() == "z.io"); // the user's order kept
+  REQUIRE(notes.size() == 2);
+  CHECK(notes[0] == "auth.json: key \"a.io\".password refers to $FROM_ENV: the other place must set it (or export with "
+                    "--expand-env)");
+  CHECK(notes[1].find("\"a.io\".ca is the file /etc/ssl/a.pem") != std::string::npos);
+  // What it writes loads as an auth file, each password as meant.
+  auto loadable = out;
+  loadable["a.io"].erase("ca"); // (the loader reads the file)
+  auto config = migrate::AuthConfig::from_json(nlohmann::json::parse(loadable.dump()), "auth.json",
+                                               [](const std::string&) { return std::optional<std::string>("env-value"); });
+  CHECK(config.find("d.io", "x/y")->credentials.secret() == "$starts-with-dollar");
+
+  SUBCASE("--expand-env") {
+    notes.clear();
+    migrate::EnvLookup env = [](const std::string& n) {
+      return n == "FROM_ENV" ? std::optional<std::string>("from-env") : std::nullopt;
+    };
+    auto expanded = migrate::decrypt_auth_document(doc, "auth.json", key, &env, notes);
+    CHECK(expanded["a.io"]["password"] == "from-env");
+    CHECK(notes.size() == 1); // the certificate file only
+  }
+  SUBCASE("no key: the error names the file, the key and the way out") {
+    try {
+      migrate::decrypt_auth_document(doc, "auth.json", std::nullopt, nullptr, notes);
+      FAIL("no error");
+    } catch (const migrate::ConfigError& e) {
+      std::string m = e.what();
+      CHECK(m.rfind("auth.json: key \"z.io\".password: encrypted by an earlier run", 0) == 0);
+      CHECK(m.find("image-migrator auth export --auth FILE") != std::string::npos);
+      CHECK(m.find("p1") == std::string::npos);
+    }
+  }
+  SUBCASE("another key") {
+    CHECK_THROWS_AS(migrate::decrypt_auth_document(doc, "auth.json", SecretKey::from_bytes(std::string(32, 'o')), nullptr,
+                                                   notes),
+                    migrate::ConfigError);
+  }
+}
