@@ -16,6 +16,7 @@ COPY registry/ registry/
 COPY kube/ kube/
 COPY migrate/ migrate/
 COPY cmd/ cmd/
+COPY packaging/ packaging/
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build /build -j"$(nproc)" --target image-migrator \
  && strip /build/image-migrator

@@ -1,4 +1,5 @@
 #include "cmd/app.hpp"
+#include "cmd/inputs.hpp"
 
 #include "http/client.hpp"
 #include "migrate/config.hpp"
@@ -6,18 +7,68 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace cmd {
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**);
+};
+
+// Adding a subcommand here lists it in the top-level --help, dispatches to it and lets a typo of it
+// be suggested; the README gives each one a section.
+const Command commands[] = {
+    {"config", "find the images a Kubernetes cluster uses; write images.json and an audit", run_config},
+    {"verify", "compare the source and destination digests of every rule (reads only)", run_verify},
+    {"rewrite", "print the changes that point a cluster's workloads at their migrated images", run_rewrite},
+};
+
+std::string command_names() {
+  std::string out;
+  for (const auto& c : commands)
+    out += (out.empty() ? "" : ", ") + std::string(c.name);
+  return out;
+}
+
+} // namespace
+
+std::string commands_help() {
+  std::string out = "Commands (image-migrator COMMAND --help for each):\n";
+  out += "  (none)     copy images between registries: the flags below\n";
+  for (const auto& c : commands) {
+    std::string name = c.name;
+    out += "  " + name + std::string(name.size() < 11 ? 11 - name.size() : 1, ' ') + c.summary + "\n";
+  }
+  return out;
+}
 
 int run(int argc, char** argv) {
   http::global_init();
   try {
-    if (argc > 1 && std::string(argv[1]) == "config")
-      return run_config(argc - 1, argv + 1);
-    if (argc > 1 && std::string(argv[1]) == "verify")
-      return run_verify(argc - 1, argv + 1);
-    if (argc > 1 && std::string(argv[1]) == "rewrite")
-      return run_rewrite(argc - 1, argv + 1);
+    if (argc > 1 && argv[1][0] != '-') {
+      std::string word = argv[1];
+      for (const auto& c : commands)
+        if (word == c.name)
+          return c.run(argc - 1, argv + 1);
+      if (word == "help") {
+        char help[] = "--help";
+        char* args[] = {argv[0], help, nullptr};
+        return run_migrate(2, args);
+      }
+      // The copy command takes no positional argument: a word here is a command, mistyped.
+      std::vector<std::string> names;
+      for (const auto& c : commands)
+        names.emplace_back(c.name);
+      std::string guess = closest(word, names);
+      std::string hint = guess.empty() ? "" : ": did you mean \"" + guess + "\"?";
+      std::fprintf(stderr, "image-migrator: unknown command \"%s\"%s (commands: %s; see image-migrator --help)\n",
+                   word.c_str(), hint.c_str(), command_names().c_str());
+      return 2;
+    }
     return run_migrate(argc, argv);
   } catch (const migrate::ConfigError& e) {
     std::fprintf(stderr, "image-migrator: %s\n", e.what());

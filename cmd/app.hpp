@@ -2,9 +2,14 @@
 // The command line: parses flags into option structs and calls the libraries. Returns the exit
 // code: 0 nothing failed, 1 a task failed, 2 usage or configuration error.
 
+#include <string>
+
 namespace cmd {
 
 int run(int argc, char** argv);
+
+/// The subcommands, a line each, for the top-level --help (the one list `run` dispatches on).
+std::string commands_help();
 
 /// `image-migrator [flags]`: copy images (the default command).
 int run_migrate(int argc, char** argv);

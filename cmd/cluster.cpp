@@ -11,7 +11,7 @@ void add_cluster_options(cxxopts::Options& opts) {
   opts.add_options()
     ("k,kubeconfig", "kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account)", cxxopts::value<std::string>())
     ("context", "kubeconfig context (default: current-context)", cxxopts::value<std::string>())
-    ("n,namespaces", "comma-separated namespaces (default: all)", cxxopts::value<std::string>()->default_value(""))
+    ("n,namespaces", "comma-separated namespaces (default: all)", cxxopts::value<std::string>())
     ("page-size", "list page size", cxxopts::value<int>()->default_value("500"));
   // clang-format on
 }
@@ -37,7 +37,7 @@ kube::DiscoverOptions discover_options(const cxxopts::ParseResult& args) {
   d.page_size = args["page-size"].as<int>();
   if (d.page_size < 1 || d.page_size > 10000)
     throw migrate::ConfigError("--page-size must be between 1 and 10000");
-  std::stringstream ss(args["namespaces"].as<std::string>());
+  std::stringstream ss(args.count("namespaces") ? args["namespaces"].as<std::string>() : "");
   for (std::string ns; std::getline(ss, ns, ',');)
     if (!ns.empty())
       d.namespaces.push_back(ns);

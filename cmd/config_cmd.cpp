@@ -1,5 +1,6 @@
 #include "cmd/app.hpp"
 #include "cmd/cluster.hpp"
+#include "cmd/inputs.hpp"
 #include "cmd/logging.hpp"
 
 #include "kube/client.hpp"
@@ -31,8 +32,9 @@ int run_config(int argc, char** argv) {
     ("t,repo", "target REGISTRY/NAMESPACE", cxxopts::value<std::string>())
     ("o,output", "images file to write", cxxopts::value<std::string>()->default_value("./images.json"))
     ("flatten", "path levels dropped from source repositories: all, none or N", cxxopts::value<std::string>()->default_value("all"))
-    ("report", "write the pre-migration audit (JSON) to this file", cxxopts::value<std::string>())
-    ("report-format", "json, or table (printed on stdout)", cxxopts::value<std::string>()->default_value("json"))
+    ("report", "write the pre-migration audit as JSON to this file", cxxopts::value<std::string>())
+    ("audit-table", "print the audit as a table on stdout (with or without --report)")
+    ("report-format", "deprecated: \"table\" is --audit-table (the --report file is JSON either way)", cxxopts::value<std::string>())
     ("check-target", "HEAD every target to flag images already migrated (credentials from --auth)")
     ("auth", "auth file for --check-target", cxxopts::value<std::string>()->default_value("./auth.json"))
     ("with-pull-secrets", "also write the credentials of the workloads' imagePullSecrets for the source registries to this auth file (mode 0600; needs get on secrets)", cxxopts::value<std::string>())
@@ -41,19 +43,14 @@ int run_config(int argc, char** argv) {
     ("v,verbose", "debug logging")
     ("h,help", "print this help");
   // clang-format on
-  cxxopts::ParseResult args;
-  try {
-    args = opts.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "image-migrator config: %s (see --help)\n", e.what());
+  auto parsed = parse(opts, argc, argv);
+  if (!parsed)
     return 2;
-  }
+  const auto& args = *parsed;
   if (args.count("help")) {
     std::cout << opts.help() << "\n";
     return 0;
   }
-  if (!args.unmatched().empty())
-    throw migrate::ConfigError("config: unexpected argument \"" + args.unmatched()[0] + "\"");
   if (args.count("print-config")) {
     std::cout << kube::describe(cluster_config(args)).dump(2) << "\n";
     return 0;
@@ -67,9 +64,23 @@ int run_config(int argc, char** argv) {
   if (!check || check->registry.empty())
     throw migrate::ConfigError("config: -t/--repo must be REGISTRY/NAMESPACE (e.g. swr.example.com/org), not \"" + repo + "\"");
   auto flatten = migrate::parse_flatten(args["flatten"].as<std::string>());
-  std::string format = args["report-format"].as<std::string>();
-  if (format != "json" && format != "table")
-    throw migrate::ConfigError("config: --report-format must be json or table");
+  // --report-format table used to print a table and still write JSON to --report: the old spelling
+  // keeps working, with a note saying what it does.
+  bool table = args.count("audit-table") > 0;
+  if (args.count("report-format")) {
+    std::string format = args["report-format"].as<std::string>();
+    if (format != "json" && format != "table")
+      throw migrate::ConfigError("config: --report-format must be json or table");
+    std::fprintf(stderr, "image-migrator config: --report-format is deprecated: the --report file is JSON either way; "
+                         "use --audit-table to print the table on stdout\n");
+    table = table || format == "table";
+  }
+  std::string output = args["output"].as<std::string>();
+  // Every file this run writes is checked before the cluster is asked anything.
+  check_output("--output", output);
+  for (const char* flag : {"report", "with-pull-secrets"})
+    if (args.count(flag))
+      check_output(std::string("--") + flag, args[flag].as<std::string>());
   auto dopts = discover_options(args);
   auto rc = cluster_config(args);
   auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
@@ -84,7 +95,6 @@ int run_config(int argc, char** argv) {
   }
   auto plan = migrate::plan_images(*inventory, repo, flatten);
   nlohmann::json images(plan.images);
-  std::string output = args["output"].as<std::string>();
   migrate::write_json_atomically(output, images);
 
   std::size_t objects = 0;
@@ -108,17 +118,19 @@ int run_config(int argc, char** argv) {
     migrate::write_json_atomically(path, auth, 0600);
     log->info("credentials for {} source registr{} written to {} (mode 0600)", auth.size(), auth.size() == 1 ? "y" : "ies", path);
   }
-  if (args.count("report")) {
+  if (args.count("report") || table) {
     std::map<std::string, bool> in_target;
     if (args.count("check-target")) {
       auto auth = migrate::load_auth(args["auth"].as<std::string>(), args.count("auth") > 0, migrate::process_env());
       in_target = migrate::check_targets(http_client, auth, plan, log);
     }
     auto report = migrate::audit_report(*inventory, plan, in_target);
-    migrate::write_json_atomically(args["report"].as<std::string>(), report);
-    if (format == "table")
+    if (args.count("report")) {
+      migrate::write_json_atomically(args["report"].as<std::string>(), report);
+      log->info("audit written to {}", args["report"].as<std::string>());
+    }
+    if (table)
       std::cout << migrate::audit_table(report);
-    log->info("audit written to {}", args["report"].as<std::string>());
   }
   // Exit 3: the cluster answered, and the answer is incomplete in a way a retry will not change (a
   // Job fails at once on it); 1 stays for errors that may pass (the API server unreachable).

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
 #include <sstream>
 
 namespace cmd {
@@ -83,18 +86,138 @@ std::vector<std::string> resolve_entries(const cxxopts::ParseResult& args) {
   return values;
 }
 
+void check_output(const std::string& flag, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path file(path);
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  std::error_code ec;
+  auto status = fs::status(dir, ec);
+  if (status.type() == fs::file_type::not_found)
+    throw migrate::ConfigError(flag + " " + path + ": directory " + dir.string() +
+                               " does not exist (image-migrator does not create directories)");
+  if (!ec && status.type() != fs::file_type::directory)
+    throw migrate::ConfigError(flag + " " + path + ": " + dir.string() + " is not a directory");
+  try {
+    migrate::check_writable(path);
+  } catch (const migrate::ConfigError& e) {
+    throw migrate::ConfigError(flag + " " + e.what());
+  }
+}
+
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  // Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps.
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i)
+      d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j)
+      d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    return d[a.size()][b.size()];
+  };
+  std::string best;
+  std::size_t best_distance = 3;
+  for (const auto& c : candidates) {
+    std::size_t dist = distance(word, c);
+    if (dist < best_distance && dist < c.size()) {
+      best = c;
+      best_distance = dist;
+    }
+  }
+  return best;
+}
+
+namespace {
+
+/// The text between cxxopts' quotes in one of its messages ("Option ‘x’ does not exist" -> "x").
+std::string quoted(const std::string& message) {
+  const std::string& left = cxxopts::LQUOTE;
+  const std::string& right = cxxopts::RQUOTE;
+  auto begin = message.find(left);
+  auto end = message.rfind(right);
+  if (begin == std::string::npos || end == std::string::npos || end < begin + left.size())
+    return "";
+  return message.substr(begin + left.size(), end - begin - left.size());
+}
+
+std::string dashed(const std::string& name) { return (name.size() == 1 ? "-" : "--") + name; }
+
+/// The flag argv gave `value` to: "--workers=five", "--workers five", "-w five" or "-wfive".
+std::string flag_with_value(int argc, char** argv, const std::string& value) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) == 0) {
+      auto eq = arg.find('=');
+      if (eq != std::string::npos && arg.substr(eq + 1) == value)
+        return arg.substr(0, eq);
+      if (eq == std::string::npos && i + 1 < argc && argv[i + 1] == value)
+        return arg;
+    } else if (arg.size() >= 2 && arg[0] == '-') {
+      if (arg.size() == 2 && i + 1 < argc && argv[i + 1] == value)
+        return arg;
+      if (arg.substr(2) == value)
+        return arg.substr(0, 2);
+    }
+  }
+  return "";
+}
+
+std::vector<cxxopts::HelpOptionDetails> all_options(const cxxopts::Options& opts) {
+  std::vector<cxxopts::HelpOptionDetails> out;
+  for (const auto& group : opts.groups())
+    for (const auto& o : opts.group_help(group).options)
+      out.push_back(o);
+  return out;
+}
+
+} // namespace
+
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& opts, int argc, char** argv) {
+  const char* program = opts.program().c_str();
   try {
     auto args = opts.parse(argc, argv);
     if (!args.unmatched().empty()) {
-      std::fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", opts.program().c_str(), args.unmatched()[0].c_str());
+      std::fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", program, args.unmatched()[0].c_str());
       return std::nullopt;
     }
     return args;
+  } catch (const cxxopts::exceptions::no_such_option& e) {
+    std::string name = quoted(e.what());
+    std::vector<std::string> names;
+    for (const auto& o : all_options(opts))
+      for (const auto& l : o.l)
+        names.push_back(l);
+    std::string guess = name.size() > 1 ? closest(name, names) : "";
+    std::fprintf(stderr, "%s: unknown flag %s%s (see --help)\n", program, dashed(name).c_str(),
+                 guess.empty() ? "" : (": did you mean --" + guess + "?").c_str());
+  } catch (const cxxopts::exceptions::incorrect_argument_type& e) {
+    // cxxopts names the value, not the flag: find the flag in argv, and what it takes in the options.
+    std::string value = quoted(e.what());
+    std::string flag = flag_with_value(argc, argv, value);
+    std::string name = flag.substr(flag.find_first_not_of('-') == std::string::npos ? 0 : flag.find_first_not_of('-'));
+    std::string expected = "a whole number";
+    for (const auto& o : all_options(opts))
+      if (o.s == name || std::find(o.l.begin(), o.l.end(), name) != o.l.end())
+        expected = o.is_boolean ? "true or false" : expected;
+    if (flag.empty())
+      std::fprintf(stderr, "%s: \"%s\" is not %s (see --help)\n", program, value.c_str(), expected.c_str());
+    else
+      std::fprintf(stderr, "%s: %s takes %s, not \"%s\" (see --help)\n", program, flag.c_str(), expected.c_str(),
+                   value.c_str());
+  } catch (const cxxopts::exceptions::option_requires_argument& e) {
+    std::fprintf(stderr, "%s: %s needs a value (see --help)\n", program, dashed(quoted(e.what())).c_str());
+  } catch (const cxxopts::exceptions::missing_argument& e) {
+    std::fprintf(stderr, "%s: %s needs a value (see --help)\n", program, dashed(quoted(e.what())).c_str());
   } catch (const cxxopts::exceptions::exception& e) {
-    std::fprintf(stderr, "%s: %s (see --help)\n", opts.program().c_str(), e.what());
-    return std::nullopt;
+    std::fprintf(stderr, "%s: %s (see --help)\n", program, e.what());
   }
+  return std::nullopt;
 }
 
 } // namespace cmd

@@ -22,7 +22,17 @@ std::vector<std::string> platforms(const cxxopts::ParseResult& args);
 /// --resolve HOST:PORT:ADDRESS (repeatable), validated ({} when not given).
 std::vector<std::string> resolve_entries(const cxxopts::ParseResult& args);
 
-/// Parses argv; prints the cxxopts error as one line and returns nullopt on bad usage.
+/// The one check of every file a flag names for writing (--log, --report, --write-failed, config's
+/// -o ...), before any work: a missing directory is refused with both paths named (never created),
+/// then the file must be writable. Throws migrate::ConfigError starting with the flag.
+void check_output(const std::string& flag, const std::string& path);
+
+/// Parses argv; on bad usage prints one line naming the flag (an unknown one with the closest known
+/// flag, a value that is not a number with its flag) and returns nullopt.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);
+
+/// The candidate closest to `word` if it is a plausible typo of it (at most two edits, a swap of two
+/// neighbours counting as one), else "".
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
 
 } // namespace cmd

@@ -86,8 +86,9 @@ long long parse_rate(const std::string& text) {
 int run_migrate(int argc, char** argv) {
   cxxopts::Options opts("image-migrator",
                         "Copies container images between registries (Docker Registry V2 / OCI distribution), "
-                        "digests unchanged.\nOther commands: image-migrator config --help, image-migrator verify --help");
-  opts.custom_help("[flags]");
+                        "digests unchanged.\n\n" + commands_help());
+  opts.custom_help("[flags]   (copies the images of --images; the flags are below)\n  image-migrator COMMAND "
+                   "[flags]");
   add_input_options(opts);
   // clang-format off
   opts.add_options()
@@ -162,20 +163,27 @@ int run_migrate(int argc, char** argv) {
     throw migrate::ConfigError("--stall-timeout must be between 1 and 3600 seconds");
   http_options.low_speed_time = std::chrono::seconds(stall);
 
-  // Files first: a configuration error stops the run before anything is written.
-  auto inputs = migrate::load_inputs(input_opts, env);
+  // Files first: a configuration error stops the run before anything is written (outputs before the
+  // inputs, since reading auth.json may encrypt its passwords in place).
   for (const char* output : {"report", "write-failed"})
     if (args.count(output))
-      migrate::check_writable(args[output].as<std::string>());
+      check_output(std::string("--") + output, args[output].as<std::string>());
+  if (!log_file.empty())
+    check_output("--log", log_file);
+  const bool cache_given = args.count("digest-cache") > 0;
+  const std::string cache_path =
+      cache_given ? args["digest-cache"].as<std::string>() : migrate::TagDigests::default_path().string();
+  // A file named on the command line gets the same check as the others; only the default location
+  // (a directory of this tool's own under XDG_CACHE_HOME) is created when missing.
+  if (cache_given && !cache_path.empty() && !dry_run)
+    check_output("--digest-cache", cache_path);
+  auto inputs = migrate::load_inputs(input_opts, env);
 
   auto log = make_logger(log_file, format, args.count("verbose") > 0);
   if (!inputs.notice.empty())
     log->info("{}", inputs.notice);
   if (inputs.rules.empty() && inputs.rule_errors.empty())
     log->warn("{}: no rules: nothing to copy", inputs.images_name);
-  const bool cache_given = args.count("digest-cache") > 0;
-  const std::string cache_path =
-      cache_given ? args["digest-cache"].as<std::string>() : migrate::TagDigests::default_path().string();
   std::optional<migrate::TagDigests> tag_digests;
   if (!cache_path.empty()) {
     tag_digests.emplace(cache_path);

@@ -3,6 +3,7 @@
 #include "cmd/logging.hpp"
 
 #include "migrate/engine.hpp"
+#include "migrate/verify_report.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -16,20 +17,27 @@ int run_verify(int argc, char** argv) {
                         "GETs for --platforms and --deep; nothing written): the post-migration audit. Exit 1 on any "
                         "difference.");
   add_input_options(opts);
-  opts.add_options()("platforms", "the migration copied only these platforms with --filter-index: compare a multi-arch "
-                                  "source with its index filtered to them", cxxopts::value<std::string>())(
-      "resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)",
-      cxxopts::value<std::vector<std::string>>())("deep", "for images the destination has, also read their manifests there and check that every "
-                             "blob they name is present (INCOMPLETE otherwise; --force in a migration repairs them)")(
-      "v,verbose", "debug logging")("h,help", "print this help");
+  // clang-format off
+  opts.add_options()
+    ("platforms", "the migration copied only these platforms with --filter-index: compare a multi-arch source with its index filtered to them", cxxopts::value<std::string>())
+    ("resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)", cxxopts::value<std::vector<std::string>>())
+    ("deep", "for images the destination has, also read their manifests there and check that every blob they name is present (INCOMPLETE otherwise; --force in a migration repairs them)")
+    ("output", "table (aligned columns, short digests, for people) or json (full digests, on stdout, for scripts)", cxxopts::value<std::string>()->default_value("table"))
+    ("v,verbose", "debug logging")
+    ("h,help", "print this help");
+  // clang-format on
   auto parsed = parse(opts, argc, argv);
   if (!parsed)
     return 2;
   const auto& args = *parsed;
   if (args.count("help")) {
-    std::cout << opts.help() << "\n";
+    std::cout << opts.help() << "\nExit codes: 0 every image the same, 1 any other status or a rule failed, 2 usage "
+                                "or configuration error.\n";
     return 0;
   }
+  const std::string output = args["output"].as<std::string>();
+  if (output != "table" && output != "json")
+    throw migrate::ConfigError("--output must be table or json, not \"" + output + "\"");
   auto env = migrate::process_env();
   migrate::EngineOptions eo;
   eo.workers = workers(args);
@@ -51,42 +59,23 @@ int run_verify(int argc, char** argv) {
   for (const auto& e : expansion.errors)
     log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
 
-  std::size_t same = 0, different = 0, missing = 0, incomplete = 0, errors = 0;
-  std::cout << "STATUS | SOURCE | SOURCE DIGEST | DESTINATION | DESTINATION DIGEST\n";
-  for (const auto& v : engine.verify(expansion.tasks, args.count("deep") > 0)) {
-    std::string status;
-    if (!v.error.empty()) {
-      status = "ERROR";
-      ++errors;
-    } else if (v.destination_digest.empty()) {
-      status = "MISSING";
-      ++missing;
-    } else if (v.same() && !v.missing.empty()) {
-      status = "INCOMPLETE";
-      ++incomplete;
-      log->error("{}: the destination {} lacks {} part(s) of the image, e.g. {}", v.task.source.to_string(),
-                 v.task.destination.to_string(), v.missing.size(), v.missing.front());
-    } else if (v.same()) {
-      status = "SAME";
-      ++same;
-    } else {
-      status = "DIFFERENT";
-      ++different;
-    }
-    std::cout << status << " | " << v.task.source.to_string() << " | " << (v.source_digest.empty() ? "-" : v.source_digest)
-              << (v.filtered_digest.empty() ? "" : " (filtered: " + v.filtered_digest + ")")
-              << " | " << v.task.destination.to_string() << " | "
-              << (v.destination_digest.empty() ? "-" : v.destination_digest) << "\n";
+  const bool deep = args.count("deep") > 0;
+  auto results = engine.verify(expansion.tasks, deep);
+  // The reasons go to stderr in both formats (the JSON has them too), so a person reading the table
+  // sees why an image is not SAME.
+  for (const auto& v : results) {
     if (!v.error.empty())
       log->error("{}: {}", v.task.source.to_string(), v.error);
+    else if (migrate::verify_status(v) == migrate::VerifyStatus::incomplete)
+      log->error("{}: the destination {} lacks {} part(s) of the image, e.g. {}", v.task.source.to_string(),
+                 v.task.destination.to_string(), v.missing.size(), v.missing.front());
   }
-  std::cout << "verified " << (same + different + missing + incomplete + errors) << " image(s): " << same << " same, "
-            << different << " different, " << missing << " missing, " << errors << " errors, " << expansion.errors.size()
-            << " rules failed";
-  if (args.count("deep"))
-    std::cout << ", " << incomplete << " incomplete";
-  std::cout << "\n";
-  return different + missing + incomplete + errors + expansion.errors.size() == 0 ? 0 : 1;
+  auto counts = migrate::verify_counts(results, expansion.errors.size());
+  if (output == "json")
+    std::cout << migrate::verify_json(results, expansion.errors, counts).dump(2) << "\n";
+  else
+    std::cout << migrate::verify_table(results, counts, deep);
+  return counts.all_same() ? 0 : 1;
 }
 
 } // namespace cmd

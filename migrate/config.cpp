@@ -240,8 +240,13 @@ std::string expand_env(const std::string& value, const std::string& where, const
   auto v = env(*name);
   if (v)
     return *v;
-  // A secret that merely starts with '$' must not be printed as "the variable's name".
-  if (secret)
+  // A password that merely starts with '$' must not be printed as "the variable's name"; but the
+  // user needs the name to export it. In a secret field the name is given when it does not look like
+  // a generated password: written ${NAME}, or with an underscore, or without a digit ($SRC_PASSWORD,
+  // $TOKEN); "$K9QX7TZ2LMV4" is not named.
+  const bool nameable = !secret || value.rfind("${", 0) == 0 || name->find('_') != std::string::npos ||
+                        name->find_first_of("0123456789") == std::string::npos;
+  if (!nameable)
     throw ConfigError(where + ": reads as an environment variable reference, but that variable is not set (a value "
                               "that starts with $ is written $$)");
   throw ConfigError(where + ": environment variable " + *name + " is not set (a value that starts with $ is written $$)");

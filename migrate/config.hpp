@@ -86,8 +86,8 @@ std::optional<std::string> env_reference(const std::string& value);
 std::string literal_value(const std::string& value);
 
 /// Expands a value that is exactly `$VAR` or `${VAR}`; other strings are returned as literal_value.
-/// An unset variable is a ConfigError, which does not name it when the value is a `secret` (a
-/// password that starts with '$' would be printed otherwise).
+/// An unset variable is a ConfigError naming `where` and the variable; for a `secret`, only a name
+/// that cannot be a generated password (${NAME}, an underscore, or no digit) is printed.
 std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env, bool secret = false);
 
 } // namespace migrate

@@ -26,9 +26,15 @@ struct Invalid {
 bool transient(const http::Error& e) { return e.retryable() || e.kind == http::ErrorKind::cancelled; }
 
 /// Parses a source and fills in --default-source-registry/--default-source-namespace.
+/// A message about one of the eight rules of the images file format (README), said so that "rule 3"
+/// is not read as the third rule of the user's file.
+std::string rule_text(int n, const std::string& what) {
+  return what + " (rule " + std::to_string(n) + " of the images file format, see the README)";
+}
+
 Reference parse_source(const std::string& text, const Defaults& d) {
   if (text.empty())
-    throw Invalid{"rule 4: the source must not be empty"};
+    throw Invalid{rule_text(4, "the source must not be empty")};
   if (Reference::is_layout(text)) {
     auto layout = Reference::parse_layout(text);
     if (!layout)
@@ -36,7 +42,7 @@ Reference parse_source(const std::string& text, const Defaults& d) {
     return *layout;
   }
   if (text.find('*') != std::string::npos || text.back() == '/')
-    throw Invalid{"rule 1: a rule copies exactly one repository, not a whole namespace or registry"};
+    throw Invalid{rule_text(1, "a rule copies exactly one repository, not a whole namespace or registry")};
   auto ref = Reference::parse_explicit(text);
   if (!ref)
     throw Invalid{ref.error().message};
@@ -49,8 +55,9 @@ Reference parse_source(const std::string& text, const Defaults& d) {
     r.repository = d.source_namespace + "/" + r.repository;
   }
   if (r.registry.empty() || r.repository.find('/') == std::string::npos)
-    throw Invalid{"rule 3: source \"" + text +
-                  "\" must be registry/namespace/repository (or give --default-source-registry/--default-source-namespace)"};
+    throw Invalid{rule_text(3, "source \"" + text +
+                                   "\" must be registry/namespace/repository (or give "
+                                   "--default-source-registry/--default-source-namespace)")};
   return r;
 }
 
@@ -64,12 +71,12 @@ Reference parse_destination(const std::string& text, const Reference& source, co
     return *layout;
   }
   if (text.empty() && !source.layout.empty())
-    throw Invalid{"rule 8: a source in an OCI layout needs a destination"};
+    throw Invalid{rule_text(8, "a source in an OCI layout needs a destination")};
   if (text.empty()) {
     // Rule 8: default registry/namespace, same repository (path below the namespace) and tag.
     if (d.registry.empty() || d.ns.empty())
-      throw Invalid{"rule 8: empty destination needs a default registry and namespace (--registry/--namespace or "
-                    "DEFAULT_REGISTRY/DEFAULT_NAMESPACE)"};
+      throw Invalid{rule_text(8, "an empty destination needs a default registry and namespace (--registry/--namespace "
+                                 "or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)")};
     Reference r;
     r.registry = d.registry;
     r.repository = d.ns + "/" + source.repository.substr(source.repository.find('/') + 1);
@@ -77,12 +84,12 @@ Reference parse_destination(const std::string& text, const Reference& source, co
     return r;
   }
   if (text.find('*') != std::string::npos || text.back() == '/')
-    throw Invalid{"rule 1: a destination is exactly one repository, not a whole namespace or registry"};
+    throw Invalid{rule_text(1, "a destination is exactly one repository, not a whole namespace or registry")};
   auto ref = Reference::parse_explicit(text);
   if (!ref)
     throw Invalid{ref.error().message};
   if (ref->registry.empty() || ref->repository.find('/') == std::string::npos)
-    throw Invalid{"rule 3: destination \"" + text + "\" must be registry/namespace/repository"};
+    throw Invalid{rule_text(3, "destination \"" + text + "\" must be registry/namespace/repository")};
   if (!ref->digest.empty()) {
     // `config` writes a workload pinned by digest as ".../app:1.25@sha256:..." on both sides (what
     // `rewrite` then points the workload at): the source's own digest, which the copy keeps anyway.
@@ -227,7 +234,7 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
       add(value->get<std::string>());
     } else if (value->is_array()) {
       if (value->empty())
-        errors.push_back({key, "rule 4: the list of destinations is empty"});
+        errors.push_back({key, rule_text(4, "the list of destinations is empty")});
       for (const auto& d : *value) {
         if (d.is_string())
           add(d.get<std::string>());
@@ -348,8 +355,9 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
     auto slash = prefix.find('/');
     std::string dst_prefix = rule.destination;
     if (!dst_prefix.empty() && (dst_prefix.size() < 3 || dst_prefix.compare(dst_prefix.size() - 2, 2, "/*") != 0)) {
-      errors.push_back({rule.name(), "rule 1: a rule copies one repository, or a whole namespace \"registry/namespace/*\" "
-                                     "to a whole namespace \"registry/namespace/*\" (or \"\")"});
+      errors.push_back({rule.name(), rule_text(1, "a rule copies one repository, or a whole namespace "
+                                                  "\"registry/namespace/*\" to a whole namespace \"registry/namespace/*\" "
+                                                  "(or \"\")")});
       continue;
     }
     if (slash == std::string::npos || !registry::looks_like_registry(prefix.substr(0, slash))) {
@@ -358,8 +366,8 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
     }
     if (dst_prefix.empty() && (defaults.registry.empty() || defaults.ns.empty())) {
       // Once for the rule, before any listing; not once per repository found.
-      errors.push_back({rule.name(), "rule 8: empty destination needs a default registry and namespace "
-                                     "(--registry/--namespace or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)"});
+      errors.push_back({rule.name(), rule_text(8, "an empty destination needs a default registry and namespace "
+                                                  "(--registry/--namespace or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)")});
       continue;
     }
     std::string host = prefix.substr(0, slash), ns = prefix.substr(slash + 1);
@@ -450,12 +458,12 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
       if (src.tag.empty() && src.digest.empty()) {
         // Rule 6: every tag of the repository; the destination names no tag.
         if (!dst.tag.empty())
-          throw Invalid{"rule 6: the source has no tag (all tags are copied), so the destination must not have one"};
+          throw Invalid{rule_text(6, "the source has no tag (all tags are copied), so the destination must not have one")};
         const auto& listed = listed_tags.get(src.name());
         if (!listed)
           throw Invalid{listed.error().message, transient(listed.error())};
         if (listed->empty())
-          throw Invalid{"rule 6: repository " + src.name() + " has no tags"};
+          throw Invalid{"repository " + src.name() + " has no tags"};
         // Signature and referrers tags ("sha256-<hex>[.sig]") travel with the image they refer to (or
         // not at all with --no-referrers); a repository holding nothing else is copied as it is.
         std::vector<std::string> images;

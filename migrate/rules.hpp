@@ -20,9 +20,10 @@ namespace migrate {
 struct Rule {
   std::string source;
   std::string destination;
-  TagFilter tags;  ///< for sources without tag: which tags to copy
-  std::string key; ///< the rule's key in the file, for messages ("" = source)
-  std::optional<nlohmann::json> spec; ///< the rule's value as written (to write the rule out again)
+  // Defaulted, so that {source, destination} is a whole rule (and -Wmissing-field-initializers agrees).
+  TagFilter tags{};  ///< for sources without tag: which tags to copy
+  std::string key{}; ///< the rule's key in the file, for messages ("" = source)
+  std::optional<nlohmann::json> spec{}; ///< the rule's value as written (to write the rule out again)
   const std::string& name() const { return key.empty() ? source : key; }
 };
 

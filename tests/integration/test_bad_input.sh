@@ -95,10 +95,15 @@ if grep -q alicepass "$IM_WORK/auth-unknown-field.err"; then fail "auth-unknown-
 
 # shellcheck disable=SC2016 # a literal $UNSET_VAR_X for image-migrator to expand
 printf '{"reg.example:5000": {"username": "alice", "password": "$UNSET_VAR_X", "insecure": true}}\n' >"$C/auth-env.json"
-# The password field does not name "the variable": a password may just start with '$'.
-config_error auth-unset-env "$(re "$C/auth-env.json").*reg\.example:5000.*password: reads as an environment variable reference" \
+# The key, the field and the variable to export.
+config_error auth-unset-env "$(re "$C/auth-env.json").*reg\.example:5000.*password: environment variable UNSET_VAR_X is not set" \
   --auth "$C/auth-env.json" --images "$C/images.json"
-grep -q UNSET_VAR_X "$IM_WORK/auth-unset-env.err" && fail "auth-unset-env: the message shows the value"
+# shellcheck disable=SC2016
+printf '{"reg.example:5000": {"username": "alice", "password": "$K9QX7TZ2", "insecure": true}}\n' >"$C/auth-env2.json"
+# But a password field whose value may be a generated password that starts with '$' is not printed.
+config_error auth-unset-env-secret "$(re "$C/auth-env2.json").*reg\.example:5000.*password: reads as an environment variable reference" \
+  --auth "$C/auth-env2.json" --images "$C/images.json"
+grep -q K9QX7TZ2 "$IM_WORK/auth-unset-env-secret.err" && fail "auth-unset-env-secret: the message shows the value"
 
 # A key twice: JSON parsers keep the last one, which would drop a rule or a registry's credentials
 # without a word.
@@ -122,7 +127,7 @@ config_error config-as-images "$(re "$C/config.json"): .*--config file" --auth "
 # ---------------------------------------------------------------- files and flags
 config_error images-missing "$(re "$C/no-such-images.json")" --auth "$C/auth.json" --images "$C/no-such-images.json"
 # --report is written at the end of the run: a path that cannot be written fails before the copying.
-config_error report-dir-missing "$(re "$C/no-such-dir/report.json"): cannot write" \
+config_error report-dir-missing "--report $(re "$C/no-such-dir/report.json"): directory $(re "$C/no-such-dir") does not exist" \
   --auth "$C/auth.json" --images "$C/images.json" --report "$C/no-such-dir/report.json"
 config_error report-is-dir "$(re "$C"): is a directory" --auth "$C/auth.json" --images "$C/images.json" --report "$C"
 config_error unknown-flag "frobnicate" --auth "$C/auth.json" --images "$C/images.json" --frobnicate

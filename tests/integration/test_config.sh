@@ -247,8 +247,20 @@ pass "rewrite: kubectl set image command and a kustomize images list that kubect
 
 # The audit can tell what is already migrated (HEAD on every target), and print a table.
 im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json --report report.json \
-  --report-format table --check-target --auth auth.json >table.txt 2>/dev/null
+  --audit-table --check-target --auth auth.json >table.txt 2>/dev/null
 assert_eq "$(jq -r '.images[0].flags.inTarget' report.json)" true "audit: image already in the target"
 grep -q "^$SRC_ADDR/shop/web:1.0 | 1 | 0 | - | - | - | 0 | yes" table.txt || fail "table output: $(cat table.txt)"
 pass "audit table printed"
+# --audit-table alone prints the table and writes no report; the old --report-format table still
+# prints it, with a note that it never changed the file's format.
+rm -f report.json
+im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json --audit-table >table2.txt 2>/dev/null
+grep -q "^$SRC_ADDR/shop/web:1.0 | 1 | 0 |" table2.txt || fail "--audit-table without --report: $(cat table2.txt)"
+[ ! -e report.json ] || fail "--audit-table without --report wrote a report"
+im_run "$IM_BIN" config -k "$R_TOKEN_KUBECONFIG" -t "$DST_ADDR/migrated" -o discovered.json --report report.json \
+  --report-format table >table3.txt 2>table3.err
+grep -q "^$SRC_ADDR/shop/web:1.0 | 1 | 0 |" table3.txt || fail "--report-format table no longer prints the table"
+jq -e '.images[0]' report.json >/dev/null || fail "--report-format table: the report is not JSON"
+grep -q "report-format is deprecated.*--audit-table" table3.err || fail "--report-format table: no deprecation note"
+pass "audit table: --audit-table with or without --report; --report-format table deprecated, still works"
 echo "test_config: all checks passed"

@@ -72,10 +72,21 @@ rc=0
 im_run "$IM_BIN" verify --auth auth.json --images verify2.json >verify2.out 2>&1 || rc=$?
 cat verify2.out
 assert_eq "$rc" 1 "verify: exit 1 on a difference"
-grep -q "^DIFFERENT | $SRC_ADDR/ns/b:1 | $(raw_digest "$SRC_ADDR/ns/b:1") | $DST_ADDR/ns/a:other | $(raw_digest "$DST_ADDR/ns/a:1")" verify2.out ||
+short() { printf '%s' "${1:0:19}"; } # sha256: and 12 hex digits, as the table shows them
+grep -Eq "^DIFFERENT +$SRC_ADDR/ns/b:1 +$DST_ADDR/ns/a:other +$(short "$(raw_digest "$SRC_ADDR/ns/b:1")") +$(short "$(raw_digest "$DST_ADDR/ns/a:1")")$" verify2.out ||
   fail "DIFFERENT row missing"
-grep -q "^MISSING | $SRC_ADDR/ns/a:1 " verify2.out || fail "MISSING row missing"
+grep -Eq "^MISSING +$SRC_ADDR/ns/a:1 +$DST_ADDR/ns/missing:1 +sha256:[0-9a-f]{12} +-$" verify2.out || fail "MISSING row missing"
 grep -q "verified 2 image(s): 0 same, 1 different, 1 missing, 0 errors" verify2.out || fail "verify summary"
+# The same for scripts, with full digests: --output json (stdout is JSON alone).
+rc=0
+im_run "$IM_BIN" verify --output json --auth auth.json --images verify2.json >verify2.json.out 2>verify2.err || rc=$?
+assert_eq "$rc" 1 "verify --output json: exit 1 on a difference"
+assert_eq "$(jq -r --arg s "$SRC_ADDR/ns/b:1" '.images[] | select(.source == $s) | [.status, .source_digest, .destination, .destination_digest] | join(" ")' verify2.json.out)" \
+  "different $(raw_digest "$SRC_ADDR/ns/b:1") $DST_ADDR/ns/a:other $(raw_digest "$DST_ADDR/ns/a:1")" "verify --output json: the DIFFERENT image, full digests"
+assert_eq "$(jq -r --arg s "$SRC_ADDR/ns/a:1" '.images[] | select(.source == $s) | [.status, (.destination_digest | tostring)] | join(" ")' verify2.json.out)" \
+  "missing null" "verify --output json: the MISSING image has no destination digest"
+assert_eq "$(jq -cS .summary verify2.json.out)" '{"different":1,"errors":0,"images":2,"incomplete":0,"missing":1,"rules_failed":0,"same":0}' \
+  "verify --output json: summary"
 
 # A destination tag that holds another image: --no-overwrite leaves it (KEPT); a plan says what it
 # would replace; a copy replaces it and says which digest it replaced.
@@ -118,8 +129,8 @@ rc=0
 im_run "$IM_BIN" verify --deep --auth auth.json --images images.json >deep.out 2>&1 || rc=$?
 cat deep.out
 assert_eq "$rc" 1 "verify --deep over the damage: exit 1"
-grep -q "^INCOMPLETE | $SRC_ADDR/ns/a:1 " deep.out || fail "verify --deep: no INCOMPLETE row for ns/a:1"
-grep -q "^SAME | $SRC_ADDR/ns/b:1 " deep.out || fail "verify --deep: no SAME row for ns/b:1"
+grep -Eq "^INCOMPLETE +$SRC_ADDR/ns/a:1 " deep.out || fail "verify --deep: no INCOMPLETE row for ns/a:1"
+grep -Eq "^SAME +$SRC_ADDR/ns/b:1 " deep.out || fail "verify --deep: no SAME row for ns/b:1"
 grep -q "lacks 1 part(s) of the image, e.g. $layer" deep.out || fail "verify --deep: the missing layer is not named"
 grep -q "1 same, 0 different, 0 missing, 0 errors, 0 rules failed, 1 incomplete" deep.out || fail "verify --deep: summary"
 rc=0

@@ -50,18 +50,21 @@ verify() { im_run "$IM_BIN" verify --auth "$IM_WORK/auth.json" --images "$IM_WOR
 rc=0
 verify >"$IM_WORK/v1" 2>&1 || rc=$?
 assert_eq "$rc" 1 "verify without --platforms: the filtered index differs"
-grep -q "^DIFFERENT | $SRC_ADDR/ns/multi:1 " "$IM_WORK/v1" || fail "verify without --platforms: no DIFFERENT row"
+grep -Eq "^DIFFERENT +$SRC_ADDR/ns/multi:1 " "$IM_WORK/v1" || fail "verify without --platforms: no DIFFERENT row"
 rc=0
 verify --platforms linux/amd64,linux/arm64 --deep >"$IM_WORK/v2" 2>&1 || rc=$?
 cat "$IM_WORK/v2"
 assert_eq "$rc" 0 "verify --platforms --deep: exit 0"
-grep -q "^SAME | $SRC_ADDR/ns/multi:1 | $src (filtered: $dst) | $DST_ADDR/ns/multi:1 | $dst$" "$IM_WORK/v2" ||
+grep -Eq "^SAME +$SRC_ADDR/ns/multi:1 +$DST_ADDR/ns/multi:1 +${dst:0:19} \(filtered\) +${dst:0:19}$" "$IM_WORK/v2" ||
   fail "verify --platforms: no SAME row naming the filtered digest"
-grep -q "^SAME | $SRC_ADDR/ns/single:1 " "$IM_WORK/v2" || fail "verify --platforms: the single-platform image"
+grep -Eq "^SAME +$SRC_ADDR/ns/single:1 " "$IM_WORK/v2" || fail "verify --platforms: the single-platform image"
+verify --platforms linux/amd64,linux/arm64 --output json >"$IM_WORK/v2.json" 2>/dev/null
+assert_eq "$(jq -r --arg s "$SRC_ADDR/ns/multi:1" '.images[] | select(.source == $s) | [.status, .source_digest, .filtered_digest, .destination_digest] | join(" ")' "$IM_WORK/v2.json")" \
+  "same $src $dst $dst" "verify --platforms --output json: the source, filtered and destination digests"
 rc=0
 verify --platforms linux/amd64 >"$IM_WORK/v3" 2>&1 || rc=$?
 assert_eq "$rc" 1 "verify with other --platforms: exit 1"
-grep -q "^DIFFERENT | $SRC_ADDR/ns/multi:1 " "$IM_WORK/v3" || fail "verify with other --platforms: no DIFFERENT row"
+grep -Eq "^DIFFERENT +$SRC_ADDR/ns/multi:1 " "$IM_WORK/v3" || fail "verify with other --platforms: no DIFFERENT row"
 
 rc=0
 run --platforms linux/amd64,linux/arm64,linux/s390x >"$IM_WORK/out3" 2>&1 || rc=$?

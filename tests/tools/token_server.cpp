@@ -513,10 +513,18 @@ class TokenServer {
     std::string out;
     for (const auto &a : access) {
       if (a["actions"].empty()) continue;
+      // Appended piece by piece: `const char* + std::string` trips GCC 12's -Wrestrict at -O3.
       std::string acts;
-      for (const auto &x : a["actions"]) acts += (acts.empty() ? "" : ",") + x.get<std::string>();
-      out += (out.empty() ? "" : " ") + a["type"].get<std::string>() + ":" + a["name"].get<std::string>() + ":" +
-             acts;
+      for (const auto &x : a["actions"]) {
+        if (!acts.empty()) acts += ',';
+        acts += x.get<std::string>();
+      }
+      if (!out.empty()) out += ' ';
+      out += a["type"].get<std::string>();
+      out += ':';
+      out += a["name"].get<std::string>();
+      out += ':';
+      out += acts;
     }
     return out;
   }

@@ -101,11 +101,20 @@ TEST_CASE("migrate::AuthConfig: Docker Hub under any of its names") {
 
 TEST_CASE("migrate::AuthConfig: values that start with $, and YAML numbers") {
   auto env = fake_env({{"REG_PASS", "s3cret"}});
-  SUBCASE("a password that reads as an unset variable is not printed") {
+  SUBCASE("an unset variable is named, unless it may be a password that starts with $") {
     auto doc = nlohmann::json::parse(R"({"reg.io": {"username": "u", "password": "$K9QX7TZ2LMV4"}})");
     auto msg = error_of([&] { AuthConfig::from_json(doc, "auth.json", env); });
     CHECK(msg.find("auth.json: key \"reg.io\".password: reads as an environment variable reference") == 0);
     CHECK(msg.find("K9QX7TZ2LMV4") == std::string::npos);
+    // A password variable whose name cannot be mistaken for a generated password is named: braced,
+    // with an underscore, or without a digit.
+    for (auto [value, name] : std::vector<std::pair<std::string, std::string>>{
+             {"${K9QX7}", "K9QX7"}, {"$SRC_PASSWORD", "SRC_PASSWORD"}, {"$TOKEN", "TOKEN"}}) {
+      doc = {{"reg.io", {{"username", "u"}, {"password", value}}}};
+      CAPTURE(value);
+      CHECK(error_of([&] { AuthConfig::from_json(doc, "auth.json", env); })
+                .find("password: environment variable " + name + " is not set") != std::string::npos);
+    }
     // A username is no secret: its variable is named.
     doc = nlohmann::json::parse(R"({"reg.io": {"username": "$REG_USER", "password": "x"}})");
     CHECK(error_of([&] { AuthConfig::from_json(doc, "auth.json", env); }).find("environment variable REG_USER is not set") !=
@@ -163,8 +172,8 @@ TEST_CASE("migrate::AuthConfig") {
     auto msg = error_of([&] {
       AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"username": "u", "password": "$NOPE_UNSET"}})"), "auth.json", env);
     });
-    CHECK(msg == "auth.json: key \"r.io\".password: reads as an environment variable reference, but that variable is "
-                 "not set (a value that starts with $ is written $$)");
+    CHECK(msg == "auth.json: key \"r.io\".password: environment variable NOPE_UNSET is not set (a value that starts "
+                 "with $ is written $$)");
     msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"username": 5.5}})"), "a.json", env); });
     CHECK(msg.find("a.json: key \"r.io\".username: must be a string") == 0);
     msg = error_of([&] { AuthConfig::from_json(nlohmann::json::parse(R"({"r.io": {"insecure": "yes"}})"), "a.json", env); });
