@@ -108,6 +108,7 @@ int run_migrate(int argc, char** argv) {
     ("no-referrers", "do not copy the signatures, SBOMs and attestations that refer to each image (referrers API, sha256-<hex> and cosign tags)")
     ("resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)", cxxopts::value<std::vector<std::string>>())
     ("stall-timeout", "abort a transfer that moves no byte for this many seconds (env IMAGE_MIGRATOR_STALL_TIMEOUT; default 60)", cxxopts::value<int>())
+    ("request-timeout", "give up a request that is not a blob (a manifest, a tag list, a token) after this many seconds, however it trickles (env IMAGE_MIGRATOR_REQUEST_TIMEOUT; default 300)", cxxopts::value<int>())
     ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), split across the workers", cxxopts::value<std::string>()->default_value("-1"))
     ("digest-cache", "file that remembers the digest of each source tag between runs: a re-sync names it in both of an image's HEADs (If-None-Match), which registries answer with 304 without reading the manifest; only a hint, their answers decide (empty = none; default $XDG_CACHE_HOME/image-migrator/tag-digests, else ~/.cache/image-migrator/tag-digests)", cxxopts::value<std::string>())
     ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
@@ -162,6 +163,11 @@ int run_migrate(int argc, char** argv) {
   if (stall < 1 || stall > 3600)
     throw migrate::ConfigError("--stall-timeout must be between 1 and 3600 seconds");
   http_options.low_speed_time = std::chrono::seconds(stall);
+  int deadline = args.count("request-timeout") ? args["request-timeout"].as<int>()
+                                               : std::atoi(env("IMAGE_MIGRATOR_REQUEST_TIMEOUT").value_or("300").c_str());
+  if (deadline < 1 || deadline > 86400)
+    throw migrate::ConfigError("--request-timeout must be between 1 and 86400 seconds");
+  http_options.request_deadline = std::chrono::seconds(deadline);
 
   // Files first: a configuration error stops the run before anything is written (outputs before the
   // inputs, since reading auth.json may encrypt its passwords in place).

@@ -256,8 +256,8 @@ http::Status Registry::each_page(std::string url, const std::string& scope, cons
       return registry_error(what, *resp);
     try {
       on_page(util::parse_json(resp->body));
-    } catch (const nlohmann::json::exception&) {
-      return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
+    } catch (const nlohmann::json::exception& e) {
+      return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON (" + util::parse_error_text(e) + ")");
     }
     auto next = http::next_link(resp->header("link"));
     url = next.empty() ? std::string() : resolve(url, next);
@@ -425,8 +425,8 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
       for (const auto& repo : j)
         if (repo.is_object() && repo.contains("name") && repo["name"].is_string())
           names.push_back(repo["name"].get<std::string>());
-    } catch (const nlohmann::json::exception&) {
-      return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON");
+    } catch (const nlohmann::json::exception& e) {
+      return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON (" + util::parse_error_text(e) + ")");
     }
     auto next = http::next_link(resp->header("link"));
     url = next.empty() || names.size() == before ? std::string() : resolve(url, next);

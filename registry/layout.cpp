@@ -107,7 +107,7 @@ Result<nlohmann::json> Layout::read_index() const {
       return http::make_error(http::ErrorKind::invalid, m_name + "/index.json has no \"manifests\" list");
     return j;
   } catch (const nlohmann::json::exception& e) {
-    return http::make_error(http::ErrorKind::invalid, m_name + "/index.json is not JSON (" + e.what() + ")");
+    return http::make_error(http::ErrorKind::invalid, m_name + "/index.json is not JSON (" + util::parse_error_text(e) + ")");
   }
 }
 

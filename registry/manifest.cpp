@@ -112,6 +112,8 @@ Result<ParsedManifest> parse_object(const json& j, std::string_view content_type
   if (type.empty() || type == "application/json" || type == "text/plain" || type == "application/octet-stream")
     type = body_type;
   const bool schema1 = j.contains("schemaVersion") && j["schemaVersion"] == 1;
+  if (!schema1 && j.contains("schemaVersion") && !(j["schemaVersion"].is_number_integer() && j["schemaVersion"] == 2))
+    return invalid("schemaVersion is not 2");
   if (type.empty()) {
     // OCI allows mediaType to be absent: decide by shape.
     if (j.contains("manifests"))
@@ -175,7 +177,7 @@ Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view c
   try {
     j = util::parse_json(bytes);
   } catch (const json::parse_error& e) {
-    return invalid("not JSON at byte " + std::to_string(e.byte));
+    return invalid("not JSON: " + util::parse_error_text(e));
   } catch (const json::exception&) {
     return invalid("not valid JSON (a number out of range?)"); // found by fuzz_manifest
   }
@@ -203,8 +205,8 @@ Result<std::optional<Manifest>> filter_index(const Manifest& index, const std::v
   json j;
   try {
     j = util::parse_json(index.bytes);
-  } catch (const json::exception&) {
-    return invalid("index is not JSON");
+  } catch (const json::exception& e) {
+    return invalid("index is not JSON: " + util::parse_error_text(e));
   }
   if (!j.is_object() || !j.contains("manifests") || !j["manifests"].is_array())
     return invalid("index has no \"manifests\" array");

@@ -31,6 +31,10 @@ Json parse_json(std::string_view text, int max_depth = max_json_depth,
   return Json::parse(text.begin(), text.end(), limit);
 }
 
+/// What went wrong in a parse, for a message: "nested deeper than 64 levels", "syntax error at
+/// byte 12 ..." (nlohmann's text without its exception prefix, and never quoting the input).
+std::string parse_error_text(const nlohmann::json::exception& e);
+
 /// object[key] when `object` is an object and that value a string; otherwise "" (a wrong type from a
 /// remote party is "absent", never an exception escaping into the run).
 std::string string_field(const nlohmann::json& object, const char* key);

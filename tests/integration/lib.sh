@@ -893,3 +893,30 @@ start_hostile() {
   _im_export "${N}_ADDR" "127.0.0.1:$(cat "$d/port")"
   _im_export "${N}_HLOG" "$d/log"
 }
+
+# start_hostile_kube NAME MODE: a compromised Kubernetes API server (tests/tools/hostile_kube.py, TLS
+# with the test CA); writes $IM_WORK/NAME.kubeconfig (token auth) and exports NAME_KUBECONFIG.
+start_hostile_kube() {
+  local name=$1 mode=$2 d N
+  d=$IM_WORK/hostile-kube-$name
+  N=$(_im_upper "$name")
+  _im_ensure_tls
+  mkdir -p "$d"
+  spawn_listener "hostile API server $name" "$d" python3 "$IM_REPO_ROOT/tests/tools/hostile_kube.py" \
+    --cert "$IM_WORK/ca/server.crt" --key "$IM_WORK/ca/server.key" --port-file "$d/port" --mode "$mode" --log "$d/log"
+  cat >"$IM_WORK/$name.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: hostile
+  cluster: {server: "https://127.0.0.1:$(cat "$d/port")", certificate-authority: "$IM_WORK/ca/ca.crt"}
+users:
+- name: hostile
+  user: {token: some-token}
+contexts:
+- name: hostile
+  context: {cluster: hostile, user: hostile, namespace: default}
+current-context: hostile
+KC
+  _im_export "${N}_KUBECONFIG" "$IM_WORK/$name.kubeconfig"
+}

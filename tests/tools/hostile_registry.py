@@ -13,11 +13,19 @@ of those tests is always a real docker-registry: this server only plays the atta
   --manifest FILE        serve FILE's bytes as the tag's manifest (its digest is computed)
   --content-type CT      the Content-Type of manifest answers (default: the layout's media type)
   --blob DIGEST=FILE     serve FILE's bytes for blob DIGEST (whatever they hash to); repeatable
-  --deep                 manifests, tag lists and referrers answer with 120 KB of '['
+  --deep PART            PART answers with a well-formed document that carries a value nested 100,000
+                         levels deep (what overflows a recursive copy or dump); PART is one of
+                         manifests (the tag's manifest with it), index (the tag is an OCI index of the
+                         image whose child descriptor has it), tags, referrers (one valid referrer
+                         descriptor with it); repeatable
   --link-loop            every tags/list answers with a Link header naming itself
   --trickle-manifest     manifest GETs send their body at 2 bytes per second
   --error-message TEXT   manifest GETs and HEADs answer 404 with this message in the error JSON
   --referrers FILE       the answer to every referrers request (200, an OCI index)
+  --dup-children N       the tag is an OCI index naming the image N times (one child, listed N times)
+  --wide-index N         the tag is an OCI index of N different images (the image with an annotation
+                         i = 0..N-1, each its own digest, served by digest)
+  --endless-blob DIGEST  that blob's body never ends (chunked, 64 KiB at a time, as fast as it goes)
 
 Every request is logged as "METHOD PATH" (one line) to --log.
 """
@@ -40,11 +48,14 @@ p.add_argument("--any-manifest", action="store_true")
 p.add_argument("--manifest")
 p.add_argument("--content-type")
 p.add_argument("--blob", action="append", default=[])
-p.add_argument("--deep", action="store_true")
+p.add_argument("--deep", action="append", default=[], choices=["manifests", "index", "tags", "referrers"])
 p.add_argument("--link-loop", action="store_true")
 p.add_argument("--trickle-manifest", action="store_true")
 p.add_argument("--error-message")
 p.add_argument("--referrers")
+p.add_argument("--dup-children", type=int)
+p.add_argument("--wide-index", type=int)
+p.add_argument("--endless-blob")
 a = p.parse_args()
 
 index = json.load(open(os.path.join(a.layout, "index.json")))
@@ -68,7 +79,43 @@ overrides = {}
 for b in a.blob:
     d, f = b.split("=", 1)
     overrides[d] = open(f, "rb").read()
-deep = b"[" * 120000
+deep = b"[" * 100000 + b"]" * 100000
+extra_manifests = {}  # digest -> bytes, served by digest
+if a.dup_children or a.wide_index:
+    children = []
+    base = json.loads(manifest)
+    for i in range(a.wide_index or 1):
+        child = dict(base, annotations={"i": str(i)}) if a.wide_index else base
+        data = json.dumps(child).encode() if a.wide_index else manifest
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        extra_manifests[digest] = data
+        children.append({"mediaType": entry["mediaType"], "digest": digest, "size": len(data),
+                         "platform": {"os": "linux", "architecture": "amd64"}})
+    if a.dup_children:
+        children = children * a.dup_children
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                           "manifests": children}).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    content_type = "application/vnd.oci.image.index.v1+json"
+
+
+def with_deep(document: bytes) -> bytes:
+    """`document` (a JSON object) with one more member, "x-deep", nested 100,000 levels."""
+    return document.rstrip()[:-1] + b',"x-deep":' + deep + b"}"
+
+
+deep_manifest = with_deep(manifest)
+deep_index = (b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[' +
+              with_deep(json.dumps({"mediaType": entry["mediaType"], "digest": entry["digest"],
+                                    "size": entry["size"],
+                                    "platform": {"os": "linux", "architecture": "amd64"}}).encode()) +
+              b',' + json.dumps({"mediaType": entry["mediaType"], "digest": entry["digest"], "size": entry["size"],
+                                 "platform": {"os": "linux", "architecture": "arm64"}}).encode() + b']}')
+deep_tags = with_deep(json.dumps({"name": "x", "tags": [a.tag]}).encode())
+deep_referrers = (b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[' +
+                  with_deep(json.dumps({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                        "digest": entry["digest"], "size": entry["size"],
+                                        "artifactType": "application/example"}).encode()) + b']}')
 tags_answer = open(a.tags, "rb").read() if a.tags else None
 referrers_answer = open(a.referrers, "rb").read() if a.referrers else None
 
@@ -103,6 +150,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def manifest_of(self, ref):
         """(bytes, content type) of a manifest reference, or None."""
+        if ref in extra_manifests:
+            return extra_manifests[ref], entry["mediaType"]
         if ref == a.tag or ref == manifest_digest or a.any_manifest:
             if ref.startswith("sha256:") and ref != manifest_digest:
                 path = blob_path(ref)
@@ -121,16 +170,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/v2/" or path == "/v2":
             return self.answer(200, b"{}", [("Content-Type", "application/json")], head)
         if "/tags/list" in path:
-            if a.deep:
-                return self.answer(200, deep, [("Content-Type", "application/json")], head)
+            if "tags" in a.deep:
+                return self.answer(200, deep_tags, [("Content-Type", "application/json")], head)
             body = tags_answer if tags_answer is not None else json.dumps({"name": "x", "tags": [a.tag]}).encode()
             headers = [("Content-Type", "application/json")]
             if a.link_loop:
                 headers.append(("Link", f'<{path}?n=1000&last=x>; rel="next"'))
             return self.answer(200, body, headers, head)
         if "/referrers/" in path:
-            if a.deep:
-                return self.answer(200, deep, [("Content-Type", "application/vnd.oci.image.index.v1+json")], head)
+            if "referrers" in a.deep:
+                return self.answer(200, deep_referrers,
+                                   [("Content-Type", "application/vnd.oci.image.index.v1+json")], head)
             if referrers_answer is not None:
                 return self.answer(200, referrers_answer,
                                    [("Content-Type", "application/vnd.oci.image.index.v1+json")], head)
@@ -141,8 +191,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if a.error_message is not None:
                 body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": a.error_message}]}).encode()
                 return self.answer(404, body, [("Content-Type", "application/json")], head)
-            if a.deep:
-                return self.answer(200, deep, [("Content-Type", "application/json")], head)
+            for part, doc, ct in (("manifests", deep_manifest, content_type),
+                                  ("index", deep_index, "application/vnd.oci.image.index.v1+json")):
+                digest = "sha256:" + hashlib.sha256(doc).hexdigest()
+                if part in a.deep and ref in (a.tag, digest):
+                    return self.answer(200, doc, [("Content-Type", ct), ("Docker-Content-Digest", digest)], head)
             found = self.manifest_of(ref)
             if found is None:
                 return self.answer(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}',
@@ -153,6 +206,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                trickle=a.trickle_manifest and not head)
         if "/blobs/" in path:
             digest = path.split("/blobs/", 1)[1]
+            if digest == a.endless_blob and not head:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"{" * 65536
+                try:
+                    while True:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                except OSError:
+                    return
             if digest in overrides:
                 data = overrides[digest]
             elif ":" in digest and os.path.isfile(blob_path(digest)):
