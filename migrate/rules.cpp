@@ -1,6 +1,7 @@
 #include "migrate/rules.hpp"
 
 #include "migrate/config.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -338,6 +339,23 @@ private:
 
 } // namespace
 
+namespace {
+/// The tags of `listed` that follow the distribution grammar; a RuleError for each other one.
+std::vector<std::string> valid_tags(const std::vector<std::string>& listed, const Reference& src, const Rule& rule,
+                                    std::vector<RuleError>& errors) {
+  std::vector<std::string> out;
+  out.reserve(listed.size());
+  for (const auto& tag : listed) {
+    if (registry::valid_tag(tag))
+      out.push_back(tag);
+    else
+      errors.push_back({rule.name(), src.name() + " lists the tag \"" + util::escape_control(tag.substr(0, 200)) +
+                                         "\", which is not a tag name ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}): skipped"});
+  }
+  return out;
+}
+} // namespace
+
 std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaults& defaults,
                                     const CatalogLister& list_catalog, std::vector<RuleError>& errors) {
   std::vector<Rule> out;
@@ -382,6 +400,11 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
     for (const auto& repo : *it->second) {
       if (repo.compare(0, ns.size() + 1, ns + "/") != 0)
         continue;
+      if (!registry::valid_repository(repo)) { // the registry's data, never a path
+        errors.push_back({rule.name(), "the catalog of " + host + " lists \"" + util::escape_control(repo.substr(0, 300)) +
+                                           "\", which is not a repository name: skipped"});
+        continue;
+      }
       Rule r = rule;
       r.key = rule.name();
       r.source = host + "/" + repo;
@@ -459,9 +482,13 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
         // Rule 6: every tag of the repository; the destination names no tag.
         if (!dst.tag.empty())
           throw Invalid{rule_text(6, "the source has no tag (all tags are copied), so the destination must not have one")};
-        const auto& listed = listed_tags.get(src.name());
-        if (!listed)
-          throw Invalid{listed.error().message, transient(listed.error())};
+        const auto& listing = listed_tags.get(src.name());
+        if (!listing)
+          throw Invalid{listing.error().message, transient(listing.error())};
+        // A tag is the registry's data, never a path: one that breaks the grammar ("../../x",
+        // control bytes) is reported and skipped, and the rest of the rule goes on.
+        const std::vector<std::string> tags_listed = valid_tags(*listing, src, rule, out.errors);
+        const std::vector<std::string>* listed = &tags_listed;
         if (listed->empty())
           throw Invalid{"repository " + src.name() + " has no tags"};
         // Signature and referrers tags ("sha256-<hex>[.sig]") travel with the image they refer to (or
