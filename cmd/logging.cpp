@@ -1,22 +1,41 @@
 #include "cmd/logging.hpp"
 
 #include "migrate/config.hpp"
+#include "util/file.hpp"
+#include "util/text.hpp"
 
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include <unistd.h>
 
 namespace cmd {
 
 namespace {
 
-/// %j: the message as the inside of a JSON string.
+/// %*: the message with its control characters escaped (util::escape_control): text from a registry
+/// or an API server may be in it, and must neither forge a log line nor drive the terminal.
+class EscapedMessage : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const std::string escaped = util::escape_control(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(escaped.data(), escaped.data() + escaped.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<EscapedMessage>(); }
+};
+
+/// %j: the message (control characters escaped as for %*) as the inside of a JSON string.
 class JsonEscapedMessage : public spdlog::custom_flag_formatter {
 public:
   void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
     static const char* hex = "0123456789abcdef";
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+    for (char c : util::escape_control(std::string_view(msg.payload.data(), msg.payload.size()))) {
       switch (c) {
       case '"':
         dest.append(std::string_view("\\\""));
@@ -43,6 +62,35 @@ public:
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonEscapedMessage>(); }
 };
 
+/// The log file: appended to, created 0644, never through a symlink someone left at its name.
+class AppendFileSink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  explicit AppendFileSink(const std::string& path) : m_fd(util::open_for_append(path, 0644)) {
+    if (m_fd < 0)
+      throw migrate::ConfigError("--log: cannot open log file " + path + ": " + std::strerror(errno) +
+                                 (errno == ELOOP ? " (it is a symbolic link)" : ""));
+  }
+  ~AppendFileSink() override { ::close(m_fd); }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    for (std::size_t off = 0; off < line.size();) {
+      ssize_t n = ::write(m_fd, line.data() + off, line.size() - off);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return; // a full disk must not stop the copy; stderr has the line
+      off += static_cast<std::size_t>(n);
+    }
+  }
+  void flush_() override {}
+
+private:
+  int m_fd;
+};
+
 } // namespace
 
 LogFormat parse_log_format(const std::string& text) {
@@ -57,11 +105,7 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& file, LogFormat f
   std::vector<spdlog::sink_ptr> sinks;
   sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (!file.empty()) {
-    try {
-      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file));
-    } catch (const spdlog::spdlog_ex&) {
-      throw migrate::ConfigError("--log: cannot open log file " + file);
-    }
+    sinks.push_back(std::make_shared<AppendFileSink>(file));
   }
   auto log = std::make_shared<spdlog::logger>("image-migrator", sinks.begin(), sinks.end());
   if (format == LogFormat::json) {
@@ -69,7 +113,9 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& file, LogFormat f
     formatter->add_flag<JsonEscapedMessage>('j').set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%j"})");
     log->set_formatter(std::move(formatter));
   } else {
-    log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<EscapedMessage>('*').set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %*");
+    log->set_formatter(std::move(formatter));
   }
   log->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   log->flush_on(spdlog::level::info);
