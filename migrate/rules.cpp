@@ -205,7 +205,10 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
       static const nlohmann::json none;
       value = d == value->end() ? &none : &*d;
     }
-    const auto [repository, tag_list] = listed_tags(base.source);
+    // Named, not a structured binding: the lambda below captures them (clang 14 cannot capture bindings).
+    const auto listed = listed_tags(base.source);
+    const std::string& repository = listed.first;
+    const auto& tag_list = listed.second;
     if (std::find(tag_list.begin(), tag_list.end(), "") != tag_list.end()) {
       errors.push_back({key, "empty tag in the list \"" + base.source.substr(repository.size() + 1) + "\""});
       continue;

@@ -44,8 +44,6 @@ std::string escape_control(std::string_view text) {
         out += "\\r";
       else if (c == '\t')
         out += "\\t";
-      else if (c == '\\')
-        out += "\\\\";
       else if (c < 0x20 || c == 0x7f)
         hex(out, c);
       else

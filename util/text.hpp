@@ -8,7 +8,8 @@
 namespace util {
 
 /// `text` with every control character (C0, DEL, and C1 as UTF-8 or raw bytes) written as
-/// \n, \r, \t or \xNN, and backslashes doubled, so the result is one printable line.
+/// \n, \r, \t or \xNN, so the result is one printable line. (Backslashes stay as they are: text
+/// escaped twice, by a library and then by the logger, reads the same.)
 std::string escape_control(std::string_view text);
 
 } // namespace util

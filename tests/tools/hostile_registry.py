@@ -20,7 +20,8 @@ of those tests is always a real docker-registry: this server only plays the atta
                          descriptor with it); repeatable
   --link-loop            every tags/list answers with a Link header naming itself
   --trickle-manifest     manifest GETs send their body at 2 bytes per second
-  --error-message TEXT   manifest GETs and HEADs answer 404 with this message in the error JSON
+  --error-message TEXT   manifest GETs and HEADs answer --error-status (default 404) with this message
+                         in the error JSON
   --referrers FILE       the answer to every referrers request (200, an OCI index)
   --dup-children N       the tag is an OCI index naming the image N times (one child, listed N times)
   --wide-index N         the tag is an OCI index of N different images (the image with an annotation
@@ -52,6 +53,7 @@ p.add_argument("--deep", action="append", default=[], choices=["manifests", "ind
 p.add_argument("--link-loop", action="store_true")
 p.add_argument("--trickle-manifest", action="store_true")
 p.add_argument("--error-message")
+p.add_argument("--error-status", type=int, default=404)
 p.add_argument("--referrers")
 p.add_argument("--dup-children", type=int)
 p.add_argument("--wide-index", type=int)
@@ -189,8 +191,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "/manifests/" in path:
             ref = path.split("/manifests/", 1)[1]
             if a.error_message is not None:
-                body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": a.error_message}]}).encode()
-                return self.answer(404, body, [("Content-Type", "application/json")], head)
+                body = json.dumps({"errors": [{"code": "DENIED", "message": a.error_message}]}).encode()
+                return self.answer(a.error_status, body, [("Content-Type", "application/json")], head)
             for part, doc, ct in (("manifests", deep_manifest, content_type),
                                   ("index", deep_index, "application/vnd.oci.image.index.v1+json")):
                 digest = "sha256:" + hashlib.sha256(doc).hexdigest()

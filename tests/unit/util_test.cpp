@@ -125,7 +125,8 @@ TEST_CASE("util::escape_control") {
   CHECK(util::escape_control("a\nb\rc\td") == "a\\nb\\rc\\td");
   CHECK(util::escape_control("\x1b[2Jx") == "\\x1b[2Jx");
   CHECK(util::escape_control(std::string("nul\0x", 5)) == "nul\\x00x");
-  CHECK(util::escape_control("back\\slash") == "back\\\\slash");
+  CHECK(util::escape_control("back\\slash") == "back\\slash");
+  CHECK(util::escape_control(util::escape_control("a\nb")) == util::escape_control("a\nb"));
   CHECK(util::escape_control("\x7f") == "\\x7f");
   CHECK(util::escape_control("caf\xc3\xa9 \xe2\x82\xac") == "caf\xc3\xa9 \xe2\x82\xac"); // UTF-8 kept
   CHECK(util::escape_control("\xc2\x9b" "31m") == "\\xc2\\x9b31m");                     // C1 CSI in UTF-8
