@@ -23,8 +23,10 @@ struct Command {
 // be suggested; the README gives each one a section.
 const Command commands[] = {
     {"config", "find the images a Kubernetes cluster uses; write images.json and an audit", run_config},
-    {"verify", "compare the source and destination digests of every rule (reads only)", run_verify},
-    {"rewrite", "print the changes that point a cluster's workloads at their migrated images", run_rewrite},
+    {"verify", "compare the source and destination digests of every rule; --cluster: is every workload ready for the cutover (reads only)", run_verify_any},
+    {"rewrite", "print the changes that point a cluster's workloads at their migrated images; --apply makes them", run_rewrite},
+    {"rollback", "undo rewrite --apply: restore the images it recorded on each workload", run_rollback},
+    {"auth", "auth export: auth.json with its passwords decrypted, for a Kubernetes Secret", run_auth},
 };
 
 std::string command_names() {

@@ -23,4 +23,15 @@ int run_verify(int argc, char** argv);
 /// `image-migrator rewrite ...`: the patches that point workloads at their migrated images.
 int run_rewrite(int argc, char** argv);
 
+/// `image-migrator auth export ...`: auth.json with its encrypted values decrypted.
+int run_auth(int argc, char** argv);
+
+/// `image-migrator verify --cluster ...`: is every workload ready for the cutover.
+int run_verify_cluster(int argc, char** argv);
+/// `verify`, or `verify --cluster` when that flag is there.
+int run_verify_any(int argc, char** argv);
+
+/// `image-migrator rollback ...`: undoes rewrite --apply.
+int run_rollback(int argc, char** argv);
+
 } // namespace cmd

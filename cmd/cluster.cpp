@@ -2,6 +2,7 @@
 
 #include "migrate/config.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace cmd {
@@ -12,6 +13,8 @@ void add_cluster_options(cxxopts::Options& opts) {
     ("k,kubeconfig", "kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account)", cxxopts::value<std::string>())
     ("context", "kubeconfig context (default: current-context)", cxxopts::value<std::string>())
     ("n,namespaces", "comma-separated namespaces (default: all)", cxxopts::value<std::string>())
+    ("exclude-namespaces", "comma-separated namespaces to leave out (e.g. kube-system,kube-public,kube-node-lease)", cxxopts::value<std::string>())
+    ("extra-resource", "also read images from a custom resource: GROUP/VERSION/RESOURCE=FIELD.PATH to a pod template, pod spec or image, e.g. argoproj.io/v1alpha1/rollouts=spec.template (repeatable)", cxxopts::value<std::vector<std::string>>())
     ("page-size", "list page size", cxxopts::value<int>()->default_value("500"));
   // clang-format on
 }
@@ -41,6 +44,28 @@ kube::DiscoverOptions discover_options(const cxxopts::ParseResult& args) {
   for (std::string ns; std::getline(ss, ns, ',');)
     if (!ns.empty())
       d.namespaces.push_back(ns);
+  if (args.count("exclude-namespaces")) {
+    std::stringstream ex(args["exclude-namespaces"].as<std::string>());
+    for (std::string ns; std::getline(ex, ns, ',');)
+      if (!ns.empty())
+        d.exclude_namespaces.push_back(ns);
+  }
+  for (const auto* list : {&d.namespaces, &d.exclude_namespaces})
+    for (const auto& ns : *list)
+      if (!kube::valid_namespace_name(ns))
+        throw migrate::ConfigError("\"" + ns + "\" is not a namespace name (lower-case letters, digits and '-', at most "
+                                   "63 characters)");
+  if (args.count("extra-resource"))
+    for (const auto& text : args["extra-resource"].as<std::vector<std::string>>()) {
+      auto extra = kube::parse_extra_resource(text);
+      if (!extra)
+        throw migrate::ConfigError(extra.error().message);
+      d.extra.push_back(*extra);
+    }
+  if (!d.namespaces.empty() && std::all_of(d.namespaces.begin(), d.namespaces.end(), [&](const std::string& ns) {
+        return std::find(d.exclude_namespaces.begin(), d.exclude_namespaces.end(), ns) != d.exclude_namespaces.end();
+      }))
+    throw migrate::ConfigError("every namespace given with -n is also in --exclude-namespaces: nothing to list");
   return d;
 }
 

@@ -8,7 +8,7 @@
 
 namespace cmd {
 
-/// -k/--kubeconfig, --context, -n/--namespaces, --page-size.
+/// -k/--kubeconfig, --context, -n/--namespaces, --exclude-namespaces, --extra-resource, --page-size.
 void add_cluster_options(cxxopts::Options& options);
 
 /// Where the kubeconfig comes from (flags over environment).

@@ -6,6 +6,7 @@
 #include "kube/client.hpp"
 #include "kube/discovery.hpp"
 #include "kube/kubeconfig.hpp"
+#include "kube/objects.hpp"
 #include "migrate/config.hpp"
 #include "migrate/discover.hpp"
 #include "migrate/inputs.hpp"
@@ -29,7 +30,7 @@ int run_config(int argc, char** argv) {
   add_cluster_options(opts);
   // clang-format off
   opts.add_options()
-    ("t,repo", "target REGISTRY/NAMESPACE", cxxopts::value<std::string>())
+    ("t,repo", "target REGISTRY/NAMESPACE (default: DEFAULT_REGISTRY/DEFAULT_NAMESPACE from the environment)", cxxopts::value<std::string>())
     ("o,output", "images file to write", cxxopts::value<std::string>()->default_value("./images.json"))
     ("flatten", "path levels dropped from source repositories: all, none or N", cxxopts::value<std::string>()->default_value("all"))
     ("report", "write the pre-migration audit as JSON to this file", cxxopts::value<std::string>())
@@ -38,7 +39,8 @@ int run_config(int argc, char** argv) {
     ("check-target", "HEAD every target to flag images already migrated (credentials from --auth)")
     ("auth", "auth file for --check-target", cxxopts::value<std::string>()->default_value("./auth.json"))
     ("with-pull-secrets", "also write the credentials of the workloads' imagePullSecrets for the source registries to this auth file (mode 0600; needs get on secrets)", cxxopts::value<std::string>())
-    ("allow-partial", "exit 0 even when some lists were refused (403): their images are missing from the file")
+    ("allow-partial", "exit 0 even when some lists were refused (403) or a -n namespace does not exist: what they would hold is missing from the file")
+    ("configmap", "also write images.json, audit.json and audit.txt into this ConfigMap ([NAMESPACE/]NAME; default namespace: the context's, in a pod its own): for an audit run as a Kubernetes Job", cxxopts::value<std::string>())
     ("print-config", "print which server, context and credentials would be used (no secrets), then exit")
     ("v,verbose", "debug logging")
     ("h,help", "print this help");
@@ -55,9 +57,16 @@ int run_config(int argc, char** argv) {
     std::cout << kube::describe(cluster_config(args)).dump(2) << "\n";
     return 0;
   }
-  if (!args.count("repo"))
-    throw migrate::ConfigError("config: -t/--repo REGISTRY/NAMESPACE is required");
-  std::string repo = args["repo"].as<std::string>();
+  // Like the copy command's empty destinations: -t, else DEFAULT_REGISTRY/DEFAULT_NAMESPACE.
+  auto env = migrate::process_env();
+  std::string repo;
+  if (args.count("repo"))
+    repo = args["repo"].as<std::string>();
+  else if (env("DEFAULT_REGISTRY").value_or("").empty() || env("DEFAULT_NAMESPACE").value_or("").empty())
+    throw migrate::ConfigError("config: -t/--repo REGISTRY/NAMESPACE is required (or DEFAULT_REGISTRY and "
+                               "DEFAULT_NAMESPACE in the environment)");
+  else
+    repo = *env("DEFAULT_REGISTRY") + "/" + *env("DEFAULT_NAMESPACE");
   while (!repo.empty() && repo.back() == '/')
     repo.pop_back();
   auto check = registry::Reference::parse_explicit(repo + "/x");
@@ -83,6 +92,17 @@ int run_config(int argc, char** argv) {
       check_output(std::string("--") + flag, args[flag].as<std::string>());
   auto dopts = discover_options(args);
   auto rc = cluster_config(args);
+  std::string cm_ns, cm_name;
+  if (args.count("configmap")) {
+    std::string v = args["configmap"].as<std::string>();
+    auto slash = v.find('/');
+    cm_ns = slash == std::string::npos ? kube::default_namespace(rc) : v.substr(0, slash);
+    cm_name = slash == std::string::npos ? v : v.substr(slash + 1);
+    if (!kube::valid_namespace_name(cm_ns) || cm_name.empty() || cm_name.size() > 253 ||
+        cm_name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
+      throw migrate::ConfigError("config: --configmap must be [NAMESPACE/]NAME (lower-case letters, digits, '-', '.'), "
+                                 "not \"" + v + "\"");
+  }
   auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
   log->info("discovering workloads through {} ({})", rc.server, rc.source);
 
@@ -106,6 +126,10 @@ int run_config(int argc, char** argv) {
     log->warn("skipped: {}", w);
   for (const auto& w : plan.invalid)
     log->error("invalid image reference, not in {}: {}", output, w);
+  if (inventory->excluded > 0)
+    log->info("{} object(s) in the excluded namespaces left out", inventory->excluded);
+  for (const auto& ns : inventory->unchecked_namespaces)
+    log->warn("namespace {}: cannot tell whether it exists (get on namespaces is not allowed)", ns);
 
   if (args.count("with-pull-secrets")) {
     std::vector<std::string> warnings;
@@ -132,6 +156,42 @@ int run_config(int argc, char** argv) {
     if (table)
       std::cout << migrate::audit_table(report);
   }
+  if (!cm_name.empty()) {
+    // What a person fetches with kubectl after an in-cluster audit. A ConfigMap holds 1 MiB: the
+    // audit's JSON goes first when it does not fit, then its table; images.json must fit.
+    auto report = migrate::audit_report(*inventory, plan, {});
+    std::map<std::string, std::string> data = {{"images.json", images.dump(2) + "\n"},
+                                               {"audit.txt", migrate::audit_table(report)},
+                                               {"audit.json", report.dump(2) + "\n"}};
+    auto size = [&] {
+      std::size_t n = 0;
+      for (const auto& [k, v] : data)
+        n += k.size() + v.size();
+      return n;
+    };
+    for (const char* dropped : {"audit.json", "audit.txt"})
+      if (size() > kube::max_configmap_bytes) {
+        log->warn("ConfigMap {}/{}: {} left out ({} bytes in all is more than a ConfigMap holds); it is in the "
+                  "pod's files and log", cm_ns, cm_name, dropped, size());
+        data.erase(dropped);
+      }
+    if (size() > kube::max_configmap_bytes) {
+      log->error("ConfigMap {}/{}: images.json alone is {} bytes, more than a ConfigMap holds (1 MiB): write it to "
+                 "a volume instead (--output)", cm_ns, cm_name, data["images.json"].size());
+      return 3;
+    }
+    if (auto st = kube::put_configmap(kube_client, cm_ns, cm_name, data, {{"app.kubernetes.io/name", "image-migrator"}});
+        !st) {
+      log->error("{}", st.error().message);
+      return 1;
+    }
+    log->info("written to ConfigMap {}/{}: {}", cm_ns, cm_name, [&] {
+      std::string keys;
+      for (const auto& [k, v] : data)
+        keys += (keys.empty() ? "" : ", ") + k;
+      return keys;
+    }());
+  }
   // Exit 3: the cluster answered, and the answer is incomplete in a way a retry will not change (a
   // Job fails at once on it); 1 stays for errors that may pass (the API server unreachable).
   if (inventory->none_served) {
@@ -146,7 +206,22 @@ int run_config(int argc, char** argv) {
                output);
     return 3;
   }
-  return plan.invalid.empty() ? 0 : 3;
+  // A namespace asked for by name that is not there is most often a typo: an audit that reads
+  // "no images" must not pass for one of that namespace (exit 3, as for a refused list).
+  if (!inventory->missing_namespaces.empty()) {
+    std::string names;
+    for (const auto& ns : inventory->missing_namespaces)
+      names += (names.empty() ? "" : ", ") + ns;
+    if (!args.count("allow-partial")) {
+      log->error("namespace(s) {} do not exist: nothing was listed there; --allow-partial accepts that", names);
+      return 3;
+    }
+    log->warn("namespace(s) {} do not exist (accepted: --allow-partial)", names);
+  }
+  if (inventory->invalid_names > 0)
+    log->error("{} object(s), container(s) or variable(s) left out (above): their names cannot be Kubernetes names",
+               inventory->invalid_names);
+  return plan.invalid.empty() && inventory->invalid_names == 0 ? 0 : 3;
 }
 
 } // namespace cmd

@@ -1,5 +1,7 @@
 #include "cmd/inputs.hpp"
 
+#include "migrate/engine.hpp"
+
 #include "migrate/config.hpp"
 
 #include <algorithm>
@@ -21,7 +23,7 @@ void add_input_options(cxxopts::Options& opts) {
     ("registry", "default target registry for empty destinations (env DEFAULT_REGISTRY)", cxxopts::value<std::string>())
     ("default-source-registry", "registry for sources written without one", cxxopts::value<std::string>())
     ("default-source-namespace", "namespace for sources written without one", cxxopts::value<std::string>())
-    ("w,workers", "concurrent image tasks and blob transfers", cxxopts::value<int>()->default_value("7"));
+    ("w,workers", "concurrent image tasks and blob transfers", cxxopts::value<int>()->default_value(std::to_string(migrate::EngineOptions{}.workers)));
   // clang-format on
 }
 
@@ -51,10 +53,11 @@ migrate::Defaults defaults(const cxxopts::ParseResult& args, const migrate::EnvL
 }
 
 int workers(const cxxopts::ParseResult& args) {
-  int w = args["workers"].as<int>();
-  if (w < 1 || w > 256)
-    throw migrate::ConfigError("--workers must be between 1 and 256, not " + std::to_string(w));
-  return w;
+  migrate::EngineOptions o;
+  o.workers = args["workers"].as<int>();
+  if (auto why = o.validate(); !why.empty())
+    throw migrate::ConfigError(why);
+  return o.workers;
 }
 
 std::vector<std::string> platforms(const cxxopts::ParseResult& args) {

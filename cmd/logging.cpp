@@ -6,6 +6,8 @@
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
+#include <cstdio>
+#include <mutex>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -91,7 +93,37 @@ private:
   int m_fd;
 };
 
+/// What is at the bottom of the terminal (show_live_line), and the lock stderr's writers share.
+std::mutex live_mutex;
+std::string live_line;
+
+/// stderr, with the progress line kept below the log lines: cleared before a line is written, then
+/// drawn again, so that the two are never glued together.
+class StderrSink : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    std::lock_guard lock(live_mutex);
+    if (!live_line.empty())
+      std::fputs("\r\033[K", stderr);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    if (!live_line.empty())
+      std::fputs(live_line.c_str(), stderr);
+    std::fflush(stderr);
+  }
+  void flush_() override { std::fflush(stderr); }
+};
+
 } // namespace
+
+void show_live_line(const std::string& text) {
+  std::lock_guard lock(live_mutex);
+  std::fputs("\r\033[K", stderr);
+  std::fputs(text.c_str(), stderr);
+  std::fflush(stderr);
+  live_line = text;
+}
 
 LogFormat parse_log_format(const std::string& text) {
   if (text == "text")
@@ -103,7 +135,7 @@ LogFormat parse_log_format(const std::string& text) {
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& file, LogFormat format, bool verbose) {
   std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  sinks.push_back(std::make_shared<StderrSink>());
   if (!file.empty()) {
     sinks.push_back(std::make_shared<AppendFileSink>(file));
   }

@@ -20,4 +20,8 @@ LogFormat parse_log_format(const std::string& text);
 /// be opened).
 std::shared_ptr<spdlog::logger> make_logger(const std::string& file, LogFormat format, bool verbose);
 
+/// Draws `text` as the last line of the terminal (stderr), replacing the one before; log lines
+/// written meanwhile go above it. "" clears it.
+void show_live_line(const std::string& text);
+
 } // namespace cmd

@@ -21,6 +21,30 @@ namespace cmd {
 
 namespace {
 
+/// One line per image (and per referrer copied with one): what the engine reports, in words.
+void log_result(spdlog::logger& log, const migrate::ImageResult& r, bool referrer) {
+  const std::string arrow = (referrer ? "referrer " : "") + r.task.source.to_string() + " -> " + r.task.destination.to_string();
+  const std::string referrers = r.referrers ? " referrers=" + std::to_string(r.referrers) : "";
+  if (!r.ok) {
+    log.error("FAILED {}: {}", arrow, r.error);
+  } else if (r.kept) {
+    log.warn("KEPT {}: the destination tag holds {}, not the source's {}; left as it is (--no-overwrite)", arrow,
+             r.replaced, r.digest);
+  } else if (r.planned) {
+    log.info("PLAN {} {} would copy {} blob(s), {} bytes; {} present, {} shared with other images{}{}{}", arrow,
+             r.digest, r.blobs_copied, r.bytes, r.blobs_existed, r.blobs_mounted,
+             r.blobs_foreign ? ", " + std::to_string(r.blobs_foreign) + " foreign" : "", referrers,
+             r.replaced.empty() ? "" : "; would replace " + r.replaced);
+  } else if (r.skipped) {
+    log.info("OK {} {} already present, skipped ({:.2f}s){}", arrow, r.digest, r.seconds, referrers);
+  } else {
+    log.info("OK {} {} bytes={} time={:.2f}s blobs copied={} existed={} mounted={}{}{}{}", arrow, r.digest, r.bytes,
+             r.seconds, r.blobs_copied, r.blobs_existed, r.blobs_mounted,
+             r.blobs_foreign ? " foreign=" + std::to_string(r.blobs_foreign) : "", referrers,
+             r.replaced.empty() ? "" : " replaced=" + r.replaced);
+  }
+}
+
 struct Shard {
   int index = 0;
   int count = 1;
@@ -96,7 +120,7 @@ int run_migrate(int argc, char** argv) {
     ("log-format", "text, or json (one object per line)", cxxopts::value<std::string>()->default_value("text"))
     ("shard", "take only shard I of N (I/N, 0-based), keyed by destination repository", cxxopts::value<std::string>())
     ("shards", "number of shards; the index comes from JOB_COMPLETION_INDEX (Indexed Job)", cxxopts::value<int>())
-    ("r,retries", "extra passes over failed image tasks", cxxopts::value<int>()->default_value("3"))
+    ("r,retries", "extra passes over failed image tasks", cxxopts::value<int>()->default_value(std::to_string(migrate::EngineOptions{}.retries)))
     ("dry-run", "show what would be copied (HEAD requests only); write nothing anywhere")
     ("no-overwrite", "leave a destination tag that already holds a different image as it is (reported as KEPT)")
     ("force", "also go through images the destination already has (same digest): every blob is checked and what is missing is copied again, every manifest pushed (repairs a damaged destination)")
@@ -108,8 +132,9 @@ int run_migrate(int argc, char** argv) {
     ("no-referrers", "do not copy the signatures, SBOMs and attestations that refer to each image (referrers API, sha256-<hex> and cosign tags)")
     ("resolve", "HOST:PORT:ADDRESS: connect to ADDRESS for HOST:PORT (repeatable; like curl --resolve)", cxxopts::value<std::vector<std::string>>())
     ("stall-timeout", "abort a transfer that moves no byte for this many seconds (env IMAGE_MIGRATOR_STALL_TIMEOUT; default 60)", cxxopts::value<int>())
+    ("grace-period", "after SIGINT/SIGTERM, seconds the transfers in flight get before they are cut (default 30; in a pod keep it below terminationGracePeriodSeconds so the summary and the report are written)", cxxopts::value<double>())
     ("request-timeout", "give up a request that is not a blob (a manifest, a tag list, a token) after this many seconds, however it trickles (env IMAGE_MIGRATOR_REQUEST_TIMEOUT; default 300)", cxxopts::value<int>())
-    ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), split across the workers", cxxopts::value<std::string>()->default_value("-1"))
+    ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), one budget shared by all transfers", cxxopts::value<std::string>()->default_value("-1"))
     ("digest-cache", "file that remembers the digest of each source tag between runs: a re-sync names it in both of an image's HEADs (If-None-Match), which registries answer with 304 without reading the manifest; only a hint, their answers decide (empty = none; default $XDG_CACHE_HOME/image-migrator/tag-digests, else ~/.cache/image-migrator/tag-digests)", cxxopts::value<std::string>())
     ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
     ("v,verbose", "debug logging")
@@ -140,10 +165,10 @@ int run_migrate(int argc, char** argv) {
   eo.platforms = platforms(args);
   eo.filter_index = args.count("filter-index") > 0;
   eo.referrers = args.count("no-referrers") == 0;
-  if (eo.filter_index && eo.platforms.empty())
-    throw migrate::ConfigError("--filter-index needs --platforms");
-  if (eo.retries < 0 || eo.retries > 100)
-    throw migrate::ConfigError("--retries must be between 0 and 100, not " + std::to_string(eo.retries));
+  if (auto why = eo.validate(); !why.empty())
+    throw migrate::ConfigError(why);
+  migrate::EngineContext context;
+  context.env = env;
   int interval = args["progress-interval"].as<int>();
   if (interval < 0)
     throw migrate::ConfigError("--progress-interval must be 0 or more seconds");
@@ -156,8 +181,11 @@ int run_migrate(int argc, char** argv) {
   input_opts.encrypt_auth = !dry_run && !args.count("no-encrypt-auth");
   http::Options http_options;
   http_options.resolve = resolve_entries(args);
-  if (long long rate = parse_rate(args["limit-rate"].as<std::string>()); rate > 0)
-    http_options.max_recv_bytes_per_second = std::max(1LL, rate / eo.workers);
+  std::unique_ptr<http::RateLimit> rate_limit; // one budget for every transfer of the run
+  if (long long rate = parse_rate(args["limit-rate"].as<std::string>()); rate > 0) {
+    rate_limit = std::make_unique<http::RateLimit>(rate);
+    http_options.rate_limit = rate_limit.get();
+  }
   int stall = args.count("stall-timeout") ? args["stall-timeout"].as<int>()
                                           : std::atoi(env("IMAGE_MIGRATOR_STALL_TIMEOUT").value_or("60").c_str());
   if (stall < 1 || stall > 3600)
@@ -193,13 +221,18 @@ int run_migrate(int argc, char** argv) {
   std::optional<migrate::TagDigests> tag_digests;
   if (!cache_path.empty()) {
     tag_digests.emplace(cache_path);
-    eo.tag_digests = &*tag_digests;
+    context.tag_digests = &*tag_digests;
   }
-  SignalGuard signals(std::chrono::seconds(30));
-  http_options.cancel = signals.abort();
+  const double grace = args.count("grace-period") ? args["grace-period"].as<double>() : 30;
+  if (!(grace >= 0 && grace <= 3600))
+    throw migrate::ConfigError("--grace-period must be between 0 and 3600 seconds");
+  SignalGuard signals(std::chrono::milliseconds(static_cast<long long>(grace * 1000)));
+  http_options.cancel = signals.token();
   http::Client client(http_options);
-  eo.cancel = signals.stop();
-  migrate::Engine engine(client, inputs.auth, eo, log);
+  context.cancel = signals.token();
+  context.log = log;
+  context.on_result = [log](const migrate::ImageResult& r, bool referrer, bool) { log_result(*log, r, referrer); };
+  migrate::Engine engine(client, inputs.auth, eo, std::move(context));
 
   inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
   if (shard.count > 1) {

@@ -1,6 +1,6 @@
 #pragma once
 // Progress while a run goes on: on a terminal, one line rewritten in place every second; otherwise a
-// log line every few seconds (images done/total, bytes, MB/s, ETA by images).
+// log line every few seconds (images done/total, bytes settled/expected, MB/s, ETA by bytes).
 
 #include "migrate/engine.hpp"
 

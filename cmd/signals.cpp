@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 
@@ -19,7 +20,7 @@ sigset_t watched() {
 }
 } // namespace
 
-SignalGuard::SignalGuard(std::chrono::seconds grace) : m_grace(grace) {
+SignalGuard::SignalGuard(std::chrono::milliseconds grace) : m_grace(grace) {
   // Block before any other thread exists so every thread inherits the mask.
   sigset_t set = watched();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
@@ -38,33 +39,39 @@ void SignalGuard::run() {
   sigset_t set = watched();
   while (!m_done) {
     int sig = 0;
-    if (!m_stop) {
+    if (!m_token.stopped() || m_token.aborted()) {
+      // Running, or already aborting: only a signal can change anything now (the grace period is
+      // over once and for all, and said so once).
       if (sigwait(&set, &sig) != 0 || m_done)
         continue;
     } else {
       // Stopping: wait for a second signal or the end of the grace period.
-      timespec ts{static_cast<time_t>(m_grace.count()), 0};
+      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(m_grace);
+      timespec ts{static_cast<time_t>(seconds.count()),
+                  static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(m_grace - seconds).count())};
       siginfo_t info;
       sig = sigtimedwait(&set, &info, &ts);
       if (m_done)
         return;
-      if (sig < 0) { // grace period over
+      if (sig < 0) {
+        if (errno == EINTR)
+          continue;
         std::fprintf(stderr, "image-migrator: grace period over, aborting transfers in flight\n");
-        m_abort = true;
+        m_token.abort();
         continue;
       }
     }
     if (sig == SIGUSR2)
       continue;
-    if (!m_stop) {
+    if (!m_token.stopped()) {
       m_signal = sig;
-      m_stop = true;
-      std::fprintf(stderr, "image-migrator: %s received: finishing transfers in flight (%llds grace), no new work; "
+      m_token.stop();
+      std::fprintf(stderr, "image-migrator: %s received: finishing transfers in flight (%.3gs grace), no new work; "
                            "send it again to abort now\n",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(m_grace.count()));
-    } else {
+                   sig == SIGINT ? "SIGINT" : "SIGTERM", std::chrono::duration<double>(m_grace).count());
+    } else if (!m_token.aborted()) {
       std::fprintf(stderr, "image-migrator: second signal, aborting transfers in flight\n");
-      m_abort = true;
+      m_token.abort();
     }
   }
 }

@@ -50,10 +50,13 @@ int run_verify(int argc, char** argv) {
   auto inputs = migrate::load_inputs(input_opts, env);
   auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
   http::Client client(http_options);
-  migrate::Engine engine(client, inputs.auth, eo, log);
+  migrate::EngineContext context;
+  context.env = env;
+  context.log = log;
+  migrate::Engine engine(client, inputs.auth, eo, std::move(context));
   auto defaults = cmd::defaults(args, env);
   inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
-  auto expansion = migrate::expand_rules(inputs.rules, defaults, engine.tag_lister(), engine.created_lookup());
+  auto expansion = engine.expand(inputs.rules, defaults);
   for (const auto& e : inputs.rule_errors)
     expansion.errors.push_back(e);
   for (const auto& e : expansion.errors)
@@ -72,7 +75,9 @@ int run_verify(int argc, char** argv) {
   }
   auto counts = migrate::verify_counts(results, expansion.errors.size());
   if (output == "json")
-    std::cout << migrate::verify_json(results, expansion.errors, counts).dump(2) << "\n";
+    std::cout << migrate::verify_json(results, expansion.errors, counts)
+                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
   else
     std::cout << migrate::verify_table(results, counts, deep);
   return counts.all_same() ? 0 : 1;

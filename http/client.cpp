@@ -51,7 +51,9 @@ struct Transfer {
   std::size_t body_limit = 0;
   bool body_too_large = false;
   std::array<char, CURL_ERROR_SIZE> errbuf{};
-  const std::atomic<bool>* cancel = nullptr;
+  const util::CancelToken* cancel = nullptr;
+  RateLimit* rate = nullptr;
+  curl_off_t downloaded = 0; ///< bytes already taken from `rate`
   // Stall detection (Options::low_speed_time): no byte either way for that long ends the transfer.
   // libcurl's own low-speed check averages over a window of several seconds, so a transfer that
   // stops after a burst would be noticed only seconds later than asked.
@@ -104,8 +106,13 @@ std::size_t on_buffered_body(char* data, std::size_t size, std::size_t n, void* 
 
 int on_progress(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* t = static_cast<Transfer*>(user);
-  if (t->cancel && t->cancel->load())
+  if (t->cancel && t->cancel->aborted())
     return 1;
+  if (t->rate) {
+    if (dlnow > t->downloaded)
+      t->rate->take(static_cast<std::size_t>(dlnow - t->downloaded), t->cancel);
+    t->downloaded = dlnow; // also when it restarts from 0 (a redirect's new response)
+  }
   const auto now = std::chrono::steady_clock::now();
   if (dlnow + ulnow != t->moved || t->waiting) {
     t->moved = dlnow + ulnow;
@@ -235,6 +242,7 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   t.cancel = o.cancel;
+  t.rate = o.rate_limit;
   if (o.low_speed_limit > 0)
     t.stall_after = o.low_speed_time;
   t.moved_at = std::chrono::steady_clock::now();
@@ -274,11 +282,7 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
     // route the connection back with CONNECT_TO.
     Url u;
     if (parse_url(r.url, u)) {
-      std::string host = u.authority, port = u.scheme == "https" ? "443" : "80";
-      if (auto colon = host.rfind(':'); colon != std::string::npos && host.back() != ']') {
-        port = host.substr(colon + 1);
-        host = host.substr(0, colon);
-      }
+      auto [host, port] = split_host_port(u.authority, u.scheme == "https" ? "443" : "80");
       t.rewritten_url = u.scheme + "://" + r.tls.server_name + ":" + port + u.path;
       curl_easy_setopt(h, CURLOPT_URL, t.rewritten_url.c_str());
       connect_to.push_back(r.tls.server_name + ":" + port + ":" + host + ":" + port);
@@ -298,8 +302,6 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
     t.resolve.reset(list);
     curl_easy_setopt(h, CURLOPT_RESOLVE, list);
   }
-  if (o.max_recv_bytes_per_second > 0)
-    curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(o.max_recv_bytes_per_second));
   if (!r.proxy.empty())
     curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());
 
@@ -466,7 +468,7 @@ Result<std::uint64_t> resumed_answer(const Response& r, std::uint64_t offset) {
     return std::uint64_t{0};
   return make_error(ErrorKind::network, "the resumed download (Range: bytes=" + std::to_string(offset) +
                                             "-) answered HTTP " + std::to_string(r.status) +
-                                            (range.empty() ? std::string() : " with Content-Range: " + range));
+                                            (range.empty() ? std::string() : " with Content-Range: " + util::escape_control(range.substr(0, 100))));
 }
 
 /// The request for the rest of a body, from byte `offset` on.
@@ -609,6 +611,29 @@ std::size_t on_pipe_upload_response(char* data, std::size_t size, std::size_t n,
   return len;
 }
 
+/// Empty when libcurl's URL parser reads `url` as `ours` (scheme, host[:port], path); else why not.
+std::string differs_on_the_wire(const std::string& url, const Url& ours) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), curl_url_cleanup);
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+    return "libcurl cannot parse the URL";
+  auto part = [&](CURLUPart which) {
+    char* text = nullptr;
+    std::string out;
+    if (curl_url_get(u.get(), which, &text, 0) == CURLUE_OK && text)
+      out = text;
+    curl_free(text);
+    return out;
+  };
+  const std::string port = part(CURLUPART_PORT);
+  const std::string authority = part(CURLUPART_HOST) + (port.empty() ? "" : ":" + port);
+  const std::string path = ours.path.substr(0, ours.path.find_first_of("?#"));
+  if (part(CURLUPART_SCHEME) != ours.scheme || to_lower(authority) != to_lower(ours.authority) ||
+      part(CURLUPART_PATH) != (path.empty() ? "/" : path))
+    return "libcurl would send it elsewhere than it reads (" + part(CURLUPART_SCHEME) + "://" + authority +
+           part(CURLUPART_PATH) + ")";
+  return {};
+}
+
 } // namespace
 
 std::string invalid_request(const Request& request) {
@@ -626,13 +651,22 @@ std::string invalid_request(const Request& request) {
     std::size_t end = path.find('/', from);
     if (end == std::string::npos)
       end = path.size();
-    std::string segment = to_lower(path.substr(from, end - from));
-    for (std::size_t at; (at = segment.find("%2e")) != std::string::npos;)
-      segment.replace(at, 3, ".");
+    const std::string raw = to_lower(path.substr(from, end - from));
+    std::string segment;  // with every "%2e" read as "."
+    for (std::size_t at = 0; at < raw.size();) {
+      const bool encoded_dot = raw.compare(at, 3, "%2e") == 0;
+      segment += encoded_dot ? '.' : raw[at];
+      at += encoded_dot ? 3 : 1;
+    }
     if (segment == "." || segment == "..")
       return "the URL's path has a \"" + path.substr(from, end - from) + "\" segment";
     from = end + 1;
   }
+  // And what libcurl will send, by its own parser: the scheme, host, port and path it reads must be
+  // the ones checked above, so that no difference between its view of a URL and ours can move a
+  // request elsewhere.
+  if (auto why = differs_on_the_wire(url, parsed); !why.empty())
+    return why;
   auto is_tchar = [](unsigned char c) {
     return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
   };

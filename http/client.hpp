@@ -4,7 +4,9 @@
 // into one upload through a bounded ring buffer, in the calling thread, so memory does not grow with
 // blob size and no thread is created per blob.
 
+#include "http/rate.hpp"
 #include "http/result.hpp"
+#include "util/cancel.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -68,9 +70,9 @@ struct Options {
   std::string user_agent = "image-migrator";
   std::size_t max_buffered_body = 16u << 20; ///< larger buffered bodies are an error
   std::size_t pipe_buffer = 1u << 20;        ///< ring buffer between download and upload
-  const std::atomic<bool>* cancel = nullptr; ///< when set and true, transfers abort
+  const util::CancelToken* cancel = nullptr; ///< when it is aborted, transfers in flight are cut
   std::vector<std::string> resolve;          ///< "HOST:PORT:ADDRESS" entries (like curl --resolve)
-  long long max_recv_bytes_per_second = 0;   ///< per transfer; 0 = unlimited
+  RateLimit* rate_limit = nullptr;           ///< the download budget all transfers share (--limit-rate)
   /// Whole-request deadline for buffered requests (manifests, HEADs, tag lists, tokens, API lists):
   /// a body that trickles in keeps moving, so the stall timeout alone would never end it. Streamed
   /// blobs have only the stall timeout. 0 = none.

@@ -1,5 +1,7 @@
 #include "http/process.hpp"
 
+#include "util/process.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -85,7 +87,7 @@ Result<ProcessOutput> run_process(const std::string& program, const std::string&
   argv.push_back(nullptr);
   std::vector<char*> envp;
   for (const auto& e : env)
-    if (e.rfind("IMAGE_MIGRATOR_KEY=", 0) != 0) // the key of auth.json's ciphertext: ours, not a helper's
+    if (!util::withheld_from_children(e)) // the key of auth.json's ciphertext, passwords auth.json reads
       envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 

@@ -18,7 +18,8 @@ struct ProcessOutput {
 };
 
 /// Runs `program` (a path, or a bare name looked up in PATH) as `name` with `args` and the
-/// environment `env` ("NAME=value" entries; IMAGE_MIGRATOR_KEY is never passed on, whoever asks),
+/// environment `env` ("NAME=value" entries; IMAGE_MIGRATOR_KEY and variables marked secret, see
+/// util::withheld_from_children, are never passed on, whoever asks),
 /// writes `input` to its stdin. An error when it cannot
 /// start, does not finish within `limit` (it is killed) or writes more than `max_output` bytes.
 Result<ProcessOutput> run_process(const std::string& program, const std::string& name,

@@ -20,6 +20,34 @@ Error Error::context(const std::string& what) const {
   return e;
 }
 
+const char* to_string(ErrorKind kind) {
+  switch (kind) {
+  case ErrorKind::network:
+    return "network";
+  case ErrorKind::timeout:
+    return "timeout";
+  case ErrorKind::tls:
+    return "tls";
+  case ErrorKind::http_status:
+    return "http_status";
+  case ErrorKind::unauthorized:
+    return "unauthorized";
+  case ErrorKind::not_found:
+    return "not_found";
+  case ErrorKind::digest_mismatch:
+    return "digest_mismatch";
+  case ErrorKind::invalid:
+    return "invalid";
+  case ErrorKind::unsupported:
+    return "unsupported";
+  case ErrorKind::rate_limited:
+    return "rate_limited";
+  case ErrorKind::cancelled:
+    return "cancelled";
+  }
+  return "unknown";
+}
+
 Error make_error(ErrorKind kind, std::string message, long status) {
   Error e;
   e.kind = kind;

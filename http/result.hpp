@@ -40,6 +40,9 @@ struct Error {
 
 Error make_error(ErrorKind kind, std::string message, long status = 0);
 
+/// The kind's name as reports spell it: "network", "not_found", "digest_mismatch", ...
+const char* to_string(ErrorKind kind);
+
 /// A value or an Error. Small on purpose: has_value(), value(), error(), operator bool.
 template <class T> class [[nodiscard]] Result {
 public:

@@ -172,4 +172,14 @@ std::string next_link(const std::string& link) {
   return {};
 }
 
+HostPort split_host_port(const std::string& authority, const std::string& default_port) {
+  const auto colon = authority.rfind(':');
+  const bool bracketed = !authority.empty() && authority.front() == '[';
+  const bool has_port = colon != std::string::npos && authority.back() != ']' &&
+                        (bracketed ? authority.rfind(']') < colon : authority.find(':') == colon);
+  if (!has_port)
+    return {authority, default_port};
+  return {authority.substr(0, colon), authority.substr(colon + 1)};
+}
+
 } // namespace http

@@ -15,6 +15,14 @@ struct Url {
   std::string path;      ///< path plus query, starting with '/'
 };
 
+/// An authority split: "host:5000" -> {"host", "5000"}; "[::1]:5000" -> {"[::1]", "5000"}; without a
+/// port ("host", "[::1]", a bare IPv6 address "::1") the port is `default_port`.
+struct HostPort {
+  std::string host;
+  std::string port;
+};
+HostPort split_host_port(const std::string& authority, const std::string& default_port);
+
 /// Replaces the user information of every "scheme://user:password@" in a text (a libcurl message that
 /// quotes a proxy URL, say) by "<redacted>", so credentials never reach a log.
 std::string redact_userinfo(std::string text);

@@ -4,6 +4,7 @@
 #include "http/process.hpp"
 #include "http/url.hpp"
 #include "util/json.hpp"
+#include "util/time.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -29,34 +30,6 @@ std::string first_line(const std::string& s) {
 
 } // namespace
 
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& text) {
-  std::tm tm{};
-  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest)
-    return std::nullopt;
-  if (*rest == '.')
-    while (*++rest && std::isdigit(static_cast<unsigned char>(*rest))) {
-    }
-  long offset = 0;
-  if (*rest == 'Z' || *rest == 'z') {
-    ++rest;
-  } else if (*rest == '+' || *rest == '-') {
-    // Exactly [+-]HH:MM.
-    int sign = *rest == '-' ? -1 : 1;
-    auto digit = [&](int i) { return std::isdigit(static_cast<unsigned char>(rest[i])) != 0; };
-    if (!(digit(1) && digit(2) && rest[3] == ':' && digit(4) && digit(5)))
-      return std::nullopt;
-    int hh = (rest[1] - '0') * 10 + (rest[2] - '0'), mm = (rest[4] - '0') * 10 + (rest[5] - '0');
-    offset = sign * (hh * 3600 + mm * 60);
-    rest += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (*rest)
-    return std::nullopt;
-  time_t t = timegm(&tm) - offset;
-  return std::chrono::system_clock::from_time_t(t);
-}
 
 Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig& cluster) {
   std::string what = "exec credential plugin " + exec.command;
@@ -109,7 +82,7 @@ Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig&
     cred.client_certificate_data = st.value("clientCertificateData", "");
     cred.client_key_data = st.value("clientKeyData", "");
     if (st.contains("expirationTimestamp") && st["expirationTimestamp"].is_string()) {
-      cred.expires = parse_rfc3339(st["expirationTimestamp"].get<std::string>());
+      cred.expires = util::parse_rfc3339_time(st["expirationTimestamp"].get<std::string>());
       if (!cred.expires)
         return auth_error(what + ": invalid expirationTimestamp");
     }

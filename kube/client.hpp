@@ -29,9 +29,6 @@ struct ExecCredential {
 /// Runs an exec credential plugin (command, args, env, KUBERNETES_EXEC_INFO) and parses its answer.
 Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig& cluster);
 
-/// Parses an RFC 3339 timestamp ("2026-11-24T08:00:00Z", fractions and offsets allowed).
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& text);
-
 class Client {
 public:
   Client(http::Client& http, RestConfig config, std::shared_ptr<spdlog::logger> log);

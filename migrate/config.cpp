@@ -4,6 +4,7 @@
 #include "registry/reference.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
+#include "util/process.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -233,13 +234,18 @@ std::optional<std::string> env_reference(const std::string& value) {
 
 std::string literal_value(const std::string& value) { return value.rfind("$$", 0) == 0 ? value.substr(1) : value; }
 
+std::string escaped_literal(const std::string& value) { return value.starts_with('$') ? "$" + value : value; }
+
 std::string expand_env(const std::string& value, const std::string& where, const EnvLookup& env, bool secret) {
   auto name = env_reference(value);
   if (!name)
     return literal_value(value);
   auto v = env(*name);
-  if (v)
+  if (v) {
+    if (secret) // a password in the environment is ours to use, not every child process's to read
+      util::mark_secret_environment_variable(*name);
     return *v;
+  }
   // A password that merely starts with '$' must not be printed as "the variable's name"; but the
   // user needs the name to export it. In a secret field the name is given when it does not look like
   // a generated password: written ${NAME}, or with an underscore, or without a digit ($SRC_PASSWORD,

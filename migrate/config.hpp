@@ -84,6 +84,9 @@ std::optional<std::string> env_reference(const std::string& value);
 
 /// A value as meant: "$$..." (the escape of a leading '$') is "$...", anything else unchanged.
 std::string literal_value(const std::string& value);
+/// The inverse: how to write `value` in auth.json so that it is read back as itself, never as a
+/// variable ("$X" -> "$$X"). For values that come from elsewhere (a cluster's pull secrets).
+std::string escaped_literal(const std::string& value);
 
 /// Expands a value that is exactly `$VAR` or `${VAR}`; other strings are returned as literal_value.
 /// An unset variable is a ConfigError naming `where` and the variable; for a `secret`, only a name

@@ -3,7 +3,10 @@
 #include "http/base64.hpp"
 #include "migrate/config.hpp"
 #include "migrate/inputs.hpp"
+#include "registry/client.hpp"
 #include "registry/reference.hpp"
+#include "util/json.hpp"
+#include "util/text.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -11,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,7 +94,9 @@ Plan plan_images(const kube::Inventory& inventory, const std::string& repo, cons
 }
 
 void write_json_atomically(const std::string& path, const nlohmann::json& doc, unsigned mode) {
-  write_file_atomically(path, doc.dump(2) + "\n", mode);
+  // Invalid UTF-8 (a registry's raw bytes in an error message) is replaced, never an exception that
+  // would lose the whole file.
+  write_file_atomically(path, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", mode);
 }
 
 nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, const std::map<std::string, bool>& in_target) {
@@ -109,10 +115,14 @@ nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, 
       continue;
     auto& e = entries[*key];
     e.spellings.insert(use.image);
-    std::string id = use.kind + "/" + use.ns + "/" + use.name + "/" + use.container;
-    if (e.workloads_seen.insert(id).second)
-      e.workloads.push_back({{"kind", use.kind}, {"namespace", use.ns}, {"name", use.name}, {"container", use.container},
-                             {"containerType", use.container_type}});
+    std::string id = use.kind + "/" + use.ns + "/" + use.name + "/" + use.container + "/" + use.env_name;
+    if (e.workloads_seen.insert(id).second) {
+      json w = {{"kind", use.kind}, {"namespace", use.ns}, {"name", use.name}, {"container", use.container},
+                {"containerType", use.container_type}};
+      if (!use.env_name.empty())
+        w["env"] = use.env_name; // an operator's RELATED_IMAGE_*: the operator runs it, rewrite leaves it
+      e.workloads.push_back(std::move(w));
+    }
     for (const auto& s : use.pull_secrets)
       e.pull_secrets.insert(use.ns + "/" + s);
   }
@@ -173,28 +183,20 @@ std::string audit_table(const nlohmann::json& report) {
   for (const auto& img : report["images"]) {
     const auto& f = img["flags"];
     std::string in_target = f["inTarget"].is_null() ? "?" : (f["inTarget"].get<bool>() ? "yes" : "no");
-    out << img["image"].get<std::string>() << " | " << img["workloads"].size() << " | " << img["runningDigests"].size()
+    out << util::escape_control(img["image"].get<std::string>()) << " | " << img["workloads"].size() << " | " << img["runningDigests"].size()
         << " | " << yes(f["mutableTag"].get<bool>()) << " | " << yes(f["pinnedByDigest"].get<bool>()) << " | "
         << yes(f["drift"].get<bool>()) << " | " << f["pullSecrets"].size() << " | " << in_target << "\n";
   }
   out << "\nREGISTRY | IMAGES | WORKLOADS | MUTABLE TAGS | DRIFT\n";
   for (const auto& [registry, t] : report["totals"].items())
-    out << registry << " | " << t["images"] << " | " << t["workloads"] << " | " << t["mutableTags"] << " | " << t["drift"] << "\n";
+    out << util::escape_control(registry) << " | " << t["images"] << " | " << t["workloads"] << " | " << t["mutableTags"] << " | " << t["drift"] << "\n";
   for (const auto& w : report["warnings"])
-    out << "warning: " << w.get<std::string>() << "\n";
+    out << "warning: " << util::escape_control(w.get<std::string>()) << "\n";
   for (const auto& w : report["invalidImages"])
-    out << "invalid image: " << w.get<std::string>() << "\n";
+    out << "invalid image: " << util::escape_control(w.get<std::string>()) << "\n";
   return out.str();
 }
 
-} // namespace migrate
-
-#include "registry/client.hpp"
-#include "util/json.hpp"
-
-#include <spdlog/spdlog.h>
-
-namespace migrate {
 
 nlohmann::json auth_from_pull_secrets(
     const kube::Inventory& inventory,
@@ -251,7 +253,7 @@ nlohmann::json auth_from_pull_secrets(
   for (const auto& [registry, creds] : found) {
     if (creds.size() == 1) {
       const auto& [user, pass] = creds.begin()->first;
-      out[registry] = {{"username", user}, {"password", pass}};
+      out[registry] = {{"username", escaped_literal(user)}, {"password", escaped_literal(pass)}};
       continue;
     }
     // Namespaces pull from one registry with different accounts: one entry per repository
@@ -261,7 +263,8 @@ nlohmann::json auth_from_pull_secrets(
     for (const auto& [cred, repositories] : creds)
       for (const auto& repository : repositories)
         if (!out.contains(registry + "/" + repository))
-          out[registry + "/" + repository] = {{"username", cred.first}, {"password", cred.second}};
+          out[registry + "/" + repository] = {{"username", escaped_literal(cred.first)},
+                                              {"password", escaped_literal(cred.second)}};
   }
   return out;
 }

@@ -1,18 +1,26 @@
 #pragma once
-// The migration engine: image tasks -> bytes on the wire. Image workers resolve manifests; one
-// bounded blob scheduler moves the blobs of all images concurrently, single-flight per destination
-// registry and digest; manifests are pushed only after everything they reference is present.
+// The migration engine: image tasks -> bytes on the wire. Its pieces, one file each:
+//
+//   stores.hpp         where images live (Registry, Layout), their limiters and tag listings
+//   scheduler.hpp      every thread of the engine: named lanes, one place
+//   head_prefetch.hpp  pass 1: the HEADs that decide whether images need anything, many at once
+//   copy_image.hpp     one image: its manifest tree, its blobs, its push, a dry run's plan
+//   blobs.hpp          one blob: single-flight, mount, streamed and verified copy
+//   referrers.hpp      signatures, SBOMs and attestations that travel with an image
+//   report.hpp         results as --report, --write-failed and the summary line
+//
+// The engine reports each image's end through a ResultSink; the words are cmd's.
 
 #include "http/client.hpp"
 #include "migrate/config.hpp"
+#include "migrate/report.hpp"
+#include "migrate/results.hpp"
 #include "migrate/rules.hpp"
+#include "registry/store.hpp"
+#include "util/cancel.hpp"
 
-#include <nlohmann/json.hpp>
-
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -29,12 +37,13 @@ namespace migrate {
 
 class TagDigests;
 
+/// What the engine does: plain values, defaulted here and only here (cmd takes its flags' defaults
+/// from a default-constructed EngineOptions), checked by validate().
 struct EngineOptions {
-  int workers = 7;       ///< concurrent image tasks, and concurrent blob transfers
-  int retries = 3;       ///< extra passes over the tasks that failed
+  int workers = 7;       ///< image tasks at once, and blob transfers at once (see scheduler.hpp)
+  int retries = 3;       ///< extra passes over the tasks that failed for a transient reason
   int attempts = 3;      ///< tries of one request/blob inside a task for transient errors
   std::chrono::milliseconds backoff{500}; ///< first retry delay inside a task, doubled each time
-  const std::atomic<bool>* cancel = nullptr;
   bool dry_run = false; ///< HEAD only: report what would move, write nothing anywhere
   std::vector<std::string> platforms; ///< copy only these platforms of multi-arch images ("os/arch[/variant]")
   bool filter_index = false;          ///< allow writing a filtered index (a new digest) for --platforms
@@ -42,63 +51,22 @@ struct EngineOptions {
   bool no_overwrite = false; ///< leave a destination tag that holds another image as it is (KEPT)
   bool force = false; ///< go through every blob and manifest even when the destination has the source's
                       ///< digest: what is missing there is copied again (a damaged destination)
+
+  /// Why these options cannot run ("" when they can): the flag and the allowed range.
+  std::string validate() const;
+};
+
+/// What a run uses and does not own: never in EngineOptions.
+struct EngineContext {
+  const util::CancelToken* cancel = nullptr; ///< stopped: no new work; aborted: transfers cut (http)
   /// The digests source tags had in earlier runs: a task with one sends both HEADs at once, each
-  /// conditional on it; the digests this run sees go there. Not owned; null: none.
+  /// conditional on it; the digests this run sees go there. Null: none.
   TagDigests* tag_digests = nullptr;
-};
-
-/// Live counters for progress reports, updated while the engine runs.
-struct Progress {
-  std::atomic<std::size_t> images_total{0};
-  std::atomic<std::size_t> images_done{0};
-  std::atomic<std::size_t> images_failed{0};
-  std::atomic<std::uint64_t> bytes{0}; ///< bytes streamed so far (including retried ones)
-};
-
-/// What a HEAD-only comparison of one task found.
-struct VerifyResult {
-  ImageTask task;
-  std::string source_digest;      ///< "" when it could not be read
-  std::string destination_digest; ///< "" when absent
-  std::string error;
-  std::vector<std::string> missing; ///< deep check: what the destination's image refers to but lacks
-  std::string filtered_digest;      ///< --platforms: the source index filtered to them, when that is what
-                                    ///< the destination holds
-  bool same() const {
-    return error.empty() && !source_digest.empty() &&
-           (source_digest == destination_digest || (!filtered_digest.empty() && filtered_digest == destination_digest));
-  }
-};
-
-struct ImageResult {
-  ImageTask task;
-  bool ok = false;
-  bool skipped = false; ///< destination already had the source digest
-  bool planned = false; ///< dry run: counted, not copied
-  std::string digest;
-  std::string media_type; ///< of the source manifest, when known
-  std::uint64_t bytes = 0;
-  int blobs_copied = 0;
-  int blobs_existed = 0;
-  int blobs_mounted = 0;
-  int blobs_foreign = 0;
-  int referrers = 0;     ///< referrer manifests and cosign tags handled with it (copied or present)
-  bool filtered = false; ///< written as a filtered index (--filter-index): a new digest
-  std::string replaced;  ///< the other image's digest the destination tag held before, "" if none
-  bool kept = false;     ///< --no-overwrite: that other image was left in place, nothing copied
-  double seconds = 0;
-  std::string error;
-  bool permanent = false; ///< failed for a reason another pass cannot fix (not found, auth, bad input)
-};
-
-struct Summary {
-  std::size_t images = 0;          ///< image tasks generated
-  std::size_t failed = 0;          ///< image tasks that still failed after all passes
-  std::size_t generate_failed = 0; ///< rules that could not be turned into tasks
-  std::uint64_t bytes = 0;
-  std::uint64_t resumed = 0; ///< blob downloads that broke and went on from where they stopped
-  double seconds = 0;
-  std::vector<ImageResult> results;
+  ResultSink on_result; ///< each image's and referrer's end, for cmd to word (may be empty)
+  EnvLookup env;        ///< the environment (Docker's config.json, page size); empty: the process's
+  std::shared_ptr<spdlog::logger> log;
+  /// Makes each store instead of a Registry or Layout: for tests (stores in memory). Empty: the real ones.
+  std::function<std::unique_ptr<registry::ImageStore>(const registry::Reference&)> make_store;
 };
 
 /// Image tasks handed to a run while the rules are still being expanded (tag lists take round
@@ -123,7 +91,7 @@ private:
 
 class Engine {
 public:
-  Engine(http::Client& client, AuthConfig auth, EngineOptions options, std::shared_ptr<spdlog::logger> log);
+  Engine(http::Client& client, AuthConfig auth, EngineOptions options, EngineContext context);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -132,8 +100,12 @@ public:
   TagLister tag_lister();
   /// Lists registry catalogs through the engine's registries (whole-namespace rules).
   CatalogLister catalog_lister();
-  /// Reads when tags' images were created (their config's "created"), 8 tags at a time.
+  /// Reads when tags' images were created (their config's "created"), on the lookups lane.
   CreatedLookup created_lookup();
+
+  /// expand_rules with this engine's listers, on its scheduler's lookups lane.
+  Expansion expand(const std::vector<Rule>& rules, const Defaults& defaults,
+                   const std::function<void(const ImageTask&)>& on_task = {});
 
   /// Sets up the store of every reference (credentials, Docker credential helpers): a broken
   /// configuration throws ConfigError here, before anything is copied.
@@ -143,6 +115,10 @@ public:
   /// tasks are run again after the first pass, up to `retries` times. Returns after feed.close()
   /// and the last task's last pass. Results are in the order the tasks arrived.
   Summary run(TaskFeed& feed);
+
+  /// Runs `expand` (which pushes tasks into the feed, then closes it) on the scheduler's rules lane
+  /// while run() copies what it pushes. What `expand` throws is rethrown after the run.
+  Summary run_while(TaskFeed& feed, const std::function<void()>& expand);
 
   /// HEADs source and destination of every task (no GET of blobs, nothing written). `deep`: for
   /// an image the destination has, also reads its manifests there and HEADs every blob they name.
@@ -157,22 +133,11 @@ private:
 };
 
 /// A run straight from rules: the stores of every rule are set up first (a broken credential helper
-/// throws before anything is copied); the rules are then expanded in the background (tag lists)
+/// throws before anything is copied); the rules are then expanded on the rules lane (tag lists)
 /// while the engine copies the tasks of the rules already expanded. `expanded` is called with the
 /// complete expansion, from the expanding thread, before it ends the feed; `expansion` holds it
 /// after the return. What the expansion throws is rethrown after the run.
 Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults& defaults, Expansion& expansion,
                   const std::function<void(Expansion&)>& expanded = {});
-
-/// The images that failed (or were cancelled) as an images file, source -> destination (an array for
-/// one source with several), to run again just them (--write-failed); with the rules whose listing
-/// failed for a transient reason or was interrupted, as they were written.
-nlohmann::json failed_images_json(const Summary& summary, const std::vector<RuleError>& rule_errors);
-
-/// The documented last line: "Images(N) migration finished, F images tasks failed, G tasks generate failed".
-std::string summary_line(const Summary& summary);
-
-/// The per-image report (--report): source, destination, digest, status, bytes, seconds, error.
-nlohmann::json report_json(const Summary& summary);
 
 } // namespace migrate

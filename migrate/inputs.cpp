@@ -2,6 +2,7 @@
 
 #include "migrate/docker_config.hpp"
 #include "migrate/secrets.hpp"
+#include "migrate/stores.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -30,8 +31,12 @@ AuthConfig load_auth(const std::string& path, bool given, const EnvLookup& env) 
 }
 
 registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, std::string& key) {
+  key = store_key(auth, ref);
+  return registry_options(auth, ref, process_env());
+}
+
+registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, const EnvLookup& env) {
   const AuthEntry* entry = auth.find(ref.registry, ref.repository);
-  key = entry ? ref.registry + "|" + entry->key : ref.registry;
   registry::RegistryOptions ro;
   ro.host = ref.registry;
   if (entry) {
@@ -42,8 +47,12 @@ registry::RegistryOptions registry_options(const AuthConfig& auth, const registr
     ro.proxy = entry->proxy;
     ro.address = entry->address;
   }
+  // Entries per page of tag and catalog listings: for tests, and for registries that cap pages lower.
+  if (auto n = env("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
+      n && !n->empty() && n->size() <= 6 && n->find_first_not_of("0123456789") == std::string::npos && *n != "0")
+    ro.page_size = *n;
   if (ro.credentials.anonymous())
-    if (auto dc = docker_credentials(ref.registry, process_env())) // what docker/skopeo/crane already use
+    if (auto dc = docker_credentials(ref.registry, env)) // what docker/skopeo/crane already use
       ro.credentials = *dc;
   return ro;
 }

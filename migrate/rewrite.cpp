@@ -57,9 +57,14 @@ Rewrite plan_rewrite(const kube::Inventory& inventory, const std::map<std::strin
     if (!seen.insert(workload + "|" + use.container + "|" + use.container_type).second)
       continue;
     // A Job's pod template cannot change once created; kubectl set image does not take PodTemplates.
-    const char* why_manual = use.kind == "Job"           ? "a Job's pod template is immutable: recreate the Job from its "
+    const char* why_manual = use.container_type == "env"
+                                 ? "an image the operator runs itself (RELATED_IMAGE_*): left to the operator; point its "
+                                   "configuration at the migrated image"
+                             : use.kind == "Job"         ? "a Job's pod template is immutable: recreate the Job from its "
                                                            "manifest with the new image"
                              : use.kind == "PodTemplate" ? "kubectl set image cannot change a PodTemplate: edit it"
+                             : use.kind.find('.') != std::string::npos
+                                 ? "a custom resource: change it where it is defined"
                              : use.container_type != "container" && use.container_type != "initContainer"
                                  ? "kubectl set image cannot change it: edit the manifest"
                                  : nullptr;
@@ -67,9 +72,12 @@ Rewrite plan_rewrite(const kube::Inventory& inventory, const std::map<std::strin
       sets[workload].push_back(use.container + "=" + it->second);
       ++out.changes;
     } else {
-      manual[workload].push_back("# " + use.container_type + " " + use.container + ": " + use.image + " -> " +
+      manual[workload].push_back("# " + use.container_type + " " + use.container +
+                                 (use.env_name.empty() ? "" : " " + use.env_name) + ": " + use.image + " -> " +
                                  it->second + " (" + why_manual + ")");
     }
+    if (use.container_type == "env")
+      continue; // kustomize's images: changes image fields, not environment variables
     // kustomize matches images by name alone and keeps each one's tag and digest unless told: a
     // target that keeps them (what config writes) needs newName only, so that nginx:1.25 and
     // nginx:1.26 both keep their own tags.

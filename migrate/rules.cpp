@@ -1,6 +1,7 @@
 #include "migrate/rules.hpp"
 
 #include "migrate/config.hpp"
+#include "migrate/scheduler.hpp"
 #include "util/text.hpp"
 
 #include <algorithm>
@@ -8,7 +9,9 @@
 #include <deque>
 #include <future>
 #include <map>
+#include <optional>
 #include <set>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 
@@ -26,13 +29,13 @@ struct Invalid {
 /// Whether another run of a rule may get past this error of its listing.
 bool transient(const http::Error& e) { return e.retryable() || e.kind == http::ErrorKind::cancelled; }
 
-/// Parses a source and fills in --default-source-registry/--default-source-namespace.
 /// A message about one of the eight rules of the images file format (README), said so that "rule 3"
 /// is not read as the third rule of the user's file.
 std::string rule_text(int n, const std::string& what) {
   return what + " (rule " + std::to_string(n) + " of the images file format, see the README)";
 }
 
+/// Parses a source and fills in --default-source-registry/--default-source-namespace.
 Reference parse_source(const std::string& text, const Defaults& d) {
   if (text.empty())
     throw Invalid{rule_text(4, "the source must not be empty")};
@@ -280,14 +283,15 @@ std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults
 
 namespace {
 
-/// Lists the tags of every repository the rules need (sources without tag or digest) in the
-/// background, 16 at a time, in the order of the rules. A rule waits only for its own repository,
-/// so the first rules' images are being copied while later repositories are still listed.
+/// The tag lists of every repository named by a rule without tag or digest, fetched ahead on the
+/// scheduler's lookups lane (16 at a time, in the order of the rules). A rule waits only for its
+/// own repository, so the first rules' images are being copied while later repositories are still
+/// listed.
 class TagPrefetch {
 public:
   using TagList = http::Result<std::vector<std::string>>;
 
-  TagPrefetch(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags)
+  TagPrefetch(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags, Scheduler& scheduler)
       : m_list(list_tags) {
     for (const auto& rule : rules) {
       try {
@@ -299,45 +303,33 @@ public:
       } catch (const Invalid&) {
       }
     }
-    // One thread starts the others, so that the caller goes on to the first list at once instead
-    // of starting 16 threads first (a re-sync's first HEADs waited ~5 ms on that). A thread that
-    // cannot be had (a pod's pids limit) leaves the lists to those there are.
-    const std::size_t threads = std::min<std::size_t>(16, m_wanted.size());
-    if (threads > 0)
-      m_spawner = std::jthread([this, threads] {
-        std::vector<std::jthread> more;
+    for (std::size_t i = 0; i < m_wanted.size(); ++i)
+      m_jobs.push_back(scheduler.submit(Scheduler::Lane::lookups, [this, i] {
+        if (m_stop) // an exception left the rules: no new lists
+          return m_promises[i].set_exception(std::make_exception_ptr(std::runtime_error("listing abandoned")));
         try {
-          for (std::size_t i = 1; i < threads && !m_stop; ++i)
-            more.emplace_back([this] { drain(); });
-        } catch (const std::system_error&) {
+          m_promises[i].set_value(m_list(m_wanted[i]));
+        } catch (...) {
+          m_promises[i].set_exception(std::current_exception());
         }
-        drain();
-      });
+      }));
   }
   ~TagPrefetch() {
-    m_stop = true; // an exception left the rules: no new lists
+    m_stop = true;
+    for (auto& job : m_jobs) // they refer to this object
+      job.wait();
   }
 
   /// The tag list of a repository named by a rule; throws what the lister threw.
   const TagList& get(const std::string& name) const { return m_lists.at(name).get(); }
 
 private:
-  void drain() {
-    for (std::size_t i; !m_stop && (i = m_next++) < m_wanted.size();) {
-      try {
-        m_promises[i].set_value(m_list(m_wanted[i]));
-      } catch (...) {
-        m_promises[i].set_exception(std::current_exception());
-      }
-    }
-  }
   const TagLister& m_list;
   std::vector<Reference> m_wanted;
   std::deque<std::promise<TagList>> m_promises;
   std::map<std::string, std::shared_future<TagList>> m_lists;
-  std::atomic<std::size_t> m_next{0};
   std::atomic<bool> m_stop{false};
-  std::jthread m_spawner; // last: joined first (with the threads it started), while the members above still exist
+  std::vector<std::future<void>> m_jobs;
 };
 
 } // namespace
@@ -442,8 +434,12 @@ std::vector<Reference> rule_endpoints(const std::vector<Rule>& rules, const Defa
 }
 
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
-                       const CreatedLookup& created, const std::function<void(const ImageTask&)>& on_task) {
-  TagPrefetch listed_tags(rules, defaults, list_tags);
+                       const CreatedLookup& created, const std::function<void(const ImageTask&)>& on_task,
+                       Scheduler* scheduler) {
+  std::optional<Scheduler> own; // a caller without an engine (verify's expansion, tests)
+  if (!scheduler)
+    scheduler = &own.emplace(1);
+  TagPrefetch listed_tags(rules, defaults, list_tags, *scheduler);
   Expansion out;
   std::set<std::string> seen;
   struct Writer {

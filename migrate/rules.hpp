@@ -16,6 +16,8 @@
 
 namespace migrate {
 
+class Scheduler;
+
 /// One source -> destination pair as written by the user ("" destination = defaults).
 struct Rule {
   std::string source;
@@ -91,7 +93,7 @@ using CreatedLookup = std::function<http::Result<std::map<std::string, double>>(
 /// soon as its rule is done (before expand_rules returns): a run can start with the first rules.
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
                        const CreatedLookup& created = {},
-                       const std::function<void(const ImageTask&)>& on_task = {});
+                       const std::function<void(const ImageTask&)>& on_task = {}, Scheduler* scheduler = nullptr);
 
 /// The source and destination of every rule that parses (rule errors are expand_rules' to report):
 /// the registries a run will talk to, to be set up before anything is copied.

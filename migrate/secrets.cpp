@@ -79,9 +79,24 @@ std::optional<SecretKey> SecretKey::load(bool create) {
   if (path.empty())
     return std::nullopt; // no home for a key: secrets stay as they are (protect_auth_file says so)
   k.m_origin = path.string();
-  std::ifstream in(path);
-  if (in) {
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(path, ec))) {
+    // Only a key nobody else could have written or read: a regular file of ours (no symlink), no
+    // permission for group or others. A key planted in a shared directory would be known to its
+    // planter, and so would every password encrypted with it.
+    std::string why;
+    const int fd = util::open_regular_file(path.string(), why);
+    struct stat st {};
+    const bool mine = fd >= 0 && ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & 077) == 0;
+    std::string text;
+    char buffer[256];
+    for (ssize_t n; mine && (n = ::read(fd, buffer, sizeof buffer)) > 0 && text.size() < 1024;)
+      text.append(buffer, static_cast<std::size_t>(n));
+    if (fd >= 0)
+      ::close(fd);
+    if (!mine)
+      throw ConfigError(path.string() + ": not used as the key: " +
+                        (why.empty() ? "it must be a file of yours with mode 0600 (another user could know it)" : why));
     auto bytes = http::base64_decode(text);
     if (!bytes || bytes->size() != key_size)
       throw ConfigError(path.string() + ": not a valid key (base64 of 32 bytes)");

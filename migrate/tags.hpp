@@ -22,10 +22,6 @@ struct SemVer {
 /// <0, 0, >0 like strcmp; a prerelease sorts before its release.
 int compare(const SemVer& a, const SemVer& b);
 
-/// Seconds since the epoch of an RFC 3339 time ("2024-05-01T12:34:56.789Z", "...+02:00"); nullopt if
-/// it is not one.
-std::optional<double> parse_rfc3339(const std::string& text);
-
 /// When each of some tags' images was created (the image config's "created"), in seconds since the
 /// epoch; tags without a time are left out. Used by "latest N" when tags are not versions.
 using CreatedTimes = std::function<http::Result<std::map<std::string, double>>(const std::vector<std::string>& tags)>;

@@ -3,6 +3,7 @@
 #include "http/base64.hpp"
 #include "http/url.hpp"
 #include "util/json.hpp"
+#include "util/text.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -49,7 +50,7 @@ Result<std::vector<Challenge>> parse_challenges(std::string_view h) {
       break;
     std::string scheme = token();
     if (scheme.empty())
-      return invalid("unexpected character '" + std::string(1, h[i]) + "' at offset " + std::to_string(i));
+      return invalid("unexpected character '" + util::escape_control(std::string(1, h[i])) + "' at offset " + std::to_string(i));
     Challenge c;
     c.scheme = http::to_lower(scheme);
     while (true) {
@@ -86,7 +87,7 @@ Result<std::vector<Challenge>> parse_challenges(std::string_view h) {
           }
         }
         if (!closed)
-          return invalid("unterminated quoted string for parameter \"" + name + "\"");
+          return invalid("unterminated quoted string for parameter \"" + util::escape_control(name.substr(0, 100)) + "\"");
       } else {
         value = token();
         while (i < h.size() && h[i] == '=') // token68 padding
@@ -222,7 +223,7 @@ Status Authenticator::on_unauthorized(const http::Response& response, const std:
     if (!chosen && c.scheme == "basic")
       chosen = &c;
   if (!chosen)
-    return auth_error(m_registry, "unsupported authentication scheme \"" + (*challenges)[0].scheme + "\"");
+    return auth_error(m_registry, "unsupported authentication scheme \"" + util::escape_control((*challenges)[0].scheme.substr(0, 100)) + "\"");
 
   if (chosen->scheme == "basic") {
     // Another request may have learnt the scheme meanwhile: only a request that sent our Basic

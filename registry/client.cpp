@@ -2,6 +2,7 @@
 
 #include "http/url.hpp"
 #include "registry/digest.hpp"
+#include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/text.hpp"
 #include "registry/reference.hpp"
@@ -15,6 +16,8 @@
 #include <set>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
+
+#include <unistd.h>
 
 namespace registry {
 
@@ -30,6 +33,9 @@ bool is_digest_reference(const std::string& reference) { return reference.find('
 /// Pages of one listing (tags, catalog, referrers, a Harbor project): 10,000 pages of 1,000 tags is
 /// ten million, far beyond any real repository; a registry that never stops is cut off there.
 constexpr int max_pages = 10000;
+/// Entries of one listing held at once (a tag list, a catalog, a Harbor project, referrers): far
+/// beyond real repositories, and a few tens of MB at most whatever a registry sends.
+constexpr std::size_t max_listed = 500000;
 
 /// invalid_name() as the error of a request that is not sent; nullopt for good names. With
 /// `digest`, the reference must be a digest (a blob's).
@@ -97,25 +103,17 @@ http::Error registry_error(const std::string& what, const http::Response& respon
   return e;
 }
 
-Registry::Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log)
+Registry::Registry(http::Client& client, RegistryOptions options, std::shared_ptr<Limiter> limiter,
+                   std::shared_ptr<spdlog::logger> log)
     : m_client(client), m_options(std::move(options)), m_log(log ? std::move(log) : null_logger()),
       m_auth(client, m_options.host, m_options.credentials, m_options.tls, m_options.insecure, m_log),
-      m_chunked(m_options.chunked_upload) {
+      m_chunked(m_options.chunked_upload), m_limiter(std::move(limiter)) {
   if (!m_options.address.empty()) {
     // A VPC endpoint or private line: connect to `address`, keep the name for Host and TLS.
-    std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
-    std::string port = m_options.insecure ? "80" : "443";
-    if (auto colon = host.rfind(':'); colon != std::string::npos && host.back() != ']') {
-      port = host.substr(colon + 1);
-      host = host.substr(0, colon);
-    }
-    std::string address = m_options.address, address_port = port;
-    if (auto colon = address.rfind(':'); colon != std::string::npos && address.back() != ']' &&
-                                         std::count(address.begin(), address.end(), ':') == 1) {
-      address_port = address.substr(colon + 1);
-      address = address.substr(0, colon);
-    }
-    m_connect_to.push_back(host + ":" + port + ":" + address + ":" + address_port);
+    const auto name = http::split_host_port(is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host,
+                                            m_options.insecure ? "80" : "443");
+    const auto address = http::split_host_port(m_options.address, name.port);
+    m_connect_to.push_back(name.host + ":" + name.port + ":" + address.host + ":" + address.port);
   }
   m_auth.set_route(m_options.proxy, m_connect_to);
 }
@@ -177,6 +175,8 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     if (own) // an upload Location or a Link may name another host: it never gets our credentials
       m_auth.authorize(r, scope);
     auto held = slot();
+    if (!held)
+      return held.error();
     auto resp = m_client.download(r, sink, on_resume);
     held = Limiter::Slot();
     if (!resp)
@@ -186,7 +186,7 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
       return http::make_error(http::ErrorKind::rate_limited,
                               "registry " + m_options.host + ": " + r.method + " " + http::redact_url(r.url) +
                                   ": the registry's pull quota is used up (ratelimit-remaining: " +
-                                  resp->header("ratelimit-remaining") +
+                                  util::escape_control(resp->header("ratelimit-remaining").substr(0, 100)) +
                                   "); retrying now would not help: give credentials with a higher quota, or wait",
                               429);
     if (resp->status == 407)
@@ -205,10 +205,19 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
   }
 }
 
-Limiter::Slot Registry::slot() const { return m_options.limiter ? m_options.limiter->acquire() : Limiter::Slot(); }
+Result<Limiter::Slot> Registry::slot() const {
+  if (!m_limiter)
+    return Limiter::Slot();
+  auto held = m_limiter->acquire();
+  if (!held)
+    return http::make_error(http::ErrorKind::cancelled, "registry " + m_options.host + ": stopped before its turn");
+  return std::move(*held);
+}
 
 Result<http::Response> Registry::send_direct(const http::Request& request) {
   auto held = slot();
+  if (!held)
+    return held.error();
   return m_client.send(request);
 }
 
@@ -261,6 +270,11 @@ http::Status Registry::each_page(std::string url, const std::string& scope, cons
     }
     auto next = http::next_link(resp->header("link"));
     url = next.empty() ? std::string() : resolve(url, next);
+    // The next page is the registry's own: a Link to another host would have this machine fetch,
+    // and hand back as data, whatever that host serves (an internal service the source cannot reach).
+    if (!url.empty() && !owns(url))
+      return http::make_error(http::ErrorKind::invalid, what + ": the registry's next page is on another host (" +
+                                                            util::escape_control(http::redact_url(url)) + "): not followed");
   }
   return {};
 }
@@ -268,14 +282,18 @@ http::Status Registry::each_page(std::string url, const std::string& scope, cons
 Result<std::vector<std::string>> Registry::list_paginated(std::string url, const std::string& scope,
                                                           const char* field, const std::string& what) {
   std::vector<std::string> items;
+  bool too_many = false;
   auto st = each_page(std::move(url), scope, what, [&](const nlohmann::json& j) {
     if (j.is_object() && j.contains(field) && j[field].is_array())
       for (const auto& t : j[field])
-        if (t.is_string())
+        if (t.is_string() && !(too_many = too_many || items.size() >= max_listed))
           items.push_back(t.get<std::string>());
   });
   if (!st)
     return st.error();
+  if (too_many)
+    return http::make_error(http::ErrorKind::invalid, what + ": more than " + std::to_string(max_listed) +
+                                                          " entries: not held in memory; name a narrower repository or namespace");
   return items;
 }
 
@@ -329,7 +347,10 @@ Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std:
                             continue;
                           }
                           r.descriptor = d.dump();
-                          found.push_back(std::move(r));
+                          if (found.size() < max_listed)
+                            found.push_back(std::move(r));
+                          else
+                            malformed = true; // more referrers than any image has: refused below
                         }
                       });
   if (!st) {
@@ -349,24 +370,38 @@ Result<std::optional<std::vector<Referrer>>> Registry::list_referrers(const std:
   return std::optional<std::vector<Referrer>>(std::move(found));
 }
 
-namespace {
-/// Entries per page for tag and catalog listings (IMAGE_MIGRATOR_TAG_PAGE_SIZE, for tests and registries
-/// that cap pages lower).
-std::string page_size() {
-  const char* page_env = std::getenv("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
-  return page_env && *page_env ? page_env : "1000";
-}
-} // namespace
 
 Result<std::vector<std::string>> Registry::list_tags(const std::string& repository) {
   if (auto bad = bad_name(m_options.host, repository))
     return *bad;
-  return list_paginated(base_url() + repository + "/tags/list?n=" + page_size(), pull_scope(repository), "tags",
+  return list_paginated(base_url() + repository + "/tags/list?n=" + m_options.page_size, pull_scope(repository), "tags",
                         "listing tags of " + m_options.host + "/" + repository);
 }
 
-Result<std::vector<std::string>> Registry::list_repositories() {
-  auto repos = list_paginated(base_url() + "_catalog?n=" + page_size(), "registry:catalog:*", "repositories",
+Result<std::vector<std::string>> Registry::list_repositories(const std::string& ns) {
+  auto repos = list_catalog();
+  if (repos || (repos.error().kind != http::ErrorKind::unauthorized && repos.error().kind != http::ErrorKind::not_found))
+    return repos;
+  const std::string project = ns.substr(0, ns.find('/'));
+  auto harbor = list_harbor_project(project);
+  if (!harbor)
+    return http::make_error(
+        repos.error().kind,
+        "registry " + m_options.host + " does not let these credentials list its catalog (_catalog: HTTP " +
+            std::to_string(repos.error().status) + "); " +
+            (harbor.error().kind == http::ErrorKind::unsupported
+                 ? harbor.error().message
+                 : "listing project \"" + project + "\" through the Harbor API (/api/v2.0) did not work either: " +
+                       harbor.error().message) +
+            "; name the repositories one by one",
+        repos.error().status);
+  m_log->info("{}: the catalog is refused; project {} listed through the Harbor API: {} repositories", m_options.host,
+              project, harbor->size());
+  return harbor;
+}
+
+Result<std::vector<std::string>> Registry::list_catalog() {
+  auto repos = list_paginated(base_url() + "_catalog?n=" + m_options.page_size, "registry:catalog:*", "repositories",
                               "listing the catalog of " + m_options.host);
   if (!repos && (repos.error().status == 401 || repos.error().status == 403 || repos.error().status == 404 ||
                  repos.error().kind == http::ErrorKind::unauthorized || repos.error().kind == http::ErrorKind::not_found))
@@ -424,7 +459,8 @@ Result<std::vector<std::string>> Registry::list_harbor_project(const std::string
         return http::make_error(http::ErrorKind::invalid, what + ": the answer is not a list of repositories");
       for (const auto& repo : j)
         if (repo.is_object() && repo.contains("name") && repo["name"].is_string())
-          names.push_back(repo["name"].get<std::string>());
+          if (names.size() < max_listed)
+            names.push_back(repo["name"].get<std::string>());
     } catch (const nlohmann::json::exception& e) {
       return http::make_error(http::ErrorKind::invalid, what + ": the answer is not JSON (" + util::parse_error_text(e) + ")");
     }
@@ -499,7 +535,7 @@ ManifestHead head_of(const http::Response& response) {
 
 std::optional<http::Request> Registry::head_request(const std::string& repository, const std::string& reference,
                                                     const std::string& expected) {
-  if (m_options.limiter && m_options.limiter->limited())
+  if (m_limiter && m_limiter->limited())
     return std::nullopt; // caps count every request: these go one by one through send()
   if (bad_name(m_options.host, repository, reference))
     return std::nullopt; // head_manifest says why
@@ -720,9 +756,14 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
     auto location = start_upload(repository, scope);
     if (!location)
       return location.error().context(what);
-    std::FILE* file = std::fopen(path.c_str(), "rb");
-    if (!file)
-      return http::make_error(http::ErrorKind::invalid, what + ": cannot open the file");
+    std::string why;
+    const int fd = util::open_regular_file(path, why); // not a symlink, FIFO or device of a tampered layout
+    std::FILE* file = fd >= 0 ? ::fdopen(fd, "rb") : nullptr;
+    if (!file) {
+      if (fd >= 0)
+        ::close(fd);
+      return http::make_error(http::ErrorKind::invalid, what + ": cannot open the file: " + why);
+    }
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(file, &std::fclose);
     // Monolithic PUT, or one PATCH then the closing PUT for registries that want chunks.
     const bool chunked = m_chunked.load();
@@ -742,6 +783,8 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
     bool checked = false;
     const std::uint64_t size = put.upload_size.value();
     auto held = slot();
+    if (!held)
+      return held.error().context(what);
     auto resp = m_client.upload(put, [&](char* buffer, std::size_t max) -> Result<std::size_t> {
       if (checked)
         return std::size_t{0};
@@ -863,7 +906,9 @@ Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::
       result = std::move(pr);
     } else {
       // A download that breaks goes on from where it stopped: the upload waits instead of starting over.
-      auto held = acquire_both(source.m_options.limiter.get(), m_options.limiter.get());
+      auto held = acquire_both(source.m_limiter.get(), m_limiter.get());
+      if (!held)
+        return http::make_error(http::ErrorKind::cancelled, what + ": stopped before its turn");
       result = m_client.pipe(get, put, observe, complete, source.resume_blob(what, size, source_scope));
     }
     if (!result)

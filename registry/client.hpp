@@ -37,7 +37,7 @@ struct RegistryOptions {
   bool chunked_upload = false; ///< PATCH then PUT instead of one monolithic PUT
   std::string proxy;           ///< proxy URL for this registry ("" = environment)
   std::string address;         ///< connect here instead of resolving host ("10.0.0.5" or "10.0.0.5:8443")
-  std::shared_ptr<Limiter> limiter; ///< caps shared by every Registry of this host (null = none)
+  std::string page_size = "1000"; ///< entries asked for per page of tag and catalog listings
 };
 
 /// What the answer to one of many HEADs sent together says.
@@ -48,7 +48,12 @@ struct HeadAnswer {
 
 class Registry final : public ImageStore {
 public:
-  Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log = null_logger());
+  /// `limiter`: the caps of this host (auth.json's maxConcurrency, rps), shared by every Registry of
+  /// it; null for none.
+  Registry(http::Client& client, RegistryOptions options, std::shared_ptr<Limiter> limiter,
+           std::shared_ptr<spdlog::logger> log = null_logger());
+  Registry(http::Client& client, RegistryOptions options, std::shared_ptr<spdlog::logger> log = null_logger())
+      : Registry(client, std::move(options), nullptr, std::move(log)) {}
 
   const std::string& host() const override { return m_options.host; }
   std::uint64_t resumed_downloads() const override { return m_resumed; }
@@ -56,9 +61,15 @@ public:
   /// Every tag of a repository, following Link pagination.
   Result<std::vector<std::string>> list_tags(const std::string& repository) override;
 
+  /// The repositories below `ns`: the catalog (GET /v2/_catalog, paginated); where the catalog is
+  /// refused (Harbor lets only system admins read it), Harbor's project API for the project `ns`
+  /// starts with, once an anonymous ping showed the host is a Harbor. An error naming both when
+  /// neither works. (The answer may hold repositories outside `ns`: the caller keeps those below it.)
+  Result<std::vector<std::string>> list_repositories(const std::string& ns) override;
+
   /// Every repository of the registry (GET /v2/_catalog, paginated). Many registries refuse it to
   /// ordinary users: that is an error saying so.
-  Result<std::vector<std::string>> list_repositories();
+  Result<std::vector<std::string>> list_catalog();
 
   /// The repositories of a Harbor project ("project/repo" names), through Harbor's v2.0 API
   /// (GET /api/v2.0/projects/NAME/repositories, paginated), with Basic credentials.
@@ -85,10 +96,10 @@ public:
   /// for when the answer was a retryable failure (a 5xx, a 429 with its Retry-After, a reset).
   HeadAnswer read_head(const http::Request& request, const Result<http::Response>& response);
   /// Whether this registry wants Bearer tokens (known after its first 401).
-  bool wants_tokens() const { return m_auth.wants_tokens(); }
+  bool wants_tokens() const override { return m_auth.wants_tokens(); }
   /// Fetches the pull token of `repository` now, unless one is in hand or being fetched; false when
   /// there is none after all (the token server failed).
-  bool fetch_pull_token(const std::string& repository);
+  bool fetch_pull_token(const std::string& repository) override;
 
   /// The referrers of a digest (GET /v2/<name>/referrers/<digest>, paginated); nullopt when the registry
   /// does not have the API (404), which is then remembered and not asked again.
@@ -175,10 +186,12 @@ private:
   }
   /// Reads ratelimit-remaining ("95;w=21600"); warns once when few requests are left.
   void note_quota(const http::Response& response);
-  Limiter::Slot slot() const;
+  /// A slot of this host's Limiter (none needed without caps); cancelled when the run stopped first.
+  Result<Limiter::Slot> slot() const;
   /// A request as it is (no registry authorisation), within the host's limits.
   Result<http::Response> send_direct(const http::Request& request);
   std::vector<std::string> m_connect_to;
+  std::shared_ptr<Limiter> m_limiter;
 };
 
 /// "repository:NAME:pull" / "repository:NAME:pull,push".

@@ -59,19 +59,17 @@ struct DirLock {
   DirLock& operator=(const DirLock&) = delete;
 };
 
+/// A layout's small file (index.json, a manifest): a regular file, not a symlink, FIFO or device
+/// (a tampered layout), at most 16 MiB.
 Result<std::string> read_small_file(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  if (auto size = fs::file_size(path, ec); !ec && size > max_manifest_bytes)
-    return http::make_error(http::ErrorKind::invalid, what + ": " + path + " is larger than 16 MiB: not a manifest");
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return http::make_error(http::ErrorKind::not_found, what + ": cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string bytes = s.str();
-  if (bytes.size() > max_manifest_bytes)
-    return http::make_error(http::ErrorKind::invalid, what + ": " + path + " is larger than 16 MiB");
-  return bytes;
+  std::string why;
+  auto bytes = util::read_regular_file(path, max_manifest_bytes, why);
+  if (!bytes) {
+    std::error_code ec;
+    return http::make_error(fs::exists(fs::symlink_status(path, ec)) ? http::ErrorKind::invalid : http::ErrorKind::not_found,
+                            what + ": " + why);
+  }
+  return std::move(*bytes);
 }
 
 } // namespace
@@ -88,7 +86,7 @@ Result<std::string> Layout::blob_path(const std::string& digest) const {
 std::optional<std::string> Layout::blob_file(const std::string& digest) const {
   auto p = blob_path(digest);
   std::error_code ec;
-  if (!p || !fs::is_regular_file(*p, ec))
+  if (!p || !fs::is_regular_file(fs::symlink_status(*p, ec))) // a symlink is not a blob of the layout
     return std::nullopt;
   return *p;
 }
@@ -120,9 +118,12 @@ http::Status Layout::write_file(const std::string& path, std::string_view bytes)
 http::Status Layout::create() {
   std::lock_guard lock(m_index_mutex); // never two writers of a first index.json
   std::error_code ec;
-  fs::create_directories(m_path + "/blobs/sha256", ec);
+  fs::create_directories(m_path, ec); // the layout's own directory, as the user named it
   if (ec)
     return http::make_error(http::ErrorKind::invalid, m_name + ": cannot create the layout: " + ec.message());
+  // Below it, nothing someone else planted (a symlinked blobs/sha256 in a shared destination) is followed.
+  if (auto why = util::make_directories_below(m_path, "blobs/sha256"); !why.empty())
+    return http::make_error(http::ErrorKind::invalid, m_name + ": cannot create the layout: " + why);
   DirLock across_processes(m_path);
   if (!fs::exists(m_path + "/oci-layout", ec))
     if (auto st = write_file(m_path + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})"); !st)
@@ -294,8 +295,9 @@ Result<std::uint64_t> Layout::copy_blob_from(ImageStore& source, const std::stri
   auto path = blob_path(blob.digest);
   if (!path)
     return path.error();
-  std::error_code ec;
-  fs::create_directories(fs::path(*path).parent_path(), ec);
+  if (auto why = util::make_directories_below(m_path, "blobs/" + blob.digest.substr(0, blob.digest.find(':')));
+      !why.empty())
+    return http::make_error(http::ErrorKind::invalid, what + ": " + why);
   util::AtomicFile file(*path, 0644); // removed unless committed below
   if (!file.ok())
     return http::make_error(http::ErrorKind::invalid, what + ": " + file.error());
@@ -333,10 +335,13 @@ Result<std::uint64_t> Layout::read_blob(const std::string&, const Descriptor& bl
   auto path = blob_path(blob.digest);
   if (!path)
     return path.error();
-  Fd f{::open(path->c_str(), O_RDONLY | O_CLOEXEC)};
-  if (f.fd < 0)
-    return http::make_error(errno == ENOENT ? http::ErrorKind::not_found : http::ErrorKind::invalid,
-                            what + ": " + std::strerror(errno));
+  std::string why;
+  Fd f{util::open_regular_file(*path, why)}; // not a symlink, a FIFO or a device of a tampered layout
+  if (f.fd < 0) {
+    std::error_code ec;
+    return http::make_error(fs::exists(fs::symlink_status(*path, ec)) ? http::ErrorKind::invalid : http::ErrorKind::not_found,
+                            what + ": " + why);
+  }
   std::string buffer(128 * 1024, '\0');
   std::uint64_t total = 0;
   while (true) {

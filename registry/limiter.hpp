@@ -7,14 +7,18 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
+
+#include "util/cancel.hpp"
 
 namespace registry {
 
 class Limiter {
 public:
-  /// max_in_flight <= 0: no cap; per_second <= 0: no cap. When `cancel` turns true, waiters stop
-  /// waiting (their request then fails fast, as the run is shutting down).
-  Limiter(int max_in_flight, double per_second, const std::atomic<bool>* cancel = nullptr);
+  /// max_in_flight <= 0: no cap; per_second <= 0: no cap. Once `cancel` is stopped, a request
+  /// still waiting for its turn gives up instead of being sent (no new work): the cap holds while
+  /// the run winds down.
+  Limiter(int max_in_flight, double per_second, const util::CancelToken* cancel = nullptr);
   Limiter(const Limiter&) = delete;
   Limiter& operator=(const Limiter&) = delete;
 
@@ -31,8 +35,9 @@ public:
     Limiter* m_owner = nullptr;
   };
 
-  /// Waits for a free slot, then for the request's turn under the per-second cap.
-  Slot acquire();
+  /// Waits for a free slot, then for the request's turn under the per-second cap; nullopt when the
+  /// run was stopped meanwhile (the request must not be sent).
+  std::optional<Slot> acquire();
 
   bool limited() const { return m_max > 0 || m_interval.count() > 0; }
 
@@ -45,7 +50,7 @@ private:
   int m_in_use = 0;
   std::chrono::steady_clock::duration m_interval{0};
   std::chrono::steady_clock::time_point m_next{};
-  const std::atomic<bool>* m_cancel;
+  const util::CancelToken* m_cancel;
 };
 
 /// Slots from two limiters (a blob streamed from one registry into another), always taken in the
@@ -54,6 +59,7 @@ struct SlotPair {
   Limiter::Slot first;
   Limiter::Slot second;
 };
-SlotPair acquire_both(Limiter* a, Limiter* b);
+/// nullopt when the run was stopped while waiting for either.
+std::optional<SlotPair> acquire_both(Limiter* a, Limiter* b);
 
 } // namespace registry

@@ -94,6 +94,21 @@ public:
 
   /// True when list_referrers is known to answer "no referrers API" without asking anyone.
   virtual bool referrers_api_absent() const { return true; }
+
+  /// The repositories below namespace `ns` (whole-namespace rules), or why they cannot be listed.
+  virtual Result<std::vector<std::string>> list_repositories(const std::string& ns) {
+    (void)ns;
+    return http::make_error(http::ErrorKind::unsupported, host() + " has no catalog of repositories");
+  }
+
+  /// Whether requests need a token fetched first (known after the first 401).
+  virtual bool wants_tokens() const { return false; }
+  /// Fetches the pull token of `repository` now, unless one is in hand or being fetched; false when
+  /// there is none after all. Lets many token round trips overlap before the requests need them.
+  virtual bool fetch_pull_token(const std::string& repository) {
+    (void)repository;
+    return false;
+  }
 };
 
 } // namespace registry

@@ -163,6 +163,75 @@ std::string unwritable(const std::string& path) {
   return probe.error();
 }
 
+int open_regular_file(const std::string& path, std::string& why) {
+  int fd;
+  do
+    fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    why = path + ": " + (errno == ELOOP ? std::string("a symbolic link, not a file") : std::strerror(errno));
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    why = path + ": not a regular file";
+    ::close(fd);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+std::optional<std::string> read_regular_file(const std::string& path, std::size_t max, std::string& why) {
+  int fd = open_regular_file(path, why);
+  if (fd < 0)
+    return std::nullopt;
+  std::string out;
+  char buffer[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      why = path + ": " + std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0)
+      break;
+    if (out.size() + static_cast<std::size_t>(n) > max) {
+      why = path + ": larger than " + std::to_string(max) + " bytes";
+      ::close(fd);
+      return std::nullopt;
+    }
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string make_directories_below(const std::string& root, const std::string& below) {
+  std::filesystem::path at(root);
+  for (const auto& part : std::filesystem::path(below)) {
+    if (part.empty() || part == "." || part == "..")
+      return root + ": refusing the directory \"" + below + "\"";
+    at /= part;
+    struct stat st {};
+    if (::lstat(at.c_str(), &st) == 0) {
+      if (S_ISLNK(st.st_mode))
+        return at.string() + ": a symbolic link where a directory of ours belongs: not followed";
+      if (!S_ISDIR(st.st_mode))
+        return at.string() + ": not a directory";
+      continue;
+    }
+    if (::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST)
+      return at.string() + ": cannot create the directory: " + std::strerror(errno);
+    if (::lstat(at.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) // created meanwhile, as something else
+      return at.string() + ": not a directory";
+  }
+  return {};
+}
+
 int make_private_directories(const std::string& dir) {
   std::vector<std::filesystem::path> missing;
   for (std::filesystem::path p = dir; !p.empty(); p = p.parent_path()) {

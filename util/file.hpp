@@ -6,6 +6,8 @@
 // byte, it is fsynced, renamed over the target, and the directory is fsynced after the rename, so a
 // power loss leaves the old file or the new one, never an empty one.
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -50,6 +52,20 @@ private:
 /// Why `path` could not be written as a file right now ("" when it can): a directory, a missing or
 /// unwritable parent directory. Creates and removes a temporary file the way AtomicFile does.
 [[nodiscard]] std::string unwritable(const std::string& path);
+
+/// Opens an existing regular file for reading without following a symlink at its last component and
+/// without blocking on a FIFO or a device (a tampered OCI layout may hold any of them): the
+/// descriptor, or -1 and `why`.
+int open_regular_file(const std::string& path, std::string& why);
+
+/// The content of a regular file (open_regular_file) of at most `max` bytes; nullopt and `why`
+/// otherwise (a larger file is not read to its end).
+std::optional<std::string> read_regular_file(const std::string& path, std::size_t max, std::string& why);
+
+/// Creates the directories of the relative path `below` under `root` (mode 0755), refusing any
+/// existing component that is a symlink or not a directory (someone else's directory planted in a
+/// shared destination): "" or why not.
+std::string make_directories_below(const std::string& root, const std::string& below);
 
 /// Creates what is missing of `dir`, each new directory mode 0700 (one that exists keeps its mode);
 /// 0 or the errno.

@@ -24,13 +24,13 @@ usage_error() {
 # ---------------------------------------------------------------- commands in --help and README
 "$IM_BIN" --help >help.txt
 mapfile -t commands < <(awk '/^Commands/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && !/^  / { exit }' help.txt)
-for c in config verify rewrite; do
+for c in config verify rewrite rollback auth; do
   printf '%s\n' "${commands[@]}" | grep -qx "$c" || fail "--help does not list $c: ${commands[*]}"
 done
 pass "--help lists the commands: ${commands[*]}"
 for c in "${commands[@]}"; do
   "$IM_BIN" "$c" --help >"help-$c.txt" || fail "$c --help failed"
-  grep -Eq "^#{2,4} .*\`image-migrator $c\`" "$IM_REPO_ROOT/README.md" || fail "README.md has no section for $c"
+  grep -Eq "^#{2,4} .*\`image-migrator $c[\` ]" "$IM_REPO_ROOT/README.md" || fail "README.md has no section for $c"
 done
 pass "every command has a --help and a README section"
 "$IM_BIN" help >help2.txt || fail "image-migrator help failed"

@@ -69,6 +69,28 @@ assert_eq "$rc" 1 "a manifest that trickles at 2 bytes/s fails"
 grep -qi 'timed out\|deadline' "$IM_WORK/trickle.out" || fail "the failure does not say it timed out"
 pass "a trickling manifest ends at the request deadline (${secs}s)"
 
+# Referrers: the source names the same 25 referrers for any subject (so each referrer has them
+# again): each is copied once, not 25 + 25^2 + 25^3 times.
+bounded fanout 120 "team/app:v1" "\"@DST@/org/fanout:v1\"" --referrers-fanout 25
+assert_eq "$rc" 0 "an image whose source names the same referrers for every subject is copied"
+manifest_gets=$(grep -c '^GET /v2/team/app/manifests/sha256:' "$IM_WORK/hostile-fanout/log" || true)
+[ "$manifest_gets" -le 60 ] || fail "referrers fan-out: $manifest_gets manifest GETs for 25 referrers"
+pass "referrers fan-out: $manifest_gets manifest GETs for 25 referrers (${secs}s)"
+
+# A tag list whose next page is on another host (an internal service only this machine reaches).
+start_hostile internal "$L" v1
+bounded offhost 60 "team/app" "\"@DST@/org/offhost\"" --link-to "http://$INTERNAL_ADDR/v2/secret/tags/list"
+assert_eq "$rc" 1 "a Link to another host fails the listing"
+grep -q "next page is on another host" "$IM_WORK/offhost.out" || fail "the off-host Link is not named"
+grep -q 'GET /v2/secret' "$INTERNAL_HLOG" && fail "the other host was asked"
+pass "the other host was never asked"
+
+# One page of 600,000 tags: more than a listing may hold.
+bounded flood 120 "team/app" "\"@DST@/org/flood\"" --many-tags 600000
+assert_eq "$rc" 1 "a listing of 600,000 tags fails"
+grep -q "more than 500000 entries" "$IM_WORK/flood.out" || fail "the flood is not named"
+pass "a tag flood is refused past 500,000 entries (${secs}s)"
+
 start_hostile_kube loopkube continue-loop
 rc=0
 t0=$SECONDS
@@ -78,3 +100,16 @@ cat "$IM_WORK/loopkube.out"
 [ "$rc" != 124 ] || fail "continue tokens that never end: still listing after 60 s"
 grep -q 'pagination loops' "$IM_WORK/loopkube.out" || fail "the API server's loop is not named"
 pass "an API server's endless continue tokens end the listing with a clear line ($((SECONDS - t0))s, exit $rc)"
+
+# An API server whose lists never end, with a fresh continue token each page (no loop to see) and
+# 10,000 pods a page: the listing stops at a million objects with a clear line (c4e1e45 went on
+# until memory ran out or the 100,000-page cap: a thousand million objects).
+start_hostile_kube floodkube flood
+rc=0
+t0=$SECONDS
+timeout 300 "$IM_BIN" config -k "$FLOODKUBE_KUBECONFIG" -n default -t swr.example.com/org -o "$IM_WORK/flood-images.json" \
+  >"$IM_WORK/floodkube.out" 2>&1 || rc=$?
+tail -3 "$IM_WORK/floodkube.out"
+[ "$rc" != 124 ] || fail "lists that never end: still listing after 300 s"
+grep -q 'over 1000000 objects' "$IM_WORK/floodkube.out" || fail "the flood is not named: $(tail -2 "$IM_WORK/floodkube.out")"
+pass "an API server's list of endless objects is cut at a million, with a clear line ($((SECONDS - t0))s, exit $rc)"

@@ -70,6 +70,13 @@ run_hostile typed2 "team/app:v1" --manifest "$IM_WORK/typed2.json" --content-typ
 expect_failed typed2 "a layer size as a string"
 grep -q 'size' "$IM_WORK/typed2.out" || fail "the wrong size type is not named"
 
+# Bytes that are not UTF-8 in a header that reaches an error message (a 401's challenge): the
+# report is still written (its JSON must stay valid UTF-8).
+run_hostile rawheader "team/app:v1" --raw-challenge '\x80\xffBearer realm=\x9b'
+expect_failed rawheader "bytes that are not UTF-8 in a WWW-Authenticate challenge"
+jq -e '.images[0].error | test("\\\\x80")' "$IM_WORK/rawheader-report.json" >/dev/null ||
+  fail "the report does not show the raw byte escaped"
+
 # A hostile API server: deep JSON, and a pull secret whose username is a number.
 start_hostile_kube deepkube deep
 rc=0

@@ -58,14 +58,17 @@ printf '{"ServerURL": "%s", "Username": "alice", "Secret": "alicepass"}\n' "\$ur
 SH
 chmod +x "$IM_WORK/bin/docker-credential-spy"
 printf '{"credHelpers": {"%s": "spy"}}\n' "$BACK_ADDR" >"$IM_WORK/dc/config.json"
+# The destination's password comes from the environment: a helper run for the source must not see it.
+start_registry dst2 htpasswd
 cat >"$IM_WORK/auth-helper.json" <<JSON
-{"$SRC_ADDR": {"insecure": true}, "$BACK_ADDR": {"insecure": true}}
+{"$SRC_ADDR": {"insecure": true}, "$BACK_ADDR": {"insecure": true},
+ "$DST2_ADDR": {"insecure": true, "username": "alice", "password": "\$DST_PASSWORD"}}
 JSON
 cat >"$IM_WORK/images-helper.json" <<JSON
-{"$SRC_ADDR/team/app:v1": "$BACK_ADDR/org/helper:v1"}
+{"$SRC_ADDR/team/app:v1": ["$BACK_ADDR/org/helper:v1", "$DST2_ADDR/org/helper:v1"]}
 JSON
 key=$(openssl rand -base64 32)
-PATH=$IM_WORK/bin:$PATH DOCKER_CONFIG=$IM_WORK/dc IMAGE_MIGRATOR_KEY=$key MARKER_VARIABLE=kept \
+PATH=$IM_WORK/bin:$PATH DOCKER_CONFIG=$IM_WORK/dc IMAGE_MIGRATOR_KEY=$key MARKER_VARIABLE=kept DST_PASSWORD=alicepass \
   run_im helper --auth "$IM_WORK/auth-helper.json" --images "$IM_WORK/images-helper.json" --log "" --digest-cache ""
 cat "$IM_WORK/helper.out"
 assert_eq "$rc" 0 "the copy with the helper's credentials works"
@@ -73,6 +76,7 @@ assert_eq "$rc" 0 "the copy with the helper's credentials works"
 grep -q '^MARKER_VARIABLE=kept$' "$IM_WORK/helper.env" || fail "the helper did not get the rest of the environment"
 grep -q 'IMAGE_MIGRATOR_KEY' "$IM_WORK/helper.env" && fail "the credential helper saw IMAGE_MIGRATOR_KEY"
 grep -qF "$key" "$IM_WORK/helper.env" && fail "the credential helper saw the key's value"
+grep -q 'DST_PASSWORD' "$IM_WORK/helper.env" && fail "the credential helper saw DST_PASSWORD, a password auth.json reads"
 pass "the credential helper got the environment without IMAGE_MIGRATOR_KEY"
 
 # 2b. A kubeconfig exec plugin never sees it either.

@@ -96,3 +96,66 @@ for target in sys.argv[2:]:
     assert chmod < write < fsync < rename < dir_open < dir_sync, f"{target}: order {chmod} {write} {fsync} {rename} {dir_open} {dir_sync}"
     print(f"PASS: {target}: O_EXCL|O_NOFOLLOW temporary, mode, data, fsync, rename, directory fsync, in that order")
 PY
+
+# 4. A tampered layout: index.json a symlink to /dev/zero, a FIFO, a blob that is a FIFO. Each is a
+#    clear error within seconds (not a memory blow-up, not a run blocked for ever).
+mklayout() { rm -rf "$1"; cp -r "$L" "$1"; }
+LZ=$IM_WORK/lz
+mklayout "$LZ"
+rm "$LZ/index.json"
+ln -s /dev/zero "$LZ/index.json"
+echo "{\"oci:$LZ:v1\": \"$DST_ADDR/org/lz:v1\"}" >"$IM_WORK/lz.json"
+rc=0
+timeout 60 "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/lz.json" --log "" --digest-cache "" --retries 0 \
+  --no-encrypt-auth >"$IM_WORK/lz.out" 2>&1 || rc=$?
+cat "$IM_WORK/lz.out"
+[ "$rc" != 124 ] || fail "index.json -> /dev/zero: still running after 60 s"
+grep -q 'index.json: a symbolic link, not a file' "$IM_WORK/lz.out" || fail "index.json -> /dev/zero: no clear error"
+pass "index.json as a symlink to /dev/zero: a clear error (exit $rc)"
+LF=$IM_WORK/lf
+mklayout "$LF"
+rm "$LF/index.json"
+mkfifo "$LF/index.json"
+echo "{\"oci:$LF:v1\": \"$DST_ADDR/org/lf:v1\"}" >"$IM_WORK/lf.json"
+rc=0
+timeout 60 "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/lf.json" --log "" --digest-cache "" --retries 0 \
+  --no-encrypt-auth >"$IM_WORK/lf.out" 2>&1 || rc=$?
+[ "$rc" != 124 ] || fail "index.json as a FIFO: the run blocked"
+grep -q 'index.json: not a regular file' "$IM_WORK/lf.out" || { cat "$IM_WORK/lf.out"; fail "index.json as a FIFO: no clear error"; }
+pass "index.json as a FIFO: a clear error (exit $rc)"
+LB=$IM_WORK/lb
+mklayout "$LB"
+layer=$(jq -r '.layers[0].digest' "$LB/blobs/sha256/$(jq -r '.manifests[0].digest' "$LB/index.json" | cut -d: -f2)")
+rm "$LB/blobs/sha256/${layer#sha256:}"
+mkfifo "$LB/blobs/sha256/${layer#sha256:}"
+echo "{\"oci:$LB:v1\": \"oci:$IM_WORK/lb-out:v1\"}" >"$IM_WORK/lb.json"
+rc=0
+timeout 60 "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/lb.json" --log "" --digest-cache "" --retries 0 \
+  --no-encrypt-auth >"$IM_WORK/lb.out" 2>&1 || rc=$?
+cat "$IM_WORK/lb.out"
+[ "$rc" != 124 ] || fail "a layer blob as a FIFO: the run blocked"
+assert_eq "$rc" 1 "a layer blob that is a FIFO fails the image"
+
+# 5. A shared destination where someone planted blobs/sha256 as a symlink to a directory of theirs.
+mkdir -p "$IM_WORK/victim-dir" "$IM_WORK/planted/blobs"
+ln -s "$IM_WORK/victim-dir" "$IM_WORK/planted/blobs/sha256"
+echo "{\"$SRC_ADDR/team/app:v1\": \"oci:$IM_WORK/planted:v1\"}" >"$IM_WORK/planted.json"
+run_im plantdir --auth "$IM_WORK/auth.json" --images "$IM_WORK/planted.json" --log "" --digest-cache "" --retries 0 \
+  --no-encrypt-auth
+cat "$IM_WORK/plantdir.out"
+assert_eq "$rc" 1 "a layout destination whose blobs/sha256 is a symlink is refused"
+assert_eq "$(ls -A "$IM_WORK/victim-dir" | wc -l)" 0 "nothing was written into the symlink's target"
+grep -q 'a symbolic link where a directory of ours belongs' "$IM_WORK/plantdir.out" || fail "the refusal does not say why"
+
+# 6. An encryption key planted by someone else (group/world readable, or a symlink) is not used.
+export XDG_CONFIG_HOME=$IM_WORK/xdg-planted
+mkdir -p "$XDG_CONFIG_HOME/image-migrator"
+openssl rand -base64 32 >"$XDG_CONFIG_HOME/image-migrator/key"
+chmod 0644 "$XDG_CONFIG_HOME/image-migrator/key"
+auth "$IM_WORK/planted-auth.json"
+run_im plantkey --auth "$IM_WORK/planted-auth.json" --images "$IM_WORK/images.json" --log "" --digest-cache ""
+cat "$IM_WORK/plantkey.out"
+assert_eq "$rc" 2 "a key file others can read is refused (exit 2)"
+grep -q "key: not used as the key" "$IM_WORK/plantkey.out" || fail "the refusal does not name the key file"
+grep -q '"password": "alicepass"' "$IM_WORK/planted-auth.json" || fail "auth.json was encrypted with the planted key"
+pass "auth.json is not encrypted with a key another user could know"

@@ -76,3 +76,44 @@ assert_eq "$(raw_digest "$DST_ADDR/org/fromlayout:v1")" "$good" "the layout's va
 grep -qF 'lists the tag "../../victim/manifests/layout"' "$IM_WORK/layout.out" || fail "the layout's bad name is not reported"
 grep -qF 'lists the tag "ok\x07bell"' "$IM_WORK/layout.out" || fail "the layout's name with a control byte is not reported escaped"
 pass "bad layout ref names reported and skipped"
+
+# The same from a hostile Kubernetes API server: object, namespace, container and pull secret names
+# with shell text and control bytes, an image with a terminal escape, and a pull secret's password
+# that reads as a variable. Names go into API paths, kubectl commands, annotations and reports: one
+# that cannot be a Kubernetes name is reported escaped and left out (exit 3: the file is incomplete);
+# a pull secret's "${HOME}" is written so that it is read back as itself, never expanded.
+# (c4e1e45 printed `kubectl -n default; touch /tmp/im-pwned pod/evil set image ...` and a raw ESC
+# from rewrite, and wrote "password": "${HOME}" into the auth file, which then read $HOME.)
+start_hostile_kube nameskube names
+krc=0
+"$IM_BIN" config -k "$NAMESKUBE_KUBECONFIG" -t swr.example.com/org -o "$IM_WORK/k-images.json" --audit-table \
+  --with-pull-secrets "$IM_WORK/k-auth.json" >"$IM_WORK/k-config.out" 2>&1 || krc=$?
+cat "$IM_WORK/k-config.out"
+assert_eq "$krc" 3 "config with names that cannot be names: exit 3 (incomplete)"
+for bad in 'web\x1b[31m; touch /tmp/im-pwned' 'c\nkubectl delete namespace prod' 'default; touch /tmp/im-pwned/evil' '../../secrets/x'; do
+  grep -qF "$bad" "$IM_WORK/k-config.out" || fail "the bad name $bad is not reported escaped"
+done
+pass "every bad name reported, escaped"
+if grep -q $'\x1b' "$IM_WORK/k-config.out" || grep -q '^kubectl' "$IM_WORK/k-config.out"; then
+  fail "a raw control character or a forged line from the API server reached config's output"
+fi
+assert_eq "$(jq -r 'keys | join(" ")' "$IM_WORK/k-images.json")" "reg.example.com/team/c:1" \
+  "images.json holds only the image of the well-named pod"
+assert_eq "$(jq -r '.["reg.example.com"].password' "$IM_WORK/k-auth.json")" '$${HOME}' \
+  "the pull secret's \${HOME} is written escaped (\$\${HOME})"
+assert_eq "$(jq -r '.["reg.example.com"].username' "$IM_WORK/k-auth.json")" '$$USER' "... and its \$USER"
+cat >"$IM_WORK/k-map.json" <<'JSON'
+{"reg.example.com/team/a:1": "swr.example.com/org/a:1", "reg.example.com/team/b:1": "swr.example.com/org/b:1",
+ "reg.example.com/team/c:1": "swr.example.com/org/c:1"}
+JSON
+krc=0
+"$IM_BIN" rewrite -k "$NAMESKUBE_KUBECONFIG" --images "$IM_WORK/k-map.json" --format kubectl >"$IM_WORK/k-rewrite.out" \
+  2>"$IM_WORK/k-rewrite.err" || krc=$?
+cat "$IM_WORK/k-rewrite.out"
+assert_eq "$(grep -c '^kubectl' "$IM_WORK/k-rewrite.out")" 1 "rewrite prints one command, for the well-named pod (exit $krc)"
+grep -q '^kubectl -n default set image pod/good good=swr.example.com/org/c:1$' "$IM_WORK/k-rewrite.out" ||
+  fail "the well-named pod's command: $(cat "$IM_WORK/k-rewrite.out")"
+if grep -q 'pwned\|delete namespace' "$IM_WORK/k-rewrite.out" || grep -q $'\x1b' "$IM_WORK/k-rewrite.out" "$IM_WORK/k-rewrite.err"; then
+  fail "rewrite printed the API server's shell text or a raw control character"
+fi
+pass "rewrite: no command built from a name that cannot be one, no raw control character"

@@ -82,7 +82,7 @@ assert_eq "$(grep -c 'pass 2' quota.out || true)" 0 "no second pass for a used-u
 set_rules "$SLOW_RULES"
 echo "{\"$SLOW_ADDR\": {\"insecure\": true, \"rps\": 0.5}, \"$DST_ADDR\": {\"insecure\": true}}" >auth.json
 echo "{\"$SLOW_ADDR/ns/app\": \"$DST_ADDR/interrupted/app\"}" >images.json
-"$IM_BIN" --auth auth.json --images images.json -r 0 --log "" -w 8 >int.out 2>&1 &
+"$IM_BIN" --auth auth.json --images images.json -r 2 --log "" -w 8 --progress-interval 1 --report int.json >int.out 2>&1 &
 pid=$!
 sleep 2
 t0=$(date +%s%N)
@@ -94,6 +94,32 @@ cat int.out
 assert_eq "$rc" 130 "interrupted while waiting under rps 0.5: exit 130"
 [ "$ms" -lt 10000 ] || fail "the run took $ms ms to stop after SIGINT"
 pass "stopped $ms ms after SIGINT"
+# The last progress line is true: every image counted, the failed ones as failed (as in --report),
+# even with retries left (c4e1e45 ended on "0/N images (0 failed) ... ETA ?" after a stop).
+last=$(grep 'progress: ' int.out | tail -1)
+n=$(jq '.images | length' int.json)
+f=$(jq '[.images[] | select(.status == "failed")] | length' int.json)
+[ "$f" -ge 1 ] || fail "no image failed by the stop: $(jq -c '.totals' int.json)"
+grep -q "progress: $n/$n images ($f failed)" <<<"$last" || fail "the last progress line after a stop: $last (report: $n images, $f failed)"
+pass "the last progress line after a stop: $last"
+
+# 3c. Ctrl-C under maxConcurrency 1 with slow requests: the requests waiting for the one slot give up
+# instead of all going at once (the old limiter let every waiter in on the first signal: 2 and more in
+# flight at a registry capped at 1, exactly when the user asked to stop).
+start_proxy one "$SRC_ADDR"
+set_rules "$ONE_RULES" "* ^/v2/ns/app/ delay=0.4 count=inf"
+echo "{\"$ONE_ADDR\": {\"insecure\": true, \"maxConcurrency\": 1}, \"$DST_ADDR\": {\"insecure\": true}}" >auth.json
+echo "{\"$ONE_ADDR/ns/app\": \"$DST_ADDR/one/app\"}" >images.json
+"$IM_BIN" --auth auth.json --images images.json -r 0 --log "" -w 8 --digest-cache "" >one.out 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q '^[0-9]' "$ONE_PLOG" && break; sleep 0.05; done
+sleep 1
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+cat one.out
+assert_eq "$rc" 130 "interrupted under maxConcurrency 1: exit 130"
+assert_eq "$(cat "$ONE_MAXFLIGHT")" 1 "the registry capped at 1 never had 2 requests in flight, before or after SIGINT"
 
 # 4. Bad caps are configuration errors naming the key.
 rc=0

@@ -53,7 +53,7 @@ pass "a final progress line ends the log"
 for i in 1 2 3 4 5 6; do make_layout "$L" "p$i" --layers 1 --layer-size 8000000 --seed "p$i" >/dev/null; seed "$L" "p$i" "$SRC_ADDR/ns/p:$i"; done
 echo "{\"$SRC_ADDR/ns/p\": \"$DST_ADDR/ns/p\"}" >p.json
 im_run "$IM_BIN" --auth auth.json --images p.json -w 1 --progress-interval 1 --log "" >p.out 2>&1 || fail "progress run failed"
-grep -E -q "progress: 6/6 images \(0 failed\), 48\.[0-9] MB, [0-9.]+ MB/s, ETA 0s" p.out || fail "progress line: $(grep progress: p.out)"
+grep -E -q "progress: 6/6 images \(0 failed\), 48\.[0-9]/48\.[0-9] MB, [0-9.]+ MB/s, ETA 0s" p.out || fail "progress line: $(grep progress: p.out)"
 pass "progress: $(grep -c progress: p.out) line(s), the last one complete"
 
 rc=0

@@ -8,6 +8,9 @@ only attacks).
   deep           every list holds one object with a value nested 100,000 levels deep
   continue-loop  every list names more items to come with the same continue token, for ever
   secret-types   one pod pulls with an imagePullSecret whose .dockerconfigjson has "username": 1
+  names          pods whose namespace, name or container name carry shell text and control bytes, an
+                 image with a terminal escape, and a pull secret whose password reads "${HOME}"
+  flood          every page of every list holds 10,000 pods and a fresh continue token, for ever
 """
 import argparse
 import base64
@@ -21,7 +24,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--cert", required=True)
 p.add_argument("--key", required=True)
 p.add_argument("--port-file", required=True)
-p.add_argument("--mode", required=True, choices=["deep", "continue-loop", "secret-types"])
+p.add_argument("--mode", required=True, choices=["deep", "continue-loop", "secret-types", "names", "flood"])
 p.add_argument("--log")
 a = p.parse_args()
 
@@ -35,6 +38,24 @@ POD = {"apiVersion": "v1", "kind": "Pod",
        "spec": {"imagePullSecrets": [{"name": "pull"}],
                 "containers": [{"name": "app", "image": "reg.example.com/team/app:1"}]}}
 DOCKERCONFIG = {"auths": {"reg.example.com": {"username": 1, "password": {"x": 1}}}}
+if a.mode == "names":
+    DOCKERCONFIG = {"auths": {"reg.example.com": {"username": "$USER", "password": "${HOME}"}}}
+
+
+def pod(name, container, image, ns="default", secrets=()):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "uid": name},
+            "spec": {"imagePullSecrets": [{"name": s} for s in secrets],
+                     "containers": [{"name": container, "image": image}]}}
+
+
+NAMED_PODS = [
+    pod("web\x1b[31m; touch /tmp/im-pwned", "web", "reg.example.com/team/a:1"),
+    pod("ok", "c\nkubectl delete namespace prod", "reg.example.com/team/b:1"),
+    pod("evil", "evil", "reg.example.com/team/b:1", ns="default; touch /tmp/im-pwned"),
+    pod("good", "good", "reg.example.com/team/c:1", secrets=["pull", "../../secrets/x"]),
+    pod("bad-image", "x", "reg.example.com/team/\x1b]0;title\x07x:1"),
+]
+page = [0]
 SECRET = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
           "metadata": {"name": "pull", "namespace": "default"},
           "data": {".dockerconfigjson": base64.b64encode(json.dumps(DOCKERCONFIG).encode()).decode()}}
@@ -76,9 +97,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             meta["continue"] = "again"
         if a.mode == "secret-types" and path.endswith("/pods"):
             items = [POD]
+        if a.mode == "names" and path.endswith("/pods"):
+            items = NAMED_PODS
+        if a.mode == "flood" and path.endswith("/pods"):
+            page[0] += 1
+            meta["continue"] = "page-%d" % page[0]
+            body = (b'{"kind":"List","apiVersion":"v1","metadata":' + json.dumps(meta).encode() + b',"items":[' +
+                    b",".join(json.dumps(pod("p%d-%d" % (page[0], i), "c", "reg.example.com/team/app:%d" % (i % 50)))
+                              .encode() for i in range(10000)) + b"]}")
+            return self.send(200, body)
         if a.mode == "deep" and path.endswith("/pods"):
-            pod = json.dumps(POD).encode()
-            deep_pod = pod[:-1] + b',"x-deep":' + b"[" * 100000 + b"]" * 100000 + b"}"
+            plain = json.dumps(POD).encode()
+            deep_pod = plain[:-1] + b',"x-deep":' + b"[" * 100000 + b"]" * 100000 + b"}"
             return self.send(200, b'{"kind":"List","apiVersion":"v1","metadata":{},"items":[' + deep_pod + b"]}")
         return self.send(200, {"kind": "List", "apiVersion": "v1", "metadata": meta, "items": items})
 

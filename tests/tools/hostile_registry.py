@@ -27,6 +27,12 @@ of those tests is always a real docker-registry: this server only plays the atta
   --wide-index N         the tag is an OCI index of N different images (the image with an annotation
                          i = 0..N-1, each its own digest, served by digest)
   --endless-blob DIGEST  that blob's body never ends (chunked, 64 KiB at a time, as fast as it goes)
+  --referrers-fanout N   N artifacts (served by digest) that the referrers API lists for ANY subject,
+                         so that each of them has the same N referrers again
+  --link-to URL          every tags/list names URL (another host) as its next page
+  --many-tags N          every tags/list answers N distinct valid tags, in one page
+  --raw-challenge BYTES  every manifest request answers 401 with this WWW-Authenticate (bytes given as
+                         a Python bytes literal body, e.g. '\\x80Bearer')
 
 Every request is logged as "METHOD PATH" (one line) to --log.
 """
@@ -58,6 +64,10 @@ p.add_argument("--referrers")
 p.add_argument("--dup-children", type=int)
 p.add_argument("--wide-index", type=int)
 p.add_argument("--endless-blob")
+p.add_argument("--referrers-fanout", type=int)
+p.add_argument("--link-to")
+p.add_argument("--many-tags", type=int)
+p.add_argument("--raw-challenge")
 a = p.parse_args()
 
 index = json.load(open(os.path.join(a.layout, "index.json")))
@@ -81,8 +91,23 @@ overrides = {}
 for b in a.blob:
     d, f = b.split("=", 1)
     overrides[d] = open(f, "rb").read()
+many_tags = (json.dumps({"name": "x", "tags": [f"t{i}" for i in range(a.many_tags)]}).encode()
+             if a.many_tags else None)
+raw_challenge = eval("b'" + a.raw_challenge + "'") if a.raw_challenge else None
 deep = b"[" * 100000 + b"]" * 100000
 extra_manifests = {}  # digest -> bytes, served by digest
+if a.referrers_fanout:
+    empty = b"{}"
+    empty_digest = "sha256:" + hashlib.sha256(empty).hexdigest()
+    overrides[empty_digest] = empty
+    fanout = []
+    for i in range(a.referrers_fanout):
+        art = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "artifactType": "application/example",
+                          "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2},
+                          "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2}],
+                          "annotations": {"n": str(i)}}).encode()
+        fanout.append((art, "sha256:" + hashlib.sha256(art).hexdigest()))
 if a.dup_children or a.wide_index:
     children = []
     base = json.loads(manifest)
@@ -172,6 +197,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/v2/" or path == "/v2":
             return self.answer(200, b"{}", [("Content-Type", "application/json")], head)
         if "/tags/list" in path:
+            if many_tags is not None:
+                return self.answer(200, many_tags, [("Content-Type", "application/json")], head)
+            if a.link_to:
+                return self.answer(200, json.dumps({"name": "x", "tags": [a.tag]}).encode(),
+                                   [("Content-Type", "application/json"), ("Link", f'<{a.link_to}>; rel="next"')], head)
             if "tags" in a.deep:
                 return self.answer(200, deep_tags, [("Content-Type", "application/json")], head)
             body = tags_answer if tags_answer is not None else json.dumps({"name": "x", "tags": [a.tag]}).encode()
@@ -180,6 +210,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 headers.append(("Link", f'<{path}?n=1000&last=x>; rel="next"'))
             return self.answer(200, body, headers, head)
         if "/referrers/" in path:
+            if a.referrers_fanout:
+                index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                         "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d,
+                                        "size": len(m), "artifactType": "application/example"} for m, d in fanout]}
+                return self.answer(200, json.dumps(index).encode(),
+                                   [("Content-Type", "application/vnd.oci.image.index.v1+json")], head)
             if "referrers" in a.deep:
                 return self.answer(200, deep_referrers,
                                    [("Content-Type", "application/vnd.oci.image.index.v1+json")], head)
@@ -190,6 +226,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                [("Content-Type", "application/json")], head)
         if "/manifests/" in path:
             ref = path.split("/manifests/", 1)[1]
+            if raw_challenge is not None:
+                self.send_response(401)
+                self._headers_buffer.append(b"WWW-Authenticate: " + raw_challenge + b"\r\n")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if a.referrers_fanout:
+                for m, d in fanout:
+                    if ref == d:
+                        return self.answer(200, m, [("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                                                    ("Docker-Content-Digest", d)], head)
             if a.error_message is not None:
                 body = json.dumps({"errors": [{"code": "DENIED", "message": a.error_message}]}).encode()
                 return self.answer(a.error_status, body, [("Content-Type", "application/json")], head)

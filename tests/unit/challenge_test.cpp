@@ -59,4 +59,15 @@ TEST_CASE("registry::Credentials::basic_header") {
   CHECK(http::base64_decode("YQ") == "a"); // padding optional
   CHECK(http::base64_decode("-_8") == http::base64_decode("+/8")); // URL-safe alphabet
   CHECK_FALSE(http::base64_decode("a$b="));
+  CHECK(http::base64_decode("YQ=") == "a");           // short padding, as before
+  CHECK(http::base64_decode(" YW\nJj ") == "abc");    // white space ignored
+  CHECK(http::base64_decode("") == "");
+  CHECK_FALSE(http::base64_decode("YWJj="));          // padding beyond the last group
+  CHECK_FALSE(http::base64_decode("YWJjZ"));          // a lone trailing character
+  CHECK_FALSE(http::base64_decode("YQ==YQ=="));       // data after padding
+  std::string all;
+  for (int i = 0; i < 256; ++i)
+    all += static_cast<char>(i);
+  for (std::size_t n = 0; n <= all.size(); n += 37)
+    CHECK(http::base64_decode(http::base64_encode(all.substr(0, n))) == all.substr(0, n));
 }

@@ -1,6 +1,7 @@
 #include "kube/client.hpp"
 #include "kube/discovery.hpp"
 #include "kube/kubeconfig.hpp"
+#include "kube/workloads.hpp"
 #include "migrate/config.hpp"
 #include "migrate/discover.hpp"
 #include "migrate/rewrite.hpp"
@@ -183,7 +184,7 @@ echo "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredent
   REQUIRE(cred);
   CHECK(cred->token == "tok-bar");
   REQUIRE(cred->expires);
-  CHECK(*cred->expires == *kube::parse_rfc3339("2030-01-02T03:04:05Z"));
+  CHECK(std::chrono::system_clock::to_time_t(*cred->expires) == 1893553445); // 2030-01-02T03:04:05Z
 
   ex.provide_cluster_info = false;
   auto failed = kube::run_exec_plugin(ex, rc);
@@ -202,15 +203,6 @@ echo "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredent
   auto mismatch = kube::run_exec_plugin(ex, rc);
   REQUIRE_FALSE(mismatch);
   CHECK(mismatch.error().message.find("expected \"client.authentication.k8s.io/v1beta1\"") != std::string::npos);
-}
-
-TEST_CASE("kube::parse_rfc3339") {
-  auto base = kube::parse_rfc3339("2026-11-24T08:00:00Z");
-  REQUIRE(base);
-  CHECK(kube::parse_rfc3339("2026-11-24T09:00:00+01:00") == base);
-  CHECK(kube::parse_rfc3339("2026-11-24T08:00:00.123456Z") == base);
-  CHECK_FALSE(kube::parse_rfc3339("yesterday"));
-  CHECK_FALSE(kube::parse_rfc3339("2026-11-24T08:00:00"));
 }
 
 TEST_CASE("kube::collect_images from real serialized objects") {
@@ -436,4 +428,118 @@ TEST_CASE("migrate::auth_from_pull_secrets: one entry per registry, per reposito
   CHECK(config.find("registry.example.com", "team-b/app")->credentials.username() == "robot-b");
   CHECK(config.find("quay.io", "org/tool")->credentials.username() == "q");
   CHECK(config.find("registry.example.com", "team-c/app") == nullptr);
+}
+
+TEST_CASE("kube::collect_images: operators' RELATED_IMAGE_* variables, service account, node selector") {
+  auto dep = nlohmann::json::parse(R"({
+    "metadata": {"name": "op", "namespace": "ops"},
+    "spec": {"replicas": 0, "template": {"spec": {
+      "serviceAccountName": "op-sa", "nodeSelector": {"kubernetes.io/arch": "arm64", "disk": "ssd"},
+      "containers": [{"name": "manager", "image": "quay.io/acme/operator:1",
+                      "env": [{"name": "RELATED_IMAGE_AGENT", "value": "quay.io/acme/agent:2"},
+                              {"name": "RELATED_IMAGE_FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "x", "key": "y"}}},
+                              {"name": "OTHER_IMAGE", "value": "quay.io/acme/not-this:1"}]}]}}}})");
+  kube::Inventory inv;
+  kube::collect_images(dep, "Deployment", inv);
+  REQUIRE(inv.uses.size() == 2);
+  CHECK(inv.uses[0].container_type == "container");
+  CHECK(inv.uses[1].image == "quay.io/acme/agent:2");
+  CHECK(inv.uses[1].container_type == "env");
+  CHECK(inv.uses[1].env_name == "RELATED_IMAGE_AGENT");
+  CHECK(inv.uses[1].container == "manager");
+  CHECK(inv.uses[0].service_account == "op-sa");
+  CHECK(inv.uses[0].node_selector == std::map<std::string, std::string>{{"kubernetes.io/arch", "arm64"}});
+  // A suspended CronJob is still listed, and a pod spec without serviceAccountName uses "default".
+  auto cj = nlohmann::json::parse(R"({"metadata": {"name": "r", "namespace": "n",
+    "annotations": {"image-migrator/original-images": "{}"}},
+    "spec": {"suspend": true, "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "r", "image": "r:1"}]}}}}}})");
+  kube::collect_images(cj, "CronJob", inv);
+  CHECK(inv.uses.back().image == "r:1");
+  CHECK(inv.uses.back().service_account == "default");
+  REQUIRE(inv.switched.size() == 1);
+  CHECK(inv.switched[0].kind == "CronJob");
+}
+
+TEST_CASE("kube::parse_extra_resource") {
+  auto r = kube::parse_extra_resource("argoproj.io/v1alpha1/rollouts=spec.template");
+  REQUIRE(r);
+  CHECK(r->group == "argoproj.io");
+  CHECK(r->version == "v1alpha1");
+  CHECK(r->resource == "rollouts");
+  CHECK(r->path == std::vector<std::string>{"spec", "template"});
+  CHECK(r->kind() == "rollouts.argoproj.io");
+  CHECK(kube::parse_extra_resource("serving.knative.dev/v1/services=spec.template"));
+  CHECK(kube::parse_extra_resource("apps.openshift.io/v1/deploymentconfigs=spec.template"));
+  auto core = kube::parse_extra_resource("v1/pods=spec");
+  REQUIRE(core);
+  CHECK(core->group.empty());
+  CHECK(core->kind() == "pods");
+  CHECK(kube::parse_extra_resource("core/v1/pods=spec")->group.empty());
+  CHECK(kube::parse_extra_resource("example.com/v1/apps=spec.components[].image")->path.back() == "image");
+  for (const char* bad : {"argoproj.io/v1alpha1/rollouts", "rollouts=spec", "a/b/c/d=spec", "Argo.io/v1/r=spec",
+                          "a.io/v1/r=", "a.io/v1/r=spec..template", "a.io/v1/r=spec/template", "a.io/v1/r=spec.x[0]"})
+    CHECK_FALSE(kube::parse_extra_resource(bad));
+}
+
+TEST_CASE("kube::collect_extra_images: a pod template, a pod spec, images in a list") {
+  kube::Inventory inv;
+  auto rollout = nlohmann::json::parse(R"({"metadata": {"name": "c", "namespace": "s"},
+    "spec": {"template": {"metadata": {}, "spec": {"containers": [{"name": "c", "image": "a:1"}]}}}})");
+  kube::collect_extra_images(rollout, *kube::parse_extra_resource("argoproj.io/v1alpha1/rollouts=spec.template"), inv);
+  auto ksvc = nlohmann::json::parse(R"({"metadata": {"name": "k", "namespace": "s"},
+    "spec": {"template": {"spec": {"containers": [{"image": "b:1"}]}}}})");
+  kube::collect_extra_images(ksvc, *kube::parse_extra_resource("serving.knative.dev/v1/services=spec.template.spec"), inv);
+  auto app = nlohmann::json::parse(R"({"metadata": {"name": "x", "namespace": "s"},
+    "spec": {"components": [{"image": "c:1"}, {"image": "d:1"}, {"noimage": 1}]}})");
+  kube::collect_extra_images(app, *kube::parse_extra_resource("example.com/v1/apps=spec.components[].image"), inv);
+  kube::collect_extra_images(app, *kube::parse_extra_resource("example.com/v1/apps=spec.nothing.here"), inv);
+  REQUIRE(inv.uses.size() == 4);
+  CHECK(inv.uses[0].image == "a:1");
+  CHECK(inv.uses[0].kind == "rollouts.argoproj.io");
+  CHECK(inv.uses[1].image == "b:1");
+  CHECK(inv.uses[2].image == "c:1");
+  CHECK(inv.uses[2].container_type == "field");
+  CHECK(inv.uses[2].container == "spec.components[].image");
+  CHECK(inv.uses[3].image == "d:1");
+}
+
+TEST_CASE("kube::rollout_state, as kubectl rollout status reads a status") {
+  const auto* deploy = kube::kind_info("deployment");
+  REQUIRE(deploy);
+  CHECK(kube::kind_info("deploy") == deploy);
+  CHECK(kube::kind_info("Deployment") == deploy);
+  CHECK(kube::kind_info("sts")->kind == "StatefulSet");
+  CHECK(kube::kind_info("nosuchkind") == nullptr);
+  auto state = [&](const char* kind, const char* text) {
+    return kube::rollout_state(nlohmann::json::parse(text), *kube::kind_info(kind));
+  };
+  CHECK_FALSE(state("deployment", R"({"metadata": {"generation": 3}, "spec": {"replicas": 2},
+    "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}})").done);
+  auto partial = state("deployment", R"({"metadata": {"generation": 3}, "spec": {"replicas": 2},
+    "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}})");
+  CHECK_FALSE(partial.done);
+  CHECK(partial.message == "1 of 2 new replicas updated");
+  CHECK(state("deployment", R"({"metadata": {"generation": 3}, "spec": {"replicas": 2},
+    "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}})").done);
+  CHECK(state("deployment", R"({"metadata": {"generation": 2}, "spec": {"replicas": 0},
+    "status": {"observedGeneration": 2}})").done); // scaled to zero
+  auto stuck = state("deployment", R"({"metadata": {"generation": 3}, "spec": {"replicas": 1},
+    "status": {"observedGeneration": 3, "updatedReplicas": 1,
+               "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}})");
+  CHECK(stuck.failed);
+  CHECK_FALSE(state("statefulset", R"({"metadata": {"generation": 2}, "spec": {"replicas": 1},
+    "status": {"observedGeneration": 2, "readyReplicas": 1, "currentRevision": "a", "updateRevision": "b"}})").done);
+  CHECK(state("statefulset", R"({"metadata": {"generation": 2}, "spec": {"replicas": 1},
+    "status": {"observedGeneration": 2, "readyReplicas": 1, "currentRevision": "b", "updateRevision": "b"}})").done);
+  CHECK(state("statefulset", R"({"spec": {"updateStrategy": {"type": "OnDelete"}}})").done);
+  CHECK_FALSE(state("daemonset", R"({"metadata": {"generation": 2}, "status": {"observedGeneration": 2,
+    "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1}})").done);
+  CHECK(state("daemonset", R"({"metadata": {"generation": 2}, "status": {"observedGeneration": 2,
+    "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 2}})").done);
+  CHECK(state("pod", R"({"spec": {"containers": [{"name": "c", "image": "r.io/a/b@sha256:1"}]},
+    "status": {"containerStatuses": [{"name": "c", "image": "r.io/a/b@sha256:1", "ready": true}]}})").done);
+  CHECK(state("pod", R"({"spec": {"containers": [{"name": "c", "image": "r.io/a/b:2"}]},
+    "status": {"containerStatuses": [{"name": "c", "image": "r.io/a/b:2", "ready": false,
+               "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}})").failed);
+  CHECK(state("cronjob", R"({})").done);
 }

@@ -296,17 +296,6 @@ TEST_CASE("migrate::TagFilter") {
     };
     CHECK_FALSE(f.apply(tags, broken).has_value());
   }
-  SUBCASE("parse_rfc3339") {
-    CHECK(migrate::parse_rfc3339("1970-01-01T00:00:00Z") == 0.0);
-    CHECK(migrate::parse_rfc3339("2024-05-01T12:00:00Z") == 1714564800.0);
-    CHECK(migrate::parse_rfc3339("2024-05-01T14:00:00+02:00") == 1714564800.0);
-    CHECK(migrate::parse_rfc3339("2024-05-01T12:00:00.5Z") == 1714564800.5);
-    CHECK(migrate::parse_rfc3339("2024-05-01T12:00:00.123456789Z").value() == doctest::Approx(1714564800.123456789));
-    CHECK_FALSE(migrate::parse_rfc3339("2024-05-01"));
-    CHECK_FALSE(migrate::parse_rfc3339("2024-13-01T12:00:00Z"));
-    CHECK_FALSE(migrate::parse_rfc3339("2024-05-01T12:00:00"));
-    CHECK_FALSE(migrate::parse_rfc3339("yesterday"));
-  }
   SUBCASE("validation") {
     migrate::TagFilter f;
     f.regex = "(";

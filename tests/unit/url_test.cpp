@@ -81,3 +81,17 @@ TEST_CASE("http::next_link") {
   CHECK(http::next_link("").empty());
   CHECK(http::next_link("<unterminated; rel=\"next\"").empty());
 }
+
+TEST_CASE("http::split_host_port") {
+  auto check = [](const char* authority, const char* host, const char* port) {
+    auto hp = http::split_host_port(authority, "443");
+    CHECK_MESSAGE(hp.host == host, authority);
+    CHECK_MESSAGE(hp.port == port, authority);
+  };
+  check("registry.example.com", "registry.example.com", "443");
+  check("registry.example.com:5000", "registry.example.com", "5000");
+  check("127.0.0.1:5000", "127.0.0.1", "5000");
+  check("[::1]:5000", "[::1]", "5000");
+  check("[::1]", "[::1]", "443");
+  check("::1", "::1", "443");
+}

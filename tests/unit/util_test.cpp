@@ -3,6 +3,7 @@
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/text.hpp"
+#include "util/time.hpp"
 
 #include <doctest/doctest.h>
 
@@ -152,4 +153,24 @@ TEST_CASE("remote JSON is parsed only through util::parse_json") {
     }
   CHECK(files > 20);
   CHECK(offenders == std::vector<std::string>{});
+}
+
+TEST_CASE("util::parse_rfc3339: absolute epochs") {
+  // Each against the epoch `date -u -d ... +%s` gives, not against another parse.
+  CHECK(util::parse_rfc3339("1970-01-01T00:00:00Z") == 0.0);
+  CHECK(util::parse_rfc3339("2024-05-01T12:00:00Z") == 1714564800.0);
+  CHECK(util::parse_rfc3339("2024-05-01T14:00:00+02:00") == 1714564800.0);
+  CHECK(util::parse_rfc3339("2024-05-01T07:30:00-04:30") == 1714564800.0);
+  CHECK(util::parse_rfc3339("2024-05-01t12:00:00z") == 1714564800.0);
+  CHECK(util::parse_rfc3339("2024-05-01 12:00:00Z") == 1714564800.0);
+  CHECK(util::parse_rfc3339("2024-05-01T12:00:00.5Z") == 1714564800.5);
+  CHECK(util::parse_rfc3339("2024-05-01T12:00:00.123456789Z").value() == doctest::Approx(1714564800.123456789));
+  CHECK(util::parse_rfc3339("2026-11-24T08:00:00Z") == 1795507200.0);
+  CHECK(util::parse_rfc3339("2016-12-31T23:59:60Z") == 1483228800.0); // a leap second: the next one
+  REQUIRE(util::parse_rfc3339_time("2030-01-02T03:04:05.9Z"));
+  CHECK(std::chrono::system_clock::to_time_t(*util::parse_rfc3339_time("2030-01-02T03:04:05.9Z")) == 1893553445);
+  for (const char* bad : {"2024-05-01", "2024-13-01T12:00:00Z", "2024-05-01T12:00:00", "yesterday", "2024-05-01T24:00:00Z",
+                          "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00+2:00", "2024-05-01T12:00:00+02:60", "2024-05-01T12:00:00Zjunk", ""})
+    CHECK_MESSAGE(!util::parse_rfc3339(bad), bad);
+  CHECK(util::format_rfc3339(std::chrono::system_clock::from_time_t(1714564800)) == "2024-05-01T12:00:00Z");
 }

@@ -1,0 +1,69 @@
+#pragma once
+// Blobs made present at a destination, once each: HEAD in the target repository first; known in
+// another repository of that registry (this run): a cross-repository mount; otherwise the bytes are
+// copied, streamed and verified (ImageStore::copy_blob_from). Single-flight per destination
+// repository + digest (concurrent mounts of one blob into one repository race inside
+// docker-registry) and per destination registry + digest (the bytes travel once; the others mount).
+
+#include "migrate/results.hpp"
+#include "migrate/retry.hpp"
+#include "registry/store.hpp"
+
+#include <cstdint>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace migrate {
+
+struct BlobStat {
+  registry::BlobOutcome outcome = registry::BlobOutcome::copied;
+  std::uint64_t bytes = 0;
+};
+
+class BlobCopier {
+public:
+  BlobCopier(const Retrier& retry, Progress& progress) : m_retry(retry), m_progress(progress) {}
+
+  /// Makes `blob` present in dst_repo of `dst` (whose store key is `dst_key`), from src_repo of `src`.
+  http::Result<BlobStat> ensure(registry::ImageStore& src, const std::string& src_repo, registry::ImageStore& dst,
+                                const std::string& dst_key, const std::string& dst_repo, const registry::Descriptor& blob);
+
+  /// Dry run: what ensure() would do (HEAD only). A blob another image of this run already brings
+  /// counts as a mount.
+  http::Result<BlobStat> plan(registry::ImageStore& dst, const std::string& dst_key, const std::string& dst_repo,
+                              const registry::Descriptor& blob);
+
+private:
+  /// One in-flight operation per key: the first caller owns it, later ones wait for it to end.
+  class Flight {
+  public:
+    Flight(BlobCopier& owner, std::string key);
+    ~Flight();
+    /// Waits for the owner, if someone else owns it; true when it did wait.
+    bool wait_for_owner();
+
+  private:
+    BlobCopier& m_owner;
+    std::string m_key;
+    std::promise<void> m_mine;
+    std::shared_future<void> m_other;
+  };
+
+  http::Result<BlobStat> ensure_once(registry::ImageStore& src, const std::string& src_repo, registry::ImageStore& dst,
+                                     const std::string& key, const std::string& dst_repo, const registry::Descriptor& blob);
+  bool known_present(const std::string& repo_key);
+  void remember(const std::string& key, const std::string& repo);
+
+  const Retrier& m_retry;
+  Progress& m_progress;
+  std::mutex m_mutex;
+  std::map<std::string, std::shared_future<void>> m_in_flight; ///< dst registry + digest, or + repository
+  std::map<std::string, std::string> m_location;               ///< dst registry + digest -> a repository holding it
+  std::set<std::string> m_present;                             ///< dst registry + repository + digest seen present
+  std::set<std::string> m_planned;                             ///< dry run: dst registry + digest already counted
+};
+
+} // namespace migrate

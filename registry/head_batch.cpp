@@ -1,0 +1,50 @@
+#include "registry/head_batch.hpp"
+
+#include <algorithm>
+
+namespace registry {
+
+HeadBatch::HeadBatch(http::Client& client, std::size_t parallel)
+    : m_client(client), m_parallel(std::max<std::size_t>(1, parallel)) {}
+
+bool HeadBatch::add(std::uint64_t id, ImageStore& store, const std::string& repository, const std::string& reference,
+                    const std::string& expected, bool first) {
+  // Only a registry's HEADs can be streamed; what decides whether one can is Registry's to say.
+  auto* registry = dynamic_cast<Registry*>(&store);
+  if (!registry)
+    return false;
+  auto request = registry->head_request(repository, reference, expected);
+  if (!request)
+    return false;
+  m_asked.insert_or_assign(id, Asked{registry, *request});
+  http::Client::Streamed item{id, std::move(*request)};
+  if (first)
+    m_queue.push_front(std::move(item));
+  else
+    m_queue.push_back(std::move(item));
+  return true;
+}
+
+void HeadBatch::run(const std::function<bool(bool idle)>& more,
+                    const std::function<void(std::uint64_t id, HeadAnswer answer)>& on_answer) {
+  m_client.stream(
+      [&](bool idle) -> std::optional<http::Client::Streamed> {
+        while (m_queue.empty())
+          if (!more(idle))
+            return std::nullopt;
+        auto item = std::move(m_queue.front());
+        m_queue.pop_front();
+        return item;
+      },
+      [&](std::uint64_t id, http::Result<http::Response> response) {
+        auto it = m_asked.find(id);
+        if (it == m_asked.end())
+          return;
+        Asked asked = std::move(it->second);
+        m_asked.erase(it);
+        on_answer(id, asked.registry->read_head(asked.request, response));
+      },
+      m_parallel);
+}
+
+} // namespace registry

@@ -1,0 +1,267 @@
+// migrate::Engine over stores in memory (tests/unit/fake_store.hpp): what it decides and in what
+// order, without a network. The integration tests show the same against real registries.
+#include "migrate/engine.hpp"
+#include "tests/unit/fake_store.hpp"
+#include "util/cancel.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace {
+
+using registry::Reference;
+
+/// A run over fake registries "src.io" and "dst.io" (and any other host named).
+class Fixture {
+public:
+  std::map<std::string, std::shared_ptr<test::Backend>> backends;
+  test::Backend& src = backend("src.io");
+  test::Backend& dst = backend("dst.io");
+  migrate::EngineOptions options;
+  util::CancelToken cancel;
+  std::mutex results_mutex;
+  std::vector<std::pair<migrate::ImageResult, bool>> reported; ///< (result, referrer) as the sink saw them
+
+  Fixture() {
+    options.workers = 4;
+    options.backoff = std::chrono::milliseconds(1);
+  }
+
+  test::Backend& backend(const std::string& host) {
+    auto& b = backends[host];
+    if (!b)
+      b = std::make_shared<test::Backend>(host);
+    return *b;
+  }
+
+  static migrate::ImageTask task(const std::string& src, const std::string& dst) {
+    return {*Reference::parse_explicit(src), *Reference::parse_explicit(dst), src};
+  }
+
+  migrate::Summary run(const std::vector<migrate::ImageTask>& tasks) {
+    http::Client client;
+    migrate::EngineContext context;
+    context.cancel = &cancel;
+    context.make_store = [this](const Reference& ref) -> std::unique_ptr<registry::ImageStore> {
+      auto& b = backends[ref.registry];
+      if (!b)
+        b = std::make_shared<test::Backend>(ref.registry);
+      return std::make_unique<test::FakeStore>(b);
+    };
+    context.on_result = [this](const migrate::ImageResult& r, bool referrer, bool) {
+      std::lock_guard lock(results_mutex);
+      reported.emplace_back(r, referrer);
+    };
+    migrate::Engine engine(client, migrate::AuthConfig(), options, std::move(context));
+    migrate::TaskFeed feed;
+    for (const auto& t : tasks)
+      feed.push(t);
+    feed.close();
+    return engine.run(feed);
+  }
+};
+
+/// A referrer as a registry's referrers API lists it: the descriptor's fields and its JSON.
+registry::Referrer referrer(const std::string& digest, const std::string& artifact_type) {
+  const nlohmann::json descriptor = {{"mediaType", registry::media::oci_manifest},
+                                     {"digest", digest},
+                                     {"size", 100},
+                                     {"artifactType", artifact_type}};
+  return {digest, std::string(registry::media::oci_manifest), artifact_type, descriptor.dump()};
+}
+
+} // namespace
+
+TEST_CASE("migrate::Engine skips an image the destination already has") {
+  Fixture f;
+  const std::string config = R"({"architecture":"amd64","os":"linux"})";
+  f.src.add_image("team/app", "1", {"layer-a"}, config);
+  f.dst.add_image("org/app", "1", {"layer-a"}, config);
+  auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+  REQUIRE(s.results.size() == 1);
+  CHECK(s.results[0].ok);
+  CHECK(s.results[0].skipped);
+  CHECK(f.dst.count("put_manifest") == 0);
+  CHECK(f.dst.count("copy_blob_from") == 0);
+  CHECK(f.src.count("get_manifest") == 0); // two HEADs decide it
+}
+
+TEST_CASE("migrate::Engine replaces another image at the tag, or keeps it with no_overwrite") {
+  SUBCASE("replace") {
+    Fixture f;
+    auto want = f.src.add_image("team/app", "1", {"new"});
+    auto old = f.dst.add_image("org/app", "1", {"old"});
+    auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+    REQUIRE(s.results[0].ok);
+    CHECK(s.results[0].replaced == old);
+    CHECK(f.dst.digest_of("org/app", "1") == want);
+  }
+  SUBCASE("keep") {
+    Fixture f;
+    f.options.no_overwrite = true;
+    f.src.add_image("team/app", "1", {"new"});
+    auto old = f.dst.add_image("org/app", "1", {"old"});
+    auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+    REQUIRE(s.results[0].ok);
+    CHECK(s.results[0].kept);
+    CHECK(f.dst.digest_of("org/app", "1") == old);
+    CHECK(f.dst.count("put_manifest") == 0);
+  }
+}
+
+TEST_CASE("migrate::Engine pushes blobs, then an index's children, then the index") {
+  Fixture f;
+  auto a = f.src.add_image("team/app", "", {"amd64-layer"});
+  auto b = f.src.add_image("team/app", "", {"arm64-layer"});
+  auto index = f.src.add_index("team/app", "multi", {a, b});
+  auto s = f.run({Fixture::task("src.io/team/app:multi", "dst.io/org/app:multi")});
+  REQUIRE(s.results[0].ok);
+  CHECK(f.dst.digest_of("org/app", "multi") == index);
+  const long child_a = f.dst.first("put_manifest org/app " + a);
+  const long child_b = f.dst.first("put_manifest org/app " + b);
+  const long top = f.dst.first("put_manifest org/app multi");
+  REQUIRE(child_a >= 0);
+  REQUIRE(child_b >= 0);
+  CHECK(child_a < top);
+  CHECK(child_b < top);
+  CHECK(f.dst.count("copy_blob_from") == 4); // two configs, two layers: all before the first manifest
+  CHECK(f.dst.first("put_manifest") > f.dst.first("copy_blob_from"));
+}
+
+TEST_CASE("migrate::Engine moves a blob shared by two images once") {
+  Fixture f;
+  f.src.add_image("team/a", "1", {"shared-base", "a-layer"});
+  f.src.add_image("team/b", "1", {"shared-base", "b-layer"});
+  auto s = f.run({Fixture::task("src.io/team/a:1", "dst.io/org/a:1"), Fixture::task("src.io/team/b:1", "dst.io/org/b:1")});
+  REQUIRE(s.results.size() == 2);
+  CHECK(s.results[0].ok);
+  CHECK(s.results[1].ok);
+  const std::string base = registry::sha256_digest("shared-base");
+  CHECK(f.dst.count("copy_blob_from org/a " + base) + f.dst.count("copy_blob_from org/b " + base) == 1);
+  // The other image gets it by a mount from the repository the first one copied it into.
+  CHECK(f.dst.count("mount_blob org/b " + base + " org/a") + f.dst.count("mount_blob org/a " + base + " org/b") == 1);
+  CHECK(s.results[0].blobs_mounted + s.results[1].blobs_mounted == 1);
+}
+
+TEST_CASE("migrate::Engine mounts instead of copying inside one registry") {
+  Fixture f;
+  f.src.add_image("team/app", "1", {"layer"});
+  auto s = f.run({Fixture::task("src.io/team/app:1", "src.io/copy/app:1")});
+  REQUIRE(s.results[0].ok);
+  CHECK(f.src.count("copy_blob_from") == 0);
+  CHECK(f.src.count("mount_blob copy/app") == 2); // config and layer
+  CHECK(s.results[0].blobs_mounted == 2);
+}
+
+TEST_CASE("migrate::Engine retries transient failures, in the task then in another pass; not permanent ones") {
+  Fixture f;
+  f.options.attempts = 2;
+  f.options.retries = 2;
+  f.src.add_image("team/app", "1", {"layer"});
+  const std::string layer = registry::sha256_digest("layer");
+  f.dst.fail["copy_blob_from org/app " + layer] = 3; // two tries in pass 1, one in pass 2, then it works
+  auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1"),
+                  Fixture::task("src.io/team/missing:1", "dst.io/org/missing:1")});
+  REQUIRE(s.results.size() == 2);
+  CHECK(s.results[0].ok);
+  CHECK(s.results[0].pass == 1);
+  CHECK(f.dst.count("copy_blob_from org/app " + layer) == 4);
+  CHECK(!s.results[1].ok);
+  CHECK(s.results[1].permanent);
+  CHECK(s.results[1].error_kind == http::ErrorKind::not_found);
+  CHECK(s.results[1].pass == 0); // not found: no second pass
+  CHECK(s.failed == 1);
+  // The sink saw the failed pass 1 result of the first task, and each task's last one.
+  std::size_t seen_first = 0;
+  for (const auto& [r, referrer] : f.reported)
+    seen_first += r.task.source.repository == "team/app";
+  CHECK(seen_first == 2);
+}
+
+TEST_CASE("migrate::Engine stops taking work when the run is stopped") {
+  Fixture f;
+  f.options.workers = 1;
+  std::vector<migrate::ImageTask> tasks;
+  for (int i = 0; i < 12; ++i) {
+    f.src.add_image("team/app", "t" + std::to_string(i), {"layer-" + std::to_string(i)});
+    tasks.push_back(Fixture::task("src.io/team/app:t" + std::to_string(i), "dst.io/org/app:t" + std::to_string(i)));
+  }
+  std::atomic<int> copies{0};
+  f.dst.on_call = [&](const std::string& call) {
+    if (call.rfind("copy_blob_from", 0) == 0 && ++copies == 2)
+      f.cancel.stop(); // Ctrl-C while the first image copies
+  };
+  auto s = f.run(tasks);
+  REQUIRE(s.results.size() == 12);
+  std::size_t cancelled = 0, copied = 0;
+  for (const auto& r : s.results) {
+    cancelled += !r.ok && r.error_kind == http::ErrorKind::cancelled;
+    copied += r.ok;
+  }
+  CHECK(copied >= 1);   // what was in flight finished
+  CHECK(cancelled >= 8); // the rest never started
+  CHECK(f.dst.count("put_manifest") == copied);
+}
+
+TEST_CASE("migrate::Engine copies referrers after their image") {
+  SUBCASE("through the referrers API") {
+    Fixture f;
+    f.src.referrers_api = true;
+    auto image = f.src.add_image("team/app", "1", {"layer"});
+    auto signature = f.src.add_image("team/app", "", {"signature-blob"});
+    f.src.referrers[image] = {referrer(signature, "application/sig")};
+    auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+    INFO(s.results[0].error);
+    REQUIRE(s.results[0].ok);
+    CHECK(s.results[0].referrers == 1);
+    const long top = f.dst.first("put_manifest org/app 1");
+    const long sig = f.dst.first("put_manifest org/app " + signature);
+    REQUIRE(sig >= 0);
+    CHECK(top < sig);
+    bool reported_as_referrer = false;
+    for (const auto& [r, referrer] : f.reported)
+      reported_as_referrer |= referrer && r.digest == signature;
+    CHECK(reported_as_referrer);
+  }
+  SUBCASE("through cosign's tags, without the API") {
+    Fixture f;
+    auto image = f.src.add_image("team/app", "1", {"layer"});
+    const std::string sig_tag = "sha256-" + image.substr(7) + ".sig";
+    f.src.add_image("team/app", sig_tag, {"cosign-signature"});
+    auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+    REQUIRE(s.results[0].ok);
+    CHECK(s.results[0].referrers == 1);
+    CHECK(f.dst.first("put_manifest org/app 1") < f.dst.first("put_manifest org/app " + sig_tag));
+  }
+  SUBCASE("a failed referrer fails the image") {
+    Fixture f;
+    f.options.retries = 0;
+    f.src.referrers_api = true;
+    auto image = f.src.add_image("team/app", "1", {"layer"});
+    f.src.referrers[image] = {referrer("sha256:" + std::string(64, 'e'), "application/sig")};
+    auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+    CHECK(!s.results[0].ok);
+    CHECK(s.results[0].error.find("referrer sha256:eeee") != std::string::npos);
+  }
+}
+
+TEST_CASE("migrate::Engine plans a dry run without writing") {
+  Fixture f;
+  f.options.dry_run = true;
+  f.src.add_image("team/a", "1", {"shared", "a"});
+  f.src.add_image("team/b", "1", {"shared", "b"});
+  f.dst.add_blob("org/a", "a"); // already there
+  auto s = f.run({Fixture::task("src.io/team/a:1", "dst.io/org/a:1"), Fixture::task("src.io/team/b:1", "dst.io/org/b:1")});
+  REQUIRE(s.results.size() == 2);
+  CHECK(s.results[0].planned);
+  CHECK(s.results[0].blobs_existed == 1);
+  CHECK(s.results[0].blobs_copied + s.results[1].blobs_copied == 4); // two configs, "shared" once, "b"
+  CHECK(s.results[0].blobs_mounted + s.results[1].blobs_mounted == 1); // "shared" again
+  CHECK(f.dst.count("put_manifest") == 0);
+  CHECK(f.dst.count("copy_blob_from") == 0);
+  CHECK(f.dst.count("mount_blob") == 0);
+}
