@@ -1,5 +1,6 @@
 #pragma once
-// Flags shared by the commands that read a Kubernetes cluster (config, rewrite).
+// Flags shared by the commands that read a Kubernetes cluster (config, verify --cluster, rewrite,
+// rollback).
 
 #include "kube/discovery.hpp"
 #include "kube/kubeconfig.hpp"

@@ -235,6 +235,7 @@ int run_migrate(int argc, char** argv) {
   migrate::Engine engine(client, inputs.auth, eo, std::move(context));
 
   inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
+  migrate::resolve_rules(inputs.rules, defaults); // parsed once: sharding, set-up and expansion read it
   if (shard.count > 1) {
     inputs.rules = migrate::rules_for_shard(inputs.rules, defaults, shard.index, shard.count);
     log->info("shard {}/{}: {} rule(s) for this shard", shard.index, shard.count, inputs.rules.size());

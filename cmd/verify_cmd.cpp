@@ -56,6 +56,7 @@ int run_verify(int argc, char** argv) {
   migrate::Engine engine(client, inputs.auth, eo, std::move(context));
   auto defaults = cmd::defaults(args, env);
   inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
+  migrate::resolve_rules(inputs.rules, defaults);
   auto expansion = engine.expand(inputs.rules, defaults);
   for (const auto& e : inputs.rule_errors)
     expansion.errors.push_back(e);

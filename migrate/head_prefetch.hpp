@@ -18,7 +18,7 @@
 //   image is copied (answers older than KnownHeads::fresh are asked again anyway).
 // - A HEAD that cannot go in the batch (a layout, a registry with caps, no token in hand) is left
 //   to the worker; the first such miss on a registry that wants tokens fetches the pull tokens of
-//   all the rules' repositories there, 8 at a time, on the lookups lane.
+//   all the rules' repositories there, one job per repository on the lookups lane.
 
 #include "migrate/copy_image.hpp"
 #include "registry/head_batch.hpp"

@@ -21,11 +21,6 @@ namespace {
 
 using registry::Reference;
 
-struct Invalid {
-  std::string message;
-  bool transient = false; ///< a listing that failed in a way another run may not (network, interrupted)
-};
-
 /// Whether another run of a rule may get past this error of its listing.
 bool transient(const http::Error& e) { return e.retryable() || e.kind == http::ErrorKind::cancelled; }
 
@@ -35,21 +30,24 @@ std::string rule_text(int n, const std::string& what) {
   return what + " (rule " + std::to_string(n) + " of the images file format, see the README)";
 }
 
+/// A rule that cannot run, and why.
+http::Error invalid(const std::string& message) { return http::make_error(http::ErrorKind::invalid, message); }
+
 /// Parses a source and fills in --default-source-registry/--default-source-namespace.
-Reference parse_source(const std::string& text, const Defaults& d) {
+http::Result<Reference> parse_source(const std::string& text, const Defaults& d) {
   if (text.empty())
-    throw Invalid{rule_text(4, "the source must not be empty")};
+    return invalid(rule_text(4, "the source must not be empty"));
   if (Reference::is_layout(text)) {
     auto layout = Reference::parse_layout(text);
     if (!layout)
-      throw Invalid{layout.error().message};
+      return layout.error();
     return *layout;
   }
   if (text.find('*') != std::string::npos || text.back() == '/')
-    throw Invalid{rule_text(1, "a rule copies exactly one repository, not a whole namespace or registry")};
+    return invalid(rule_text(1, "a rule copies exactly one repository, not a whole namespace or registry"));
   auto ref = Reference::parse_explicit(text);
   if (!ref)
-    throw Invalid{ref.error().message};
+    return ref.error();
   Reference r = *ref;
   if (r.registry.empty() && !d.source_registry.empty()) {
     if (r.repository.find('/') == std::string::npos && !d.source_namespace.empty())
@@ -59,28 +57,28 @@ Reference parse_source(const std::string& text, const Defaults& d) {
     r.repository = d.source_namespace + "/" + r.repository;
   }
   if (r.registry.empty() || r.repository.find('/') == std::string::npos)
-    throw Invalid{rule_text(3, "source \"" + text +
+    return invalid(rule_text(3, "source \"" + text +
                                    "\" must be registry/namespace/repository (or give "
-                                   "--default-source-registry/--default-source-namespace)")};
+                                   "--default-source-registry/--default-source-namespace)"));
   return r;
 }
 
-Reference parse_destination(const std::string& text, const Reference& source, const Defaults& d) {
+http::Result<Reference> parse_destination(const std::string& text, const Reference& source, const Defaults& d) {
   if (Reference::is_layout(text)) {
     auto layout = Reference::parse_layout(text);
     if (!layout)
-      throw Invalid{layout.error().message};
+      return layout.error();
     if (!layout->digest.empty())
-      throw Invalid{"destination \"" + text + "\" must not contain a digest (the digest is preserved anyway)"};
+      return invalid("destination \"" + text + "\" must not contain a digest (the digest is preserved anyway)");
     return *layout;
   }
   if (text.empty() && !source.layout.empty())
-    throw Invalid{rule_text(8, "a source in an OCI layout needs a destination")};
+    return invalid(rule_text(8, "a source in an OCI layout needs a destination"));
   if (text.empty()) {
     // Rule 8: default registry/namespace, same repository (path below the namespace) and tag.
     if (d.registry.empty() || d.ns.empty())
-      throw Invalid{rule_text(8, "an empty destination needs a default registry and namespace (--registry/--namespace "
-                                 "or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)")};
+      return invalid(rule_text(8, "an empty destination needs a default registry and namespace (--registry/--namespace "
+                                 "or DEFAULT_REGISTRY/DEFAULT_NAMESPACE)"));
     Reference r;
     r.registry = d.registry;
     r.repository = d.ns + "/" + source.repository.substr(source.repository.find('/') + 1);
@@ -88,24 +86,49 @@ Reference parse_destination(const std::string& text, const Reference& source, co
     return r;
   }
   if (text.find('*') != std::string::npos || text.back() == '/')
-    throw Invalid{rule_text(1, "a destination is exactly one repository, not a whole namespace or registry")};
+    return invalid(rule_text(1, "a destination is exactly one repository, not a whole namespace or registry"));
   auto ref = Reference::parse_explicit(text);
   if (!ref)
-    throw Invalid{ref.error().message};
+    return ref.error();
   if (ref->registry.empty() || ref->repository.find('/') == std::string::npos)
-    throw Invalid{rule_text(3, "destination \"" + text + "\" must be registry/namespace/repository")};
+    return invalid(rule_text(3, "destination \"" + text + "\" must be registry/namespace/repository"));
   if (!ref->digest.empty()) {
     // `config` writes a workload pinned by digest as ".../app:1.25@sha256:..." on both sides (what
     // `rewrite` then points the workload at): the source's own digest, which the copy keeps anyway.
     if (ref->digest != source.digest)
-      throw Invalid{"destination \"" + text + "\" must not contain a digest other than the source's (the digest is "
-                    "preserved anyway)"};
+      return invalid("destination \"" + text + "\" must not contain a digest other than the source's (the digest is "
+                    "preserved anyway)");
     ref->digest.clear();
   }
   return *ref;
 }
 
+Rule::Resolved resolve(const Rule& rule, const Defaults& d) {
+  Rule::Resolved r;
+  auto src = parse_source(rule.source, d);
+  if (!src) {
+    r.error = src.error().message;
+    return r;
+  }
+  r.source = *src;
+  auto dst = parse_destination(rule.destination, r.source, d);
+  if (!dst) {
+    r.error = dst.error().message;
+    return r;
+  }
+  r.destination = *dst;
+  return r;
+}
+
+/// The rule's parse: the one it carries, or (a rule not passed through resolve_rules) one made now.
+Rule::Resolved resolved(const Rule& rule, const Defaults& d) { return rule.resolved ? *rule.resolved : resolve(rule, d); }
+
 } // namespace
+
+void resolve_rules(std::vector<Rule>& rules, const Defaults& defaults) {
+  for (auto& rule : rules)
+    rule.resolved = resolve(rule, defaults);
+}
 
 namespace {
 
@@ -262,18 +285,15 @@ std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults
   std::vector<Rule> mine;
   for (const auto& rule : rules) {
     int shard = 0;
-    try {
-      // Keyed by where the rule writes: every writer of a destination tag is in one shard, which
-      // then sees two of them collide (expand_rules).
-      Reference dst = parse_destination(rule.destination, parse_source(rule.source, defaults), defaults);
+    // Keyed by where the rule writes: every writer of a destination tag is in one shard, which
+    // then sees two of them collide (expand_rules).
+    if (const auto r = resolved(rule, defaults); r.error.empty()) {
       std::uint64_t h = 1469598103934665603ull;
-      for (unsigned char c : dst.name()) {
+      for (unsigned char c : r.destination.name()) {
         h ^= c;
         h *= 1099511628211ull;
       }
       shard = static_cast<int>(h % static_cast<std::uint64_t>(count));
-    } catch (const Invalid&) {
-      shard = 0;
     }
     if (shard == index)
       mine.push_back(rule);
@@ -284,7 +304,7 @@ std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults
 namespace {
 
 /// The tag lists of every repository named by a rule without tag or digest, fetched ahead on the
-/// scheduler's lookups lane (16 at a time, in the order of the rules). A rule waits only for its
+/// scheduler's lookups lane (as many at a time as the lane runs, in the order of the rules). A rule waits only for its
 /// own repository, so the first rules' images are being copied while later repositories are still
 /// listed.
 class TagPrefetch {
@@ -294,13 +314,11 @@ public:
   TagPrefetch(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags, Scheduler& scheduler)
       : m_list(list_tags) {
     for (const auto& rule : rules) {
-      try {
-        Reference src = parse_source(rule.source, defaults);
-        if (src.tag.empty() && src.digest.empty() && !m_lists.count(src.name())) {
-          m_wanted.push_back(src);
-          m_lists.emplace(src.name(), m_promises.emplace_back().get_future().share());
-        }
-      } catch (const Invalid&) {
+      const auto r = resolved(rule, defaults);
+      const Reference& src = r.source;
+      if (r.error.empty() && src.tag.empty() && src.digest.empty() && !m_lists.count(src.name())) {
+        m_wanted.push_back(src);
+        m_lists.emplace(src.name(), m_promises.emplace_back().get_future().share());
       }
     }
     for (std::size_t i = 0; i < m_wanted.size(); ++i)
@@ -420,15 +438,13 @@ std::vector<Rule> expand_namespaces(const std::vector<Rule>& rules, const Defaul
 std::vector<Reference> rule_endpoints(const std::vector<Rule>& rules, const Defaults& defaults) {
   std::vector<Reference> out;
   for (const auto& rule : rules) {
-    try {
-      Reference src = parse_source(rule.source, defaults);
-      Reference dst = parse_destination(rule.destination, src, defaults);
-      if (src.tag.empty() && src.digest.empty() && !dst.tag.empty())
-        continue; // a rule 6 error, reported by expand_rules: nothing of it will run
-      out.push_back(std::move(src));
-      out.push_back(std::move(dst));
-    } catch (const Invalid&) {
-    }
+    auto r = resolved(rule, defaults);
+    if (!r.error.empty())
+      continue; // expand_rules reports it
+    if (r.source.tag.empty() && r.source.digest.empty() && !r.destination.tag.empty())
+      continue; // a rule 6 error, reported by expand_rules: nothing of it will run
+    out.push_back(std::move(r.source));
+    out.push_back(std::move(r.destination));
   }
   return out;
 }
@@ -473,63 +489,67 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
       on_task(t);
     out.tasks.push_back(std::move(t));
   };
-  for (const auto& rule : rules) {
-    try {
-      Reference src = parse_source(rule.source, defaults);
-      Reference dst = parse_destination(rule.destination, src, defaults);
-      if (src.tag.empty() && src.digest.empty()) {
-        // Rule 6: every tag of the repository; the destination names no tag.
-        if (!dst.tag.empty())
-          throw Invalid{rule_text(6, "the source has no tag (all tags are copied), so the destination must not have one")};
-        const auto& listing = listed_tags.get(src.name());
-        if (!listing)
-          throw Invalid{listing.error().message, transient(listing.error())};
-        // A tag is the registry's data, never a path: one that breaks the grammar ("../../x",
-        // control bytes) is reported and skipped, and the rest of the rule goes on.
-        const std::vector<std::string> tags_listed = valid_tags(*listing, src, rule, out.errors);
-        const std::vector<std::string>* listed = &tags_listed;
-        if (listed->empty())
-          throw Invalid{"repository " + src.name() + " has no tags"};
-        // Signature and referrers tags ("sha256-<hex>[.sig]") travel with the image they refer to (or
-        // not at all with --no-referrers); a repository holding nothing else is copied as it is.
-        std::vector<std::string> images;
-        for (const auto& tag : *listed)
-          if (!registry::is_referrers_tag(tag))
-            images.push_back(tag);
-        CreatedTimes times;
-        if (created)
-          times = [&](const std::vector<std::string>& candidates) { return created(src, candidates); };
-        auto selected = rule.tags.apply(images.empty() ? *listed : images, times);
-        if (!selected)
-          throw Invalid{selected.error().message, transient(selected.error())};
-        const auto& tags = *selected;
-        if (tags.empty())
-          throw Invalid{"no tag of " + src.name() + " passes the tag filter (" + std::to_string(listed->size()) +
-                        " listed)"};
-        for (const auto& tag : tags) {
-          ImageTask t{src, dst, rule.name()};
-          t.source.tag = tag;
-          t.destination.tag = tag;
-          add(std::move(t));
-        }
-        continue;
+  // One rule's tasks; an error (with whether another run may get past it) ends the rule.
+  auto expand_one = [&](const Rule& rule) -> std::optional<RuleError> {
+    auto fail = [&](const std::string& message, bool again = false) {
+      return RuleError{rule.name(), message, again ? rule.spec : std::nullopt};
+    };
+    const auto r = resolved(rule, defaults);
+    if (!r.error.empty())
+      return fail(r.error);
+    const Reference& src = r.source;
+    const Reference& dst = r.destination;
+    if (src.tag.empty() && src.digest.empty()) {
+      // Rule 6: every tag of the repository; the destination names no tag.
+      if (!dst.tag.empty())
+        return fail(rule_text(6, "the source has no tag (all tags are copied), so the destination must not have one"));
+      const auto& listing = listed_tags.get(src.name());
+      if (!listing)
+        return fail(listing.error().message, transient(listing.error()));
+      // A tag is the registry's data, never a path: one that breaks the grammar ("../../x",
+      // control bytes) is reported and skipped, and the rest of the rule goes on.
+      const std::vector<std::string> listed = valid_tags(*listing, src, rule, out.errors);
+      if (listed.empty())
+        return fail("repository " + src.name() + " has no tags");
+      // Signature and referrers tags ("sha256-<hex>[.sig]") travel with the image they refer to (or
+      // not at all with --no-referrers); a repository holding nothing else is copied as it is.
+      std::vector<std::string> images;
+      for (const auto& tag : listed)
+        if (!registry::is_referrers_tag(tag))
+          images.push_back(tag);
+      CreatedTimes times;
+      if (created)
+        times = [&](const std::vector<std::string>& candidates) { return created(src, candidates); };
+      auto selected = rule.tags.apply(images.empty() ? listed : images, times);
+      if (!selected)
+        return fail(selected.error().message, transient(selected.error()));
+      if (selected->empty())
+        return fail("no tag of " + src.name() + " passes the tag filter (" + std::to_string(listed.size()) + " listed)");
+      for (const auto& tag : *selected) {
+        ImageTask t{src, dst, rule.name()};
+        t.source.tag = tag;
+        t.destination.tag = tag;
+        add(std::move(t));
       }
-      if (!rule.tags.empty())
-        throw Invalid{"a tag filter needs a source without tag (it selects among all tags)"};
-      // Rule 7 (and digests): an explicit destination tag wins, else the source's tag, else by digest.
-      ImageTask t{src, dst, rule.name()};
-      if (t.destination.tag.empty())
-        t.destination.tag = src.tag;
-      if (t.destination.tag.empty() && !t.destination.layout.empty())
-        throw Invalid{"an image given by digest needs a tag in an OCI layout (" + t.destination.name() +
-                      ":TAG): index.json names its images by tag"};
-      if (t.destination.tag.empty())
-        t.destination.digest = src.digest;
-      add(std::move(t));
-    } catch (const Invalid& e) {
-      out.errors.push_back({rule.name(), e.message, e.transient ? rule.spec : std::nullopt});
+      return std::nullopt;
     }
-  }
+    if (!rule.tags.empty())
+      return fail("a tag filter needs a source without tag (it selects among all tags)");
+    // Rule 7 (and digests): an explicit destination tag wins, else the source's tag, else by digest.
+    ImageTask t{src, dst, rule.name()};
+    if (t.destination.tag.empty())
+      t.destination.tag = src.tag;
+    if (t.destination.tag.empty() && !t.destination.layout.empty())
+      return fail("an image given by digest needs a tag in an OCI layout (" + t.destination.name() +
+                  ":TAG): index.json names its images by tag");
+    if (t.destination.tag.empty())
+      t.destination.digest = src.digest;
+    add(std::move(t));
+    return std::nullopt;
+  };
+  for (const auto& rule : rules)
+    if (auto error = expand_one(rule))
+      out.errors.push_back(std::move(*error));
   return out;
 }
 

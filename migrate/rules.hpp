@@ -26,6 +26,14 @@ struct Rule {
   TagFilter tags{};  ///< for sources without tag: which tags to copy
   std::string key{}; ///< the rule's key in the file, for messages ("" = source)
   std::optional<nlohmann::json> spec{}; ///< the rule's value as written (to write the rule out again)
+  /// The rule parsed against the defaults (resolve_rules): both references, or why it cannot run.
+  /// Sharding, endpoint set-up, tag prefetch and expansion all read this; nothing parses the text again.
+  struct Resolved {
+    registry::Reference source;
+    registry::Reference destination;
+    std::string error; ///< "" when the references are good
+  };
+  std::optional<Resolved> resolved{};
   const std::string& name() const { return key.empty() ? source : key; }
 };
 
@@ -63,6 +71,10 @@ struct Expansion {
 /// image-syncer's form "repo:/regex/" selects tags by regex. Values of other types are RuleErrors.
 /// A document that is not an object throws ConfigError.
 std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& file, std::vector<RuleError>& errors);
+
+/// Parses every rule's source and destination once, with the defaults (Rule::resolved). The
+/// functions below take rules resolved or not (they resolve a copy of those that are not).
+void resolve_rules(std::vector<Rule>& rules, const Defaults& defaults);
 
 /// Lists the tags of a repository (rule 6). Injected so unit tests need no registry.
 using TagLister = std::function<http::Result<std::vector<std::string>>(const registry::Reference& repository)>;

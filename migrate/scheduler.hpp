@@ -9,8 +9,9 @@
 //   lookups    max(16, --workers)    short requests beside the others: a destination HEAD next to
 //                                    its source HEAD, tag listings (16 repositories at a time in
 //                                    rule order), creation times for "latest N", pull tokens
-//                                    fetched ahead, verify's comparisons
+//                                    fetched ahead
 //   rules      1                     the expansion of the rules, feeding tasks to the run
+//   (images also runs verify's comparisons, one task each)
 //
 // The HEADs that decide whether images need anything run on the caller's thread of Engine::run
 // (registry::HeadBatch: one multi handle, many requests), and each blob transfer drives its download

@@ -117,7 +117,7 @@ public:
   /// Asks the registry to mount a blob from another repository; true when it did.
   Result<bool> mount_blob(const std::string& repository, const std::string& digest, const std::string& from) override;
 
-  /// Streams a blob from `source` into this registry, verifying its SHA-256 on the way: from another
+  /// Streams a blob from `source` into this registry, verifying its digest on the way: from another
   /// registry through one libcurl multi handle (download and upload at once), from a layout file by file.
   Result<std::uint64_t> copy_blob_from(ImageStore& source, const std::string& source_repository,
                                        const std::string& repository, const Descriptor& blob,

@@ -450,3 +450,29 @@ TEST_CASE("migrate::rule_endpoints") {
   INFO(all);
   CHECK(got == std::vector<std::string>{"src.io/ns/a:1", "swr.example.com/org/a", "src.io/ns/b", "dst.io/x/b"});
 }
+
+TEST_CASE("migrate::resolve_rules: parsed once, read by sharding, endpoints and expansion") {
+  std::vector<migrate::Rule> rules = {{"src.io/ns/app:1", "dst.io/o/app", {}, ""}, {"BAD REF", "dst.io/x", {}, ""}, {"src.io/ns/lib", "", {}, ""}};
+  Defaults d;
+  d.registry = "dst.io";
+  d.ns = "mirror";
+  migrate::resolve_rules(rules, d);
+  REQUIRE(rules[0].resolved);
+  CHECK(rules[0].resolved->error.empty());
+  CHECK(rules[0].resolved->destination.to_string() == "dst.io/o/app");
+  CHECK_FALSE(rules[1].resolved->error.empty());
+  CHECK(rules[2].resolved->destination.to_string() == "dst.io/mirror/lib");
+  // What the functions read is the resolved value, not the text: change the text behind it and the
+  // result follows the resolution (a second parse would see the change).
+  rules[0].destination = "elsewhere.io/z/zz";
+  auto endpoints = migrate::rule_endpoints(rules, Defaults{});
+  REQUIRE(endpoints.size() == 4);
+  CHECK(endpoints[1].to_string() == "dst.io/o/app");
+  CHECK(endpoints[3].to_string() == "dst.io/mirror/lib"); // the defaults it was resolved with
+  auto e = migrate::expand_rules(rules, Defaults{}, fake_tags({{"src.io/ns/lib", {"1"}}}));
+  REQUIRE(e.tasks.size() == 2);
+  CHECK(e.tasks[0].destination.to_string() == "dst.io/o/app:1");
+  CHECK(e.tasks[1].destination.to_string() == "dst.io/mirror/lib:1");
+  REQUIRE(e.errors.size() == 1);
+  CHECK(e.errors[0].rule == "BAD REF");
+}
