@@ -3,6 +3,7 @@
 #include "kube/discovery.hpp"
 #include "kube/workloads.hpp"
 #include "migrate/config.hpp"
+#include "util/text.hpp"
 #include "util/time.hpp"
 
 #include <algorithm>
@@ -19,21 +20,29 @@ std::pair<std::string, std::string> workload_option(const cxxopts::ParseResult& 
   auto slash = v.find('/');
   std::string kind = slash == std::string::npos ? "" : v.substr(0, slash);
   std::string name = slash == std::string::npos ? "" : v.substr(slash + 1);
+  if (!kind.empty() && !kube::kind_info(kind)) {
+    std::string suggestion = kube::suggest_kind(kind);
+    throw migrate::ConfigError("--workload: unknown kind " + util::escape_control(kind.substr(0, 64)) +
+                               (suggestion.empty() ? "" : " (did you mean " + suggestion + "?)") +
+                               "; the kinds are those kubectl names: deployment, statefulset, daemonset, cronjob, "
+                               "replicaset, replicationcontroller, pod, job");
+  }
   if (!kube::kind_info(kind) || name.empty() || name.size() > 253 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
     throw migrate::ConfigError("--workload must be KIND/NAME (e.g. deployment/web, statefulset/db, cronjob/report), "
-                               "not \"" + v + "\"");
+                               "not \"" + util::escape_control(v) + "\"");
   std::string ns = args.count("namespaces") ? args["namespaces"].as<std::string>() : "";
   if (ns.empty() || ns.find(',') != std::string::npos)
     throw migrate::ConfigError("--workload needs its namespace: -n NAMESPACE (one)");
   return {kube::kind_info(kind)->kind, name};
 }
 
-void keep_workload(migrate::ClusterCheck& check, const std::pair<std::string, std::string>& workload) {
+void keep_workload(migrate::ClusterCheck& check, const std::pair<std::string, std::string>& workload,
+                   const std::string& ns) {
   if (workload.first.empty())
     return;
   std::erase_if(check.workloads, [&](const migrate::WorkloadCheck& w) {
-    return w.kind != workload.first || w.name != workload.second;
+    return w.kind != workload.first || w.name != workload.second || w.ns != ns;
   });
 }
 

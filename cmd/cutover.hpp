@@ -13,8 +13,10 @@ namespace cmd {
 /// --workload KIND/NAME (with one -n namespace): kind and name, validated; {"", ""} when not given.
 std::pair<std::string, std::string> workload_option(const cxxopts::ParseResult& args);
 
-/// Keeps only the workload named by --workload (kind as kubectl spells it, "deployment/web").
-void keep_workload(migrate::ClusterCheck& check, const std::pair<std::string, std::string>& workload);
+/// Keeps only the workload named by --workload (kind as kubectl spells it, "deployment/web") in
+/// namespace `ns` (-n).
+void keep_workload(migrate::ClusterCheck& check, const std::pair<std::string, std::string>& workload,
+                   const std::string& ns);
 
 /// "user@host", for the annotation saying who switched.
 std::string who_am_i();

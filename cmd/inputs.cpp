@@ -3,6 +3,7 @@
 #include "migrate/engine.hpp"
 
 #include "migrate/config.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -108,32 +109,7 @@ void check_output(const std::string& flag, const std::string& path) {
 }
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
-  // Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps.
-  auto distance = [](const std::string& a, const std::string& b) {
-    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-    for (std::size_t i = 0; i <= a.size(); ++i)
-      d[i][0] = i;
-    for (std::size_t j = 0; j <= b.size(); ++j)
-      d[0][j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i)
-      for (std::size_t j = 1; j <= b.size(); ++j) {
-        std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    return d[a.size()][b.size()];
-  };
-  std::string best;
-  std::size_t best_distance = 3;
-  for (const auto& c : candidates) {
-    std::size_t dist = distance(word, c);
-    if (dist < best_distance && dist < c.size()) {
-      best = c;
-      best_distance = dist;
-    }
-  }
-  return best;
+  return util::closest_word(word, candidates);
 }
 
 namespace {

@@ -11,6 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #ifndef IM_VERSION
@@ -26,7 +28,19 @@ void log_result(spdlog::logger& log, const migrate::ImageResult& r, bool referre
   const std::string arrow = (referrer ? "referrer " : "") + r.task.source.to_string() + " -> " + r.task.destination.to_string();
   const std::string referrers = r.referrers ? " referrers=" + std::to_string(r.referrers) : "";
   if (!r.ok) {
-    log.error("FAILED {}: {}", arrow, r.error);
+    // An unreachable registry: its whole message once, then one short line per image.
+    static std::mutex mutex;
+    static std::set<std::string> said;
+    const std::string address = http::unreachable_address(r.error);
+    bool again = false;
+    if (!address.empty()) {
+      std::lock_guard lock(mutex);
+      again = !said.insert(address).second;
+    }
+    if (again)
+      log.error("FAILED {}: {} cannot be reached (above)", arrow, address);
+    else
+      log.error("FAILED {}: {}", arrow, r.error);
   } else if (r.kept) {
     log.warn("KEPT {}: the destination tag holds {}, not the source's {}; left as it is (--no-overwrite)", arrow,
              r.replaced, r.digest);
@@ -228,6 +242,8 @@ int run_migrate(int argc, char** argv) {
     throw migrate::ConfigError("--grace-period must be between 0 and 3600 seconds");
   SignalGuard signals(std::chrono::milliseconds(static_cast<long long>(grace * 1000)));
   http_options.cancel = signals.token();
+  if (args.count("verbose")) // -v: every request, one line each
+    http_options.trace = [log](const std::string& line) { log->debug("{}", line); };
   http::Client client(http_options);
   context.cancel = signals.token();
   context.log = log;
@@ -251,6 +267,14 @@ int run_migrate(int argc, char** argv) {
         done.errors.push_back(e);
       for (const auto& e : done.errors)
         log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
+      // A digest source without a destination tag lands untagged: registry UIs do not show it, and
+      // untagged-image clean-up policies delete it. Said once per rule.
+      std::set<std::string> untagged;
+      for (const auto& t : done.tasks)
+        if (t.destination.tag.empty() && t.destination.layout.empty() && untagged.insert(t.rule).second)
+          log->warn("rule \"{}\" in {}: {} is pushed by digest only, without a tag: registry UIs do not list it and "
+                    "untagged-image clean-up deletes it; give the destination a tag (\"{}:TAG\") to keep it",
+                    t.rule, inputs.images_name, t.destination.to_string(), t.destination.name());
       log->info("{} image task(s) from {} rule(s), {} worker(s)", done.tasks.size(), inputs.rules.size(), eo.workers);
     });
   }

@@ -10,10 +10,14 @@
 #include "migrate/discover.hpp"
 #include "migrate/inputs.hpp"
 #include "migrate/rewrite.hpp"
+#include "registry/reference.hpp"
+#include "util/text.hpp"
+#include "http/url.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <set>
 
 namespace cmd {
 
@@ -52,9 +56,11 @@ int run_rewrite(int argc, char** argv) {
   if (format != "kubectl" && format != "kustomize" && format != "both")
     throw migrate::ConfigError("rewrite: --format must be kubectl, kustomize or both");
   bool apply = args.count("apply") > 0;
-  for (const char* flag : {"pin-digests", "dry-run", "batch", "force", "workload", "report"})
+  for (const char* flag : {"pin-digests", "dry-run", "batch", "rollout-timeout", "force", "workload", "report"})
     if (!apply && args.count(flag))
       throw migrate::ConfigError(std::string("rewrite: --") + flag + " goes with --apply");
+  if (args.count("rollout-timeout") && !args.count("batch"))
+    throw migrate::ConfigError("rewrite: --rollout-timeout goes with --batch N (without --batch, rollouts are not waited for)");
   migrate::SwitchOptions so;
   so.pin_digests = args.count("pin-digests") > 0;
   so.dry_run = args.count("dry-run") > 0;
@@ -95,7 +101,7 @@ int run_rewrite(int argc, char** argv) {
     log->error("namespace {} does not exist", ns);
   if (apply) {
     auto check = migrate::verify_cluster(*inventory, kube_client, http_client, *auth, targets, log);
-    keep_workload(check, workload);
+    keep_workload(check, workload, workload.first.empty() ? "" : args["namespaces"].as<std::string>());
     if (args.count("report"))
       migrate::write_json_atomically(args["report"].as<std::string>(), migrate::cluster_check_report(check));
     if (!workload.first.empty() && check.workloads.empty()) {
@@ -108,7 +114,10 @@ int run_rewrite(int argc, char** argv) {
     });
     std::cout << (so.dry_run ? "would switch " : "switched ") << result.changed << " workload(s), " << result.unchanged
               << " already on their targets, " << result.failed << " refused or failed, " << result.manual
-              << " to do by hand\n";
+              << " to do by hand";
+    if (result.not_mapped > 0)
+      std::cout << ", " << result.not_mapped << " not in images.json (left where they are)";
+    std::cout << "\n";
     if (result.changed > 0 && !so.dry_run)
       std::cout << "undo with: image-migrator rollback" << (dopts.namespaces.empty() ? "" : " -n " + args["namespaces"].as<std::string>())
                 << "\n";
@@ -117,6 +126,27 @@ int run_rewrite(int argc, char** argv) {
   auto rewrite = migrate::plan_rewrite(*inventory, targets);
   if (format != "kustomize")
     std::cout << rewrite.kubectl;
+  // What images.json does not map stays on its old registry: said, so that a reader of the commands
+  // does not take it for forgotten.
+  std::set<std::string> target_names, stays;
+  for (const auto& [source, target] : targets)
+    if (auto r = registry::Reference::parse_normalized(target))
+      target_names.insert(r->name());
+  for (const auto& use : inventory->uses) {
+    if (use.owned || (use.container_type != "container" && use.container_type != "initContainer"))
+      continue;
+    auto key = migrate::source_key(use.image);
+    auto ref = registry::Reference::parse_normalized(use.image);
+    if (!key || targets.count(*key) || (ref && target_names.count(ref->name())))
+      continue;
+    stays.insert("# " + use.container_type + " " + use.container + ": " + util::escape_control(use.image) +
+                 " is not in images.json: it stays on its old registry [-n " + use.ns + " " + http::to_lower(use.kind) +
+                 "/" + use.name + "]\n");
+  }
+  for (const auto& line : stays)
+    std::cout << line;
+  if (!stays.empty() && format == "kustomize")
+    std::cout << "\n";
   if (format == "both")
     std::cout << "\n# kustomization.yaml\n";
   if (format != "kubectl")

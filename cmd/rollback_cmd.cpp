@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
 
 namespace cmd {
@@ -56,7 +57,9 @@ int run_rollback(int argc, char** argv) {
   auto result = migrate::roll_back(*inventory, kube_client, ro, [](const std::string& line) {
     std::cout << line << "\n" << std::flush;
   });
-  if (inventory->switched.empty() && ro.kind.empty())
+  bool none = std::none_of(inventory->switched.begin(), inventory->switched.end(),
+                           [](const kube::SwitchedObject& s) { return !s.owned; });
+  if (none && ro.kind.empty())
     std::cout << "nothing to roll back: no workload carries " << kube::original_images_annotation << "\n";
   std::cout << (ro.dry_run ? "would restore " : "restored ") << result.changed << " workload(s), " << result.failed
             << " refused or failed, " << result.manual << " to do by hand\n";

@@ -61,7 +61,7 @@ int run_verify_cluster(int argc, char** argv) {
   for (const auto& ns : inventory->missing_namespaces)
     log->error("namespace {} does not exist", ns);
   auto check = migrate::verify_cluster(*inventory, kube_client, http_client, auth, targets, log);
-  keep_workload(check, workload);
+  keep_workload(check, workload, workload.first.empty() ? "" : args["namespaces"].as<std::string>());
   for (const auto& w : inventory->warnings)
     check.warnings.push_back("not listed: " + w);
   std::cout << migrate::cluster_check_text(check) << std::flush;
@@ -73,7 +73,11 @@ int run_verify_cluster(int argc, char** argv) {
     return 1;
   }
   // What could not be listed was not checked: not a READY.
-  return check.not_ready() == 0 && inventory->forbidden == 0 && inventory->missing_namespaces.empty() ? 0 : 1;
+  // A check the RBAC refused proves nothing either: not a READY.
+  return check.not_ready() == 0 && check.count(migrate::WorkloadCheck::Status::cannot_check) == 0 &&
+                 inventory->forbidden == 0 && inventory->missing_namespaces.empty()
+             ? 0
+             : 1;
 }
 
 int run_verify_any(int argc, char** argv) {

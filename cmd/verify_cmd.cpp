@@ -49,6 +49,8 @@ int run_verify(int argc, char** argv) {
   input_opts.encrypt_auth = false; // verify reads only
   auto inputs = migrate::load_inputs(input_opts, env);
   auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
+  if (args.count("verbose")) // -v: every request, one line each
+    http_options.trace = [log](const std::string& line) { log->debug("{}", line); };
   http::Client client(http_options);
   migrate::EngineContext context;
   context.env = env;

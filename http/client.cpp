@@ -1,3 +1,10 @@
+// Why this file is over 600 lines: it is the one place that touches libcurl. Easy-handle set-up,
+// the callbacks, request validation, buffered/streamed/multi transfers, resume and the
+// download-to-upload pipe share the Transfer state and the handle pool; split apart, each piece
+// would need that state exported from this file, which is what keeps libcurl out of the rest of
+// the code. Sections, in order: Transfer and callbacks; TLS roots; request validation; Impl
+// (handle pool, set-up, conclude); stream (many buffered requests on one multi handle); download
+// and resume; upload; pipe.
 #include "http/client.hpp"
 
 #include "http/url.hpp"
@@ -54,6 +61,8 @@ struct Transfer {
   const util::CancelToken* cancel = nullptr;
   RateLimit* rate = nullptr;
   curl_off_t downloaded = 0; ///< bytes already taken from `rate`
+  const std::function<void(const std::string&)>* trace = nullptr;
+  std::chrono::steady_clock::time_point started;
   // Stall detection (Options::low_speed_time): no byte either way for that long ends the transfer.
   // libcurl's own low-speed check averages over a window of several seconds, so a transfer that
   // stops after a burst would be noticed only seconds later than asked.
@@ -243,6 +252,8 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   t.cancel = o.cancel;
   t.rate = o.rate_limit;
+  t.trace = o.trace ? &o.trace : nullptr;
+  t.started = std::chrono::steady_clock::now();
   if (o.low_speed_limit > 0)
     t.stall_after = o.low_speed_time;
   t.moved_at = std::chrono::steady_clock::now();
@@ -857,6 +868,17 @@ struct Client::Impl {
 
   /// The outcome of a finished buffered transfer.
   static Result<Response> conclude(CURL* h, CURLcode code, Transfer& t, const Request& r) {
+    if (t.trace) {
+      long status = 0;
+      curl_off_t down = 0, up = 0;
+      curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+      curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
+      curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t.started);
+      (*t.trace)(r.method + " " + redact_url(r.url) + " -> " +
+                 (code == CURLE_OK ? std::to_string(status) : std::string(curl_easy_strerror(code))) + " (" +
+                 std::to_string(ms.count()) + " ms, " + std::to_string(down) + " B down, " + std::to_string(up) + " B up)");
+    }
     if (t.body_too_large)
       return make_error(ErrorKind::invalid, r.method + " " + redact_url(r.url) + ": response body larger than " +
                                                 std::to_string(t.body_limit) + " bytes");

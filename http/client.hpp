@@ -73,6 +73,9 @@ struct Options {
   const util::CancelToken* cancel = nullptr; ///< when it is aborted, transfers in flight are cut
   std::vector<std::string> resolve;          ///< "HOST:PORT:ADDRESS" entries (like curl --resolve)
   RateLimit* rate_limit = nullptr;           ///< the download budget all transfers share (--limit-rate)
+  /// Sees one line per finished buffered request: method, redacted URL, status or error, time, bytes
+  /// (-v). Never headers or bodies: credentials stay out.
+  std::function<void(const std::string& line)> trace;
   /// Whole-request deadline for buffered requests (manifests, HEADs, tag lists, tokens, API lists):
   /// a body that trickles in keeps moving, so the stall timeout alone would never end it. Streamed
   /// blobs have only the stall timeout. 0 = none.

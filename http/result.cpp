@@ -14,6 +14,23 @@ bool Error::retryable() const {
   }
 }
 
+std::string unreachable_address(std::string_view message) {
+  // libcurl's words: "Failed to connect to HOST port N after T ms: ..." and "Could not resolve
+  // host: HOST" (its messages reach us verbatim, after our context).
+  auto word_after = [&](std::string_view lead) -> std::string {
+    auto at = message.find(lead);
+    if (at == std::string_view::npos)
+      return {};
+    auto rest = message.substr(at + lead.size());
+    return std::string(rest.substr(0, rest.find_first_of(" :\n")));
+  };
+  if (auto host = word_after("Failed to connect to "); !host.empty()) {
+    auto port = word_after("Failed to connect to " + host + " port ");
+    return port.empty() ? host : host + ":" + port;
+  }
+  return word_after("Could not resolve host: ");
+}
+
 Error Error::context(const std::string& what) const {
   Error e = *this;
   e.message = what + ": " + message;

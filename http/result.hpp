@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -39,6 +40,11 @@ struct Error {
 };
 
 Error make_error(ErrorKind kind, std::string message, long status = 0);
+
+/// The address ("host:port", or a host name that did not resolve) that an error's message says
+/// could not be reached at all; "" for any other error. Lets a run say "unreachable" once per
+/// registry instead of once per request.
+std::string unreachable_address(std::string_view message);
 
 /// The kind's name as reports spell it: "network", "not_found", "digest_mismatch", ...
 const char* to_string(ErrorKind kind);

@@ -1,3 +1,6 @@
+// Slightly over 600 lines: listing (pages, restarts, caps), the validation of what a list returns
+// (names, namespaces) and the reading of images from every workload shape belong together: a
+// workload's images are only as trustworthy as the checks on the object that carries them.
 #include "kube/discovery.hpp"
 
 #include "http/base64.hpp"
@@ -263,8 +266,11 @@ void add_containers(const json& spec, const json& object, const std::string& kin
 
 void note_switched(const json& object, const std::string& kind, Inventory& out) {
   const json* annotations = path(object, {"metadata", "annotations"});
-  if (annotations && annotations->is_object() && annotations->contains(original_images_annotation))
-    out.switched.push_back({kind, str(object["metadata"], "namespace"), str(object["metadata"], "name")});
+  if (annotations && annotations->is_object() && annotations->contains(original_images_annotation)) {
+    const json* owners = path(object, {"metadata", "ownerReferences"});
+    out.switched.push_back({kind, str(object["metadata"], "namespace"), str(object["metadata"], "name"),
+                            owners && owners->is_array() && !owners->empty()});
+  }
 }
 
 } // namespace
@@ -494,7 +500,7 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
       std::string base = prefix(gv) + (ns.empty() ? "" : "/namespaces/" + ns) + "/" + res.plural;
       std::string problem;
       Inventory listed; // this namespace's; dropped when its list starts again
-      std::size_t count = 0, skipped = 0, invalid = 0;
+      std::size_t count = 0, skipped = 0, invalid = 0, foreign = 0;
       auto outcome = list_all(
           client, base, options.page_size,
           [&](const json& item) {
@@ -510,6 +516,15 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
             const json* meta = item.is_object() && item.contains("metadata") ? &item["metadata"] : nullptr;
             const std::string item_ns = meta ? str(*meta, "namespace") : "";
             const std::string item_name = meta ? str(*meta, "name") : "";
+            // What -n asked for is what is read: an object of another namespace in the list of
+            // namespace N (a server that ignores the path) is left out, and said so.
+            if (!ns.empty() && item_ns != ns) {
+              if (++foreign <= 10)
+                listed.warnings.push_back(res.plural + " in namespace " + ns + ": the API server listed an object of "
+                                          "namespace \"" + util::escape_control(item_ns.substr(0, 100)) + "\" (" +
+                                          util::escape_control(item_name.substr(0, 100)) + "), left out");
+              return;
+            }
             if ((!item_ns.empty() && !valid_object_name(item_ns)) || !valid_object_name(item_name)) {
               if (++invalid <= 10)
                 listed.warnings.push_back(res.plural + ": an object whose name cannot be one, left out: \"" +
@@ -528,6 +543,7 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
             count = 0;
             skipped = 0;
             invalid = 0;
+            foreign = 0;
           },
           problem);
       if (!outcome)
@@ -544,6 +560,9 @@ Result<Inventory> discover(Client& client, const DiscoverOptions& options, std::
         if (invalid > 10)
           listed.warnings.push_back(res.plural + ": " + std::to_string(invalid - 10) +
                                     " more object(s) whose names cannot be names, left out");
+        if (foreign > 10)
+          listed.warnings.push_back(res.plural + " in namespace " + ns + ": " + std::to_string(foreign - 10) +
+                                    " more object(s) of other namespaces, left out");
         for (auto& w : listed.warnings)
           part.warnings.push_back(std::move(w));
         part.invalid_names += listed.invalid_names + invalid;

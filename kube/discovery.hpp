@@ -41,6 +41,9 @@ struct ImageUse {
 /// An object `rewrite --apply` switched (it carries image-migrator/original-images).
 struct SwitchedObject {
   std::string kind, ns, name;
+  /// Has ownerReferences: a copy a controller made (the Deployment controller copies a Deployment's
+  /// annotations onto its ReplicaSets); rollback restores the owner, never the copy.
+  bool owned = false;
 };
 
 /// What a pod's status says it runs.

@@ -2,6 +2,7 @@
 
 #include "http/url.hpp"
 #include "util/json.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 
@@ -73,7 +74,26 @@ const KindInfo* kind_info(const std::string& kind) {
   for (const auto& [names, info] : kinds)
     if (info.kind == kind || std::find(names.begin(), names.end(), lower) != names.end())
       return &info;
+  // kubectl's fully qualified forms: "deployment.apps", "deployments.v1.apps" (not for the core group).
+  if (auto dot = lower.find('.'); dot != std::string::npos) {
+    const KindInfo* info = kind_info(lower.substr(0, dot));
+    if (!info || info->group_version.find('/') == std::string::npos)
+      return nullptr;
+    std::string group = info->group_version.substr(0, info->group_version.find('/'));
+    std::string version = info->group_version.substr(info->group_version.find('/') + 1);
+    std::string rest = lower.substr(dot + 1);
+    return rest == group || rest == version + "." + group ? info : nullptr;
+  }
   return nullptr;
+}
+
+std::string suggest_kind(const std::string& kind) {
+  static const std::vector<std::string> names = {
+      "pod",         "pods",         "replicationcontroller", "replicationcontrollers", "podtemplate",
+      "podtemplates", "deployment",  "deployments",           "statefulset",            "statefulsets",
+      "daemonset",   "daemonsets",   "replicaset",            "replicasets",            "job",
+      "jobs",        "cronjob",      "cronjobs"};
+  return util::closest_word(http::to_lower(kind.substr(0, 64)), names);
 }
 
 std::string object_path(const KindInfo& kind, const std::string& ns, const std::string& name) {
@@ -131,6 +151,19 @@ Result<std::vector<NodePlatform>> list_nodes(Client& client) {
           p.os = text(n, {"metadata", "labels", "kubernetes.io/os"});
         if (p.architecture.empty())
           p.architecture = text(n, {"metadata", "labels", "kubernetes.io/arch"});
+        // The platform goes into messages, the summary and comparisons: what is not a platform
+        // name ("linux", "arm64", "amd64") is reported, escaped, and not used.
+        auto platform_name = [](const std::string& v) {
+          return !v.empty() && v.size() <= 64 &&
+                 v.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.-") == std::string::npos;
+        };
+        if (!platform_name(p.os) || !platform_name(p.architecture)) {
+          p.problem = "node " + util::escape_control(p.name.substr(0, 253)) + ": its platform \"" +
+                      util::escape_control(p.os.substr(0, 100)) + "/" + util::escape_control(p.architecture.substr(0, 100)) +
+                      "\" is not an os/architecture name; not used";
+          p.os.clear();
+          p.architecture.clear();
+        }
         out.push_back(std::move(p));
       }
     cont = text(*j, {"metadata", "continue"});

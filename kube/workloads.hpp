@@ -22,8 +22,12 @@ struct KindInfo {
   std::vector<std::string> pod_spec; ///< path to the pod spec: {"spec", "template", "spec"}
 };
 
-/// The built-in kind named `kind` ("Deployment", or kubectl's "deployment", "deploy"...); nullptr otherwise.
+/// The built-in kind named `kind` ("Deployment", or kubectl's "deployment", "deploy"..., also with
+/// its group as kubectl takes it: "deployment.apps", "deployments.v1.apps"); nullptr otherwise.
 const KindInfo* kind_info(const std::string& kind);
+
+/// The kubectl name closest to an unknown `kind` ("deploymnet" -> "deployment"); "" when none is close.
+std::string suggest_kind(const std::string& kind);
 
 /// "/apis/apps/v1/namespaces/NS/deployments/NAME" (names URL-encoded).
 std::string object_path(const KindInfo& kind, const std::string& ns, const std::string& name);
@@ -43,6 +47,9 @@ const nlohmann::json* pod_spec_of(const nlohmann::json& object, const KindInfo& 
 /// One node's platform, from status.nodeInfo (else the kubernetes.io/os and /arch labels).
 struct NodePlatform {
   std::string name, os, architecture;
+  /// Why its platform is not used (os or architecture not [a-z0-9_.-]+, escaped); os and
+  /// architecture are then empty.
+  std::string problem = {};
 };
 
 /// Every node. 403 is an error of kind unauthorized (the caller says what it cannot check).

@@ -64,6 +64,7 @@ http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const 
   if (!exists)
     return exists.error();
   if (*exists) {
+    m_retry.log().debug("{}: already there", what);
     remember(key, dst_repo);
     return BlobStat{BlobOutcome::existed, 0};
   }
@@ -78,10 +79,13 @@ http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const 
   if (!from.empty()) {
     auto mounted = m_retry(what, [&] { return dst.mount_blob(dst_repo, blob.digest, from); });
     if (mounted && *mounted) {
+      m_retry.log().debug("{}: mounted from {}", what, from);
       remember(key, dst_repo);
       return BlobStat{BlobOutcome::mounted, 0};
     }
+    m_retry.log().debug("{}: mount from {} refused, copying", what, from);
   }
+  m_retry.log().debug("{}: copying {} bytes from {}/{}", what, blob.size, src.host(), src_repo);
   auto copied = m_retry(what, [&] {
     return dst.copy_blob_from(src, src_repo, dst_repo, blob, [this](std::size_t n) { m_progress.bytes += n; });
   });

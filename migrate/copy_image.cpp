@@ -132,9 +132,12 @@ ImageResult ImageCopier::copy_one(const ImageTask& task, const KnownHeads& known
   if (m_run.tag_digests && top && task.source.digest.empty())
     m_run.tag_digests->remember(task.source.to_string(), src_digest);
   if (*dst_head && (*dst_head)->digest == src_digest && !m_run.options.force) {
+    m_run.log->debug("{}: the destination has {} already: skipped", task.destination.to_string(), src_digest);
     r.skipped = true;
     return finish("");
   }
+  m_run.log->debug("{}: the destination has {}: copying {}", task.destination.to_string(),
+                   *dst_head ? (*dst_head)->digest : std::string("nothing"), src_digest);
 
   auto manifest = m_run.retry("manifest " + task.source.to_string(), [&] { return src->get_manifest(src_repo, src_digest); });
   if (!manifest)

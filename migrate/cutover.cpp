@@ -1,3 +1,8 @@
+// Why this file is over 600 lines: the cutover's three steps (verify --cluster's checks, rewrite
+// --apply's switch, rollback) share one model of a workload's containers, the annotations written
+// by one step and read back (distrusted) by another, and the patch-with-retry path. Split along the
+// steps (check / switch and roll back) is the next step when it grows; the checks come first
+// (read_targets .. cluster_check_report), the switch and the rollback after them.
 #include "migrate/cutover.hpp"
 
 #include "http/base64.hpp"
@@ -13,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -219,13 +225,29 @@ std::map<std::string, std::string> read_targets(const nlohmann::json& doc, const
   return targets;
 }
 
-bool WorkloadCheck::ready() const {
-  return std::all_of(containers.begin(), containers.end(), [](const ContainerCheck& c) { return c.problems.empty(); });
+bool WorkloadCheck::mapped() const {
+  return std::any_of(containers.begin(), containers.end(), [](const ContainerCheck& c) { return !c.target.empty(); });
 }
 
-std::size_t ClusterCheck::not_ready() const {
-  return static_cast<std::size_t>(
-      std::count_if(workloads.begin(), workloads.end(), [](const WorkloadCheck& w) { return !w.ready(); }));
+WorkloadCheck::Status WorkloadCheck::status() const {
+  if (!std::all_of(containers.begin(), containers.end(), [](const ContainerCheck& c) { return c.problems.empty(); }))
+    return Status::not_ready;
+  if (!cannot_check.empty())
+    return Status::cannot_check;
+  return mapped() ? Status::ready : Status::not_mapped;
+}
+
+std::vector<std::string> WorkloadCheck::staying() const {
+  std::vector<std::string> out;
+  for (const auto& c : containers)
+    if (c.target.empty() && c.problems.empty() && c.container_type != "env")
+      out.push_back(c.container + " (" + c.image + ")");
+  return out;
+}
+
+std::size_t ClusterCheck::count(WorkloadCheck::Status status) const {
+  return static_cast<std::size_t>(std::count_if(workloads.begin(), workloads.end(),
+                                                [&](const WorkloadCheck& w) { return w.status() == status; }));
 }
 
 ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube, http::Client& http,
@@ -242,13 +264,21 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
   // The nodes' platforms.
   std::vector<kube::NodePlatform> nodes;
   bool nodes_known = false;
+  std::string nodes_forbidden; // the permission a 403 says is missing
   if (auto listed = kube::list_nodes(kube)) {
-    nodes = *listed;
     nodes_known = true;
     std::set<std::string> seen;
-    for (const auto& n : nodes)
+    for (auto& n : *listed) {
+      if (!n.problem.empty()) {
+        out.warnings.push_back(n.problem);
+        continue;
+      }
       if (seen.insert(n.os + "/" + n.architecture).second)
         out.node_platforms.push_back(n.os + "/" + n.architecture);
+      nodes.push_back(std::move(n));
+    }
+  } else if (listed.error().status == 403) {
+    nodes_forbidden = "list nodes (their platforms)";
   } else {
     out.warnings.push_back("the nodes' platforms are not checked: " + listed.error().message);
   }
@@ -273,6 +303,11 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
     // The secrets its pods pull with.
     std::vector<std::string> secret_names = first.pull_secrets;
     std::string secrets_problem;
+    auto cannot = [&w](const std::string& permission) {
+      if (std::find(w.cannot_check.begin(), w.cannot_check.end(), permission) == w.cannot_check.end())
+        w.cannot_check.push_back(permission);
+    };
+    bool sa_forbidden = false;
     if (!secret_names.empty()) {
       w.pull_secrets_from = "pod spec";
     } else {
@@ -280,7 +315,9 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
       auto it = sa_cache.find(sa_key);
       if (it == sa_cache.end())
         it = sa_cache.emplace(sa_key, kube::service_account_pull_secrets(kube, ns, first.service_account)).first;
-      if (!it->second)
+      if (!it->second && it->second.error().status == 403)
+        sa_forbidden = true;
+      else if (!it->second)
         secrets_problem = "cannot read its service account's pull secrets: " + it->second.error().message;
       else
         secret_names = *it->second;
@@ -311,7 +348,10 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
         c.notes.push_back(u->env_name + " of container " + u->container +
                           ": an image the operator runs itself; rewrite leaves it to the operator's configuration");
       if (c.target.empty()) {
-        findings.push_back("not in images.json (it would keep pulling from " + u->image + ")");
+        // Not in images.json: deliberately left where it is (the rules say what moves). Not a
+        // problem of the workload; said in its line.
+        if (advisory)
+          c.notes.push_back("not in images.json (it would keep pulling from " + u->image + ")");
         w.containers.push_back(std::move(c));
         continue;
       }
@@ -381,6 +421,8 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
                              c.target + " is " + ti.digest);
       }
       // 3. Every platform of the nodes it may run on.
+      if (!nodes_forbidden.empty() && !advisory)
+        cannot(nodes_forbidden);
       if (nodes_known && !advisory) {
         auto want_os = u->node_selector.count("kubernetes.io/os") ? u->node_selector.at("kubernetes.io/os") : "linux";
         auto want_arch = u->node_selector.count("kubernetes.io/arch") ? u->node_selector.at("kubernetes.io/arch") : "";
@@ -399,21 +441,28 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
       // 4. Pullable with the workload's own credentials.
       if (!secrets_problem.empty()) {
         findings.push_back(secrets_problem);
+      } else if (sa_forbidden && !advisory) {
+        cannot("get serviceaccounts in namespace " + ns + " (which pull secrets its pods use)");
       } else if (!advisory) {
         std::vector<PullCredential> creds;
         std::vector<std::string> unreadable;
+        bool forbidden = false;
         for (const auto& s : secret_names) {
           std::string skey = ns + "/" + s;
           auto it = secret_cache.find(skey);
           if (it == secret_cache.end())
             it = secret_cache.emplace(skey, kube::pull_secret_auths(kube, ns, s)).first;
-          if (!it->second)
+          if (!it->second && it->second.error().status == 403)
+            forbidden = true;
+          else if (!it->second)
             unreadable.push_back(it->second.error().message);
           else
             for (auto& cred : credentials_for(*it->second, skey, *target))
               creds.push_back(std::move(cred));
         }
-        if (creds.empty() && !unreadable.empty()) {
+        if (creds.empty() && forbidden) {
+          cannot("get secrets in namespace " + ns + " (its pull secrets)");
+        } else if (creds.empty() && !unreadable.empty()) {
           findings.push_back("cannot check that it pulls: " + join(unreadable, "; "));
         } else {
           std::string pkey = tkey + "|" + (creds.empty() ? "anonymous" : [&] {
@@ -466,17 +515,35 @@ std::string cluster_check_text(const ClusterCheck& check) {
       for (const auto& n : c.notes)
         notes.push_back(n);
     }
-    out << (w.ready() ? "READY      " : "NOT READY  ") << w.id();
+    auto status = w.status();
+    if (status == WorkloadCheck::Status::not_mapped) {
+      out << "NOT MAPPED " << w.id() << " (not in images.json: stays where it is)\n";
+      continue;
+    }
+    out << (status == WorkloadCheck::Status::ready          ? "READY      "
+            : status == WorkloadCheck::Status::cannot_check ? "CANNOT CHECK "
+                                                            : "NOT READY  ")
+        << w.id();
+    if (!w.cannot_check.empty())
+      reasons.push_back("no permission to " + join(w.cannot_check, ", ") +
+                        " (the RBAC the cutover needs: manifests/cutover/, docs/KUBERNETES.md)");
     if (!reasons.empty())
       out << ": " << util::escape_control(join(reasons, "; "));
+    if (auto staying = w.staying(); !staying.empty())
+      out << " (stays where it is, not in images.json: " << util::escape_control(join(staying, ", ")) << ")";
     out << "\n";
     for (const auto& n : notes)
       out << "           note: " << util::escape_control(n) << "\n";
   }
   for (const auto& wn : check.warnings)
     out << "warning: " << util::escape_control(wn) << "\n";
-  out << "verified " << check.workloads.size() << " workload(s): " << check.workloads.size() - check.not_ready()
-      << " ready, " << check.not_ready() << " not ready";
+  using Status = WorkloadCheck::Status;
+  out << "verified " << check.workloads.size() << " workload(s): " << check.count(Status::ready) << " ready, "
+      << check.not_ready() << " not ready";
+  if (auto n = check.count(Status::cannot_check))
+    out << ", " << n << " cannot be checked";
+  if (auto n = check.count(Status::not_mapped))
+    out << ", " << n << " not mapped (not in images.json)";
   if (!check.node_platforms.empty())
     out << " (nodes: " << join(check.node_platforms, ", ") << ")";
   out << "\n";
@@ -484,6 +551,7 @@ std::string cluster_check_text(const ClusterCheck& check) {
 }
 
 nlohmann::json cluster_check_report(const ClusterCheck& check) {
+  using Status = WorkloadCheck::Status;
   json workloads = json::array();
   for (const auto& w : check.workloads) {
     json containers = json::array();
@@ -500,17 +568,26 @@ nlohmann::json cluster_check_report(const ClusterCheck& check) {
                             {"ready", c.problems.empty()},
                             {"problems", c.problems},
                             {"notes", c.notes}});
+    auto status = w.status();
     workloads.push_back({{"kind", w.kind},
                          {"namespace", w.ns},
                          {"name", w.name},
                          {"ready", w.ready()},
+                         {"status", status == Status::ready          ? "ready"
+                                    : status == Status::not_ready    ? "not ready"
+                                    : status == Status::cannot_check ? "cannot check"
+                                                                     : "not mapped"},
+                         {"cannotCheck", w.cannot_check},
+                         {"staying", w.staying()},
                          {"pullSecrets", w.pull_secrets},
                          {"pullSecretsFrom", w.pull_secrets_from},
                          {"containers", containers}});
   }
   return {{"workloads", workloads},
-          {"ready", check.workloads.size() - check.not_ready()},
+          {"ready", check.count(Status::ready)},
           {"notReady", check.not_ready()},
+          {"cannotCheck", check.count(Status::cannot_check)},
+          {"notMapped", check.count(Status::not_mapped)},
           {"nodePlatforms", check.node_platforms},
           {"warnings", check.warnings}};
 }
@@ -523,9 +600,57 @@ json images_by_field(const json& spec) {
   for (const char* field : {"containers", "initContainers"})
     if (spec.contains(field) && spec[field].is_array())
       for (const auto& c : spec[field])
-        if (c.is_object() && c.contains("name") && c.contains("image") && c["image"].is_string())
+        if (c.is_object() && c.contains("name") && c["name"].is_string() && c.contains("image") &&
+            c["image"].is_string())
           out[field][c["name"].get<std::string>()] = c["image"];
   return out;
+}
+
+/// The object's metadata (nullptr when it has none, or it is not an object).
+const json* metadata_of(const json& object) {
+  if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object())
+    return nullptr;
+  return &object["metadata"];
+}
+
+/// The resourceVersion a patch names (its precondition); nullopt (with `why_not`) when the answer has
+/// none that is a string: what was read cannot be patched safely.
+std::optional<std::string> resource_version(const json* md, std::string& why_not) {
+  if (!md || !md->contains("resourceVersion") || !(*md)["resourceVersion"].is_string()) {
+    why_not = "the API server's answer has no metadata.resourceVersion string: not patched";
+    return std::nullopt;
+  }
+  return (*md)["resourceVersion"].get<std::string>();
+}
+
+/// Reads one of our annotations into `into` (left as it is when absent): the JSON object
+/// {"containers": {"NAME": "IMAGE"}, "initContainers": {...}} the switch writes. False when it is
+/// something else.
+bool read_images_annotation(const json* md, const char* name, json& into) {
+  if (!md || !md->contains("annotations") || !(*md)["annotations"].is_object() || !(*md)["annotations"].contains(name))
+    return true;
+  const json& v = (*md)["annotations"][name];
+  if (!v.is_string())
+    return false;
+  try {
+    into = util::parse_json(v.get<std::string>());
+  } catch (const json::exception&) {
+    return false;
+  }
+  if (!into.is_object())
+    return false;
+  for (const auto& [field, cs] : into.items()) {
+    if (!cs.is_object())
+      return false;
+    for (const auto& [container, image] : cs.items())
+      if (!image.is_string())
+        return false;
+  }
+  return true;
+}
+
+bool has_annotation(const json* md, const char* name) {
+  return md && md->contains("annotations") && (*md)["annotations"].is_object() && (*md)["annotations"].contains(name);
 }
 
 /// {"spec": {"template": {"spec": X}}} for the kind's pod spec path.
@@ -546,7 +671,14 @@ http::Result<json> patch_with_retry(kube::Client& kube, const kube::KindInfo& ki
     auto object = kube::get_object(kube, kind, ns, name);
     if (!object)
       return object.error();
-    auto patch = make_patch(*object, why);
+    std::optional<json> patch;
+    try {
+      patch = make_patch(*object, why);
+    } catch (const json::exception& e) {
+      // A field of another type than Kubernetes gives it: this object fails, not the run.
+      return http::make_error(http::ErrorKind::invalid,
+                              std::string("the API server's answer is not the object it should be: ") + e.what());
+    }
     if (!patch)
       return http::make_error(http::ErrorKind::invalid, why);
     if (patch->empty())
@@ -574,11 +706,16 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
   std::vector<Waiting> batch;
   bool stopped = false;
   std::string stop_reason;
+  std::string undo_hint; // the rollback of the workload whose rollout stopped the run
 
   auto wait_batch = [&]() -> bool {
     auto deadline = std::chrono::steady_clock::now() + options.rollout_timeout;
     for (const auto& w : batch) {
       std::string id = w.kind->kind + " " + w.ns + "/" + w.name;
+      undo_hint = "image-migrator rollback -n " + w.ns + " --workload " + http::to_lower(w.kind->kind) + "/" + w.name;
+      if (batch.size() > 1)
+        undo_hint += " (its batch switched " + std::to_string(batch.size() - 1) + " other workload(s): the ROLLED OUT and "
+                     "SWITCHED lines above)";
       while (true) {
         auto object = kube::get_object(kube, *w.kind, w.ns, w.name);
         if (!object) {
@@ -591,7 +728,7 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
           return false;
         }
         if (state.done) {
-          say("ROLLED OUT " + id + (state.message.empty() ? "" : " (" + state.message + ")"));
+          say("ROLLED OUT " + id + (state.message.empty() ? "" : " (" + util::escape_control(state.message) + ")"));
           break;
         }
         if (std::chrono::steady_clock::now() >= deadline) {
@@ -609,10 +746,20 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
   for (const auto& w : check.workloads) {
     const std::string id = w.id();
     if (stopped) {
-      say("NOT STARTED " + id + " (stopped: " + stop_reason + ")");
+      say("NOT STARTED " + id + " (stopped: " + util::escape_control(stop_reason) + ")");
       ++result.failed;
       continue;
     }
+    const auto status = w.status();
+    if (status == WorkloadCheck::Status::not_mapped) {
+      // images.json leaves all of its images where they are: nothing to switch, nothing wrong.
+      say("NOT MAPPED " + id + " (not in images.json: stays where it is)");
+      ++result.not_mapped;
+      continue;
+    }
+    auto staying = w.staying();
+    const std::string stays =
+        staying.empty() ? "" : " (stays where it is, not in images.json: " + util::escape_control(join(staying, ", ")) + ")";
     const kube::KindInfo* kind = kube::kind_info(w.kind);
     // What would change, container by container.
     std::map<std::string, std::map<std::string, std::string>> change; // field -> container -> (from) image
@@ -664,7 +811,7 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
       say("MANUAL     " + id + ": " + util::escape_control(m));
     if (!manual.empty())
       ++result.manual;
-    if (!w.ready() && !options.force) {
+    if (status == WorkloadCheck::Status::not_ready && !options.force) {
       std::vector<std::string> reasons;
       for (const auto& c : w.containers)
         for (const auto& p : c.problems)
@@ -674,8 +821,15 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
       ++result.failed;
       continue;
     }
+    if (status == WorkloadCheck::Status::cannot_check && !options.force) {
+      // Nothing wrong was found, but nothing was proven either: a permission to grant, not an image to fix.
+      say("CANNOT CHECK " + id + ": no permission to " + util::escape_control(join(w.cannot_check, ", ")) +
+          " (the RBAC the cutover needs: manifests/cutover/, docs/KUBERNETES.md); not switched");
+      ++result.failed;
+      continue;
+    }
     if (change.empty()) {
-      say("UNCHANGED  " + id + " (already on its targets)");
+      say("UNCHANGED  " + id + " (already on its targets)" + stays);
       ++result.unchanged;
       continue;
     }
@@ -687,24 +841,21 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
         why_not = "it has no pod spec";
         return std::nullopt;
       }
+      const json* md = metadata_of(object);
+      auto resource = resource_version(md, why_not);
+      if (!resource)
+        return std::nullopt;
       json current = images_by_field(*spec);
       json containers_patch = json::object();
-      // The images it had before any switch: kept from an earlier (partial) switch.
+      // The images it had before an earlier (partial) switch, and what that switch set.
       json original = json::object(), switched = json::object();
-      const json* annotations = object.contains("metadata") ? &object["metadata"] : nullptr;
-      if (annotations && annotations->contains("annotations") && (*annotations)["annotations"].is_object()) {
-        const json& a = (*annotations)["annotations"];
-        try {
-          if (a.contains(kube::original_images_annotation))
-            original = util::parse_json(a[kube::original_images_annotation].get<std::string>());
-          if (a.contains(kube::switched_images_annotation))
-            switched = util::parse_json(a[kube::switched_images_annotation].get<std::string>());
-        } catch (const std::exception&) {
-          why_not = std::string("its annotation ") + kube::original_images_annotation +
-                    " is damaged: fix or remove it first";
+      for (auto [name, into] : {std::pair{kube::original_images_annotation, &original},
+                                std::pair{kube::switched_images_annotation, &switched}})
+        if (!read_images_annotation(md, name, *into)) {
+          why_not = std::string("its annotation ") + name +
+                    " is damaged (not the JSON object rewrite --apply writes): fix or remove it first";
           return std::nullopt;
         }
-      }
       for (const auto& [field, cs] : change)
         for (const auto& [container, from] : cs) {
           std::string now = current.contains(field) && current[field].contains(container)
@@ -718,7 +869,12 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
                       " now, not the " + from + " that was checked: run it again";
             return std::nullopt;
           }
-          if (!original.contains(field) || !original[field].contains(container))
+          // An earlier switch's original is kept only when that switch set what the container
+          // runs now; any other entry (stale, or planted) gives way to the image it really has.
+          bool recorded = original.contains(field) && original[field].contains(container) &&
+                          switched.contains(field) && switched[field].contains(container) &&
+                          switched[field][container] == now;
+          if (!recorded)
             original[field][container] = from;
           switched[field][container] = wanted;
           json c = {{"name", container}, {"image", wanted}};
@@ -727,7 +883,7 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
       if (containers_patch.empty())
         return json::object();
       json patch = at_pod_spec(*kind, containers_patch);
-      patch["metadata"] = {{"resourceVersion", object["metadata"].value("resourceVersion", "")},
+      patch["metadata"] = {{"resourceVersion", *resource},
                            {"annotations",
                             {{kube::original_images_annotation, original.dump()},
                              {kube::switched_images_annotation, switched.dump()},
@@ -746,23 +902,22 @@ CutoverResult switch_workloads(const ClusterCheck& check, kube::Client& kube, co
       for (const auto& [c, image] : cs)
         what.push_back(c + "=" + image);
     if (options.dry_run) {
-      say("WOULD SWITCH " + id + ": " + util::escape_control(join(what, " ")) + " (checked by the API server, dryRun=All)");
+      say("WOULD SWITCH " + id + ": " + util::escape_control(join(what, " ")) + " (checked by the API server, dryRun=All)" +
+          stays);
       ++result.changed;
       continue;
     }
-    say("SWITCHED   " + id + ": " + util::escape_control(join(what, " ")) + retried);
+    say("SWITCHED   " + id + ": " + util::escape_control(join(what, " ")) + retried + stays);
     ++result.changed;
     batch.push_back({kind, w.ns, w.name});
     if (options.batch > 0 && batch.size() >= options.batch && !wait_batch()) {
-      say("STOPPED: " + stop_reason + "; undo it with: image-migrator rollback -n " + batch.front().ns +
-          " --workload " + http::to_lower(batch.front().kind->kind) + "/" + batch.front().name);
+      say("STOPPED: " + util::escape_control(stop_reason) + "; undo it with: " + undo_hint);
       stopped = true;
       ++result.failed;
     }
   }
   if (!stopped && options.batch > 0 && !batch.empty() && !wait_batch()) {
-    say("STOPPED: " + stop_reason + "; undo it with: image-migrator rollback -n " + batch.front().ns + " --workload " +
-        http::to_lower(batch.front().kind->kind) + "/" + batch.front().name);
+    say("STOPPED: " + util::escape_control(stop_reason) + "; undo it with: " + undo_hint);
     ++result.failed;
   }
   return result;
@@ -777,10 +932,10 @@ CutoverResult roll_back(const kube::Inventory& inventory, kube::Client& kube, co
   };
   std::vector<kube::SwitchedObject> objects;
   for (const auto& s : inventory.switched)
-    if (options.kind.empty() ||
+    if (!s.owned && (options.kind.empty() ||
         (kube::kind_info(options.kind) && kube::kind_info(options.kind)->kind == s.kind && s.name == options.name &&
-         (options.ns.empty() || s.ns == options.ns)))
-      objects.push_back(s);
+         (options.ns.empty() || s.ns == options.ns))))
+      objects.push_back(s); // not a controller's copy (a ReplicaSet of a switched Deployment): its owner is restored
   if (!options.kind.empty() && objects.empty()) {
     say("NOTHING    " + options.kind + " " + options.ns + "/" + options.name + ": no " + kube::original_images_annotation +
         " annotation (not switched by rewrite --apply, or already rolled back)");
@@ -805,64 +960,91 @@ CutoverResult roll_back(const kube::Inventory& inventory, kube::Client& kube, co
     auto make_patch = [&](const json& object, std::string& why_not) -> std::optional<json> {
       restored.clear();
       const json* spec = kube::pod_spec_of(object, *kind);
-      const json& md = object.contains("metadata") ? object["metadata"] : json::object();
-      const json a = md.contains("annotations") && md["annotations"].is_object() ? md["annotations"] : json::object();
-      if (!a.contains(kube::original_images_annotation)) {
+      const json* md = metadata_of(object);
+      if (!has_annotation(md, kube::original_images_annotation)) {
         why_not = "";
         return json::object(); // rolled back meanwhile
       }
-      json original, switched;
-      try {
-        original = util::parse_json(a[kube::original_images_annotation].get<std::string>());
-        if (!a.contains(kube::switched_images_annotation)) {
-          why_not = std::string("its annotation ") + kube::switched_images_annotation +
-                    " is missing: cannot tell whether someone changed the images since the switch; restore them by "
-                    "hand from " + kube::original_images_annotation + " (" + original.dump() + ")";
-          return std::nullopt;
-        }
-        switched = util::parse_json(a[kube::switched_images_annotation].get<std::string>());
-      } catch (const std::exception&) {
-        why_not = std::string("its image-migrator annotations are damaged (not the JSON the switch wrote)");
+      json original = json::object(), switched = json::object();
+      if (!read_images_annotation(md, kube::original_images_annotation, original)) {
+        why_not = std::string("its annotation ") + kube::original_images_annotation +
+                  " is damaged (not the JSON object the switch wrote)";
         return std::nullopt;
       }
-      if (!original.is_object() || !switched.is_object() || !spec) {
-        why_not = "its image-migrator annotations do not match its spec";
+      if (!has_annotation(md, kube::switched_images_annotation)) {
+        why_not = std::string("its annotation ") + kube::switched_images_annotation +
+                  " is missing: cannot tell whether someone changed the images since the switch; restore them by "
+                  "hand from " + kube::original_images_annotation + " (" + original.dump() + ")";
         return std::nullopt;
       }
+      if (!read_images_annotation(md, kube::switched_images_annotation, switched)) {
+        why_not = std::string("its annotation ") + kube::switched_images_annotation +
+                  " is damaged (not the JSON object the switch wrote)";
+        return std::nullopt;
+      }
+      if (!spec) {
+        why_not = "it has no pod spec";
+        return std::nullopt;
+      }
+      auto resource = resource_version(md, why_not);
+      if (!resource)
+        return std::nullopt;
       json current = images_by_field(*spec);
       json containers_patch = json::object();
-      std::vector<std::string> changed_since;
+      std::vector<std::string> changed_since, unusable;
+      // Only what a switch can have set: an image of a container the spec has now, recorded as an
+      // image reference both ways. Anything else is not restored (nor added) but refused.
       for (const auto& [field, cs] : original.items()) {
-        if (!cs.is_object())
+        if (field != "containers" && field != "initContainers") {
+          unusable.push_back("it names " + field + ", which rewrite --apply never switches");
           continue;
-        for (const auto& [container, from] : cs.items()) {
-          std::string now = current.contains(field) && current[field].contains(container)
-                                ? current[field][container].get<std::string>()
-                                : "(no such container)";
-          std::string set = switched.contains(field) && switched[field].contains(container) &&
-                                    switched[field][container].is_string()
-                                ? switched[field][container].get<std::string>()
-                                : "";
-          if (!from.is_string())
+        }
+        for (const auto& [container, from_json] : cs.items()) {
+          const std::string from = from_json.get<std::string>();
+          std::optional<std::string> now, set;
+          if (current.contains(field) && current[field].contains(container))
+            now = current[field][container].get<std::string>();
+          if (switched.contains(field) && switched[field].contains(container))
+            set = switched[field][container].get<std::string>();
+          std::string what = field.substr(0, field.size() - 1) + " " + container;
+          if (!registry::Reference::parse_normalized(from)) {
+            unusable.push_back("the original image recorded for " + what + " is not an image reference");
             continue;
-          if (now == from.get<std::string>())
+          }
+          if (!set || !registry::Reference::parse_normalized(*set)) {
+            unusable.push_back("no image reference recorded as what the switch set for " + what);
+            continue;
+          }
+          if (!now) {
+            changed_since.push_back(what + " is not in the spec any more");
+            continue;
+          }
+          if (*now == from)
             continue; // already the original
-          if (now != set) {
-            changed_since.push_back(container + " is " + now + " (the switch set " + set + ")");
+          if (*now != *set) {
+            changed_since.push_back(container + " is " + *now + " (the switch set " + *set + ")");
             continue;
           }
           containers_patch[field].push_back({{"name", container}, {"image", from}});
-          restored.push_back(container + "=" + from.get<std::string>());
+          restored.push_back(container + "=" + from);
         }
       }
+      if (!unusable.empty()) {
+        why_not = "its image-migrator annotations do not describe a switch of this object: " + join(unusable, "; ") +
+                  "; nothing restored";
+        return std::nullopt;
+      }
       if (!changed_since.empty()) {
-        why_not = "changed since the switch (" + a.value(kube::switched_by_annotation, std::string("?")) +
-                  "): " + join(changed_since, "; ") + "; nothing restored: set the images by hand, then remove the " +
-                  "image-migrator annotations";
+        const json& a = (*md)["annotations"];
+        std::string when = a.contains(kube::switched_by_annotation) && a[kube::switched_by_annotation].is_string()
+                               ? a[kube::switched_by_annotation].get<std::string>()
+                               : "?";
+        why_not = "changed since the switch (" + when + "): " + join(changed_since, "; ") +
+                  "; nothing restored: set the images by hand";
         return std::nullopt;
       }
       json patch = containers_patch.empty() ? json::object() : at_pod_spec(*kind, containers_patch);
-      patch["metadata"] = {{"resourceVersion", md.value("resourceVersion", "")},
+      patch["metadata"] = {{"resourceVersion", *resource},
                            {"annotations",
                             {{kube::original_images_annotation, nullptr},
                              {kube::switched_images_annotation, nullptr},
@@ -872,8 +1054,15 @@ CutoverResult roll_back(const kube::Inventory& inventory, kube::Client& kube, co
     auto patched = patch_with_retry(kube, *kind, o.ns, o.name, options.dry_run, make_patch, why, conflicts);
     std::string retried = conflicts ? " (after " + std::to_string(conflicts) + " conflict(s): read again)" : "";
     if (!patched) {
-      say((patched.error().kind == http::ErrorKind::invalid ? "REFUSED    " : "FAILED     ") + id + ": " +
-          util::escape_control(patched.error().message) + retried);
+      bool refused = patched.error().kind == http::ErrorKind::invalid;
+      // What ends it: the annotations removed by hand once the images are what they should be.
+      std::string give_up = refused ? "; when the images are right, remove the annotations: kubectl -n " + o.ns +
+                                          " annotate " + http::to_lower(kind->kind) + " " + o.name + " " +
+                                          kube::original_images_annotation + "- " + kube::switched_images_annotation +
+                                          "- " + kube::switched_by_annotation + "-"
+                                    : "";
+      say((refused ? "REFUSED    " : "FAILED     ") + id + ": " + util::escape_control(patched.error().message) + retried +
+          give_up);
       ++result.failed;
       continue;
     }

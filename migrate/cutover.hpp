@@ -50,7 +50,21 @@ struct WorkloadCheck {
   std::vector<ContainerCheck> containers;
   std::vector<std::string> pull_secrets; ///< the secrets its pods pull with ("ns/name")
   std::string pull_secrets_from;         ///< "pod spec", "service account NAME", or "none (anonymous)"
-  bool ready() const;
+  /// The permissions the check was refused (403): "get secrets in namespace shop", "list nodes".
+  std::vector<std::string> cannot_check = {};
+
+  enum class Status {
+    ready,        ///< every image images.json maps is checked and fine
+    not_ready,    ///< a problem with an image it maps
+    cannot_check, ///< no problem found, but a check was refused (403): not proven
+    not_mapped,   ///< images.json maps none of its images: it stays where it is
+  };
+  Status status() const;
+  bool ready() const { return status() == Status::ready; }
+  /// Whether images.json maps (or it already runs) a target for any of its images.
+  bool mapped() const;
+  /// Its containers images.json does not map: they stay on their old registry ("sidecar (image)").
+  std::vector<std::string> staying() const;
   std::string id() const { return kind + " " + ns + "/" + name; }
 };
 
@@ -58,7 +72,8 @@ struct ClusterCheck {
   std::vector<WorkloadCheck> workloads;
   std::vector<std::string> node_platforms; ///< the nodes' ("linux/amd64", "linux/arm64")
   std::vector<std::string> warnings;       ///< what could not be checked, and why
-  std::size_t not_ready() const;
+  std::size_t count(WorkloadCheck::Status status) const;
+  std::size_t not_ready() const { return count(WorkloadCheck::Status::not_ready); }
 };
 
 /// Checks every workload of `inventory` (the images images.json maps):
@@ -74,7 +89,8 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
                             const AuthConfig& auth, const std::map<std::string, std::string>& targets,
                             std::shared_ptr<spdlog::logger> log);
 
-/// One line per workload ("READY ..." / "NOT READY ...: container: reason; ..."), then the summary.
+/// One line per workload ("READY ...", "NOT READY ...: container: reason; ...", "CANNOT CHECK ...: the
+/// permissions missing", "NOT MAPPED ..."), then the summary.
 std::string cluster_check_text(const ClusterCheck& check);
 /// The same as JSON, for --report.
 nlohmann::json cluster_check_report(const ClusterCheck& check);
@@ -94,6 +110,7 @@ struct SwitchOptions {
 struct CutoverResult {
   std::vector<std::string> lines;
   std::size_t changed = 0, unchanged = 0, manual = 0, failed = 0;
+  std::size_t not_mapped = 0; ///< workloads images.json maps none of: left where they are
 };
 
 /// Points each workload of `check` at its targets: a strategic merge patch per object that names
@@ -111,8 +128,10 @@ struct RollbackOptions {
 };
 
 /// Restores the images recorded by switch_workloads on the switched objects of `inventory` (or the
-/// one named), then removes the annotations; an object whose image changed since the switch is
-/// refused (nothing of it restored). Idempotent: an object without the annotation has nothing to undo.
+/// one named; never an object a controller owns), then removes the annotations; an object whose image
+/// changed since the switch, or whose annotations name a container it does not have or values that
+/// are not image references, is refused (nothing of it restored). Idempotent: an object without the
+/// annotation has nothing to undo.
 CutoverResult roll_back(const kube::Inventory& inventory, kube::Client& kube, const RollbackOptions& options,
                         const std::function<void(const std::string&)>& print);
 

@@ -143,8 +143,14 @@ nlohmann::json audit_report(const kube::Inventory& inventory, const Plan& plan, 
       real_digests += digest.rfind("sha256:", 0) == 0 ? 1 : 0;
     }
     bool pinned = !ref->digest.empty();
-    bool mutable_tag = !pinned && (ref->tag.empty() || ref->tag == "latest");
+    // Mutable by name (latest, or no tag), or in fact: the same tag seen running two digests.
+    const char* mutable_because = pinned                                 ? nullptr
+                                  : ref->tag.empty() || ref->tag == "latest" ? "latest"
+                                  : real_digests > 1                         ? "drift"
+                                                                             : nullptr;
+    bool mutable_tag = mutable_because != nullptr;
     json flags = {{"mutableTag", mutable_tag},
+                  {"mutableBecause", mutable_because ? json(mutable_because) : json(nullptr)},
                   {"pinnedByDigest", pinned},
                   {"drift", real_digests > 1},
                   {"pullSecrets", json(std::vector<std::string>(e.pull_secrets.begin(), e.pull_secrets.end()))}};

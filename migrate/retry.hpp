@@ -10,7 +10,9 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -23,6 +25,7 @@ public:
       : m_attempts(attempts), m_backoff(backoff), m_cancel(cancel), m_log(std::move(log)) {}
 
   bool stopped() const { return m_cancel && m_cancel->stopped(); }
+  spdlog::logger& log() const { return *m_log; }
 
   /// Runs f until it succeeds, fails for good, or runs out of attempts; backs off in between.
   /// `first`: the error of a first attempt already made (a HEAD sent in a batch), waited for and
@@ -37,8 +40,17 @@ public:
         delay = std::min<std::chrono::milliseconds>(r.error().retry_after, std::chrono::minutes(2));
       static thread_local std::mt19937 rng(std::random_device{}());
       delay += std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 100)(rng));
-      m_log->warn("{}: {} (attempt {}/{}, retrying in {} ms)", what, r.error().message, attempt, m_attempts,
-                  delay.count());
+      // A registry that cannot be reached at all is said once, not once per request and attempt.
+      if (auto address = http::unreachable_address(r.error().message); !address.empty()) {
+        if (first_time_unreachable(address))
+          m_log->warn("{} cannot be reached: {} (every request to it is retried; the images that need it fail "
+                      "if it stays so)", address, r.error().message);
+        else
+          m_log->debug("{}: {} (attempt {}/{})", what, r.error().message, attempt, m_attempts);
+      } else {
+        m_log->warn("{}: {} (attempt {}/{}, retrying in {} ms)", what, r.error().message, attempt, m_attempts,
+                    delay.count());
+      }
       auto until = std::chrono::steady_clock::now() + delay;
       while (std::chrono::steady_clock::now() < until && !stopped())
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -46,6 +58,15 @@ public:
   }
 
 private:
+  bool first_time_unreachable(const std::string& address) const {
+    std::lock_guard lock(m_said->mutex);
+    return m_said->unreachable.insert(address).second;
+  }
+  struct Said {
+    std::mutex mutex;
+    std::set<std::string> unreachable;
+  };
+  std::shared_ptr<Said> m_said = std::make_shared<Said>();
   int m_attempts;
   std::chrono::milliseconds m_backoff;
   const util::CancelToken* m_cancel;

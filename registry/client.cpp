@@ -1,3 +1,8 @@
+// Why this file is over 600 lines: Registry is one ImageStore over the distribution API, and its
+// parts share the authenticated send path (challenge, token scopes, quota and redirect rules,
+// Location checks): manifests (HEAD/GET/PUT), blobs (exists, mount, monolithic/chunked upload, the
+// streamed copy from another store), listings (tags, catalog, Harbor's API, referrers). HEAD
+// batching is in head_batch.cpp, tokens in auth.cpp, limits in limiter.cpp.
 #include "registry/client.hpp"
 
 #include "http/url.hpp"
@@ -564,7 +569,8 @@ HeadAnswer Registry::read_head(const http::Request& request, const Result<http::
   HeadAnswer answer;
   auto what = [&] { return "checking manifest " + http::redact_url(request.url); }; // for errors only
   if (!response) {
-    http::Error e = response.error().context("registry " + m_options.host).context(what());
+    // The transport's message names the request (method and URL) already.
+    http::Error e = response.error().context("registry " + m_options.host).context("checking manifest");
     if (e.retryable())
       answer.failed = std::move(e);
     return answer;

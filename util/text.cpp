@@ -1,5 +1,7 @@
 #include "util/text.hpp"
 
+#include <algorithm>
+
 namespace util {
 
 namespace {
@@ -64,6 +66,32 @@ std::string escape_control(std::string_view text) {
     i += n;
   }
   return out;
+}
+
+std::string closest_word(std::string_view word, const std::vector<std::string>& candidates) {
+  // Optimal string alignment distance.
+  auto distance = [](std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i)
+      d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j)
+      d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    return d[a.size()][b.size()];
+  };
+  std::string best;
+  std::size_t best_distance = 3;
+  for (const auto& c : candidates)
+    if (auto dist = distance(word, c); dist < best_distance && dist < c.size()) {
+      best = c;
+      best_distance = dist;
+    }
+  return best;
 }
 
 } // namespace util

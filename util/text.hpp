@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace util {
 
@@ -11,5 +12,10 @@ namespace util {
 /// \n, \r, \t or \xNN, so the result is one printable line. (Backslashes stay as they are: text
 /// escaped twice, by a library and then by the logger, reads the same.)
 std::string escape_control(std::string_view text);
+
+/// The candidate closest to `word` when it is a plausible typo of it: at most two edits (insertion,
+/// deletion, substitution, or a swap of two neighbours, the usual shape of a typo) and fewer edits
+/// than the candidate has letters; "" when none is.
+std::string closest_word(std::string_view word, const std::vector<std::string>& candidates);
 
 } // namespace util

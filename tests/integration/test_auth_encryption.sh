@@ -104,6 +104,15 @@ new_keys=$(find /tmp/.config -path '*image-migrator/key*' -newer "$IM_WORK/befor
 [ -z "$new_keys" ] || fail "without HOME: a key file was written: $new_keys"
 pass "without HOME: no key anywhere, plaintext kept, and the run says so"
 
+# HOME set to a directory that does not exist (HOME=/nonexistent, a CI job's or a container's "no
+# home"): it is not created (c4e1e45 created the whole path, as root), nothing is encrypted.
+env -u XDG_CONFIG_HOME HOME="$IM_WORK/no-such-home" "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" \
+  --log "" >"$IM_WORK/out10" 2>&1 || fail "run with a missing HOME failed: $(tail -2 "$IM_WORK/out10")"
+[ ! -e "$IM_WORK/no-such-home" ] || fail "a missing HOME was created: $(find "$IM_WORK/no-such-home")"
+cmp -s "$IM_WORK/auth.json" "$IM_WORK/auth.plain" || fail "with a missing HOME: the file changed"
+grep -q "no place for a key" "$IM_WORK/out10" || fail "with a missing HOME: no notice"
+pass "HOME that does not exist: not created, plaintext kept, and the run says so"
+
 # Passwords never appear in any output or log.
 ! grep -q -e alicepass -e bobpass "$IM_WORK"/out* "$IM_WORK/run.log" || fail "a password leaked into the output"
 pass "no password in any output or log"

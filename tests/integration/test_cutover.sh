@@ -352,4 +352,293 @@ grep -q "^STOPPED: the rollout of Deployment shop/web failed: exceeded its progr
 grep -q "^NOT STARTED " stuck.out || fail "the rest was not listed as not started"
 after_stop=$(sed -n '/^STOPPED/,$p' stuck.out | grep -c '^SWITCHED' || true)
 assert_eq "$after_stop" 0 "nothing switched after the failed batch"
+
+# ------------------------------------------------------------------ a newcomer's first cutover (on K)
+# Messages for typos and kubectl's spellings.
+im typo verify --cluster -k "$ADMIN" --images images.json --auth auth.json -n shop --workload deploymnet/web
+assert_eq "$rc" 2 "--workload deploymnet/web: exit 2"
+grep -q "unknown kind deploymnet (did you mean deployment?)" typo.out || fail "no suggestion: $(cat typo.out)"
+im qualified verify --cluster -k "$ADMIN" --images images.json --auth auth.json -n shop --workload deployment.apps/web
+assert_eq "$rc" 0 "--workload deployment.apps/web, as kubectl takes it: exit 0 ($(cat qualified.out))"
+grep -q "^READY      Deployment shop/web" qualified.out || fail "$(cat qualified.out)"
+im timeout-alone rewrite --apply --rollout-timeout 5 -k "$ADMIN" --images images.json --auth auth.json -n shop
+assert_eq "$rc" 2 "--rollout-timeout without --batch: refused, exit 2"
+grep -q "rollout-timeout goes with --batch" timeout-alone.out || fail "$(cat timeout-alone.out)"
+
+# An image deliberately left out of images.json: NOT MAPPED, not NOT READY; the mapped containers of
+# a workload are switched, the others named as staying.
+kc -n shop set image deployment/web cache="$S/cache:3" >/dev/null # (left on its target by the runs above)
+jq --arg a "$S/batch:1" --arg b "$S/cache:3" 'del(.[$a], .[$b])' images.json >partial.json
+im partial-verify verify --cluster -k "$ADMIN" --images partial.json --auth auth.json -n shop
+cat partial-verify.out
+assert_eq "$rc" 0 "verify --cluster with a workload images.json leaves out: exit 0"
+grep -q "^NOT MAPPED Deployment shop/batch (not in images.json: stays where it is)" partial-verify.out || fail "no NOT MAPPED line"
+grep -q "^READY      Deployment shop/web (stays where it is, not in images.json: cache ($S/cache:3))" partial-verify.out ||
+  fail "the unmapped container of web is not named as staying"
+grep -q "verified .* 0 not ready, 1 not mapped (not in images.json)" partial-verify.out || fail "summary: $(tail -1 partial-verify.out)"
+im partial-rewrite rewrite -k "$ADMIN" --images partial.json -n shop --format kubectl
+grep -q "^# container cache: $S/cache:3 is not in images.json: it stays on its old registry \[-n shop deployment/web\]" \
+  partial-rewrite.out || fail "plain rewrite says nothing of what stays: $(cat partial-rewrite.out)"
+im partial-apply rewrite --apply -k "$ADMIN" --images partial.json --auth auth.json -n shop
+cat partial-apply.out
+assert_eq "$rc" 0 "rewrite --apply with a workload images.json leaves out: exit 0"
+grep -q "^NOT MAPPED Deployment shop/batch" partial-apply.out || fail "no NOT MAPPED line"
+grep -q "UNCHANGED  Deployment shop/batch" partial-apply.out && fail "an unmapped workload reported as already on its targets"
+grep -q "^SWITCHED   Deployment shop/web: .*web=$D/web:1.0.* (stays where it is, not in images.json: cache ($S/cache:3))" \
+  partial-apply.out || fail "web: $(grep 'shop/web' partial-apply.out)"
+assert_eq "$(kc -n shop get deploy web -o jsonpath='{.spec.template.spec.containers[1].image}')" "$S/cache:3" "... and cache left alone"
+pass "a workload not in images.json is NOT MAPPED (exit 0); the mapped containers of another are switched, the rest named as staying"
+im partial-rb rollback -k "$ADMIN" -n shop
+assert_eq "$rc" 0 "rollback of the partial switch: exit 0 ($(cat partial-rb.out))"
+
+# A planted original-images entry is not taken over by the switch.
+kc -n shop annotate deployment web "image-migrator/original-images={\"containers\":{\"web\":\"evil.example.com/x:1\"}}" >/dev/null
+im planted rewrite --apply -k "$ADMIN" --images images.json --auth auth.json -n shop --workload deployment/web
+assert_eq "$rc" 0 "rewrite --apply over a planted annotation: exit 0 ($(cat planted.out))"
+assert_eq "$(kc -n shop get deploy web -o jsonpath='{.metadata.annotations.image-migrator/original-images}' | jq -r .containers.web)" \
+  "$S/web:1.0" "the switch records the image web had, not the planted one"
+im planted-rb rollback -k "$ADMIN" -n shop --workload deployment/web
+assert_eq "$(kc -n shop get deploy web -o jsonpath='{.spec.template.spec.containers[0].image}')" "$S/web:1.0" "rollback restores it"
+
+# Annotations that do not describe a switch are refused whole, with the command that gives up on them.
+kc -n shop annotate deployment batch \
+  "image-migrator/original-images={\"containers\":{\"evil\":\"evil.example.com/x:1\"}}" \
+  "image-migrator/switched-images={\"containers\":{\"evil\":\"(no such container)\"}}" >/dev/null
+kc -n shop annotate statefulset db \
+  "image-migrator/original-images={\"containers\":{\"postgres\":\"Not An Image!\"}}" \
+  "image-migrator/switched-images={\"containers\":{\"postgres\":\"$S/db:15\"}}" >/dev/null
+# A ReplicaSet the Deployment controller made, with the annotations it copied from its Deployment.
+kc -n shop create --validate=false -f - >/dev/null <<JSON
+{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+ "metadata": {"name": "web-5d8f7c9b4", "namespace": "shop",
+              "annotations": {"image-migrator/original-images": "{\"containers\":{\"web\":\"$S/web:1.0\"}}",
+                              "image-migrator/switched-images": "{\"containers\":{\"web\":\"$D/web:1.0\"}}"},
+              "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "6f1c1a0e-1d2b-4c3a-9e8f-000000000001", "controller": true}]},
+ "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+          "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "$D/web:1.0"}]}}}}
+JSON
+im planted-rb2 rollback -k "$ADMIN" -n shop
+cat planted-rb2.out
+assert_eq "$rc" 1 "rollback of objects with annotations that describe no switch: exit 1"
+grep -q "^REFUSED    Deployment shop/batch: .*container evil.*; when the images are right, remove the annotations: kubectl -n shop annotate deployment batch image-migrator/original-images- image-migrator/switched-images- image-migrator/switched-$" \
+  planted-rb2.out || fail "batch: $(grep shop/batch planted-rb2.out)"
+assert_eq "$(kc -n shop get deploy batch -o jsonpath='{.spec.template.spec.containers[*].name}')" "batch" "no container added by rollback"
+grep -q "^REFUSED    StatefulSet shop/db: .*the original image recorded for container postgres is not an image reference" planted-rb2.out ||
+  fail "db: $(grep shop/db planted-rb2.out)"
+assert_eq "$(kc -n shop get sts db -o jsonpath='{.spec.template.spec.containers[0].image}')" "$S/db:15" "db left as it is"
+grep -q "ReplicaSet" planted-rb2.out && fail "rollback touched a ReplicaSet its Deployment owns: $(grep ReplicaSet planted-rb2.out)"
+assert_eq "$(kc -n shop get rs web-5d8f7c9b4 -o jsonpath='{.spec.template.spec.containers[0].image}')" "$D/web:1.0" "the owned ReplicaSet is untouched"
+pass "rollback: no container added from an annotation, no invalid reference restored, no controller's copy touched"
+kc -n shop annotate deployment batch image-migrator/original-images- image-migrator/switched-images- >/dev/null
+kc -n shop annotate statefulset db image-migrator/original-images- image-migrator/switched-images- >/dev/null
+kc -n shop delete rs web-5d8f7c9b4 >/dev/null
+
+# The RBAC shipped for the cutover (manifests/cutover), bound to a user: enough for every check;
+# without its secrets rule, the workloads are CANNOT CHECK (naming the permission), not NOT READY.
+kubectl kustomize "$IM_REPO_ROOT/manifests/cutover" >cutover-rbac.yaml
+rbac_for() { # USER [drop-secrets]
+  python3 - "$@" <<'PY'
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open("cutover-rbac.yaml")) if d]
+if len(sys.argv) > 2:
+    for d in docs:
+        d["rules"] = [r for r in d["rules"] if "secrets" not in r["resources"]]
+docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "cutover"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "image-migrator-cutover"},
+             "subjects": [{"kind": "User", "name": sys.argv[1]}]})
+print(json.dumps(docs))
+PY
+}
+rbac_for alice >rbac-cutover.json
+rbac_for alice drop-secrets >rbac-nosecrets.json
+start_kube_api R --objects cluster.json --rbac rbac-cutover.json --token-user alice --rollout-delay-ms 100
+im rbac-verify verify --cluster -k "$R_TOKEN_KUBECONFIG" --images images.json --auth auth.json -n shop
+assert_eq "$rc" 0 "verify --cluster with exactly manifests/cutover's ClusterRole: exit 0 ($(tail -1 rbac-verify.out))"
+im rbac-apply rewrite --apply --dry-run -k "$R_TOKEN_KUBECONFIG" --images images.json --auth auth.json -n shop
+assert_eq "$rc" 0 "rewrite --apply --dry-run with it: exit 0 ($(grep -v '^WOULD' rbac-apply.out | head -5))"
+grep -q "403" rbac-apply.out rbac-verify.out && fail "a 403 with the shipped ClusterRole"
+stop_kube_api R
+start_kube_api N --objects cluster.json --rbac rbac-nosecrets.json --token-user alice
+im nosecrets-verify verify --cluster -k "$N_TOKEN_KUBECONFIG" --images images.json --auth auth.json -n shop
+cat nosecrets-verify.out
+assert_eq "$rc" 1 "verify --cluster without get on secrets: exit 1"
+grep -q "^CANNOT CHECK Deployment shop/web: no permission to get secrets in namespace shop (its pull secrets)" nosecrets-verify.out ||
+  fail "no CANNOT CHECK line"
+assert_eq "$(grep -c "shop/web" nosecrets-verify.out)" 1 "one line for the workload"
+grep -q "NOT READY" nosecrets-verify.out && fail "a missing permission reported as NOT READY"
+im nosecrets-apply rewrite --apply -k "$N_TOKEN_KUBECONFIG" --images images.json --auth auth.json -n shop
+assert_eq "$rc" 1 "rewrite --apply without get on secrets: exit 1"
+grep -q "^CANNOT CHECK Deployment shop/web: no permission to get secrets in namespace shop .*; not switched" nosecrets-apply.out ||
+  fail "$(cat nosecrets-apply.out)"
+grep -q -- "--force" nosecrets-apply.out && fail "--force advised for a missing permission"
+pass "a 403 while checking: CANNOT CHECK naming the permission, exit 1, nothing switched"
+stop_kube_api N
+
+# ------------------------------------------------------------------ a hostile API server
+# Answers shaped to break the switch: a fresh GET without metadata, a container named 7, a numeric
+# resourceVersion, an annotation that is JSON but not an object, objects of another namespace in a
+# namespace's list, a node whose platform is a terminal escape, an error text that forges a line.
+H=$IM_WORK/hostile
+mkdir -p "$H"
+_im_ensure_tls
+cat >"$H/server.py" <<'PY'
+import http.server, json, re, socketserver, ssl, sys
+state_file, port_file, log_file, cert, key = sys.argv[1:6]
+KINDS = {"pods": "Pod", "replicationcontrollers": "ReplicationController", "podtemplates": "PodTemplate",
+         "deployments": "Deployment", "statefulsets": "StatefulSet", "daemonsets": "DaemonSet",
+         "replicasets": "ReplicaSet", "jobs": "Job", "cronjobs": "CronJob", "secrets": "Secret",
+         "serviceaccounts": "ServiceAccount", "nodes": "Node"}
+GROUPS = {"/api/v1": ["pods", "replicationcontrollers", "podtemplates", "secrets", "serviceaccounts", "nodes", "namespaces"],
+          "/apis/apps/v1": ["deployments", "statefulsets", "daemonsets", "replicasets"], "/apis/batch/v1": ["jobs", "cronjobs"]}
+patched = set()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def find(self, st, path):
+        m = re.fullmatch(r"/apis?(?:/[^/]+)?/v1/namespaces/([^/]+)/([^/]+)/([^/]+)", path)
+        if not m:
+            return None
+        ns, plural, name = m.groups()
+        return next((o for o in st["objects"] if o["kind"] == KINDS.get(plural) and o["metadata"]["namespace"] == ns
+                     and o["metadata"]["name"] == name), None)
+    def do_GET(self):
+        st = json.load(open(state_file))
+        path = self.path.split("?", 1)[0]
+        with open(log_file, "a") as f:
+            f.write(f"GET {self.path}\n")
+        if path in GROUPS:
+            return self.send(200, {"kind": "APIResourceList", "resources": [{"name": n, "namespaced": n != "nodes"} for n in GROUPS[path]]})
+        if re.fullmatch(r"/api/v1/namespaces/[^/]+", path):
+            return self.send(200, {"kind": "Namespace", "metadata": {"name": path.rsplit("/", 1)[1]}})
+        if path in patched and path in st.get("after_patch", {}):
+            o = st["after_patch"][path]
+            return self.send(o["status"], o["body"])
+        if path in st.get("get", {}):
+            return self.send(200, st["get"][path])
+        obj = self.find(st, path)
+        if obj:
+            return self.send(200, obj)
+        plural = path.rsplit("/", 1)[1]
+        if plural in KINDS and not re.fullmatch(r".*/namespaces/[^/]+/[^/]+/[^/]+", path):
+            # A list: every object of the kind, whatever namespace the path names.
+            return self.send(200, {"kind": "List", "apiVersion": "v1", "metadata": {},
+                                   "items": [o for o in st["objects"] if o["kind"] == KINDS[plural]]})
+        return self.send(404, {"kind": "Status", "status": "Failure", "message": "not found", "code": 404})
+    def do_PATCH(self):
+        st = json.load(open(state_file))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        path = self.path.split("?", 1)[0]
+        with open(log_file, "a") as f:
+            f.write(f"PATCH {self.path} {body}\n")
+        patched.add(path)
+        obj = self.find(st, path)
+        return self.send(200, obj) if obj else self.send(404, {"kind": "Status", "message": "not found", "code": 404})
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = S(("127.0.0.1", 0), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+open(port_file + ".tmp", "w").write(str(srv.server_address[1]))
+import os
+os.rename(port_file + ".tmp", port_file)
+srv.serve_forever()
+PY
+python3 - "$S" "$D" "$(dockercfg bob bobpass)" >"$H/state.json" <<'PY'
+import json, sys
+S, D, cfg = sys.argv[1:4]
+status = {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}
+def deploy(ns, name, containers=None, annotations=None, rv="1"):
+    md = {"name": name, "namespace": ns, "resourceVersion": rv, "generation": 1}
+    if annotations:
+        md["annotations"] = annotations
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": md,
+            "spec": {"replicas": 1, "template": {"spec": {"imagePullSecrets": [{"name": "regcred"}],
+                     "containers": containers or [{"name": "app", "image": f"{S}/web:1.0"}]}}}, "status": status}
+def path(ns, name):
+    return f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
+anno = {"image-migrator/original-images": json.dumps({"containers": {"app": f"{S}/web:1.0"}}),
+        "image-migrator/switched-images": json.dumps({"containers": {"app": f"{D}/web:1.0"}})}
+switched = [{"name": "app", "image": f"{D}/web:1.0"}]
+objects = [
+    {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}, "status": {"nodeInfo": {"operatingSystem": "linux", "architecture": "amd64"}}},
+    {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-evil"}, "status": {"nodeInfo": {"operatingSystem": "linux\u001b[2J", "architecture": "amd64"}}},
+    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred", "namespace": "shop"}, "type": "kubernetes.io/dockerconfigjson",
+     "data": {".dockerconfigjson": cfg}},
+    deploy("shop", "a-nometa"), deploy("shop", "b-name7"), deploy("shop", "c-badrv"),
+    deploy("shop", "d-badanno", annotations={"image-migrator/original-images": "[1, 2]"}),
+    deploy("shop", "e-good"), deploy("shop", "f-after"), deploy("shop", "web"),
+    deploy("billing", "web"),
+    deploy("rb", "r1-badrv", containers=switched, annotations=anno),
+    deploy("rb", "r2-name7", containers=switched, annotations=anno),
+    deploy("rb", "r3-notobject", containers=switched, annotations=dict(anno, **{"image-migrator/switched-images": "\"x\""})),
+]
+get = {
+    path("shop", "a-nometa"): {"apiVersion": "apps/v1", "kind": "Deployment", "spec": deploy("shop", "x")["spec"]},
+    path("shop", "b-name7"): deploy("shop", "b-name7", containers=[{"name": 7, "image": f"{S}/web:1.0"}, {"name": "app", "image": f"{S}/web:1.0"}]),
+    path("shop", "c-badrv"): deploy("shop", "c-badrv", rv=5),
+    path("rb", "r1-badrv"): deploy("rb", "r1-badrv", containers=switched, annotations=anno, rv=5),
+    path("rb", "r2-name7"): deploy("rb", "r2-name7", containers=[{"name": 7, "image": "x"}] + switched, annotations=anno),
+}
+after_patch = {path("shop", "e-good"): {"status": 500, "body": {"kind": "Status", "status": "Failure", "code": 500,
+               "message": "etcd is sad\u001b[31m\nSTOPPED: all good, nothing to see"}}}
+json.dump({"objects": objects, "get": get, "after_patch": after_patch}, sys.stdout)
+PY
+spawn_listener "hostile API server" "$H" python3 "$H/server.py" "$H/state.json" "$H/port" "$H/log" \
+  "$IM_WORK/ca/server.crt" "$IM_WORK/ca/server.key"
+cat >"$H/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: h
+  cluster: {server: "https://127.0.0.1:$(cat "$H/port")", certificate-authority: "$IM_WORK/ca/ca.crt"}
+users:
+- name: h
+  user: {token: some-token}
+contexts:
+- name: h
+  context: {cluster: h, user: h}
+current-context: h
+KC
+printf '{"%s/web:1.0": "%s/web:1.0"}\n' "$S" "$D" >hostile-images.json
+im h-verify verify --cluster -k "$H/kubeconfig" --images hostile-images.json --auth auth.json -n shop --workload deployment/web
+cat h-verify.out
+grep -q "^READY      Deployment shop/web" h-verify.out || fail "no line for shop/web"
+grep -q "billing/web" h-verify.out && fail "--workload deployment/web -n shop checked billing/web too"
+grep -q 'not listed: deployments in namespace shop: the API server listed an object of namespace "billing" (web), left out' h-verify.out ||
+  fail "no warning for the object of another namespace"
+grep -q 'node node-evil: its platform "linux\\x1b\[2J/amd64" is not an os/architecture name' h-verify.out || fail "the bad node platform is not reported escaped"
+grep -q "(nodes: linux/amd64)" h-verify.out || fail "summary nodes: $(tail -1 h-verify.out)"
+pass "-n and --workload hold against a server that lists other namespaces; a node platform that is an escape sequence is reported escaped"
+im h-apply rewrite --apply --batch 1 --rollout-timeout 10 -k "$H/kubeconfig" --images hostile-images.json --auth auth.json -n shop
+cat h-apply.out
+assert_eq "$rc" 1 "rewrite --apply against a hostile API server: exit 1, not a crash"
+grep -q "internal error" h-apply.out && fail "one bad object ended the run"
+grep -q "^FAILED     Deployment shop/a-nometa: .*no metadata.resourceVersion" h-apply.out || fail "a-nometa"
+grep -q "^SWITCHED   Deployment shop/b-name7: app=$D/web:1.0" h-apply.out || fail "b-name7"
+grep -q "^FAILED     Deployment shop/c-badrv: .*no metadata.resourceVersion string" h-apply.out || fail "c-badrv"
+grep -q "^FAILED     Deployment shop/d-badanno: its annotation image-migrator/original-images is damaged" h-apply.out || fail "d-badanno"
+grep -q '^STOPPED: cannot follow the rollout of Deployment shop/e-good: .*etcd is sad\\x1b\[31m\\nSTOPPED: all good' h-apply.out ||
+  fail "the STOPPED line does not escape the API server's text"
+grep -q '^NOT STARTED Deployment shop/f-after (stopped: .*etcd is sad\\x1b\[31m\\nSTOPPED' h-apply.out || fail "NOT STARTED line"
+grep -q "^STOPPED: all good" h-apply.out && fail "the API server forged a line"
+grep -q $'\x1b' h-apply.out h-verify.out && fail "a raw escape reached the output"
+grep "PATCH .*c-badrv\|PATCH .*a-nometa\|PATCH .*d-badanno" "$H/log" && fail "a bad object was patched"
+pass "each bad object fails alone, with a clear line; the API server's text is escaped"
+im h-rollback rollback -k "$H/kubeconfig" -n rb
+cat h-rollback.out
+assert_eq "$rc" 1 "rollback against a hostile API server: exit 1, not a crash"
+grep -q "internal error" h-rollback.out && fail "one bad object ended the rollback"
+grep -q "^REFUSED    Deployment rb/r1-badrv: .*no metadata.resourceVersion string" h-rollback.out || fail "r1-badrv"
+grep -q "^RESTORED   Deployment rb/r2-name7: app=$S/web:1.0" h-rollback.out || fail "r2-name7"
+grep -q "^REFUSED    Deployment rb/r3-notobject: its annotation image-migrator/switched-images is damaged" h-rollback.out || fail "r3-notobject"
+pass "rollback: each bad object refused alone"
 echo "test_cutover: all checks passed"

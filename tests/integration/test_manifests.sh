@@ -112,6 +112,29 @@ assert sorted((tuple(r["resources"]), tuple(sorted(r["verbs"])), tuple(r.get("re
 print("PASS: RBAC: get/list on the 9 kinds config reads and get on namespaces (cluster-wide, read-only); "
       "create configmaps and get/update of image-migrator-audit in image-migrator only; no secrets")
 PY
+# manifests/cutover: the ClusterRole a person running verify --cluster / rewrite --apply / rollback needs.
+kubectl kustomize "$M/cutover" >rendered-cutover.yaml || fail "kubectl kustomize manifests/cutover failed"
+python3 - "$IM_WORK" <<'PY2'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(f"{sys.argv[1]}/rendered-cutover.yaml")) if d]
+assert [d["kind"] for d in docs] == ["ClusterRole"], [d["kind"] for d in docs]
+for d in docs:
+    assert d["kind"] not in ("Secret", "Job", "CronJob", "Pod") and "data" not in d and "stringData" not in d, d["kind"]
+granted = {}
+for r in docs[0]["rules"]:
+    for g in r["apiGroups"]:
+        for res in r["resources"]:
+            granted.setdefault((g, res), set()).update(r["verbs"])
+read = {"get", "list"}
+want = {("", "pods"): read | {"patch"}, ("", "replicationcontrollers"): read | {"patch"}, ("", "podtemplates"): read,
+        ("apps", "deployments"): read | {"patch"}, ("apps", "statefulsets"): read | {"patch"},
+        ("apps", "daemonsets"): read | {"patch"}, ("apps", "replicasets"): read | {"patch"},
+        ("batch", "jobs"): read, ("batch", "cronjobs"): read | {"patch"}, ("", "namespaces"): {"get"},
+        ("", "nodes"): read, ("", "serviceaccounts"): read, ("", "secrets"): read}
+assert granted == want, granted
+print("PASS: manifests/cutover/: one ClusterRole, no Secret, nothing that runs: get/list on the workloads, nodes, "
+      "service accounts and secrets; patch on the 7 kinds rewrite --apply switches")
+PY2
 jq -e '.["image-migrator-settings"].DEFAULT_REGISTRY == "swr.example.com"' configmaps.json >/dev/null ||
   fail "settings ConfigMap: $(jq -c . configmaps.json)"
 

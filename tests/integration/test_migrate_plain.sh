@@ -69,6 +69,9 @@ check ns/shared-b:1 team/shared-b:1            # rule 4: one source, two destina
 check ns/shared-b:1 other/shared-b:1
 for t in t1 t2 t3 t4 t5; do check "ns/paged:$t" "team/paged:$t"; done   # tags listed over 3 pages
 check "ns/app@$app_digest" "team/bydigest@$app_digest"                   # pushed by digest
+grep -q "warning .*team/bydigest@$app_digest is pushed by digest only, without a tag: .*give the destination a tag (\"$DST_ADDR/team/bydigest:TAG\")" \
+  "$IM_WORK/out1" || fail "no warning for the rule whose image lands untagged"
+assert_eq "$(grep -c 'is pushed by digest only' "$IM_WORK/out1")" 1 "... said once, for that rule only"
 assert_eq "$(raw_manifest "$DST_ADDR/team/renamed:stable" | jq -r .mediaType)" \
   application/vnd.docker.distribution.manifest.v2+json "Docker v2s2 media type kept"
 assert_eq "$(raw_manifest "$DST_ADDR/team/multi:v1" | jq '.manifests | length')" 2 "both platforms in the index"
@@ -94,6 +97,17 @@ im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" 
 assert_eq "$rc" 0 "second run exits 0"
 assert_eq "$(grep -c 'already present, skipped' "$IM_WORK/out2")" 13 "second run skips all 13 images"
 assert_eq "$(grep -c '"PUT /v2/' "$DST_LOG" || true)" "$puts_before" "second run uploads nothing"
+# -v shows each request (method, URL, status, time, bytes) and each decision; c4e1e45 showed 4 debug
+# lines in all.
+rc=0
+im_run "$IM_BIN" --auth "$IM_WORK/auth.json" --images "$IM_WORK/images-ok.json" --registry "$DST_ADDR" \
+  --namespace def --log "" -v >"$IM_WORK/out2v" 2>&1 || rc=$?
+assert_eq "$rc" 0 "second run with -v exits 0"
+grep -qE "debug +HEAD http://$DST_ADDR/v2/team/app/manifests/1.0 -> (200|304) \([0-9]+ ms, [0-9]+ B down, 0 B up\)" "$IM_WORK/out2v" ||
+  fail "-v: no line for a request: $(grep debug "$IM_WORK/out2v" | head -3)"
+grep -qE "debug +$DST_ADDR/team/app:1.0: the destination has sha256:[0-9a-f]{64} already: skipped" "$IM_WORK/out2v" ||
+  fail "-v: no line for the skip decision"
+pass "-v: $(grep -c ' debug ' "$IM_WORK/out2v") debug lines (requests and decisions)"
 manifest_heads() { # LINES_SRC LINES_DST STATUS: manifest HEADs answered STATUS (a regex) after those lines of the two logs
   local pattern="\"HEAD /v2/[^\"]*/manifests/[^\"]*\" $3 "
   echo $(($(tail -n +"$(($1 + 1))" "$SRC_LOG" | grep -cE "$pattern" || true) +

@@ -61,4 +61,20 @@ im_run "$IM_BIN" --auth auth.json --images images4.json -r 0 -w 8 --log "" --lim
 ms=$((($(date +%s%N) - start) / 1000000))
 [ "$ms" -ge 1500 ] || fail "16 MB at --limit-rate 8M took only $ms ms: the budget is not shared"
 pass "--limit-rate 8M, two transfers at once: 16 MB took $ms ms (>= 1500)"
+
+# Registries that cannot be reached: said once per registry, then one short line per image (c4e1e45:
+# 18 lines for 2 images, each with the URL twice).
+echo '{"127.0.0.1:1": {"insecure": true}, "127.0.0.1:2": {"insecure": true}}' >auth-down.json
+echo '{"127.0.0.1:1/ns/a:1": "127.0.0.1:2/ns/a:1", "127.0.0.1:1/ns/b:1": "127.0.0.1:2/ns/b:1"}' >images-down.json
+rc=0
+im_run "$IM_BIN" --auth auth-down.json --images images-down.json -r 0 --log "" >down.out 2>&1 || rc=$?
+cat down.out
+assert_eq "$rc" 1 "unreachable registries: exit 1"
+assert_eq "$(grep -c 'warn.* cannot be reached: ' down.out)" 2 "one warning per unreachable registry"
+assert_eq "$(grep -c 'FAILED ' down.out)" 2 "one FAILED line per image"
+assert_eq "$(grep -c 'FAILED .*: 127.0.0.1:1 cannot be reached (above)$' down.out)" 1 "... the second one short"
+if grep 'http://127.0.0.1:1/v2/ns/a/manifests/1.*http://127.0.0.1:1/v2/ns/a/manifests/1' down.out; then
+  fail "a line names the URL twice"
+fi
+pass "unreachable registries: $(wc -l <down.out) lines for 2 images"
 echo "test_network: all checks passed"

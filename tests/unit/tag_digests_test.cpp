@@ -189,13 +189,19 @@ TEST_CASE("migrate::TagDigests::default_path follows XDG_CACHE_HOME, then HOME")
       unsetenv(name);
   };
   auto xdg = saved("XDG_CACHE_HOME"), home = saved("HOME");
+  test::TempDir d;
+  const fs::path home_dir = d.path() / "u";
+  fs::create_directories(home_dir);
   setenv("XDG_CACHE_HOME", "/x/cache", 1);
-  setenv("HOME", "/home/u", 1);
+  setenv("HOME", home_dir.c_str(), 1);
   CHECK(TagDigests::default_path() == fs::path("/x/cache/image-migrator/tag-digests"));
   setenv("XDG_CACHE_HOME", "", 1);
-  CHECK(TagDigests::default_path() == fs::path("/home/u/.cache/image-migrator/tag-digests"));
+  CHECK(TagDigests::default_path() == home_dir / ".cache/image-migrator/tag-digests");
   setenv("XDG_CACHE_HOME", "relative/cache", 1); // the spec: ignored
-  CHECK(TagDigests::default_path() == fs::path("/home/u/.cache/image-migrator/tag-digests"));
+  CHECK(TagDigests::default_path() == home_dir / ".cache/image-migrator/tag-digests");
+  // A HOME that does not exist (HOME=/nonexistent in a job) is no place: it would be created.
+  setenv("HOME", (d.path() / "missing").c_str(), 1);
+  CHECK(TagDigests::default_path().empty());
   unsetenv("XDG_CACHE_HOME");
   unsetenv("HOME");
   CHECK(TagDigests::default_path().empty());

@@ -18,35 +18,6 @@ TEST_CASE("http::redact_url never shows query strings or userinfo") {
   CHECK(http::redact_url("http://r/v2/") == "http://r/v2/");
 }
 
-TEST_CASE("http::Error::retryable") {
-  CHECK(http::make_error(http::ErrorKind::network, "x").retryable());
-  CHECK(http::make_error(http::ErrorKind::http_status, "x", 503).retryable());
-  CHECK(http::make_error(http::ErrorKind::http_status, "x", 429).retryable());
-  CHECK(http::make_error(http::ErrorKind::http_status, "x", 408).retryable());
-  CHECK_FALSE(http::make_error(http::ErrorKind::http_status, "x", 400).retryable());
-  CHECK_FALSE(http::make_error(http::ErrorKind::unauthorized, "x", 401).retryable());
-  CHECK_FALSE(http::make_error(http::ErrorKind::tls, "x").retryable());
-}
-
-TEST_CASE("registry::registry_error reads the error JSON") {
-  http::Response r;
-  r.status = 404;
-  r.body = R"({"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]})";
-  auto e = registry::registry_error("fetching manifest a/b:x", r);
-  CHECK(e.kind == http::ErrorKind::not_found);
-  CHECK(e.message == "fetching manifest a/b:x: HTTP 404 MANIFEST_UNKNOWN: manifest unknown");
-  r.status = 429;
-  r.body = "<html>\nslow down\n</html>";
-  r.headers = {{"retry-after", "7"}};
-  e = registry::registry_error("pushing", r);
-  CHECK(e.retryable());
-  CHECK(e.retry_after == std::chrono::seconds(7));
-  CHECK(e.message.find('\n') == std::string::npos);
-  r.status = 401;
-  r.body = R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})";
-  CHECK(registry::registry_error("x", r).kind == http::ErrorKind::unauthorized);
-}
-
 TEST_CASE("http::redact_userinfo and invalid_proxy_url") {
   CHECK(http::redact_userinfo("Unsupported proxy syntax in 'http://u:s3cret@[bad'") ==
         "Unsupported proxy syntax in 'http://<redacted>@[bad'");
