@@ -137,7 +137,7 @@ std::string Registry::resolve(const std::string& base, const std::string& locati
   // own address with http:// (distribution builds Locations from the request it saw). The same
   // host and port cannot speak both: it is this registry, over TLS. (owns() would otherwise keep the
   // credentials from it, and the request would fail.)
-  if (!m_options.insecure && http::parse_url(url, u) && http::parse_url(base_url(), own) && u.scheme == "http" &&
+  if ((!m_options.insecure || m_https) && http::parse_url(url, u) && http::parse_url(base_url(), own) && u.scheme == "http" &&
       u.authority == own.authority) {
     if (!m_http_location_warned.exchange(true))
       m_log->warn("registry {} names its own address with http:// (a TLS proxy in front of it without "
@@ -150,7 +150,7 @@ std::string Registry::resolve(const std::string& base, const std::string& locati
 
 std::string Registry::base_url() const {
   std::string host = is_docker_hub(m_options.host) ? "registry-1.docker.io" : m_options.host;
-  return std::string(m_options.insecure ? "http" : "https") + "://" + host + "/v2/";
+  return std::string(m_options.insecure && !m_https ? "http" : "https") + "://" + host + "/v2/";
 }
 
 http::Request Registry::request(const std::string& method, const std::string& path) const {
@@ -158,6 +158,8 @@ http::Request Registry::request(const std::string& method, const std::string& pa
   r.method = method;
   r.url = base_url() + path;
   r.tls = m_options.tls;
+  if (m_https)
+    r.tls.verify = false; // "insecure" over https: not verified, as the user asked
   r.proxy = m_options.proxy;
   r.connect_to = m_connect_to;
   return r;
@@ -199,6 +201,23 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
                               "registry " + m_options.host + ": " + r.method + " " + http::redact_url(r.url) +
                                   ": the proxy asks for credentials it did not get or refused (407 Proxy Authentication Required)",
                               407);
+    if (m_options.insecure && resp->status == 400 && r.url.rfind("http://", 0) == 0 &&
+        (m_https || resp->body.find("HTTP request to an HTTPS server") != std::string::npos ||
+         (r.method == "HEAD" && answers_as_https_server()))) {
+      // "insecure": true for a registry that speaks HTTPS (the SWR documentation's own example):
+      // https without certificate verification, said once, and this request again over https.
+      if (!m_https.exchange(true))
+        m_log->warn("registry {}: \"insecure\": true, and it speaks HTTPS: spoken to over https without verifying "
+                    "its certificate (give \"ca\" instead of \"insecure\" to verify it)",
+                    m_options.host);
+      // (Not `own`: a request built before another thread switched names http:// and is ours still.)
+      if (http::authority_of(r.url) == http::authority_of(base_url())) {
+        request.url = "https" + request.url.substr(4);
+        request.tls.verify = false;
+        attempt = -1;
+        continue;
+      }
+    }
     if (resp->status == 401 && own && owns(resp->url)) {
       if (attempt > 0)
         return m_auth.rejected(*resp, scope, "registry " + m_options.host);
@@ -208,6 +227,17 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     }
     return resp;
   }
+}
+
+bool Registry::answers_as_https_server() const {
+  // A HEAD's 400 has no body to tell why: ask /v2/ over plain HTTP once, and read its answer.
+  http::Request probe;
+  probe.method = "GET";
+  probe.url = "http://" + http::authority_of(base_url()) + "/v2/";
+  probe.proxy = m_options.proxy;
+  probe.connect_to = m_connect_to;
+  auto resp = m_client.send(probe);
+  return resp && resp->status == 400 && resp->body.find("HTTP request to an HTTPS server") != std::string::npos;
 }
 
 Result<Limiter::Slot> Registry::slot() const {

@@ -146,6 +146,13 @@ private:
   /// URL of this registry's own https address is taken as the https one it must be.
   std::string resolve(const std::string& base, const std::string& location) const;
   mutable std::atomic<bool> m_http_location_warned{false};
+  /// "insecure": true, but the registry answered plain HTTP as an HTTPS server does: spoken to over
+  /// https from then on, without verifying its certificate (what "insecure" means to docker and
+  /// containers/image: plain HTTP allowed, TLS not verified).
+  mutable std::atomic<bool> m_https{false};
+  /// Whether the registry answers plain HTTP as an HTTPS server does (Go's 400 "Client sent an HTTP
+  /// request to an HTTPS server").
+  bool answers_as_https_server() const;
   http::Request manifest_request(const std::string& method, const std::string& repository,
                                  const std::string& reference) const;
   std::string manifest_name(const std::string& repository, const std::string& reference) const;
