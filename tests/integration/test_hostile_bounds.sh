@@ -104,12 +104,18 @@ pass "an API server's endless continue tokens end the listing with a clear line 
 # An API server whose lists never end, with a fresh continue token each page (no loop to see) and
 # 10,000 pods a page: the listing stops at a million objects with a clear line (c4e1e45 went on
 # until memory ran out or the 100,000-page cap: a thousand million objects).
-start_hostile_kube floodkube flood
-rc=0
-t0=$SECONDS
-timeout 300 "$IM_BIN" config -k "$FLOODKUBE_KUBECONFIG" -n default -t swr.example.com/org -o "$IM_WORK/flood-images.json" \
-  >"$IM_WORK/floodkube.out" 2>&1 || rc=$?
-tail -3 "$IM_WORK/floodkube.out"
-[ "$rc" != 124 ] || fail "lists that never end: still listing after 300 s"
-grep -q 'over 1000000 objects' "$IM_WORK/floodkube.out" || fail "the flood is not named: $(tail -2 "$IM_WORK/floodkube.out")"
-pass "an API server's list of endless objects is cut at a million, with a clear line ($((SECONDS - t0))s, exit $rc)"
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+  # A million objects parsed under ASan+UBSan take over 5 minutes; this is a bound on the work, which
+  # the plain suite checks, not a memory-safety case.
+  echo "SKIP: the million-object flood under the sanitizers (scripts/test runs it)"
+else
+  start_hostile_kube floodkube flood
+  rc=0
+  t0=$SECONDS
+  timeout 300 "$IM_BIN" config -k "$FLOODKUBE_KUBECONFIG" -n default -t swr.example.com/org -o "$IM_WORK/flood-images.json" \
+    >"$IM_WORK/floodkube.out" 2>&1 || rc=$?
+  tail -3 "$IM_WORK/floodkube.out"
+  [ "$rc" != 124 ] || fail "lists that never end: still listing after 300 s"
+  grep -q 'over 1000000 objects' "$IM_WORK/floodkube.out" || fail "the flood is not named: $(tail -2 "$IM_WORK/floodkube.out")"
+  pass "an API server's list of endless objects is cut at a million, with a clear line ($((SECONDS - t0))s, exit $rc)"
+fi
