@@ -1,6 +1,9 @@
 #include "cmd/cluster.hpp"
 
+#include "cmd/logging.hpp"
 #include "migrate/config.hpp"
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <sstream>
@@ -67,6 +70,20 @@ kube::DiscoverOptions discover_options(const cxxopts::ParseResult& args) {
       }))
     throw migrate::ConfigError("every namespace given with -n is also in --exclude-namespaces: nothing to list");
   return d;
+}
+
+ClusterSession::ClusterSession(const cxxopts::ParseResult& args, bool log_skipped)
+    : options(discover_options(args)), log(make_logger("", LogFormat::text, args.count("verbose") > 0)),
+      kube_client(http_client, cluster_config(args), log), inventory(kube::discover(kube_client, options, log)) {
+  if (!inventory) {
+    log->error("{}", inventory.error().message);
+    return;
+  }
+  if (log_skipped)
+    for (const auto& w : inventory->warnings)
+      log->warn("skipped: {}", w);
+  for (const auto& ns : inventory->missing_namespaces)
+    log->error("namespace {} does not exist", ns);
 }
 
 } // namespace cmd

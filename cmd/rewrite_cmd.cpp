@@ -85,20 +85,14 @@ int run_rewrite(int argc, char** argv) {
     auth = migrate::load_auth(args["auth"].as<std::string>(), args.count("auth") > 0, migrate::process_env());
   if (args.count("report"))
     migrate::check_writable(args["report"].as<std::string>());
-  auto dopts = discover_options(args);
-  auto rc = cluster_config(args);
-  auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
-  http::Client http_client;
-  kube::Client kube_client(http_client, rc, log);
-  auto inventory = kube::discover(kube_client, dopts, log);
-  if (!inventory) {
-    log->error("{}", inventory.error().message);
+  ClusterSession cluster(args, /*log_skipped=*/true);
+  if (!cluster.inventory)
     return 1;
-  }
-  for (const auto& w : inventory->warnings)
-    log->warn("skipped: {}", w);
-  for (const auto& ns : inventory->missing_namespaces)
-    log->error("namespace {} does not exist", ns);
+  auto& options = cluster.options;
+  auto& log = cluster.log;
+  auto& http_client = cluster.http_client;
+  auto& kube_client = cluster.kube_client;
+  auto& inventory = cluster.inventory;
   if (apply) {
     auto check = migrate::verify_cluster(*inventory, kube_client, http_client, *auth, targets, log);
     keep_workload(check, workload, workload.first.empty() ? "" : args["namespaces"].as<std::string>());
@@ -119,7 +113,7 @@ int run_rewrite(int argc, char** argv) {
       std::cout << ", " << result.not_mapped << " not in images.json (left where they are)";
     std::cout << "\n";
     if (result.changed > 0 && !so.dry_run)
-      std::cout << "undo with: image-migrator rollback" << (dopts.namespaces.empty() ? "" : " -n " + args["namespaces"].as<std::string>())
+      std::cout << "undo with: image-migrator rollback" << (options.namespaces.empty() ? "" : " -n " + args["namespaces"].as<std::string>())
                 << "\n";
     return result.failed == 0 && inventory->forbidden == 0 && inventory->missing_namespaces.empty() ? 0 : 1;
   }

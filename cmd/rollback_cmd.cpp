@@ -37,18 +37,12 @@ int run_rollback(int argc, char** argv) {
     return 0;
   }
   auto workload = workload_option(args);
-  auto dopts = discover_options(args);
-  auto rc = cluster_config(args);
-  auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
-  http::Client http_client;
-  kube::Client kube_client(http_client, rc, log);
-  auto inventory = kube::discover(kube_client, dopts, log);
-  if (!inventory) {
-    log->error("{}", inventory.error().message);
+  ClusterSession cluster(args);
+  if (!cluster.inventory)
     return 1;
-  }
-  for (const auto& ns : inventory->missing_namespaces)
-    log->error("namespace {} does not exist", ns);
+  auto& log = cluster.log;
+  auto& kube_client = cluster.kube_client;
+  auto& inventory = cluster.inventory;
   migrate::RollbackOptions ro;
   ro.dry_run = args.count("dry-run") > 0;
   ro.kind = workload.first;

@@ -48,18 +48,13 @@ int run_verify_cluster(int argc, char** argv) {
   auto auth = migrate::load_auth(args["auth"].as<std::string>(), args.count("auth") > 0, migrate::process_env());
   if (args.count("report"))
     migrate::check_writable(args["report"].as<std::string>());
-  auto dopts = discover_options(args);
-  auto rc = cluster_config(args);
-  auto log = make_logger("", LogFormat::text, args.count("verbose") > 0);
-  http::Client http_client;
-  kube::Client kube_client(http_client, rc, log);
-  auto inventory = kube::discover(kube_client, dopts, log);
-  if (!inventory) {
-    log->error("{}", inventory.error().message);
+  ClusterSession cluster(args);
+  if (!cluster.inventory)
     return 1;
-  }
-  for (const auto& ns : inventory->missing_namespaces)
-    log->error("namespace {} does not exist", ns);
+  auto& log = cluster.log;
+  auto& http_client = cluster.http_client;
+  auto& kube_client = cluster.kube_client;
+  auto& inventory = cluster.inventory;
   auto check = migrate::verify_cluster(*inventory, kube_client, http_client, auth, targets, log);
   keep_workload(check, workload, workload.first.empty() ? "" : args["namespaces"].as<std::string>());
   for (const auto& w : inventory->warnings)

@@ -199,6 +199,27 @@ ImageResult ImageCopier::copy_one(const ImageTask& task, const KnownHeads& known
   return finish("");
 }
 
+namespace {
+/// One blob's outcome in the image's counters (copied, planned or found).
+void count_blob(ImageResult& r, const BlobStat& blob) {
+  r.bytes += blob.bytes;
+  switch (blob.outcome) {
+  case BlobOutcome::copied:
+    ++r.blobs_copied;
+    break;
+  case BlobOutcome::existed:
+    ++r.blobs_existed;
+    break;
+  case BlobOutcome::mounted:
+    ++r.blobs_mounted;
+    break;
+  case BlobOutcome::skipped_foreign:
+    ++r.blobs_foreign;
+    break;
+  }
+}
+} // namespace
+
 http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const std::string& src_repo,
                                          const Stores::Entry& dst, const std::string& dst_repo,
                                          const std::vector<Descriptor>& blobs) {
@@ -229,21 +250,7 @@ http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const 
         first_error = res.error();
       continue;
     }
-    r.bytes += res->bytes;
-    switch (res->outcome) {
-    case BlobOutcome::copied:
-      ++r.blobs_copied;
-      break;
-    case BlobOutcome::existed:
-      ++r.blobs_existed;
-      break;
-    case BlobOutcome::mounted:
-      ++r.blobs_mounted;
-      break;
-    case BlobOutcome::skipped_foreign:
-      ++r.blobs_foreign;
-      break;
-    }
+    count_blob(r, *res);
   }
   if (failed > 0) {
     http::Error e = *first_error;
@@ -262,21 +269,7 @@ http::Status ImageCopier::plan_blobs(ImageResult& r, const Stores::Entry& dst, c
     auto planned = m_run.blobs.plan(*dst.store, dst.key, dst_repo, b);
     if (!planned)
       return planned.error();
-    r.bytes += planned->bytes;
-    switch (planned->outcome) {
-    case BlobOutcome::copied:
-      ++r.blobs_copied;
-      break;
-    case BlobOutcome::existed:
-      ++r.blobs_existed;
-      break;
-    case BlobOutcome::mounted:
-      ++r.blobs_mounted;
-      break;
-    case BlobOutcome::skipped_foreign:
-      ++r.blobs_foreign;
-      break;
-    }
+    count_blob(r, *planned);
   }
   return {};
 }
