@@ -5,6 +5,7 @@
 #include "migrate/config.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
@@ -49,6 +50,13 @@ std::string commands_help() {
 }
 
 int run(int argc, char** argv) {
+  // libcurl takes the proxy of http:// URLs only from lower-case http_proxy (a guard for CGI
+  // programs, where HTTP_PROXY can come from a request header). A command-line tool has no such
+  // header, and Go tools (skopeo, crane, regctl) honour HTTP_PROXY: so do we. Set before libcurl
+  // starts, by the program, not by a library.
+  if (!std::getenv("http_proxy"))
+    if (const char* upper = std::getenv("HTTP_PROXY"); upper && *upper)
+      ::setenv("http_proxy", upper, 0);
   http::global_init();
   try {
     if (argc > 1 && argv[1][0] != '-') {

@@ -52,7 +52,7 @@ int run_auth_export(int argc, char** argv) {
   }
   std::vector<std::string> notes;
   auto env = migrate::process_env();
-  auto plain = migrate::decrypt_auth_document(doc, path, migrate::SecretKey::load(false),
+  auto plain = migrate::decrypt_auth_document(doc, path, migrate::SecretKey::load(false, env),
                                               args.count("expand-env") ? &env : nullptr, notes);
   std::string out = plain.dump(2) + "\n";
   for (const auto& n : notes)

@@ -23,7 +23,7 @@ void add_cluster_options(cxxopts::Options& opts) {
 }
 
 kube::LoadOptions cluster_load_options(const cxxopts::ParseResult& args) {
-  auto lo = kube::options_from_environment();
+  auto lo = kube::options_from_environment(util::process_env());
   if (args.count("kubeconfig"))
     lo.kubeconfig = args["kubeconfig"].as<std::string>();
   if (args.count("context"))

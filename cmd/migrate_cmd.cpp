@@ -220,7 +220,7 @@ int run_migrate(int argc, char** argv) {
     check_output("--log", log_file);
   const bool cache_given = args.count("digest-cache") > 0;
   const std::string cache_path =
-      cache_given ? args["digest-cache"].as<std::string>() : migrate::TagDigests::default_path().string();
+      cache_given ? args["digest-cache"].as<std::string>() : migrate::TagDigests::default_path(env).string();
   // A file named on the command line gets the same check as the others; only the default location
   // (a directory of this tool's own under XDG_CACHE_HOME) is created when missing.
   if (cache_given && !cache_path.empty() && !dry_run)

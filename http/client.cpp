@@ -7,6 +7,7 @@
 // and resume; upload; pipe.
 #include "http/client.hpp"
 
+#include "http/resume.hpp"
 #include "http/url.hpp"
 #include "util/text.hpp"
 
@@ -427,107 +428,12 @@ Result<Request> follow(const Request& from, const Response& response) {
   return next;
 }
 
-/// Fixed-capacity byte ring between the download and the upload of one pipe().
-class Ring {
-public:
-  // Not zero-filled: a small blob should not pay for clearing a full-size buffer.
-  explicit Ring(std::size_t capacity) : m_buf(new char[capacity]), m_capacity(capacity) {}
-  std::size_t size() const { return m_size; }
-  std::size_t free() const { return m_capacity - m_size; }
-  std::size_t capacity() const { return m_capacity; }
-  void grow(std::size_t capacity) {
-    std::unique_ptr<char[]> bigger(new char[capacity]);
-    std::size_t n = pop(bigger.get(), m_size);
-    m_buf = std::move(bigger);
-    m_capacity = capacity;
-    m_head = 0;
-    m_size = n;
-  }
-  void push(const char* data, std::size_t len) {
-    std::size_t tail = (m_head + m_size) % m_capacity;
-    std::size_t first = std::min(len, m_capacity - tail);
-    std::memcpy(m_buf.get() + tail, data, first);
-    std::memcpy(m_buf.get(), data + first, len - first);
-    m_size += len;
-  }
-  std::size_t pop(char* out, std::size_t max) {
-    std::size_t len = std::min(max, m_size);
-    std::size_t first = std::min(len, m_capacity - m_head);
-    std::memcpy(out, m_buf.get() + m_head, first);
-    std::memcpy(out + first, m_buf.get(), len - first);
-    m_head = (m_head + len) % m_capacity;
-    m_size -= len;
-    return len;
-  }
-
-private:
-  std::unique_ptr<char[]> m_buf;
-  std::size_t m_capacity;
-  std::size_t m_head = 0;
-  std::size_t m_size = 0;
-};
-
-/// How many leading body bytes to drop from the answer to `Range: bytes=<offset>-`: none for a
-/// 206 that starts there, `offset` for a 200 (the server ignored the Range); anything else is
-/// an error.
-Result<std::uint64_t> resumed_answer(const Response& r, std::uint64_t offset) {
-  if (r.status == 200)
-    return offset;
-  // 206: "Content-Range: bytes FIRST-LAST/LENGTH" must start at the offset asked for.
-  const std::string range = r.header("content-range");
-  if (r.status == 206 && range.rfind("bytes " + std::to_string(offset) + "-", 0) == 0)
-    return std::uint64_t{0};
-  return make_error(ErrorKind::network, "the resumed download (Range: bytes=" + std::to_string(offset) +
-                                            "-) answered HTTP " + std::to_string(r.status) +
-                                            (range.empty() ? std::string() : " with Content-Range: " + util::escape_control(range.substr(0, 100))));
-}
-
-/// The request for the rest of a body, from byte `offset` on.
-Request rest_of(const Request& r, std::uint64_t offset) {
-  Request again = r;
-  again.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-");
-  return again;
-}
-
-/// The body of a resumed download: its answer is checked at the first body byte, then the bytes a
-/// server that ignored the Range sent again are dropped.
-struct ResumedBody {
-  bool check = false;
-  std::uint64_t skip = 0;
-  void expect(bool resumed) {
-    check = resumed;
-    skip = 0;
-  }
-  /// How many leading bytes of this chunk of `total` to drop (the answer to a request for the rest
-  /// from `offset`); an error when the answer is not that rest.
-  Result<std::size_t> drop(const Response& answer, std::uint64_t offset, std::size_t total) {
-    if (check) {
-      check = false;
-      auto s = resumed_answer(answer, offset);
-      if (!s)
-        return s.error();
-      skip = *s;
-    }
-    return static_cast<std::size_t>(std::min<std::uint64_t>(skip, total));
-  }
-  /// Those bytes are gone (not before: a paused chunk comes again whole).
-  void dropped(std::size_t n) { skip -= n; }
-};
-
-/// A resumed download answered with something other than its rest (a 401 for an expired token,
-/// a 404, a 416): an error of its own, so that no caller takes the answer for the whole blob's.
-Error resumed_refused(const Request& r, const Response& answer, std::uint64_t offset) {
-  return make_error(ErrorKind::network, r.method + " " + redact_url(r.url) + ": HTTP " + std::to_string(answer.status) +
-                                            " to the request for the rest of the body from byte " +
-                                            std::to_string(offset));
-}
-
-/// Whether a broken download is worth asking again from where it stopped: it broke in a way
-/// that may pass, and it got somewhere since it started or was last resumed (at `resumed_at`).
-bool worth_resuming(const Error& why, unsigned resumes, std::uint64_t streamed, std::uint64_t resumed_at) {
-  return (why.kind == ErrorKind::network || why.kind == ErrorKind::timeout) && resumes < Client::max_resumes &&
-         streamed > resumed_at;
-}
+using detail::resumed_answer;
+using detail::resumed_refused;
+using detail::ResumedBody;
+using detail::rest_of;
+using detail::Ring;
+using detail::worth_resuming;
 
 struct PipeState {
   explicit PipeState(std::size_t ring_capacity) : ring(ring_capacity) {}
@@ -649,12 +555,12 @@ std::string differs_on_the_wire(const std::string& url, const Url& ours) {
 
 std::string invalid_request(const Request& request) {
   const std::string& url = request.url;
-  Url parsed;
-  if (!parse_url(url, parsed))
-    return "not an absolute http(s) URL";
   for (unsigned char c : url)
     if (c <= 0x20 || c >= 0x7f)
       return "the URL holds a control character, white space or a non-ASCII byte";
+  Url parsed;
+  if (!parse_url(url, parsed))
+    return "not an absolute http(s) URL";
   // Path segments "." and ".." (also written %2e): libcurl would resolve them before sending, so
   // that "<repository>/manifests/../../other/manifests/x" would name another repository.
   const std::string path = parsed.path.substr(0, parsed.path.find_first_of("?#"));
@@ -976,12 +882,6 @@ void Client::stream(const std::function<std::optional<Streamed>(bool idle)>& nex
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] {
-    // libcurl takes the proxy of http:// URLs only from lower-case http_proxy (a guard for CGI
-    // programs, where HTTP_PROXY can come from a request header). A command-line tool has no such
-    // header, and Go tools (skopeo, crane, regctl) honour HTTP_PROXY: so do we.
-    if (!std::getenv("http_proxy"))
-      if (const char* upper = std::getenv("HTTP_PROXY"); upper && *upper)
-        ::setenv("http_proxy", upper, 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
   });
 }

@@ -1,51 +1,71 @@
 #include "http/url.hpp"
 
-#include <optional>
+#include <curl/curl.h>
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
+#include <optional>
 
 namespace http {
 
+namespace {
+
+using CurlUrl = std::unique_ptr<CURLU, decltype(&curl_url_cleanup)>;
+
+/// `text` as libcurl's own URL parser reads it (relative to `base` when given); null when it cannot.
+/// By default dot segments are kept as written (CURLU_PATH_AS_IS), so that a caller sees, and can
+/// refuse, a "../" that libcurl would otherwise resolve before sending.
+CurlUrl curl_parse(const std::string& text, const CurlUrl* base = nullptr, unsigned flags = CURLU_PATH_AS_IS) {
+  CurlUrl u(base ? curl_url_dup(base->get()) : curl_url(), curl_url_cleanup);
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, text.c_str(), flags) != CURLUE_OK)
+    return CurlUrl(nullptr, curl_url_cleanup);
+  return u;
+}
+
+std::string part(const CurlUrl& u, CURLUPart which) {
+  char* text = nullptr;
+  std::string out;
+  if (curl_url_get(u.get(), which, &text, 0) == CURLUE_OK && text)
+    out = text;
+  curl_free(text);
+  return out;
+}
+
+} // namespace
+
 bool parse_url(std::string_view text, Url& out) {
-  auto sep = text.find("://");
-  if (sep == std::string_view::npos)
+  // Parsed by libcurl, the parser of the URLs it will send: what we check is what goes on the wire.
+  auto u = curl_parse(std::string(text));
+  if (!u)
     return false;
-  std::string scheme(text.substr(0, sep));
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(), ::tolower);
-  if (scheme != "http" && scheme != "https")
+  const std::string scheme = to_lower(part(u, CURLUPART_SCHEME));
+  const std::string host = part(u, CURLUPART_HOST);
+  if ((scheme != "http" && scheme != "https") || host.empty())
     return false;
-  auto rest = text.substr(sep + 3);
-  auto slash = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, slash);
-  if (auto at = authority.rfind('@'); at != std::string_view::npos)
-    authority = authority.substr(at + 1);
-  if (authority.empty())
-    return false;
+  const std::string port = part(u, CURLUPART_PORT);
+  const std::string query = part(u, CURLUPART_QUERY);
+  std::string path = part(u, CURLUPART_PATH);
+  if (path.empty() || path[0] != '/')
+    path = "/" + path;
   out.scheme = scheme;
-  out.authority.assign(authority);
-  std::transform(out.authority.begin(), out.authority.end(), out.authority.begin(), ::tolower);
-  out.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (out.path.empty() || out.path[0] != '/')
-    out.path = "/" + out.path;
+  out.authority = to_lower(port.empty() ? host : host + ":" + port);
+  out.path = query.empty() ? path : path + "?" + query;
   return true;
 }
 
 std::string resolve_url(const std::string& base, const std::string& location) {
   Url parsed;
   if (parse_url(location, parsed))
+    return location; // absolute: as the server wrote it
+  // libcurl resolves a relative reference against the URL it holds, dot segments removed (RFC 3986
+  // section 5.2, as Go's clients do): the server's own directions. (Absolute URLs above, and URLs
+  // built from names, keep theirs: invalid_request refuses them.)
+  auto b = curl_parse(base, nullptr, 0);
+  if (!b)
     return location;
-  Url b;
-  if (!parse_url(base, b))
-    return location;
-  if (location.rfind("//", 0) == 0)
-    return b.scheme + ":" + location;
-  if (!location.empty() && location[0] == '/')
-    return b.scheme + "://" + b.authority + location;
-  // Relative path: replace the last path segment of the base (query dropped).
-  std::string dir = b.path.substr(0, b.path.find('?'));
-  dir = dir.substr(0, dir.rfind('/') + 1);
-  return b.scheme + "://" + b.authority + dir + location;
+  auto resolved = curl_parse(location, &b, 0);
+  return resolved ? part(resolved, CURLUPART_URL) : location;
 }
 
 std::string authority_of(const std::string& url) {

@@ -261,12 +261,9 @@ Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& 
   return config;
 }
 
-LoadOptions options_from_environment() {
+LoadOptions options_from_environment(const util::EnvLookup& env) {
   LoadOptions o;
-  auto get = [](const char* name) {
-    const char* v = std::getenv(name);
-    return std::string(v ? v : "");
-  };
+  auto get = [&env](const char* name) { return util::env_or_empty(env, name); };
   o.kubeconfig_env = get("KUBECONFIG");
   o.home = get("HOME");
   o.service_host = get("KUBERNETES_SERVICE_HOST");

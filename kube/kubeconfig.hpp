@@ -4,6 +4,7 @@
 // as one line, and the in-cluster service account as the last resort.
 
 #include "http/client.hpp"
+#include "util/env.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -97,9 +98,9 @@ struct LoadOptions {
   std::string service_host, service_port; ///< KUBERNETES_SERVICE_HOST / _PORT
 };
 
-/// LoadOptions from the process environment (KUBECONFIG, HOME, KUBERNETES_SERVICE_*, and
+/// LoadOptions from the environment `env` (KUBECONFIG, HOME, KUBERNETES_SERVICE_*, and
 /// IMAGE_MIGRATOR_SERVICEACCOUNT_DIR to override the service-account directory in tests).
-LoadOptions options_from_environment();
+LoadOptions options_from_environment(const util::EnvLookup& env);
 
 /// Picks and validates the context and turns it into a RestConfig.
 Result<RestConfig> rest_config(const LoadOptions& options);

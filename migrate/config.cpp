@@ -133,15 +133,6 @@ void write_file_atomically(const std::string& path, const std::string& content, 
     throw ConfigError(why);
 }
 
-EnvLookup process_env() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (!v)
-      return std::nullopt;
-    return std::string(v);
-  };
-}
-
 json parse_document(std::string_view text, const std::string& name) {
   if (text.size() > max_document_size)
     throw ConfigError(name + ": file larger than " + std::to_string(max_document_size >> 20) + " MiB");

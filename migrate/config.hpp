@@ -5,6 +5,7 @@
 
 #include "http/client.hpp"
 #include "registry/auth.hpp"
+#include "util/env.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -23,8 +24,8 @@ struct ConfigError : std::runtime_error {
 };
 
 /// Looks up an environment variable; injectable so tests do not touch the real environment.
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-EnvLookup process_env();
+using util::EnvLookup;
+using util::process_env;
 
 /// Parses JSON or YAML text into JSON. `name` is used in messages ("auth.json:3:14: ...").
 /// YAML is chosen for .yaml/.yml names, JSON for .json, otherwise by the first character.

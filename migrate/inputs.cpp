@@ -11,11 +11,11 @@
 namespace migrate {
 
 namespace {
-Decryptor user_key_decryptor() {
+Decryptor user_key_decryptor(const EnvLookup& env) {
   auto key = std::make_shared<std::optional<SecretKey>>();
-  return [key](const std::string& value) -> http::Result<std::string> {
+  return [key, env](const std::string& value) -> http::Result<std::string> {
     if (!*key)
-      *key = SecretKey::load(false);
+      *key = SecretKey::load(false, env);
     if (!*key)
       return http::make_error(http::ErrorKind::invalid, no_key_message());
     return (*key)->decrypt(value);
@@ -27,7 +27,7 @@ AuthConfig load_auth(const std::string& path, bool given, const EnvLookup& env) 
   nlohmann::json doc;
   if (given || std::filesystem::exists(path))
     doc = load_document(path);
-  return AuthConfig::from_json(doc, path, env, user_key_decryptor());
+  return AuthConfig::from_json(doc, path, env, user_key_decryptor(env));
 }
 
 registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, std::string& key) {
@@ -74,7 +74,7 @@ Inputs load_inputs(const InputOptions& o, const EnvLookup& env) {
     images_doc = doc.contains("images") ? doc["images"] : nlohmann::json();
     if (images_doc.is_null())
       throw ConfigError(o.config + ": has no \"images\" section");
-    in.auth = AuthConfig::from_json(doc.value("auth", nlohmann::json()), o.config + ": auth", env, user_key_decryptor());
+    in.auth = AuthConfig::from_json(doc.value("auth", nlohmann::json()), o.config + ": auth", env, user_key_decryptor(env));
     in.images_name = o.config + ": images";
   } else {
     in.auth = load_auth(o.auth, o.auth_given, env);
@@ -87,7 +87,7 @@ Inputs load_inputs(const InputOptions& o, const EnvLookup& env) {
   }
   in.rules = read_rules(images_doc, in.images_name, in.rule_errors);
   if (o.encrypt_auth && o.config.empty() && std::filesystem::exists(o.auth))
-    in.notice = protect_auth_file(o.auth);
+    in.notice = protect_auth_file(o.auth, env);
   return in;
 }
 

@@ -42,8 +42,8 @@ std::string random_bytes(std::size_t n) {
 }
 
 /// The key file under $XDG_CONFIG_HOME or $HOME/.config; empty without either.
-fs::path key_file() {
-  fs::path dir = user_dir("XDG_CONFIG_HOME", ".config");
+fs::path key_file(const util::EnvLookup& env) {
+  fs::path dir = user_dir(env, "XDG_CONFIG_HOME", ".config");
   return dir.empty() ? dir : dir / "key";
 }
 
@@ -58,12 +58,11 @@ SecretKey SecretKey::from_bytes(std::string bytes) {
   return k;
 }
 
-std::optional<SecretKey> SecretKey::load(bool create) {
+std::optional<SecretKey> SecretKey::load(bool create, const util::EnvLookup& env) {
   SecretKey k;
-  if (const char* env = std::getenv("IMAGE_MIGRATOR_KEY"); env && *env) {
+  if (std::string text = util::env_or_empty(env, "IMAGE_MIGRATOR_KEY"); !text.empty()) {
     // Trimmed: the key file's text (with its newline) may come in whole, e.g. from a Kubernetes
     // Secret key given as an environment variable.
-    std::string text = env;
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
       text.pop_back();
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
@@ -75,7 +74,7 @@ std::optional<SecretKey> SecretKey::load(bool create) {
     k.m_origin = "IMAGE_MIGRATOR_KEY";
     return k;
   }
-  fs::path path = key_file();
+  fs::path path = key_file(env);
   if (path.empty())
     return std::nullopt; // no home for a key: secrets stay as they are (protect_auth_file says so)
   k.m_origin = path.string();
@@ -113,7 +112,7 @@ std::optional<SecretKey> SecretKey::load(bool create) {
   // wins, and we use it.
   if (file.write(http::base64_encode(k.m_key) + "\n") && file.commit(false))
     return k;
-  return file.exists() ? load(false) : std::nullopt;
+  return file.exists() ? load(false, env) : std::nullopt;
 }
 
 std::string SecretKey::encrypt(std::string_view plaintext) const {
@@ -226,7 +225,7 @@ nlohmann::ordered_json decrypt_auth_document(const nlohmann::ordered_json& doc, 
   return out;
 }
 
-std::string protect_auth_file(const std::string& path) {
+std::string protect_auth_file(const std::string& path, const util::EnvLookup& env) {
   if (path.size() >= 5 && (path.ends_with(".yaml") || path.ends_with(".yml")))
     return ""; // rewriting YAML would lose comments and layout: use $VAR references there
   if (::access(path.c_str(), W_OK) != 0)
@@ -247,7 +246,7 @@ std::string protect_auth_file(const std::string& path) {
   nlohmann::ordered_json probe = doc;
   if (encrypt_auth_document(probe, SecretKey::from_bytes(std::string(key_size, '\0'))) == 0)
     return "";
-  auto key = SecretKey::load(true);
+  auto key = SecretKey::load(true, env);
   if (!key)
     return "plaintext secret(s) left in " + path + ": no place for a key (HOME, XDG_CONFIG_HOME or IMAGE_MIGRATOR_KEY)";
   int n = encrypt_auth_document(doc, *key);

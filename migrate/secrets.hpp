@@ -24,7 +24,7 @@ class SecretKey {
 public:
   /// Loads the key; creates the key file when `create` is set and none exists. nullopt when there is
   /// no key and none may be created. Throws ConfigError for a malformed key.
-  static std::optional<SecretKey> load(bool create);
+  static std::optional<SecretKey> load(bool create, const util::EnvLookup& env);
   /// A key from raw bytes (tests).
   static SecretKey from_bytes(std::string bytes);
 
@@ -64,6 +64,6 @@ std::string no_key_message();
 /// If the auth file is a writable JSON file holding plaintext secrets, rewrites it atomically with
 /// the secrets encrypted (mode 0600). Returns a one-line notice for the log, or "" when nothing was
 /// done. Read-only files (a mounted Kubernetes Secret) are left untouched.
-std::string protect_auth_file(const std::string& path);
+std::string protect_auth_file(const std::string& path, const util::EnvLookup& env);
 
 } // namespace migrate

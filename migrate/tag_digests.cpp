@@ -38,8 +38,8 @@ bool plain_reference(const std::string& s) {
 
 } // namespace
 
-fs::path TagDigests::default_path() {
-  fs::path dir = user_dir("XDG_CACHE_HOME", ".cache");
+fs::path TagDigests::default_path(const util::EnvLookup& env) {
+  fs::path dir = user_dir(env, "XDG_CACHE_HOME", ".cache");
   return dir.empty() ? dir : dir / "tag-digests";
 }
 

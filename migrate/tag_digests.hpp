@@ -6,6 +6,8 @@
 // instead of a 304, never a wrong skip. Nothing else is kept (not the media type: decisions rest
 // on what registries answer). Thread-safe.
 
+#include "util/env.hpp"
+
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -18,7 +20,7 @@ class TagDigests {
 public:
   /// $XDG_CACHE_HOME/image-migrator/tag-digests (default ~/.cache/...); empty without either
   /// variable.
-  static std::filesystem::path default_path();
+  static std::filesystem::path default_path(const util::EnvLookup& env);
 
   /// Reads `path`. A missing file is an empty cache; lines that do not parse are dropped (a cache
   /// is never a reason to fail a run).

@@ -18,4 +18,7 @@ std::string escape_control(std::string_view text);
 /// than the candidate has letters; "" when none is.
 std::string closest_word(std::string_view word, const std::vector<std::string>& candidates);
 
+/// `parts` with `separator` between each two: join({"a", "b"}, ", ") is "a, b".
+std::string join(const std::vector<std::string>& parts, std::string_view separator);
+
 } // namespace util

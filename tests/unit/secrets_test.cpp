@@ -1,7 +1,12 @@
 #include "migrate/config.hpp"
 #include "migrate/secrets.hpp"
+#include "http/base64.hpp"
+#include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
+
+#include <filesystem>
+#include <map>
 
 using migrate::SecretKey;
 
@@ -112,4 +117,47 @@ TEST_CASE("migrate::decrypt_auth_document (auth export)") {
                                                    notes),
                     migrate::ConfigError);
   }
+}
+
+TEST_CASE("migrate::SecretKey::load: IMAGE_MIGRATOR_KEY, else a private key file under XDG_CONFIG_HOME or HOME") {
+  test::TempDir d;
+  std::map<std::string, std::string> vars;
+  util::EnvLookup env = [&vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  const std::string secret = SecretKey::from_bytes(std::string(32, 'k')).encrypt("hunter2");
+
+  // From the variable, spaces and the newline of a key file's text trimmed.
+  vars = {{"IMAGE_MIGRATOR_KEY", "  " + http::base64_encode(std::string(32, 'k')) + "\n"}};
+  auto key = SecretKey::load(false, env);
+  REQUIRE(key);
+  CHECK(key->origin() == "IMAGE_MIGRATOR_KEY");
+  CHECK(key->decrypt(secret).value() == "hunter2");
+  vars["IMAGE_MIGRATOR_KEY"] = http::base64_encode(std::string(31, 'k'));
+  CHECK_THROWS_AS(SecretKey::load(false, env), migrate::ConfigError);
+
+  // No variable, no home: no key, and none is made up.
+  vars.clear();
+  CHECK_FALSE(SecretKey::load(true, env));
+  vars["HOME"] = (d.path() / "missing").string(); // a HOME that does not exist is no home
+  CHECK_FALSE(SecretKey::load(true, env));
+
+  // Created on demand under XDG_CONFIG_HOME with mode 0600, then found again.
+  vars = {{"XDG_CONFIG_HOME", (d.path() / "cfg").string()}};
+  CHECK_FALSE(SecretKey::load(false, env)); // load without create makes nothing
+  CHECK_FALSE(std::filesystem::exists(d.path() / "cfg/image-migrator/key"));
+  auto made = SecretKey::load(true, env);
+  REQUIRE(made);
+  const auto file = d.path() / "cfg/image-migrator/key";
+  CHECK(made->origin() == file.string());
+  CHECK((std::filesystem::status(file).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+  auto again = SecretKey::load(false, env);
+  REQUIRE(again);
+  CHECK(again->decrypt(made->encrypt("x")).value() == "x");
+
+  // A key others could read is refused, loudly.
+  std::filesystem::permissions(file, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  CHECK_THROWS_AS(SecretKey::load(false, env), migrate::ConfigError);
 }

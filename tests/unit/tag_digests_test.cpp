@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -178,33 +179,25 @@ TEST_CASE("migrate::TagDigests says why it cannot save") {
 }
 
 TEST_CASE("migrate::TagDigests::default_path follows XDG_CACHE_HOME, then HOME") {
-  auto saved = [](const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::optional<std::string>(v) : std::nullopt;
+  // The environment is a lookup the library is given: the process's own is not touched.
+  std::map<std::string, std::string> vars;
+  util::EnvLookup env = [&vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
   };
-  auto restore = [](const char* name, const std::optional<std::string>& v) {
-    if (v)
-      setenv(name, v->c_str(), 1);
-    else
-      unsetenv(name);
-  };
-  auto xdg = saved("XDG_CACHE_HOME"), home = saved("HOME");
   test::TempDir d;
   const fs::path home_dir = d.path() / "u";
   fs::create_directories(home_dir);
-  setenv("XDG_CACHE_HOME", "/x/cache", 1);
-  setenv("HOME", home_dir.c_str(), 1);
-  CHECK(TagDigests::default_path() == fs::path("/x/cache/image-migrator/tag-digests"));
-  setenv("XDG_CACHE_HOME", "", 1);
-  CHECK(TagDigests::default_path() == home_dir / ".cache/image-migrator/tag-digests");
-  setenv("XDG_CACHE_HOME", "relative/cache", 1); // the spec: ignored
-  CHECK(TagDigests::default_path() == home_dir / ".cache/image-migrator/tag-digests");
+  vars = {{"XDG_CACHE_HOME", "/x/cache"}, {"HOME", home_dir.string()}};
+  CHECK(TagDigests::default_path(env) == fs::path("/x/cache/image-migrator/tag-digests"));
+  vars["XDG_CACHE_HOME"] = "";
+  CHECK(TagDigests::default_path(env) == home_dir / ".cache/image-migrator/tag-digests");
+  vars["XDG_CACHE_HOME"] = "relative/cache"; // the spec: ignored
+  CHECK(TagDigests::default_path(env) == home_dir / ".cache/image-migrator/tag-digests");
   // A HOME that does not exist (HOME=/nonexistent in a job) is no place: it would be created.
-  setenv("HOME", (d.path() / "missing").c_str(), 1);
-  CHECK(TagDigests::default_path().empty());
-  unsetenv("XDG_CACHE_HOME");
-  unsetenv("HOME");
-  CHECK(TagDigests::default_path().empty());
-  restore("XDG_CACHE_HOME", xdg);
-  restore("HOME", home);
+  vars["HOME"] = (d.path() / "missing").string();
+  CHECK(TagDigests::default_path(env).empty());
+  vars.clear();
+  CHECK(TagDigests::default_path(env).empty());
+  CHECK(TagDigests::default_path(nullptr).empty()); // no lookup at all: no variable is set
 }

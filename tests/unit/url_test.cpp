@@ -4,6 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 TEST_CASE("http::resolve_url") {
   CHECK(http::resolve_url("http://r:5000/v2/a/blobs/uploads/", "/v2/a/blobs/uploads/u1?_state=x") ==
         "http://r:5000/v2/a/blobs/uploads/u1?_state=x");
@@ -11,6 +15,50 @@ TEST_CASE("http::resolve_url") {
   CHECK(http::resolve_url("https://r/v2/x/y", "//cdn/z") == "https://cdn/z");
   CHECK(http::resolve_url("https://r/v2/x/y", "z") == "https://r/v2/x/z");
   CHECK(http::authority_of("https://User:pw@Reg.IO:443/v2/") == "reg.io:443");
+  // RFC 3986 section 5.4's examples (the scheme made http: the base of a request is absolute http).
+  const std::string base = "http://a/b/c/d;p?q";
+  for (auto [ref, want] : std::vector<std::pair<std::string, std::string>>{{"g", "http://a/b/c/g"},
+                                                                            {"./g", "http://a/b/c/g"},
+                                                                            {"g/", "http://a/b/c/g/"},
+                                                                            {"/g", "http://a/g"},
+                                                                            {"//g", "http://g/"},
+                                                                            {"?y", "http://a/b/c/d;p?y"},
+                                                                            {"g?y", "http://a/b/c/g?y"},
+                                                                            {"..", "http://a/b/"},
+                                                                            {"../g", "http://a/b/g"},
+                                                                            {"../..", "http://a/"},
+                                                                            {"../../g", "http://a/g"},
+                                                                            {"../../../g", "http://a/g"},
+                                                                            {"/./g", "http://a/g"},
+                                                                            {"/../g", "http://a/g"},
+                                                                            {"g.", "http://a/b/c/g."},
+                                                                            {"./../g", "http://a/b/g"},
+                                                                            {"g/../h", "http://a/b/c/h"}})
+    CHECK_MESSAGE(http::resolve_url(base, ref) == want, ref);
+  // An absolute Location keeps its dot segments, so that invalid_request sees and refuses them.
+  const std::string up = http::resolve_url("https://r/v2/a", "https://r/v2/a/../../victim/manifests/x");
+  http::Request put;
+  put.method = "PUT";
+  put.url = up;
+  CHECK_FALSE(http::invalid_request(put).empty());
+  CHECK(http::resolve_url("not a url", "z") == "z");
+}
+
+TEST_CASE("http::parse_url reads a URL as libcurl will send it") {
+  http::Url u;
+  REQUIRE(http::parse_url("HTTPS://user:pw@Reg.Example.COM:5000/v2/a/tags/list?n=10&last=b#frag", u));
+  CHECK(u.scheme == "https");
+  CHECK(u.authority == "reg.example.com:5000"); // no userinfo, lower case
+  CHECK(u.path == "/v2/a/tags/list?n=10&last=b"); // the fragment is never sent
+  REQUIRE(http::parse_url("http://[::1]:8080", u));
+  CHECK(u.authority == "[::1]:8080");
+  CHECK(u.path == "/");
+  REQUIRE(http::parse_url("http://r/v2/a/manifests/../../b/manifests/x", u));
+  CHECK(u.path == "/v2/a/manifests/../../b/manifests/x"); // dot segments kept, for the caller to refuse
+  CHECK_FALSE(http::parse_url("ftp://r/x", u));
+  CHECK_FALSE(http::parse_url("r:5000/v2/", u));
+  CHECK_FALSE(http::parse_url("http://", u));
+  CHECK_FALSE(http::parse_url("/v2/relative", u));
 }
 
 TEST_CASE("http::redact_url never shows query strings or userinfo") {

@@ -174,3 +174,21 @@ TEST_CASE("util::parse_rfc3339: absolute epochs") {
     CHECK_MESSAGE(!util::parse_rfc3339(bad), bad);
   CHECK(util::format_rfc3339(std::chrono::system_clock::from_time_t(1714564800)) == "2024-05-01T12:00:00Z");
 }
+
+TEST_CASE("util::closest_word: a plausible typo, or nothing") {
+  const std::vector<std::string> words = {"namespaces", "kubeconfig", "context", "tag"};
+  CHECK(util::closest_word("namesapces", words) == "namespaces"); // two neighbours swapped
+  CHECK(util::closest_word("kubeconfg", words) == "kubeconfig");  // a letter left out
+  CHECK(util::closest_word("contexts", words) == "context");      // one too many
+  CHECK(util::closest_word("tga", words) == "tag");               // a swap in a short word
+  CHECK(util::closest_word("images", words).empty());             // nothing close
+  CHECK(util::closest_word("zz", {"ab"}).empty());                // as many edits as letters: no
+  CHECK(util::closest_word("zb", {"ab"}) == "ab");
+  CHECK(util::closest_word("x", {}).empty());
+}
+
+TEST_CASE("util::join") {
+  CHECK(util::join({}, ", ").empty());
+  CHECK(util::join({"a"}, ", ") == "a");
+  CHECK(util::join({"a", "", "c"}, ", ") == "a, , c");
+}
