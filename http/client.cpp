@@ -528,29 +528,6 @@ std::size_t on_pipe_upload_response(char* data, std::size_t size, std::size_t n,
   return len;
 }
 
-/// Empty when libcurl's URL parser reads `url` as `ours` (scheme, host[:port], path); else why not.
-std::string differs_on_the_wire(const std::string& url, const Url& ours) {
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), curl_url_cleanup);
-  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
-    return "libcurl cannot parse the URL";
-  auto part = [&](CURLUPart which) {
-    char* text = nullptr;
-    std::string out;
-    if (curl_url_get(u.get(), which, &text, 0) == CURLUE_OK && text)
-      out = text;
-    curl_free(text);
-    return out;
-  };
-  const std::string port = part(CURLUPART_PORT);
-  const std::string authority = part(CURLUPART_HOST) + (port.empty() ? "" : ":" + port);
-  const std::string path = ours.path.substr(0, ours.path.find_first_of("?#"));
-  if (part(CURLUPART_SCHEME) != ours.scheme || to_lower(authority) != to_lower(ours.authority) ||
-      part(CURLUPART_PATH) != (path.empty() ? "/" : path))
-    return "libcurl would send it elsewhere than it reads (" + part(CURLUPART_SCHEME) + "://" + authority +
-           part(CURLUPART_PATH) + ")";
-  return {};
-}
-
 } // namespace
 
 std::string invalid_request(const Request& request) {
@@ -582,8 +559,10 @@ std::string invalid_request(const Request& request) {
   // And what libcurl will send, by its own parser: the scheme, host, port and path it reads must be
   // the ones checked above, so that no difference between its view of a URL and ours can move a
   // request elsewhere.
-  if (auto why = differs_on_the_wire(url, parsed); !why.empty())
-    return why;
+  Url sent;
+  if (!parse_url(url, sent, DotSegments::resolve) || sent.scheme != parsed.scheme || sent.authority != parsed.authority ||
+      sent.path != parsed.path)
+    return "libcurl would send it elsewhere than it reads (" + sent.scheme + "://" + sent.authority + sent.path + ")";
   auto is_tchar = [](unsigned char c) {
     return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
   };

@@ -34,9 +34,9 @@ std::string part(const CurlUrl& u, CURLUPart which) {
 
 } // namespace
 
-bool parse_url(std::string_view text, Url& out) {
+bool parse_url(std::string_view text, Url& out, DotSegments dots) {
   // Parsed by libcurl, the parser of the URLs it will send: what we check is what goes on the wire.
-  auto u = curl_parse(std::string(text));
+  auto u = curl_parse(std::string(text), nullptr, dots == DotSegments::keep ? CURLU_PATH_AS_IS : 0);
   if (!u)
     return false;
   const std::string scheme = to_lower(part(u, CURLUPART_SCHEME));

@@ -37,8 +37,12 @@ std::string invalid_proxy_url(const std::string& url);
 /// The URL of the link with rel="next" in a Link header (RFC 8288; several links allowed), or "".
 std::string next_link(const std::string& link);
 
-/// Splits an absolute URL; returns false when it is not absolute http(s).
-bool parse_url(std::string_view text, Url& out);
+/// What parse_url does with "." and ".." path segments: keep them as written (so that a caller can
+/// see and refuse them), or resolve them as libcurl does before it sends a request.
+enum class DotSegments { keep, resolve };
+
+/// Splits an absolute URL, as libcurl's own parser reads it; false when it is not absolute http(s).
+bool parse_url(std::string_view text, Url& out, DotSegments dots = DotSegments::keep);
 
 /// Resolves a Location header value against the URL of the request that produced it.
 std::string resolve_url(const std::string& base, const std::string& location);

@@ -3,6 +3,7 @@
 #include "http/base64.hpp"
 #include "http/process.hpp"
 #include "http/url.hpp"
+#include "util/env.hpp"
 #include "util/json.hpp"
 #include "util/time.hpp"
 
@@ -15,7 +16,6 @@
 #include <fstream>
 #include <sstream>
 
-extern char** environ;
 
 namespace kube {
 
@@ -46,19 +46,9 @@ Result<ExecCredential> run_exec_plugin(const ExecConfig& exec, const RestConfig&
       c["proxy-url"] = cluster.proxy;
     info["spec"]["cluster"] = c;
   }
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv(*e);
-    std::string name = kv.substr(0, kv.find('='));
-    bool overridden = name == "KUBERNETES_EXEC_INFO";
-    for (const auto& [n, v] : exec.env)
-      overridden = overridden || n == name;
-    if (!overridden)
-      env.push_back(kv);
-  }
-  for (const auto& [n, v] : exec.env)
-    env.push_back(n + "=" + v);
-  env.push_back("KUBERNETES_EXEC_INFO=" + info.dump());
+  std::vector<std::pair<std::string, std::string>> overrides(exec.env.begin(), exec.env.end());
+  overrides.emplace_back("KUBERNETES_EXEC_INFO", info.dump());
+  const auto env = util::child_environment(overrides);
 
   auto run = http::run_process(exec.command, exec.command, exec.args, env, "", std::chrono::seconds(60));
   if (!run) {

@@ -3,6 +3,7 @@
 #include "http/base64.hpp"
 #include "http/process.hpp"
 #include "http/url.hpp"
+#include "util/env.hpp"
 #include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
@@ -27,8 +28,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace migrate {
 
@@ -97,16 +96,6 @@ std::string find_in_path(const std::string& program, const std::string& path) {
       return candidate;
   }
   return "";
-}
-
-/// The process environment with PATH replaced by `path`.
-std::vector<std::string> child_environment(const std::string& path) {
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e)
-    if (std::strncmp(*e, "PATH=", 5) != 0)
-      env.emplace_back(*e);
-  env.push_back("PATH=" + path);
-  return env;
 }
 
 /// Helper answers for this process, keyed by helper path and server URL. Each key has its own mutex
@@ -245,7 +234,7 @@ std::optional<registry::Credentials> credential_helper_get(const std::string& he
   std::string program = find_in_path(name, path);
   if (program.empty())
     throw ConfigError(name + ": not found in PATH");
-  auto run = http::run_process(program, name, {"get"}, child_environment(path), server_url, limit, max_helper_output);
+  auto run = http::run_process(program, name, {"get"}, util::child_environment({{"PATH", path}}), server_url, limit, max_helper_output);
   if (!run)
     throw ConfigError(name + ": " + run.error().message);
   const http::ProcessOutput& r = *run;

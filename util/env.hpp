@@ -5,6 +5,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace util {
 
@@ -16,5 +18,10 @@ EnvLookup process_env();
 
 /// The value of `name`, empty when it is unset (or `env` itself is empty).
 std::string env_or_empty(const EnvLookup& env, const std::string& name);
+
+/// The environment of a child process: this process's own ("NAME=value" entries), with the
+/// variables of `overrides` set to their values instead (added when absent). What a child must not
+/// see (secrets) is withheld later, by run_process (util::withheld_from_children).
+std::vector<std::string> child_environment(const std::vector<std::pair<std::string, std::string>>& overrides);
 
 } // namespace util

@@ -1,5 +1,6 @@
 // util: the safe file writer, depth-limited JSON, control-character escaping.
 #include "tests/unit/temp_dir.hpp"
+#include "util/env.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"
 #include "util/text.hpp"
@@ -7,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -191,4 +194,15 @@ TEST_CASE("util::join") {
   CHECK(util::join({}, ", ").empty());
   CHECK(util::join({"a"}, ", ") == "a");
   CHECK(util::join({"a", "", "c"}, ", ") == "a, , c");
+}
+
+TEST_CASE("util::child_environment: this process's environment, with overrides") {
+  ::setenv("IM_UNIT_CHILD_ENV", "parent", 1);
+  const auto env = util::child_environment({{"IM_UNIT_CHILD_ENV", "child"}, {"IM_UNIT_ADDED", "x=y"}});
+  CHECK(std::count(env.begin(), env.end(), "IM_UNIT_CHILD_ENV=child") == 1);
+  CHECK(std::count(env.begin(), env.end(), "IM_UNIT_CHILD_ENV=parent") == 0);
+  CHECK(std::count(env.begin(), env.end(), "IM_UNIT_ADDED=x=y") == 1);
+  CHECK(std::count_if(env.begin(), env.end(), [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }) ==
+        (std::getenv("PATH") ? 1 : 0)); // the rest inherited
+  ::unsetenv("IM_UNIT_CHILD_ENV");
 }
