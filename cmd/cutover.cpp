@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include <pwd.h>
 #include <unistd.h>
 
 namespace cmd {
@@ -53,10 +54,19 @@ std::string who_am_i() {
       user = v;
       break;
     }
+  if (user.empty()) { // a pod or a cron job: no login variables, but a uid (and maybe its passwd name)
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    char buffer[1024];
+    if (getpwuid_r(geteuid(), &pw, buffer, sizeof buffer, &found) == 0 && found && found->pw_name && *found->pw_name)
+      user = found->pw_name;
+    else
+      user = "uid-" + std::to_string(geteuid());
+  }
   char host[256] = {0};
   if (gethostname(host, sizeof host - 1) != 0)
     host[0] = '\0';
-  std::string who = (user.empty() ? "unknown" : user) + "@" + (host[0] ? host : "unknown");
+  std::string who = user + "@" + (host[0] ? host : "unknown");
   // An annotation value is ours to keep printable.
   std::replace_if(who.begin(), who.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
   return who.substr(0, 200);

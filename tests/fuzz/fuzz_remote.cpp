@@ -3,6 +3,7 @@
 // None may crash; escaped text must hold no control byte; a request built from an accepted name
 // must pass http::invalid_request.
 #include "http/client.hpp"
+#include "http/url.hpp"
 #include "registry/manifest.hpp"
 #include "registry/reference.hpp"
 #include "util/json.hpp"
@@ -54,5 +55,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!http::invalid_request(r).empty())
       std::abort();
   }
+
+  // The input as a Location or Link target from a registry: resolved by libcurl's parser, and a
+  // redacted URL never shows the query or user information of an absolute one.
+  const std::string resolved = http::resolve_url("https://r.io/v2/org/app/blobs/uploads/u?state=s", line);
+  http::Url u;
+  if (http::parse_url(resolved, u) && (u.scheme != "http" && u.scheme != "https"))
+    std::abort();
+  if (http::parse_url(line, u)) {
+    const std::string redacted = http::redact_url(line);
+    if (redacted.find('@') != std::string::npos && u.path.find('@') == std::string::npos &&
+        redacted.find('@') < redacted.find('/', redacted.find("://") + 3))
+      std::abort(); // user information left in
+  }
+  (void)http::next_link(line);
   return 0;
 }
