@@ -146,7 +146,7 @@ int run_config(int argc, char** argv) {
     std::map<std::string, bool> in_target;
     if (args.count("check-target")) {
       auto auth = migrate::load_auth(args["auth"].as<std::string>(), args.count("auth") > 0, migrate::process_env());
-      in_target = migrate::check_targets(http_client, auth, plan, log);
+      in_target = migrate::check_targets(http_client, auth, migrate::process_env(), plan, log);
     }
     auto report = migrate::audit_report(*inventory, plan, in_target);
     if (args.count("report")) {

@@ -94,7 +94,7 @@ int run_rewrite(int argc, char** argv) {
   auto& kube_client = cluster.kube_client;
   auto& inventory = cluster.inventory;
   if (apply) {
-    auto check = migrate::verify_cluster(*inventory, kube_client, http_client, *auth, targets, log);
+    auto check = migrate::verify_cluster(*inventory, kube_client, http_client, *auth, migrate::process_env(), targets, log);
     keep_workload(check, workload, workload.first.empty() ? "" : args["namespaces"].as<std::string>());
     if (args.count("report"))
       migrate::write_json_atomically(args["report"].as<std::string>(), migrate::cluster_check_report(check));

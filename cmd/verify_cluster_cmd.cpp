@@ -55,7 +55,7 @@ int run_verify_cluster(int argc, char** argv) {
   auto& http_client = cluster.http_client;
   auto& kube_client = cluster.kube_client;
   auto& inventory = cluster.inventory;
-  auto check = migrate::verify_cluster(*inventory, kube_client, http_client, auth, targets, log);
+  auto check = migrate::verify_cluster(*inventory, kube_client, http_client, auth, migrate::process_env(), targets, log);
   keep_workload(check, workload, workload.first.empty() ? "" : args["namespaces"].as<std::string>());
   for (const auto& w : inventory->warnings)
     check.warnings.push_back("not listed: " + w);

@@ -264,7 +264,8 @@ void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* sha
 
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, r.tls.verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, r.tls.verify ? 2L : 0L);
-  if (r.tls.verify && r.url.rfind("https://", 0) == 0) {
+  Url target;
+  if (r.tls.verify && parse_url(r.url, target) && target.scheme == "https") { // as parsed: "HTTPS:/" too
     // Our parsed-once roots instead of libcurl's per-connection parse of the same files.
     curl_easy_setopt(h, CURLOPT_CAINFO, nullptr);
     curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
@@ -400,11 +401,13 @@ Error curl_error(CURLcode code, const Transfer& t, const Request& r) {
 Result<Request> follow(const Request& from, const Response& response) {
   Request next = from;
   next.url = resolve_url(response.url, response.header("location"));
-  if (from.url.rfind("https://", 0) == 0 && next.url.rfind("http://", 0) == 0)
-    return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
+  // Schemes as parsed, not as spelled: "HTTP://" and "http:/" are plain http too.
   Url a, b;
-  parse_url(from.url, a);
-  parse_url(next.url, b);
+  if (!parse_url(from.url, a) || !parse_url(next.url, b))
+    return make_error(ErrorKind::invalid, "refusing a redirect to something that is not an absolute http(s) URL (" +
+                                              util::escape_control(redact_url(next.url)) + ")");
+  if (a.scheme == "https" && b.scheme == "http")
+    return make_error(ErrorKind::tls, "refusing a redirect from https to plain http (" + redact_url(next.url) + ")");
   if (a.authority != b.authority || a.scheme != b.scheme) {
     // Credentials (header, client certificate) and request bodies stay with the host they were
     // meant for; a switch from https to http would expose them too.

@@ -44,12 +44,18 @@ bool parse_url(std::string_view text, Url& out, DotSegments dots) {
   if ((scheme != "http" && scheme != "https") || host.empty())
     return false;
   const std::string port = part(u, CURLUPART_PORT);
+  const std::string zone = part(u, CURLUPART_ZONEID);
   const std::string query = part(u, CURLUPART_QUERY);
   std::string path = part(u, CURLUPART_PATH);
   if (path.empty() || path[0] != '/')
     path = "/" + path;
   out.scheme = scheme;
-  out.authority = to_lower(port.empty() ? host : host + ":" + port);
+  // An IPv6 zone ("[fe80::1%25eth0]") picks the interface, so the machine: it is part of the
+  // authority, or two hosts on two links would pass for the same registry.
+  const std::string address = zone.empty() || host.empty() || host.back() != ']'
+                                  ? host
+                                  : host.substr(0, host.size() - 1) + "%25" + zone + "]";
+  out.authority = to_lower(port.empty() ? address : address + ":" + port);
   out.path = query.empty() ? path : path + "?" + query;
   return true;
 }

@@ -231,7 +231,7 @@ std::string expand_env(const std::string& value, const std::string& where, const
   auto name = env_reference(value);
   if (!name)
     return literal_value(value);
-  auto v = env(*name);
+  auto v = util::env_value(env, *name);
   if (v) {
     if (secret) // a password in the environment is ours to use, not every child process's to read
       util::mark_secret_environment_variable(*name);

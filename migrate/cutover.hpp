@@ -86,7 +86,7 @@ struct ClusterCheck {
 ///   registry as the kubelet matches them; a HEAD with those credentials only, anonymous when none
 ///   matches, with the transport settings (TLS, address, proxy) of `auth`.
 ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube, http::Client& http,
-                            const AuthConfig& auth, const std::map<std::string, std::string>& targets,
+                            const AuthConfig& auth, const EnvLookup& env, const std::map<std::string, std::string>& targets,
                             std::shared_ptr<spdlog::logger> log);
 
 /// One line per workload ("READY ...", "NOT READY ...: container: reason; ...", "CANNOT CHECK ...: the

@@ -82,20 +82,20 @@ std::vector<PullCredential> credentials_for(const json& auths, const std::string
 /// The registries the check talks to, one per auth entry (migration credentials) or per pull credential.
 class Registries {
 public:
-  Registries(http::Client& http, const AuthConfig& auth, std::shared_ptr<spdlog::logger> log)
-      : m_http(http), m_auth(auth), m_log(std::move(log)) {}
+  Registries(http::Client& http, const AuthConfig& auth, EnvLookup env, std::shared_ptr<spdlog::logger> log)
+      : m_http(http), m_auth(auth), m_env(std::move(env)), m_log(std::move(log)) {}
 
   /// With the migration's credentials (auth.json).
   registry::Registry& robot(const registry::Reference& ref) {
     std::string key;
-    auto options = registry_options(m_auth, ref, key);
+    auto options = registry_options(m_auth, ref, m_env, key);
     return get("robot|" + key, std::move(options));
   }
 
   /// With these credentials only (anonymous when `cred` is null), auth.json's transport settings.
   registry::Registry& workload(const registry::Reference& ref, const PullCredential* cred) {
     std::string key;
-    auto options = registry_options(m_auth, ref, key);
+    auto options = registry_options(m_auth, ref, m_env, key);
     options.credentials = cred ? registry::Credentials(cred->username, cred->password) : registry::Credentials();
     return get("pull|" + key + "|" + (cred ? cred->secret + "|" + cred->username : "anonymous"), std::move(options));
   }
@@ -109,6 +109,7 @@ private:
   }
   http::Client& m_http;
   const AuthConfig& m_auth;
+  EnvLookup m_env;
   std::shared_ptr<spdlog::logger> m_log;
   std::map<std::string, std::unique_ptr<registry::Registry>> m_registries;
 };
@@ -236,7 +237,7 @@ std::size_t ClusterCheck::count(WorkloadCheck::Status status) const {
 }
 
 ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube, http::Client& http,
-                            const AuthConfig& auth, const std::map<std::string, std::string>& targets,
+                            const AuthConfig& auth, const EnvLookup& env, const std::map<std::string, std::string>& targets,
                             std::shared_ptr<spdlog::logger> log) {
   ClusterCheck out;
   // An image already in a target repository (a workload switched before, by tag or pinned by
@@ -274,7 +275,7 @@ ClusterCheck verify_cluster(const kube::Inventory& inventory, kube::Client& kube
     if (!u.owned && u.kind != "PodTemplate")
       groups[{u.ns, u.kind, u.name}].uses.push_back(&u);
 
-  Registries regs(http, auth, log);
+  Registries regs(http, auth, env, log);
   std::map<std::string, TargetInfo> target_cache;
   std::map<std::string, std::pair<std::string, std::string>> source_cache; // key -> digest, error
   std::map<std::string, http::Result<json>> secret_cache;                 // ns/name -> auths

@@ -275,8 +275,8 @@ nlohmann::json auth_from_pull_secrets(
   return out;
 }
 
-std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig& auth, const Plan& plan,
-                                          std::shared_ptr<spdlog::logger> log) {
+std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig& auth, const EnvLookup& env,
+                                          const Plan& plan, std::shared_ptr<spdlog::logger> log) {
   std::map<std::string, bool> out;
   std::map<std::string, std::unique_ptr<registry::Registry>> registries;
   for (const auto& [source, target] : plan.images) {
@@ -284,7 +284,7 @@ std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig
     if (!ref)
       continue;
     std::string key;
-    auto options = registry_options(auth, *ref, key);
+    auto options = registry_options(auth, *ref, env, key);
     auto& reg = registries[key];
     if (!reg)
       reg = std::make_unique<registry::Registry>(client, options, log);

@@ -3,6 +3,7 @@
 // (normalized source -> target under one repository), and the pre-migration audit report.
 
 #include "kube/discovery.hpp"
+#include "util/env.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -74,6 +75,6 @@ nlohmann::json auth_from_pull_secrets(
     std::vector<std::string>& warnings);
 
 /// HEADs every planned target (credentials from `auth`): source key -> already present.
-std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig& auth, const Plan& plan,
-                                          std::shared_ptr<spdlog::logger> log);
+std::map<std::string, bool> check_targets(http::Client& client, const AuthConfig& auth, const util::EnvLookup& env,
+                                          const Plan& plan, std::shared_ptr<spdlog::logger> log);
 } // namespace migrate

@@ -136,7 +136,7 @@ HelperCache& helper_cache() {
 }
 
 std::string env_path(const EnvLookup& env) {
-  auto path = env("PATH");
+  auto path = util::env_value(env, "PATH");
   return path ? *path : default_path;
 }
 
@@ -218,9 +218,9 @@ const json::object_t::value_type* find_key(const json& object, const std::string
 } // namespace
 
 std::string docker_config_path(const EnvLookup& env) {
-  if (auto dir = env("DOCKER_CONFIG"); dir && !dir->empty())
+  if (auto dir = util::env_value(env, "DOCKER_CONFIG"); dir && !dir->empty())
     return (std::filesystem::path(*dir) / "config.json").string();
-  if (auto home = env("HOME"); home && !home->empty())
+  if (auto home = util::env_value(env, "HOME"); home && !home->empty())
     return (std::filesystem::path(*home) / ".docker" / "config.json").string();
   return "";
 }

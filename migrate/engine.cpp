@@ -79,7 +79,7 @@ struct Engine::Impl {
 
   Impl(http::Client& c, AuthConfig a, EngineOptions o, EngineContext ctx)
       : client(c), auth(std::move(a)), options(std::move(o)), context(std::move(ctx)),
-        stores(client, auth, context.env ? context.env : process_env(), context.cancel, log(), context.make_store),
+        stores(client, auth, context.env, context.cancel, log(), context.make_store),
         scheduler(options.workers), retry(options.attempts, options.backoff, context.cancel, log()),
         blobs(retry, progress),
         run{options, stores, scheduler, retry, blobs, progress, context.tag_digests, context.on_result, log()},

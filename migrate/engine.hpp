@@ -63,7 +63,7 @@ struct EngineContext {
   /// conditional on it; the digests this run sees go there. Null: none.
   TagDigests* tag_digests = nullptr;
   ResultSink on_result; ///< each image's and referrer's end, for cmd to word (may be empty)
-  EnvLookup env;        ///< the environment (Docker's config.json, page size); empty: the process's
+  EnvLookup env;        ///< the environment (Docker's config.json, page size); empty: none (cmd/ passes the process's)
   std::shared_ptr<spdlog::logger> log;
   /// Makes each store instead of a Registry or Layout: for tests (stores in memory). Empty: the real ones.
   std::function<std::unique_ptr<registry::ImageStore>(const registry::Reference&)> make_store;

@@ -30,9 +30,10 @@ AuthConfig load_auth(const std::string& path, bool given, const EnvLookup& env) 
   return AuthConfig::from_json(doc, path, env, user_key_decryptor(env));
 }
 
-registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, std::string& key) {
+registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, const EnvLookup& env,
+                                           std::string& key) {
   key = store_key(auth, ref);
-  return registry_options(auth, ref, process_env());
+  return registry_options(auth, ref, env);
 }
 
 registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, const EnvLookup& env) {
@@ -48,7 +49,7 @@ registry::RegistryOptions registry_options(const AuthConfig& auth, const registr
     ro.address = entry->address;
   }
   // Entries per page of tag and catalog listings: for tests, and for registries that cap pages lower.
-  if (auto n = env("IMAGE_MIGRATOR_TAG_PAGE_SIZE");
+  if (auto n = util::env_value(env, "IMAGE_MIGRATOR_TAG_PAGE_SIZE");
       n && !n->empty() && n->size() <= 6 && n->find_first_not_of("0123456789") == std::string::npos && *n != "0")
     ro.page_size = *n;
   if (ro.credentials.anonymous())

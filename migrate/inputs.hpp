@@ -35,9 +35,10 @@ AuthConfig load_auth(const std::string& path, bool given, const EnvLookup& env);
 /// How to talk to the registry of `ref`: the auth entry that matches it (credentials, TLS, proxy,
 /// address...), and when it has no credentials, Docker's config.json (found through `env`).
 registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, const EnvLookup& env);
-/// The same, with the process environment; `key` names the combination (registry + auth entry, see
-/// store_key) so callers can share one Registry per key.
-registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, std::string& key);
+/// The same; `key` names the combination (registry + auth entry, see store_key) so callers can share
+/// one Registry per key.
+registry::RegistryOptions registry_options(const AuthConfig& auth, const registry::Reference& ref, const EnvLookup& env,
+                                           std::string& key);
 
 /// Loads and validates everything; throws ConfigError (one line naming file and key) on bad input.
 Inputs load_inputs(const InputOptions& options, const EnvLookup& env);

@@ -17,11 +17,13 @@ EnvLookup process_env() {
   };
 }
 
-std::string env_or_empty(const EnvLookup& env, const std::string& name) {
+std::optional<std::string> env_value(const EnvLookup& env, const std::string& name) {
   if (!env)
-    return {};
-  return env(name).value_or("");
+    return std::nullopt;
+  return env(name);
 }
+
+std::string env_or_empty(const EnvLookup& env, const std::string& name) { return env_value(env, name).value_or(""); }
 
 std::vector<std::string> child_environment(const std::vector<std::pair<std::string, std::string>>& overrides) {
   std::vector<std::string> out;

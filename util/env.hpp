@@ -16,6 +16,8 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 /// The process's own environment; only cmd/ (and tests that mean it) should call this.
 EnvLookup process_env();
 
+/// The value of `name`; nullopt when it is unset or `env` itself is empty (no environment at all).
+std::optional<std::string> env_value(const EnvLookup& env, const std::string& name);
 /// The value of `name`, empty when it is unset (or `env` itself is empty).
 std::string env_or_empty(const EnvLookup& env, const std::string& name);
 

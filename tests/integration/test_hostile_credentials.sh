@@ -48,6 +48,29 @@ IM_CREDS=alice:alicepass same_digest "$SRC_ADDR/team/app:v1" "$BACK_ADDR/org/app
 grep -q 'names its own address with http://' "$IM_WORK/front.out" || fail "the proxy's misconfiguration is not mentioned"
 pass "the proxy's plain-http Locations are mentioned once"
 
+# 1b. An https source redirects blob downloads to plain http spelled "HTTP://" (upper case): the
+#     redirect is refused as any https -> http one is (the check compared the spelling "http://"; a
+#     307 sent the request, and a token POST's refresh token, in cleartext). The plain-http server
+#     serves the same image, so a followed redirect would have made the copy succeed.
+start_hostile plainsrc "$L" v1
+start_hostile tlssrc "$L" v1 --tls "$IM_WORK/ca/server.crt:$IM_WORK/ca/server.key" \
+  --redirect-blobs "HTTP://$PLAINSRC_ADDR"
+cat >"$IM_WORK/auth-redirect.json" <<JSON
+{"$TLSSRC_ADDR": {"ca": "$IM_WORK/ca/ca.crt"}, "$BACK_ADDR": {"insecure": true, "username": "alice", "password": "alicepass"}}
+JSON
+cat >"$IM_WORK/images-redirect.json" <<JSON
+{"$TLSSRC_ADDR/team/app:v1": "$BACK_ADDR/org/redirected:v1"}
+JSON
+run_im redirect --auth "$IM_WORK/auth-redirect.json" --images "$IM_WORK/images-redirect.json" --log "" \
+  --digest-cache "" --retries 0 --no-encrypt-auth
+cat "$IM_WORK/redirect.out"
+grep -q '/blobs/' "$TLSSRC_HLOG" || fail "the https source was never asked for a blob (the test proves nothing)"
+grep -q '/blobs/' "$PLAINSRC_HLOG" && fail "a blob request followed the redirect to plain http: $(grep '/blobs/' "$PLAINSRC_HLOG" | head -n 1)"
+pass "no request followed the https -> HTTP:// redirect"
+assert_eq "$rc" 1 "the image fails"
+grep -q 'redirect from https to plain http' "$IM_WORK/redirect.out" || fail "the failure does not say why"
+IM_CREDS=alice:alicepass assert_absent "$BACK_ADDR/org/redirected:v1" "nothing was pushed"
+
 # 2a. A Docker credential helper never sees IMAGE_MIGRATOR_KEY.
 mkdir -p "$IM_WORK/bin" "$IM_WORK/dc"
 cat >"$IM_WORK/bin/docker-credential-spy" <<SH

@@ -34,6 +34,10 @@ of those tests is always a real docker-registry: this server only plays the atta
   --raw-challenge BYTES  every manifest request answers 401 with this WWW-Authenticate (bytes given as
                          a Python bytes literal body, e.g. '\\x80Bearer')
 
+  --tls CERT:KEY         serve HTTPS with this certificate and key
+  --redirect-blobs URL   every blob GET answers 307 with Location: URL + the request's path (URL written
+                         as given, e.g. "HTTP://127.0.0.1:PORT": plain http spelled in upper case)
+
 Every request is logged as "METHOD PATH" (one line) to --log.
 """
 import argparse
@@ -68,6 +72,8 @@ p.add_argument("--referrers-fanout", type=int)
 p.add_argument("--link-to")
 p.add_argument("--many-tags", type=int)
 p.add_argument("--raw-challenge")
+p.add_argument("--tls")
+p.add_argument("--redirect-blobs")
 a = p.parse_args()
 
 index = json.load(open(os.path.join(a.layout, "index.json")))
@@ -255,6 +261,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                trickle=a.trickle_manifest and not head)
         if "/blobs/" in path:
             digest = path.split("/blobs/", 1)[1]
+            if a.redirect_blobs and not head:
+                return self.answer(307, b"", [("Location", a.redirect_blobs + path)], head)
             if digest == a.endless_blob and not head:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
@@ -290,6 +298,12 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 server = Server(("127.0.0.1", 0), Handler)
+if a.tls:
+    import ssl
+    cert, key = a.tls.split(":", 1)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 with open(a.port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 os.rename(a.port_file + ".tmp", a.port_file)

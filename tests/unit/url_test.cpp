@@ -55,6 +55,11 @@ TEST_CASE("http::parse_url reads a URL as libcurl will send it") {
   CHECK(u.path == "/");
   REQUIRE(http::parse_url("http://r/v2/a/manifests/../../b/manifests/x", u));
   CHECK(u.path == "/v2/a/manifests/../../b/manifests/x"); // dot segments kept, for the caller to refuse
+  REQUIRE(http::parse_url("http://[fe80::1%25eth0]:5000/v2/", u));
+  CHECK(u.authority == "[fe80::1%25eth0]:5000"); // the zone picks the link: part of the authority
+  REQUIRE(http::parse_url("HTTP:/r.io/v2/", u)); // as libcurl reads it
+  CHECK(u.scheme == "http");
+  CHECK(u.authority == "r.io");
   CHECK_FALSE(http::parse_url("ftp://r/x", u));
   CHECK_FALSE(http::parse_url("r:5000/v2/", u));
   CHECK_FALSE(http::parse_url("http://", u));
