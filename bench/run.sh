@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh - image-migrator against `skopeo sync`, same machine, same registries, same run.
 #
-# Usage: bench/run.sh [--runs N] [--quick] [--workers N] [--only LIST] [--tls] [--out FILE] [--keep]
+# Usage: bench/run.sh [--runs N] [--quick] [--workers N] [--only LIST] [--tls] [--rtt MS [--bandwidth MBIT]]
+#                     [--out FILE] [--keep]
 #
 #   --runs N      measured runs per workload and tool (default 3); the table shows medians
 #   --noop-repeat N  no-op runs after each many-small copy (default 3): a 0.15 s measurement on a
@@ -10,6 +11,9 @@
 #   --workers N   image-migrator -w (default 7, its own default)
 #   --only LIST   comma separated subset of: many-small (includes no-op), big, memory
 #   --tls         registries over HTTPS (a CA of the run), certificates verified by both tools
+#   --rtt MS      a WAN: both tools reach both registries through bench/relay.py, which adds MS
+#                 milliseconds of round trip (RTT/2 each way per chunk, one RTT per new connection)
+#   --bandwidth MBIT  with --rtt: each relay caps each direction at MBIT Mbit/s
 #   --out FILE    also write the raw measurements (TSV, one line per run) to FILE
 #   --keep        keep the work directory (registries' data, outputs) for inspection
 #
@@ -31,9 +35,9 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory OUT='' KEEP=0 RUNS_GIVEN=0 TLS=0
+RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory OUT='' KEEP=0 RUNS_GIVEN=0 TLS=0 RTT=0 BANDWIDTH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) [ $# -ge 2 ] || usage; RUNS=$2; RUNS_GIVEN=1; shift 2 ;;
@@ -49,6 +53,10 @@ while [ $# -gt 0 ]; do
     --out=*) OUT=${1#*=}; shift ;;
     --keep) KEEP=1; shift ;;
     --tls) TLS=1; shift ;;
+    --rtt) [ $# -ge 2 ] || usage; RTT=$2; shift 2 ;;
+    --rtt=*) RTT=${1#*=}; shift ;;
+    --bandwidth) [ $# -ge 2 ] || usage; BANDWIDTH=$2; shift 2 ;;
+    --bandwidth=*) BANDWIDTH=${1#*=}; shift ;;
     -h | --help) usage ;;
     *) echo "bench/run.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -57,6 +65,9 @@ done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --runs must be a positive integer" >&2; exit 2; }
 [[ "$NOOP_REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --noop-repeat must be a positive integer" >&2; exit 2; }
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --workers must be a positive integer" >&2; exit 2; }
+[[ "$RTT" =~ ^[0-9]+$ ]] || { echo "bench/run.sh: --rtt must be a whole number of milliseconds" >&2; exit 2; }
+[[ "$BANDWIDTH" =~ ^[0-9]+$ ]] || { echo "bench/run.sh: --bandwidth must be a whole number of Mbit/s" >&2; exit 2; }
+[ "$BANDWIDTH" == 0 ] || [ "$RTT" != 0 ] || { echo "bench/run.sh: --bandwidth goes with --rtt" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for w in ${ONLY//,/ }; do
   case "$w" in many-small | big | memory) ;; *) echo "bench/run.sh: unknown workload '$w'" >&2; exit 2 ;; esac
@@ -133,6 +144,25 @@ if [ "$TLS" == 1 ]; then
   BENCH_SCHEME=https BENCH_CA=$SRC_CA
 fi
 blog "source registry at $BENCH_SCHEME://$SRC_ADDR"
+
+# via ADDR: the address the tools use for the registry at ADDR: itself, or (--rtt) a relay in front of it.
+via() {
+  local addr=$1 d
+  if [ "$RTT" == 0 ]; then
+    echo "$addr"
+    return
+  fi
+  d=$W/relay-${addr##*:}
+  if [ ! -s "$d/port" ]; then
+    spawn_listener "relay to $addr" "$d" python3 "$BENCH_DIR/relay.py" --upstream "$addr" --rtt "$RTT" \
+      --bandwidth "$BANDWIDTH" --port-file "$d/port" >&2
+  fi
+  echo "127.0.0.1:$(cat "$d/port")"
+}
+if [ "$RTT" != 0 ]; then
+  blog "WAN profile: $RTT ms round trip$([ "$BANDWIDTH" != 0 ] && echo ", $BANDWIDTH Mbit/s each way") through bench/relay.py"
+fi
+SRC_VIA=$(via "$SRC_ADDR")
 
 # ------------------------------------------------------------------ workload generation
 
@@ -230,22 +260,22 @@ write_configs() {
   local wl=$1 dst=$2 r repo tag first=1
   shift 2
   if [ "$TLS" == 1 ]; then
-    printf '{"%s": {"ca": "%s"}, "%s": {"ca": "%s"}}\n' "$SRC_ADDR" "$BENCH_CA" "$dst" "$BENCH_CA" >"$W/$wl.auth.json"
+    printf '{"%s": {"ca": "%s"}, "%s": {"ca": "%s"}}\n' "$SRC_VIA" "$BENCH_CA" "$dst" "$BENCH_CA" >"$W/$wl.auth.json"
   else
-    printf '{"%s": {"insecure": true}, "%s": {"insecure": true}}\n' "$SRC_ADDR" "$dst" >"$W/$wl.auth.json"
+    printf '{"%s": {"insecure": true}, "%s": {"insecure": true}}\n' "$SRC_VIA" "$dst" >"$W/$wl.auth.json"
   fi
   {
     echo "{"
     for r in "$@"; do
       [ "$first" == 1 ] || echo ","
       first=0
-      printf '  "%s/ns/%s": "%s/ns/%s"' "$SRC_ADDR" "$r" "$dst" "$r"
+      printf '  "%s/ns/%s": "%s/ns/%s"' "$SRC_VIA" "$r" "$dst" "$r"
     done
     echo
     echo "}"
   } >"$W/$wl.images.json"
   {
-    echo "$SRC_ADDR:"
+    echo "$SRC_VIA:"
     if [ "$TLS" == 1 ]; then echo "  cert-dir: $SRC_CERTDIR"; else echo "  tls-verify: false"; fi
     echo "  images:"
     for r in "$@"; do
@@ -284,14 +314,15 @@ run_tool() {
 # bench_pair RUN WL BYTES LIST REPO[:TAG]...: both tools, each into its own fresh destination;
 # for many-small also the no-op rerun.
 bench_pair() {
-  local run=$1 wl=$2 bytes=$3 list=$4 tools=(image-migrator skopeo) tool name dst pfx sample dpid r0 r1 cold sfx
+  local run=$1 wl=$2 bytes=$3 list=$4 tools=(image-migrator skopeo) tool name dst real pfx sample dpid r0 r1 cold sfx
   shift 4
   [ $((run % 2)) == 0 ] && tools=(skopeo image-migrator)
   sample=$(($(wc -l <"$list") / 6 + 1))
   for tool in "${tools[@]}"; do
     name=d${run}-${wl}-${tool%%-*}
     start_registry "$name" "$REG_MODE"
-    dst=$(cat "$W/$name/addr")
+    real=$(cat "$W/$name/addr")
+    dst=$(via "$real")
     write_configs "$wl" "$dst" "$@"
     pfx=$W/out.$name
     dpid=$(cat "$W/$name/pid")
@@ -299,7 +330,7 @@ bench_pair() {
     run_tool "$tool" "$wl" "$dst" "$pfx.copy"
     r1=$(bench_reg_cpu "$SRC_PID" "$dpid")
     bench_record "$wl" "$tool" "$run" "$bytes" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')"
-    bench_verify_tags "$SRC_ADDR" "$dst" "$list" "$sample" || bench_die "$tool produced a wrong copy ($wl, run $run)"
+    bench_verify_tags "$SRC_ADDR" "$real" "$list" "$sample" || bench_die "$tool produced a wrong copy ($wl, run $run)"
     if [ "$wl" == many-small ]; then
       # The copy's writes are flushed first: the no-op should measure the re-sync, not the kernel
       # writing back the registry's new files meanwhile (a real re-sync comes long after the copy).
@@ -345,7 +376,7 @@ done
 # ------------------------------------------------------------------ report
 {
   echo
-  echo "## image-migrator vs skopeo sync ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs: $RUNS$([ "$QUICK" == 1 ] && echo ', QUICK sizes')$([ "$TLS" == 1 ] && echo ', registries over HTTPS'))"
+  echo "## image-migrator vs skopeo sync ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs: $RUNS$([ "$QUICK" == 1 ] && echo ', QUICK sizes')$([ "$TLS" == 1 ] && echo ', registries over HTTPS')$([ "$RTT" != 0 ] && echo ", $RTT ms RTT")$([ "$BANDWIDTH" != 0 ] && echo ", $BANDWIDTH Mbit/s"))"
   echo
   echo "image-migrator -w $WORKERS ($("$IM_BIN" --version 2>&1 | head -n 1), $IM_BIN_ORIG, source tree $IM_GIT);"
   echo "$("$SKOPEO" --version) sync --src yaml (one process, images one by one); $("$DOCKER_REGISTRY_BIN" --version 2>&1 | awk '{ print $NF }') docker-registry, plain HTTP on loopback."
