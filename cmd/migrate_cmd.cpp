@@ -6,6 +6,7 @@
 
 #include "migrate/discover.hpp"
 #include "migrate/engine.hpp"
+#include "migrate/blob_locations.hpp"
 #include "migrate/tag_digests.hpp"
 
 #include <spdlog/spdlog.h>
@@ -150,6 +151,7 @@ int run_migrate(int argc, char** argv) {
     ("request-timeout", "give up a request that is not a blob (a manifest, a tag list, a token) after this many seconds, however it trickles (env IMAGE_MIGRATOR_REQUEST_TIMEOUT; default 300)", cxxopts::value<int>())
     ("limit-rate", "total download bandwidth in bytes/s (k, M, G suffixes; -1 = unlimited), one budget shared by all transfers", cxxopts::value<std::string>()->default_value("-1"))
     ("digest-cache", "file that remembers the digest of each source tag between runs: a re-sync names it in both of an image's HEADs (If-None-Match), which registries answer with 304 without reading the manifest; only a hint, their answers decide (empty = none; default $XDG_CACHE_HOME/image-migrator/tag-digests, else ~/.cache/image-migrator/tag-digests)", cxxopts::value<std::string>())
+    ("blob-cache", "file that remembers where blobs were seen or pushed at destination registries between runs: a new repository whose layers sit in another repository there gets them by a mount instead of a copy; only a hint, a refused mount falls back to a copy (empty = none; default $XDG_CACHE_HOME/image-migrator/blob-locations, else ~/.cache/image-migrator/blob-locations)", cxxopts::value<std::string>())
     ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
     ("v,verbose", "debug logging")
     ("h,help", "print this help")
@@ -218,13 +220,20 @@ int run_migrate(int argc, char** argv) {
       check_output(std::string("--") + output, args[output].as<std::string>());
   if (!log_file.empty())
     check_output("--log", log_file);
-  const bool cache_given = args.count("digest-cache") > 0;
-  const std::string cache_path =
-      cache_given ? args["digest-cache"].as<std::string>() : migrate::TagDigests::default_path(env).string();
   // A file named on the command line gets the same check as the others; only the default location
   // (a directory of this tool's own under XDG_CACHE_HOME) is created when missing.
-  if (cache_given && !cache_path.empty() && !dry_run)
-    check_output("--digest-cache", cache_path);
+  auto cache_file = [&](const char* flag, const std::filesystem::path& default_path) {
+    if (!args.count(flag))
+      return default_path.string();
+    std::string path = args[flag].as<std::string>();
+    if (!path.empty() && !dry_run)
+      check_output(std::string("--") + flag, path);
+    return path;
+  };
+  const bool cache_given = args.count("digest-cache") > 0;
+  const std::string cache_path = cache_file("digest-cache", migrate::TagDigests::default_path(env));
+  const bool blob_cache_given = args.count("blob-cache") > 0;
+  const std::string blob_cache_path = cache_file("blob-cache", migrate::BlobLocations::default_path(env));
   auto inputs = migrate::load_inputs(input_opts, env);
 
   auto log = make_logger(log_file, format, args.count("verbose") > 0);
@@ -236,6 +245,11 @@ int run_migrate(int argc, char** argv) {
   if (!cache_path.empty()) {
     tag_digests.emplace(cache_path);
     context.tag_digests = &*tag_digests;
+  }
+  std::optional<migrate::BlobLocations> blob_locations;
+  if (!blob_cache_path.empty()) {
+    blob_locations.emplace(blob_cache_path);
+    context.blob_locations = &*blob_locations;
   }
   const double grace = args.count("grace-period") ? args["grace-period"].as<double>() : 30;
   if (!(grace >= 0 && grace <= 3600))
@@ -288,6 +302,10 @@ int run_migrate(int argc, char** argv) {
     if (auto error = tag_digests->save()) // a read-only home in a container: the next run asks as this one did
       log->log(cache_given ? spdlog::level::warn : spdlog::level::info, "tag digests not kept for the next run: {}",
                *error);
+  if (blob_locations && !dry_run)
+    if (auto error = blob_locations->save())
+      log->log(blob_cache_given ? spdlog::level::warn : spdlog::level::info,
+               "blob locations not kept for the next run: {}", *error);
   if (args.count("report"))
     migrate::write_json_atomically(args["report"].as<std::string>(), migrate::report_json(summary));
   if (args.count("write-failed")) {

@@ -33,11 +33,30 @@ bool BlobCopier::known_present(const std::string& repo_key) {
   return m_present.count(repo_key) > 0;
 }
 
-void BlobCopier::remember(const std::string& key, const std::string& repo) {
+void BlobCopier::remember(const std::string& key, registry::ImageStore& dst, const std::string& repo,
+                          const registry::Descriptor& blob) {
+  if (m_memory)
+    m_memory->remember(dst.host(), blob.digest, repo); // kept only for registries (a layout's host is no host name)
   std::lock_guard lock(m_mutex);
   m_location.insert_or_assign(key, repo);
   auto bar = key.rfind('|');
   m_present.insert(key.substr(0, bar) + "|" + repo + key.substr(bar)); // dst_key|repo|digest
+}
+
+std::pair<std::string, bool> BlobCopier::mount_source(const std::string& key, registry::ImageStore& dst,
+                                                      const std::string& dst_repo, registry::ImageStore& src,
+                                                      const std::string& src_repo, const registry::Descriptor& blob) {
+  {
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_location.find(key); it != m_location.end() && it->second != dst_repo)
+      return {it->second, false};
+  }
+  if (src.host() == dst.host() && src_repo != dst_repo)
+    return {src_repo, false}; // a copy inside one registry never needs the bytes to travel
+  if (m_memory)
+    if (auto seen = m_memory->find(dst.host(), blob.digest); seen && *seen != dst_repo)
+      return {*seen, true};
+  return {"", false};
 }
 
 http::Result<BlobStat> BlobCopier::ensure(registry::ImageStore& src, const std::string& src_repo,
@@ -65,25 +84,21 @@ http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const 
     return exists.error();
   if (*exists) {
     m_retry.log().debug("{}: already there", what);
-    remember(key, dst_repo);
+    remember(key, dst, dst_repo, blob);
     return BlobStat{BlobOutcome::existed, 0};
   }
-  std::string from;
-  {
-    std::lock_guard lock(m_mutex);
-    if (auto it = m_location.find(key); it != m_location.end() && it->second != dst_repo)
-      from = it->second;
-  }
-  if (from.empty() && src.host() == dst.host() && src_repo != dst_repo)
-    from = src_repo; // a copy inside one registry never needs the bytes to travel
+  auto [from, remembered] = mount_source(key, dst, dst_repo, src, src_repo, blob);
   if (!from.empty()) {
     auto mounted = m_retry(what, [&] { return dst.mount_blob(dst_repo, blob.digest, from); });
     if (mounted && *mounted) {
-      m_retry.log().debug("{}: mounted from {}", what, from);
-      remember(key, dst_repo);
+      m_retry.log().debug("{}: mounted from {}{}", what, from, remembered ? " (where an earlier run saw it)" : "");
+      remember(key, dst, dst_repo, blob);
       return BlobStat{BlobOutcome::mounted, 0};
     }
-    m_retry.log().debug("{}: mount from {} refused, copying", what, from);
+    // Refused (the repository is gone, or these credentials cannot read it) or failed: the bytes
+    // are copied instead. A mount is never the only way a blob can arrive.
+    m_retry.log().debug("{}: mount from {}{} {}, copying", what, from, remembered ? " (an earlier run's)" : "",
+                        mounted ? "refused" : "failed: " + mounted.error().message);
   }
   m_retry.log().debug("{}: copying {} bytes from {}/{}", what, blob.size, src.host(), src_repo);
   auto copied = m_retry(what, [&] {
@@ -91,7 +106,7 @@ http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const 
   });
   if (!copied)
     return copied.error();
-  remember(key, dst_repo);
+  remember(key, dst, dst_repo, blob);
   return BlobStat{BlobOutcome::copied, *copied};
 }
 

@@ -1,10 +1,12 @@
 #pragma once
 // Blobs made present at a destination, once each: HEAD in the target repository first; known in
-// another repository of that registry (this run): a cross-repository mount; otherwise the bytes are
-// copied, streamed and verified (ImageStore::copy_blob_from). Single-flight per destination
+// another repository of that registry (this run, else an earlier one: BlobLocations): a
+// cross-repository mount; otherwise, or when the mount is refused, the bytes are copied, streamed
+// and verified (ImageStore::copy_blob_from). Single-flight per destination
 // repository + digest (concurrent mounts of one blob into one repository race inside
 // docker-registry) and per destination registry + digest (the bytes travel once; the others mount).
 
+#include "migrate/blob_locations.hpp"
 #include "migrate/results.hpp"
 #include "migrate/retry.hpp"
 #include "registry/store.hpp"
@@ -25,7 +27,9 @@ struct BlobStat {
 
 class BlobCopier {
 public:
-  BlobCopier(const Retrier& retry, Progress& progress) : m_retry(retry), m_progress(progress) {}
+  /// `memory`: where earlier runs saw blobs at destinations, and where this run records them (null: none).
+  BlobCopier(const Retrier& retry, Progress& progress, BlobLocations* memory = nullptr)
+      : m_retry(retry), m_progress(progress), m_memory(memory) {}
 
   /// Makes `blob` present in dst_repo of `dst` (whose store key is `dst_key`), from src_repo of `src`.
   http::Result<BlobStat> ensure(registry::ImageStore& src, const std::string& src_repo, registry::ImageStore& dst,
@@ -55,10 +59,17 @@ private:
   http::Result<BlobStat> ensure_once(registry::ImageStore& src, const std::string& src_repo, registry::ImageStore& dst,
                                      const std::string& key, const std::string& dst_repo, const registry::Descriptor& blob);
   bool known_present(const std::string& repo_key);
-  void remember(const std::string& key, const std::string& repo);
+  void remember(const std::string& key, registry::ImageStore& dst, const std::string& repo,
+                const registry::Descriptor& blob);
+  /// A repository of `dst` to mount `blob` from instead of copying it ("" when none), and whether
+  /// only an earlier run's memory says so.
+  std::pair<std::string, bool> mount_source(const std::string& key, registry::ImageStore& dst, const std::string& dst_repo,
+                                            registry::ImageStore& src, const std::string& src_repo,
+                                            const registry::Descriptor& blob);
 
   const Retrier& m_retry;
   Progress& m_progress;
+  BlobLocations* m_memory;
   std::mutex m_mutex;
   std::map<std::string, std::shared_future<void>> m_in_flight; ///< dst registry + digest, or + repository
   std::map<std::string, std::string> m_location;               ///< dst registry + digest -> a repository holding it

@@ -81,7 +81,7 @@ struct Engine::Impl {
       : client(c), auth(std::move(a)), options(std::move(o)), context(std::move(ctx)),
         stores(client, auth, context.env, context.cancel, log(), context.make_store),
         scheduler(options.workers), retry(options.attempts, options.backoff, context.cancel, log()),
-        blobs(retry, progress),
+        blobs(retry, progress, context.blob_locations),
         run{options, stores, scheduler, retry, blobs, progress, context.tag_digests, context.on_result, log()},
         copier(run) {}
 

@@ -36,6 +36,7 @@ class logger;
 namespace migrate {
 
 class TagDigests;
+class BlobLocations;
 
 /// What the engine does: plain values, defaulted here and only here (cmd takes its flags' defaults
 /// from a default-constructed EngineOptions), checked by validate().
@@ -62,6 +63,9 @@ struct EngineContext {
   /// The digests source tags had in earlier runs: a task with one sends both HEADs at once, each
   /// conditional on it; the digests this run sees go there. Null: none.
   TagDigests* tag_digests = nullptr;
+  /// Where earlier runs saw blobs at destination registries: a blob absent from its repository is
+  /// mounted from one of those instead of copied; where this run sees them goes there. Null: none.
+  BlobLocations* blob_locations = nullptr;
   ResultSink on_result; ///< each image's and referrer's end, for cmd to word (may be empty)
   EnvLookup env;        ///< the environment (Docker's config.json, page size); empty: none (cmd/ passes the process's)
   std::shared_ptr<spdlog::logger> log;

@@ -6,11 +6,10 @@
 // instead of a 304, never a wrong skip. Nothing else is kept (not the media type: decisions rest
 // on what registries answer). Thread-safe.
 
+#include "migrate/hint_file.hpp"
 #include "util/env.hpp"
 
 #include <filesystem>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 
@@ -26,32 +25,23 @@ public:
   /// is never a reason to fail a run).
   explicit TagDigests(std::filesystem::path path);
 
-  const std::filesystem::path& path() const { return m_path; }
+  const std::filesystem::path& path() const { return m_file.path(); }
 
   /// The digest `reference` ("registry/repository:tag") was last seen at.
-  std::optional<std::string> find(const std::string& reference);
+  std::optional<std::string> find(const std::string& reference) { return m_file.find(reference); }
   /// `reference` is at `digest` now.
-  void remember(const std::string& reference, const std::string& digest);
+  void remember(const std::string& reference, const std::string& digest) { m_file.remember(reference, digest); }
 
-  /// Writes the file through a new temporary file (mode 0600) renamed over it; a directory it has
-  /// to create is 0700. What other runs saved is kept, except for the tags this run saw (runs that
-  /// save at once take turns: flock on "<file>.lock"); entries no run has used for more than 30
-  /// days are dropped. The reason when it cannot be written.
-  std::optional<std::string> save();
+  /// Writes the file (HintFile::save): what other runs saved is kept, except for the tags this
+  /// run saw; entries no run has used for more than 30 days are dropped. The reason when it
+  /// cannot be written.
+  std::optional<std::string> save() { return m_file.save(); }
 
-  static constexpr long keep_days = 30;
+  static constexpr long keep_days = HintFile::keep_days;
+  static constexpr std::size_t max_entries = 1'000'000;
 
 private:
-  struct Stored {
-    std::string digest;
-    long day = 0;      ///< days since the epoch it was last used
-    bool seen = false; ///< found or remembered by this run
-  };
-  static std::map<std::string, Stored> read(const std::filesystem::path& path);
-
-  std::filesystem::path m_path;
-  std::mutex m_mutex;
-  std::map<std::string, Stored> m_entries;
+  HintFile m_file;
 };
 
 } // namespace migrate

@@ -1,6 +1,8 @@
 // migrate::Engine over stores in memory (tests/unit/fake_store.hpp): what it decides and in what
 // order, without a network. The integration tests show the same against real registries.
+#include "migrate/blob_locations.hpp"
 #include "migrate/engine.hpp"
+#include "temp_dir.hpp"
 #include "tests/unit/fake_store.hpp"
 #include "util/cancel.hpp"
 
@@ -25,6 +27,7 @@ public:
   util::CancelToken cancel;
   std::mutex results_mutex;
   std::vector<std::pair<migrate::ImageResult, bool>> reported; ///< (result, referrer) as the sink saw them
+  migrate::BlobLocations* blob_locations = nullptr;             ///< earlier runs' memory of blobs, if any
 
   Fixture() {
     options.workers = 4;
@@ -46,6 +49,7 @@ public:
     http::Client client;
     migrate::EngineContext context;
     context.cancel = &cancel;
+    context.blob_locations = blob_locations;
     context.make_store = [this](const Reference& ref) -> std::unique_ptr<registry::ImageStore> {
       auto& b = backends[ref.registry];
       if (!b)
@@ -155,6 +159,75 @@ TEST_CASE("migrate::Engine mounts instead of copying inside one registry") {
   CHECK(f.src.count("copy_blob_from") == 0);
   CHECK(f.src.count("mount_blob copy/app") == 2); // config and layer
   CHECK(s.results[0].blobs_mounted == 2);
+}
+
+TEST_CASE("migrate::Engine mounts a blob from where an earlier run saw it, and copies when that hint is stale") {
+  test::TempDir t;
+  const std::string base = registry::sha256_digest("shared-base");
+  const std::string config = R"({"architecture":"amd64","os":"linux"})";
+  SUBCASE("an earlier run copied the base into org/a: org/b mounts it") {
+    Fixture f;
+    f.src.add_image("team/a", "1", {"shared-base", "a-layer"}, config);
+    {
+      migrate::BlobLocations memory(t.path() / "blobs");
+      f.blob_locations = &memory;
+      auto first = f.run({Fixture::task("src.io/team/a:1", "dst.io/org/a:1")});
+      REQUIRE(first.results[0].ok);
+      CHECK(first.results[0].blobs_copied == 3); // config, base, layer
+      REQUIRE_FALSE(memory.save());
+    }
+    f.src.add_image("team/b", "1", {"shared-base", "b-layer"}, config);
+    migrate::BlobLocations memory(t.path() / "blobs"); // a new run reads what the first kept
+    CHECK(memory.find("dst.io", base) == "org/a");
+    f.blob_locations = &memory;
+    auto s = f.run({Fixture::task("src.io/team/b:1", "dst.io/org/b:1")});
+    REQUIRE(s.results[0].ok);
+    CHECK(f.dst.count("mount_blob org/b " + base + " org/a") == 1);
+    CHECK(f.dst.count("copy_blob_from org/b " + base) == 0);
+    CHECK(f.dst.count("mount_blob org/b " + registry::sha256_digest(config) + " org/a") == 1); // same config
+    CHECK(s.results[0].blobs_mounted == 2);
+    CHECK(s.results[0].blobs_copied == 1); // b-layer: nowhere before
+    CHECK(memory.find("dst.io", registry::sha256_digest("b-layer")) == "org/b");
+  }
+  SUBCASE("the remembered repository no longer has it: the bytes are copied") {
+    Fixture f;
+    f.src.add_image("team/b", "1", {"shared-base"}, config);
+    migrate::BlobLocations memory(t.path() / "blobs");
+    memory.remember("dst.io", base, "org/deleted");
+    f.blob_locations = &memory;
+    auto s = f.run({Fixture::task("src.io/team/b:1", "dst.io/org/b:1")});
+    REQUIRE(s.results[0].ok);
+    CHECK(f.dst.count("mount_blob org/b " + base + " org/deleted") == 1); // tried
+    CHECK(f.dst.count("copy_blob_from org/b " + base) == 1);              // then copied
+    CHECK(s.results[0].blobs_mounted == 0);
+    CHECK(s.results[0].blobs_copied == 2);
+    CHECK(memory.find("dst.io", base) == "org/b"); // the hint now names where it is
+  }
+  SUBCASE("the mount itself fails: the bytes are copied") {
+    Fixture f;
+    f.src.add_image("team/b", "1", {"shared-base"}, config);
+    f.dst.add_image("org/a", "1", {"shared-base"}, config);
+    f.dst.fail_forever["mount_blob org/b " + base + " org/a"] = static_cast<int>(http::ErrorKind::unauthorized);
+    migrate::BlobLocations memory(t.path() / "blobs");
+    memory.remember("dst.io", base, "org/a");
+    f.blob_locations = &memory;
+    auto s = f.run({Fixture::task("src.io/team/b:1", "dst.io/org/b:1")});
+    REQUIRE(s.results[0].ok);
+    CHECK(f.dst.count("mount_blob org/b " + base + " org/a") >= 1);
+    CHECK(f.dst.count("copy_blob_from org/b " + base) == 1);
+  }
+  SUBCASE("a hint for another registry is not used") {
+    Fixture f;
+    f.src.add_image("team/b", "1", {"shared-base"}, config);
+    f.dst.add_image("org/a", "1", {"shared-base"}, config);
+    migrate::BlobLocations memory(t.path() / "blobs");
+    memory.remember("other.io", base, "org/a");
+    f.blob_locations = &memory;
+    auto s = f.run({Fixture::task("src.io/team/b:1", "dst.io/org/b:1")});
+    REQUIRE(s.results[0].ok);
+    CHECK(f.dst.count("mount_blob") == 0);
+    CHECK(f.dst.count("copy_blob_from org/b " + base) == 1);
+  }
 }
 
 TEST_CASE("migrate::Engine retries transient failures, in the task then in another pass; not permanent ones") {

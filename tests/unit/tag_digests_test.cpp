@@ -1,3 +1,5 @@
+#include "migrate/blob_locations.hpp"
+#include "migrate/hint_file.hpp"
 #include "migrate/tag_digests.hpp"
 
 #include "temp_dir.hpp"
@@ -200,4 +202,51 @@ TEST_CASE("migrate::TagDigests::default_path follows XDG_CACHE_HOME, then HOME")
   vars.clear();
   CHECK(TagDigests::default_path(env).empty());
   CHECK(TagDigests::default_path(nullptr).empty()); // no lookup at all: no variable is set
+}
+
+TEST_CASE("migrate::HintFile keeps the most recently used entries beyond its bound") {
+  TempDir t;
+  const fs::path file = t.path() / "f";
+  const long day = today();
+  {
+    std::ofstream out(file);
+    for (int i = 0; i < 6; ++i) // two entries each 3, 2 and 1 days old
+      out << "k" << i << " v " << day - 3 + i / 2 << "\n";
+  }
+  migrate::HintFile h(file, "# test", nullptr, 4);
+  h.remember("new", "v"); // used today
+  REQUIRE_FALSE(h.save());
+  migrate::HintFile after(file, "# test", nullptr, 100);
+  CHECK(after.find("new"));
+  CHECK_FALSE(after.find("k0")); // the oldest day goes first
+  CHECK_FALSE(after.find("k1"));
+  CHECK(after.find("k4"));
+  CHECK(after.find("k5"));
+  CHECK(after.find("k2").has_value() + after.find("k3").has_value() == 1); // one of that day still fits
+  CHECK(t.read("f").rfind("# test\n", 0) == 0);
+}
+
+TEST_CASE("migrate::BlobLocations keeps only what a mount request could carry") {
+  TempDir t;
+  const fs::path file = t.path() / "blob-locations";
+  const long day = today();
+  std::ofstream(file) << "r.io:5000/" << d1 << " org/app " << day << "\n"
+                      << "r.io/" << d2 << " ../etc " << day << "\n"           // not a repository name
+                      << "r.io/" << d2 << " Org/App " << day << "\n"          // upper case
+                      << "bad_host!/" << d1 << " org/app " << day << "\n"     // not a host
+                      << "r.io/sha256:xyz org/app " << day << "\n"            // not a digest
+                      << "r.io/" << d2 << " org/app%0d%0aX " << day << "\n"; // header injection
+  migrate::BlobLocations b(file);
+  CHECK(b.find("r.io:5000", d1) == "org/app");
+  CHECK_FALSE(b.find("r.io", d2));
+  CHECK_FALSE(b.find("bad_host!", d1));
+  b.remember("r.io", d2, "team/base");
+  b.remember("r.io", d1, "UPPER"); // refused
+  b.remember("oci:/srv/x", d1, "x"); // a layout: no registry, not kept
+  REQUIRE_FALSE(b.save());
+  migrate::BlobLocations again(file);
+  CHECK(again.find("r.io", d2) == "team/base");
+  CHECK_FALSE(again.find("r.io", d1));
+  CHECK_FALSE(again.find("oci:/srv/x", d1));
+  CHECK(again.find("r.io:5000", d1) == "org/app"); // what an earlier run saved stays
 }

@@ -1,0 +1,127 @@
+#include "migrate/hint_file.hpp"
+
+#include "util/file.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace migrate {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+long today() { return static_cast<long>(std::time(nullptr) / 86400); }
+
+/// One field of a line: printable, no blanks, bounded.
+bool plain_field(const std::string& s) {
+  if (s.empty() || s.size() > 4096 || s[0] == '#')
+    return false;
+  return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; });
+}
+
+} // namespace
+
+HintFile::HintFile(fs::path path, std::string header, Check check, std::size_t max_entries)
+    : m_path(std::move(path)), m_header(std::move(header)), m_check(std::move(check)), m_max_entries(max_entries),
+      m_entries(read()) {}
+
+bool HintFile::usable(const std::string& key, const std::string& value) const {
+  return plain_field(key) && plain_field(value) && (!m_check || m_check(key, value));
+}
+
+std::map<std::string, HintFile::Stored> HintFile::read() const {
+  std::map<std::string, Stored> out;
+  std::ifstream in(m_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#')
+      continue;
+    std::istringstream fields(line);
+    std::string key, value, day, rest;
+    if (!(fields >> key >> value >> day) || (fields >> rest))
+      continue;
+    char* end = nullptr;
+    errno = 0;
+    long d = std::strtol(day.c_str(), &end, 10);
+    if (!usable(key, value) || errno || *end || d < 0)
+      continue;
+    out[key] = Stored{value, d, false};
+  }
+  return out;
+}
+
+std::optional<std::string> HintFile::find(const std::string& key) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(key);
+  if (it == m_entries.end())
+    return std::nullopt;
+  it->second.seen = true;
+  return it->second.value;
+}
+
+void HintFile::remember(const std::string& key, const std::string& value) {
+  if (!usable(key, value))
+    return;
+  std::lock_guard lock(m_mutex);
+  Stored& s = m_entries[key];
+  s.value = value;
+  s.seen = true;
+}
+
+std::optional<std::string> HintFile::save() {
+  auto fail = [&](const std::string& what, int error) {
+    return m_path.string() + ": " + what + ": " + std::strerror(error);
+  };
+  std::lock_guard lock(m_mutex);
+  const fs::path dir = m_path.has_parent_path() ? m_path.parent_path() : fs::path(".");
+  if (int error = util::make_private_directories(dir.string()))
+    return fail("cannot create its directory", error);
+  // Runs that save at the same time take turns (flock on "<file>.lock"), so that each merges what
+  // the other saved. Without a lock to be had (a read-only directory), the write below says why.
+  util::FileLock turn(m_path.string() + ".lock");
+  const long now = today();
+  auto merged = read(); // another run may have saved since this one read it
+  for (const auto& [key, stored] : m_entries)
+    if (stored.seen)
+      merged[key] = Stored{stored.value, now, false};
+  // Unused for too long, or dated after today (a clock set back): forgotten.
+  std::erase_if(merged, [&](const auto& kv) { return now - kv.second.day > keep_days || kv.second.day > now; });
+  if (merged.size() > m_max_entries) {
+    // The least recently used go first: the day of the entry at the cut, and as many of that day
+    // as still fit (in key order).
+    std::vector<long> days;
+    days.reserve(merged.size());
+    for (const auto& [key, stored] : merged)
+      days.push_back(stored.day);
+    auto cut = days.begin() + static_cast<std::ptrdiff_t>(days.size() - m_max_entries);
+    std::nth_element(days.begin(), cut, days.end());
+    const long oldest_kept = *cut;
+    std::size_t of_that_day = static_cast<std::size_t>(std::count(cut, days.end(), oldest_kept));
+    for (auto it = merged.begin(); it != merged.end();) {
+      if (it->second.day < oldest_kept || (it->second.day == oldest_kept && of_that_day == 0)) {
+        it = merged.erase(it);
+        continue;
+      }
+      if (it->second.day == oldest_kept)
+        --of_that_day;
+      ++it;
+    }
+  }
+  std::string text = m_header;
+  text += '\n';
+  for (const auto& [key, stored] : merged)
+    text += key + ' ' + stored.value + ' ' + std::to_string(stored.day) + '\n';
+
+  if (auto why = util::write_file_atomically(m_path.string(), text, 0600); !why.empty())
+    return why;
+  m_entries = std::move(merged);
+  return std::nullopt;
+}
+
+} // namespace migrate

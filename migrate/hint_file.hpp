@@ -1,0 +1,59 @@
+#pragma once
+// A small "key value day" file kept between runs under the user's cache directory: the tag digests
+// (tag_digests.hpp) and the blob locations (blob_locations.hpp). Only hints: whatever it says is
+// checked by a registry before anything rests on it, so a stale, foreign or damaged file costs a
+// round trip, never a wrong result. Lines that do not pass the owner's check are dropped on reading.
+// Thread-safe.
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace migrate {
+
+class HintFile {
+public:
+  /// Whether a key and its value may be kept (and later used in requests).
+  using Check = std::function<bool(const std::string& key, const std::string& value)>;
+
+  /// Reads `path` (a missing or unreadable file is an empty one). `header` is the file's first
+  /// line; at most `max_entries` are saved, the most recently used first.
+  HintFile(std::filesystem::path path, std::string header, Check check, std::size_t max_entries);
+
+  const std::filesystem::path& path() const { return m_path; }
+
+  /// The value of `key`; a found key is kept (and dated today) on save.
+  std::optional<std::string> find(const std::string& key);
+  /// `key` has `value` now (ignored unless it passes the check).
+  void remember(const std::string& key, const std::string& value);
+
+  /// Writes the file through a new temporary file (mode 0600) renamed over it; a directory it has
+  /// to create is 0700. What other runs saved is kept, except for the keys this run used (runs that
+  /// save at once take turns: flock on "<file>.lock"); entries no run has used for more than
+  /// keep_days are dropped, and the oldest beyond max_entries. The reason when it cannot be written.
+  std::optional<std::string> save();
+
+  static constexpr long keep_days = 30;
+
+private:
+  struct Stored {
+    std::string value;
+    long day = 0;      ///< days since the epoch it was last used
+    bool seen = false; ///< found or remembered by this run
+  };
+  std::map<std::string, Stored> read() const;
+  bool usable(const std::string& key, const std::string& value) const;
+
+  std::filesystem::path m_path;
+  std::string m_header;
+  Check m_check;
+  std::size_t m_max_entries;
+  std::mutex m_mutex;
+  std::map<std::string, Stored> m_entries;
+};
+
+} // namespace migrate
