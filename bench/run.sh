@@ -287,16 +287,17 @@ write_configs() {
 }
 
 # run_tool TOOL WL DST_ADDR PREFIX [COLD]: one measured run (configs written by write_configs).
-# image-migrator keeps the digests of the source tags it saw for the next run into the same
-# destination (PREFIX without its last part names it); COLD=1: it neither reads nor writes them.
+# image-migrator keeps the digests of the source tags it saw, and where it put blobs, for the next
+# run into the same destination (PREFIX without its last part names the files; a destination's port
+# may be another's of an earlier run); COLD=1: it neither reads nor writes them.
 run_tool() {
-  local tool=$1 wl=$2 dst=$3 pfx=$4 cold=${5:-0} rc=0 cache
+  local tool=$1 wl=$2 dst=$3 pfx=$4 cold=${5:-0} rc=0 cache blobs
   case "$tool" in
     image-migrator)
-      cache=${pfx%.*}.tag-digests
-      [ "$cold" == 1 ] && cache=
+      cache=${pfx%.*}.tag-digests blobs=${pfx%.*}.blob-locations
+      [ "$cold" == 1 ] && cache= blobs=
       bench_measure "$pfx" "$IM_BIN" --auth "$W/$wl.auth.json" --images "$W/$wl.images.json" \
-        -w "$WORKERS" -r 0 --log "" --digest-cache "$cache" || rc=$?
+        -w "$WORKERS" -r 0 --log "" --digest-cache "$cache" --blob-cache "$blobs" || rc=$?
       ;;
     skopeo)
       # skopeo 1.9 sync copies the images one after another (no knob); inside an image, up to 6
