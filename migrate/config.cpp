@@ -303,11 +303,11 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
     };
     static const std::vector<std::string> known = {"username", "password", "insecure", "ca", "cert", "key",
                                                    "skipTLSVerify", "identitytoken", "chunked", "proxy", "address",
-                                                   "maxConcurrency", "rps"};
+                                                   "maxConcurrency", "rps", "adaptive"};
     for (const auto& [field, _] : value.items())
       if (std::find(known.begin(), known.end(), field) == known.end())
         throw ConfigError(where + ": unknown field \"" + field + "\" (known: username, password, insecure, ca, cert, key, "
-                                                               "skipTLSVerify, identitytoken, chunked, proxy, address, maxConcurrency, rps)");
+                                                               "skipTLSVerify, identitytoken, chunked, proxy, address, maxConcurrency, rps, adaptive)");
     std::string username = get_string("username");
     std::string password = get_string("password");
     std::string identity = get_string("identitytoken");
@@ -328,6 +328,12 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
       if (auto why = http::invalid_proxy_url(e.proxy); !why.empty())
         throw ConfigError(where + ": \"proxy\" is not a proxy URL like http://host:port: " + why);
     e.address = get_string("address");
+    if (value.contains("adaptive") && !value["adaptive"].is_null()) {
+      if (key.find('/') != std::string::npos)
+        throw ConfigError(where + ".adaptive: it applies to a whole registry: set it on the key \"" +
+                          key.substr(0, key.find('/')) + "\"");
+      e.adaptive = get_bool("adaptive");
+    }
     for (const char* field : {"maxConcurrency", "rps"}) {
       if (!value.contains(field) || value[field].is_null())
         continue;

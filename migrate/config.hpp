@@ -48,6 +48,7 @@ struct AuthEntry {
   std::string address; ///< connect to this address instead of resolving the registry name
   int max_concurrency = 0; ///< requests in flight to this registry at once (0 = no cap); registry keys only
   double rps = 0;          ///< requests per second to this registry (0 = no cap); registry keys only
+  bool adaptive = true;    ///< fewer requests in flight when the registry says it is overloaded (registry::Limiter)
 };
 
 /// Decrypts an "enc:v1:" secret (see secrets.hpp).

@@ -59,15 +59,25 @@ Stores::Entry Stores::get(const registry::Reference& ref) {
 std::shared_ptr<registry::Limiter> Stores::limiter_for(const std::string& host) {
   if (auto it = m_limiters.find(host); it != m_limiters.end())
     return it->second;
-  std::shared_ptr<registry::Limiter> made;
   // A registry's own entry (under any of Docker Hub's names for docker.io), not a namespace's.
-  if (const AuthEntry* e = m_auth.find(host, "");
-      e && e->key.find('/') == std::string::npos && (e->max_concurrency > 0 || e->rps > 0)) {
-    made = std::make_shared<registry::Limiter>(e->max_concurrency, e->rps, m_cancel);
-    m_log->info("{}: at most {} request(s) at once, {} per second", host,
-                e->max_concurrency > 0 ? std::to_string(e->max_concurrency) : "any number of",
-                e->rps > 0 ? fmt::format("{:g}", e->rps) : "any number");
-  }
+  const AuthEntry* e = m_auth.find(host, "");
+  if (e && e->key.find('/') != std::string::npos)
+    e = nullptr;
+  const int cap = e ? e->max_concurrency : 0;
+  const double rps = e ? e->rps : 0;
+  const bool adaptive = !e || e->adaptive;
+  if (cap > 0 || rps > 0)
+    m_log->info("{}: at most {} request(s) at once, {} per second{}", host,
+                cap > 0 ? std::to_string(cap) : "any number of", rps > 0 ? fmt::format("{:g}", rps) : "any number",
+                adaptive ? ", fewer while it answers 429/503" : "");
+  std::shared_ptr<registry::Limiter> made;
+  if (cap > 0 || rps > 0 || adaptive)
+    made = std::make_shared<registry::Limiter>(cap, rps, m_cancel, adaptive, adaptive_ceiling);
+  if (made && adaptive)
+    made->on_decrease([log = m_log, host](registry::Limiter::Work work, int window) {
+      log->debug("registry {} is overloaded (429, 503, a timeout or a slow answer): at most {} {} at once now", host,
+                 window, work == registry::Limiter::Work::check ? "checks" : "transfers");
+    });
   m_limiters.emplace(host, made);
   return made;
 }

@@ -68,6 +68,10 @@ public:
 
 private:
   std::shared_ptr<registry::Limiter> limiter_for(const std::string& host);
+  /// Where a registry's adaptive windows start, and the most they grow to without a maxConcurrency:
+  /// more than a run ever has in flight to one registry (--workers is at most 64), so that only a
+  /// registry's own complaints narrow them.
+  static constexpr int adaptive_ceiling = 256;
 
   http::Client& m_client;
   const AuthConfig& m_auth;

@@ -181,10 +181,11 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     const bool own = owns(r.url);
     if (own) // an upload Location or a Link may name another host: it never gets our credentials
       m_auth.authorize(r, scope);
-    auto held = slot();
+    auto held = slot(sink ? Limiter::Work::transfer : Limiter::Work::check);
     if (!held)
       return held.error();
     auto resp = m_client.download(r, sink, on_resume);
+    learn(*held, resp);
     held = Limiter::Slot();
     if (!resp)
       return resp.error().context("registry " + m_options.host);
@@ -240,13 +241,33 @@ bool Registry::answers_as_https_server() const {
   return resp && resp->status == 400 && resp->body.find("HTTP request to an HTTPS server") != std::string::npos;
 }
 
-Result<Limiter::Slot> Registry::slot() const {
+Result<Limiter::Slot> Registry::slot(Limiter::Work work) const {
   if (!m_limiter)
     return Limiter::Slot();
-  auto held = m_limiter->acquire();
+  auto held = m_limiter->acquire(work);
   if (!held)
     return http::make_error(http::ErrorKind::cancelled, "registry " + m_options.host + ": stopped before its turn");
   return std::move(*held);
+}
+
+std::optional<Limiter::Slot> Registry::try_check_slot() const {
+  if (!m_limiter)
+    return Limiter::Slot();
+  return m_limiter->try_acquire(Limiter::Work::check);
+}
+
+Limiter::Slot Registry::check_slot() const {
+  if (!m_limiter)
+    return Limiter::Slot();
+  auto held = m_limiter->acquire(Limiter::Work::check);
+  return held ? std::move(*held) : Limiter::Slot();
+}
+
+void Registry::learn(Limiter::Slot& slot, const Result<http::Response>& response) {
+  if (response)
+    slot.status(response->status);
+  else if (response.error().kind == http::ErrorKind::timeout)
+    slot.outcome(Limiter::Outcome::congested);
 }
 
 Result<http::Response> Registry::send_direct(const http::Request& request) {
@@ -818,7 +839,7 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
     std::uint64_t sent = 0;
     bool checked = false;
     const std::uint64_t size = put.upload_size.value();
-    auto held = slot();
+    auto held = slot(Limiter::Work::transfer);
     if (!held)
       return held.error().context(what);
     auto resp = m_client.upload(put, [&](char* buffer, std::size_t max) -> Result<std::size_t> {
@@ -842,6 +863,7 @@ Result<std::uint64_t> Registry::upload_file(const std::string& path, const std::
       }
       return n;
     });
+    learn(*held, resp);
     if (!resp)
       return resp.error().context(what);
     if (resp->status == 401 && owns(put.url)) {
@@ -946,6 +968,13 @@ Result<std::uint64_t> Registry::copy_from_registry(Registry& source, const std::
       if (!held)
         return http::make_error(http::ErrorKind::cancelled, what + ": stopped before its turn");
       result = m_client.pipe(get, put, observe, complete, source.resume_blob(what, size, source_scope));
+      if (result) {
+        held->first.status(result->download.status);
+        held->second.status(result->upload.status);
+      } else if (result.error().kind == http::ErrorKind::timeout) {
+        held->first.outcome(Limiter::Outcome::congested); // either end: both learn it
+        held->second.outcome(Limiter::Outcome::congested);
+      }
     }
     if (!result)
       return result.error().context(what);

@@ -95,6 +95,14 @@ public:
   /// with head_manifest (which retries, authenticates and explains), after the wait `failed` asks
   /// for when the answer was a retryable failure (a 5xx, a 429 with its Retry-After, a reset).
   HeadAnswer read_head(const http::Request& request, const Result<http::Response>& response);
+  /// A place for a head_request under this registry's window of checks, when one is free now
+  /// (an empty slot without a limiter); nullopt when that many are in flight already.
+  std::optional<Limiter::Slot> try_check_slot() const;
+  /// The same, waiting for it; an empty slot when the run stopped meanwhile.
+  Limiter::Slot check_slot() const;
+  /// Tells a slot how its request went (the limiter's windows learn it when it is released).
+  static void learn(Limiter::Slot& slot, const Result<http::Response>& response);
+
   /// Whether this registry wants Bearer tokens (known after its first 401).
   bool wants_tokens() const override { return m_auth.wants_tokens(); }
   /// Fetches the pull token of `repository` now, unless one is in hand or being fetched; false when
@@ -194,7 +202,7 @@ private:
   /// Reads ratelimit-remaining ("95;w=21600"); warns once when few requests are left.
   void note_quota(const http::Response& response);
   /// A slot of this host's Limiter (none needed without caps); cancelled when the run stopped first.
-  Result<Limiter::Slot> slot() const;
+  Result<Limiter::Slot> slot(Limiter::Work work = Limiter::Work::check) const;
   /// A request as it is (no registry authorisation), within the host's limits.
   Result<http::Response> send_direct(const http::Request& request);
   std::vector<std::string> m_connect_to;

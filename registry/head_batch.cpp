@@ -16,13 +16,36 @@ bool HeadBatch::add(std::uint64_t id, ImageStore& store, const std::string& repo
   auto request = registry->head_request(repository, reference, expected);
   if (!request)
     return false;
-  m_asked.insert_or_assign(id, Asked{registry, *request});
+  m_asked.insert_or_assign(id, Asked{registry, *request, {}});
   http::Client::Streamed item{id, std::move(*request)};
   if (first)
     m_queue.push_front(std::move(item));
   else
     m_queue.push_back(std::move(item));
   return true;
+}
+
+std::optional<http::Client::Streamed> HeadBatch::next_ready(bool idle) {
+  // A registry whose window is full holds back only its own HEADs; the scan is bounded, so that a
+  // long queue of one throttled registry costs little per call.
+  constexpr std::size_t scan = 64;
+  std::size_t looked = 0;
+  for (auto it = m_queue.begin(); it != m_queue.end() && looked < scan; ++it, ++looked) {
+    Asked& asked = m_asked.at(it->id);
+    if (auto slot = asked.registry->try_check_slot()) {
+      asked.slot = std::move(*slot);
+      auto item = std::move(*it);
+      m_queue.erase(it);
+      return item;
+    }
+  }
+  if (!idle)
+    return std::nullopt; // an answer will free a place
+  // Nothing of ours in flight: other threads hold the places. Wait for the first HEAD's turn.
+  auto item = std::move(m_queue.front());
+  m_queue.pop_front();
+  m_asked.at(item.id).slot = m_asked.at(item.id).registry->check_slot();
+  return item;
 }
 
 void HeadBatch::run(const std::function<bool(bool idle)>& more,
@@ -32,9 +55,7 @@ void HeadBatch::run(const std::function<bool(bool idle)>& more,
         while (m_queue.empty())
           if (!more(idle))
             return std::nullopt;
-        auto item = std::move(m_queue.front());
-        m_queue.pop_front();
-        return item;
+        return next_ready(idle);
       },
       [&](std::uint64_t id, http::Result<http::Response> response) {
         auto it = m_asked.find(id);
@@ -42,6 +63,8 @@ void HeadBatch::run(const std::function<bool(bool idle)>& more,
           return;
         Asked asked = std::move(it->second);
         m_asked.erase(it);
+        Registry::learn(asked.slot, response);
+        asked.slot = Limiter::Slot(); // its place is free before the answer brings more HEADs
         on_answer(id, asked.registry->read_head(asked.request, response));
       },
       m_parallel);

@@ -18,7 +18,8 @@ namespace registry {
 
 class HeadBatch {
 public:
-  /// Up to `parallel` HEADs in flight at once.
+  /// Up to `parallel` HEADs in flight at once, and for each registry no more than its limiter's
+  /// window of checks allows (registry::Limiter).
   HeadBatch(http::Client& client, std::size_t parallel);
 
   /// Queues the HEAD of repository:reference in `store`, under the caller's `id` (unique among those
@@ -40,7 +41,11 @@ private:
   struct Asked {
     Registry* registry;
     http::Request request;
+    Limiter::Slot slot; ///< its place under the registry's window of checks, while in flight
   };
+  /// The next queued HEAD whose registry has a free place (looking at the first few only), else
+  /// nullopt; when `idle`, waits for the first one's place instead.
+  std::optional<http::Client::Streamed> next_ready(bool idle);
   http::Client& m_client;
   std::size_t m_parallel;
   std::deque<http::Client::Streamed> m_queue;

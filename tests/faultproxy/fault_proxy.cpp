@@ -61,6 +61,10 @@
 // request's head to the end of its response), rewritten whenever it grows. For the tests of
 // per-registry concurrency caps.
 //
+// --busy-above N: a request that arrives while more than N requests are in flight (itself
+// included) is answered 429 Too Many Requests without forwarding (logged as "busy-above"), before
+// any rule: a registry that sheds load above N concurrent requests.
+//
 // Thread per connection; SIGTERM / SIGINT end the process at once.
 
 #include <arpa/inet.h>
@@ -139,9 +143,12 @@ std::atomic<int> g_in_flight_max{0};
 std::mutex g_in_flight_mutex;
 
 /// Counts one request in flight while it lives (see --max-in-flight).
+int g_busy_above = 0;
+
 struct InFlight {
+  int now = 0; ///< requests in flight when this one arrived, itself included
   InFlight() {
-    int now = ++g_in_flight;
+    now = ++g_in_flight;
     if (g_in_flight_path.empty())
       return;
     std::lock_guard lock(g_in_flight_mutex);
@@ -965,6 +972,12 @@ private:
     const bool head_req = method == "HEAD";
 
     Applied a = pick_rule(method, target);
+    if (g_busy_above > 0 && counted.now > g_busy_above) {
+      a = Applied{};
+      a.kind = Kind::Status;
+      a.status = 429;
+      a.action = "busy-above";
+    }
 
     // ---- answered by the proxy itself
     if (a.kind == Kind::Status) {
@@ -1188,7 +1201,7 @@ void on_signal(int) { ::_exit(0); }
 
 void usage() {
   std::fprintf(stderr, "usage: fault_proxy --upstream HOST:PORT [--port P] [--port-file FILE] [--rules FILE] "
-                       "[--log FILE] [--max-in-flight FILE]\n");
+                       "[--log FILE] [--max-in-flight FILE] [--busy-above N]\n");
   std::exit(2);
 }
 
@@ -1216,6 +1229,8 @@ int main(int argc, char** argv) {
       log_path = value();
     else if (a == "--max-in-flight")
       g_in_flight_path = value();
+    else if (a == "--busy-above")
+      g_busy_above = std::atoi(value().c_str());
     else if (a == "-h" || a == "--help")
       usage();
     else {

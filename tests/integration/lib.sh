@@ -811,15 +811,16 @@ spawn_listener() {
 # (binary: $FAULT_PROXY_BIN, default <build>/tests/faultproxy/fault_proxy).
 # Exports NAME_ADDR, NAME_RULES (rules file), NAME_PLOG (request log), NAME_MAXFLIGHT (file: the most
 # requests it has handled at once).
-start_proxy() {
+start_proxy() { # NAME UPSTREAM [fault_proxy options...]
   local name=$1 up=$2 d=$IM_WORK/proxy-$1 N
+  shift 2
   N=$(_im_upper "$name")
   mkdir -p "$d"
   : >"$d/rules"
   : >"$d/log"
   local bin=${FAULT_PROXY_BIN:-${IM_BUILD_DIR:-$IM_REPO_ROOT/build}/tests/faultproxy/fault_proxy}
   spawn_listener "fault_proxy $name" "$d" "$bin" --upstream "$up" --port-file "$d/port" --rules "$d/rules" \
-    --log "$d/log" --max-in-flight "$d/max-in-flight"
+    --log "$d/log" --max-in-flight "$d/max-in-flight" "$@"
   _im_export "${N}_ADDR" "127.0.0.1:$(cat "$d/port")"
   _im_export "${N}_RULES" "$d/rules"
   _im_export "${N}_PLOG" "$d/log"
