@@ -39,4 +39,6 @@ void BlobLocations::remember(const std::string& host, const std::string& digest,
   m_file.remember(key_of(host, digest), repository);
 }
 
+void BlobLocations::forget(const std::string& host, const std::string& digest) { m_file.forget(key_of(host, digest)); }
+
 } // namespace migrate

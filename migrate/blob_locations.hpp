@@ -29,6 +29,8 @@ public:
   std::optional<std::string> find(const std::string& host, const std::string& digest);
   /// Blob `digest` is in `repository` of `host` now.
   void remember(const std::string& host, const std::string& digest, const std::string& repository);
+  /// The registry refused to mount it from there: that hint is dropped.
+  void forget(const std::string& host, const std::string& digest);
 
   /// HintFile::save: merged with what other runs saved; unused for 30 days or beyond the newest
   /// max_entries, forgotten.

@@ -96,7 +96,10 @@ http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const 
       return BlobStat{BlobOutcome::mounted, 0};
     }
     // Refused (the repository is gone, or these credentials cannot read it) or failed: the bytes
-    // are copied instead. A mount is never the only way a blob can arrive.
+    // are copied instead. A mount is never the only way a blob can arrive. A remembered place the
+    // registry refused is forgotten (the copy below puts the new one there).
+    if (remembered && mounted && m_memory)
+      m_memory->forget(dst.host(), blob.digest);
     m_retry.log().debug("{}: mount from {}{} {}, copying", what, from, remembered ? " (an earlier run's)" : "",
                         mounted ? "refused" : "failed: " + mounted.error().message);
   }

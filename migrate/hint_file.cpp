@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <sstream>
 #include <vector>
 
@@ -37,9 +36,16 @@ bool HintFile::usable(const std::string& key, const std::string& value) const {
 
 std::map<std::string, HintFile::Stored> HintFile::read() const {
   std::map<std::string, Stored> out;
-  std::ifstream in(m_path);
+  // A regular file only (not a FIFO, a device or a symlink), of a bounded size: anything else is
+  // an empty memory, never a hang or a gigabyte read.
+  std::string why;
+  auto text = util::read_regular_file(m_path.string(), max_bytes(), why);
+  if (!text)
+    return out;
+  std::istringstream in(*text);
   std::string line;
-  while (std::getline(in, line)) {
+  std::size_t lines = 0;
+  while (std::getline(in, line) && ++lines <= 2 * m_max_entries + 16) {
     if (line.empty() || line[0] == '#')
       continue;
     std::istringstream fields(line);
@@ -51,7 +57,7 @@ std::map<std::string, HintFile::Stored> HintFile::read() const {
     long d = std::strtol(day.c_str(), &end, 10);
     if (!usable(key, value) || errno || *end || d < 0)
       continue;
-    out[key] = Stored{value, d, false};
+    out[key] = Stored{value, d, false, false};
   }
   return out;
 }
@@ -61,8 +67,19 @@ std::optional<std::string> HintFile::find(const std::string& key) {
   auto it = m_entries.find(key);
   if (it == m_entries.end())
     return std::nullopt;
+  if (it->second.forgotten)
+    return std::nullopt;
   it->second.seen = true;
   return it->second.value;
+}
+
+void HintFile::forget(const std::string& key) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(key);
+  if (it != m_entries.end()) {
+    it->second.forgotten = true;
+    it->second.seen = false;
+  }
 }
 
 void HintFile::remember(const std::string& key, const std::string& value) {
@@ -72,6 +89,7 @@ void HintFile::remember(const std::string& key, const std::string& value) {
   Stored& s = m_entries[key];
   s.value = value;
   s.seen = true;
+  s.forgotten = false;
 }
 
 std::optional<std::string> HintFile::save() {
@@ -79,17 +97,25 @@ std::optional<std::string> HintFile::save() {
     return m_path.string() + ": " + what + ": " + std::strerror(error);
   };
   std::lock_guard lock(m_mutex);
+  if (std::none_of(m_entries.begin(), m_entries.end(), [](const auto& kv) { return kv.second.seen || kv.second.forgotten; }))
+    return std::nullopt; // this run used nothing: the file stays as it is
   const fs::path dir = m_path.has_parent_path() ? m_path.parent_path() : fs::path(".");
   if (int error = util::make_private_directories(dir.string()))
     return fail("cannot create its directory", error);
   // Runs that save at the same time take turns (flock on "<file>.lock"), so that each merges what
   // the other saved. Without a lock to be had (a read-only directory), the write below says why.
   util::FileLock turn(m_path.string() + ".lock");
+  if (turn.busy())
+    return m_path.string() + ": another run has held " + m_path.filename().string() +
+           ".lock for 10 seconds: not saved this time";
   const long now = today();
   auto merged = read(); // another run may have saved since this one read it
-  for (const auto& [key, stored] : m_entries)
+  for (const auto& [key, stored] : m_entries) {
     if (stored.seen)
-      merged[key] = Stored{stored.value, now, false};
+      merged[key] = Stored{stored.value, now, false, false};
+    else if (stored.forgotten)
+      merged.erase(key);
+  }
   // Unused for too long, or dated after today (a clock set back): forgotten.
   std::erase_if(merged, [&](const auto& kv) { return now - kv.second.day > keep_days || kv.second.day > now; });
   if (merged.size() > m_max_entries) {

@@ -20,8 +20,9 @@ public:
   /// Whether a key and its value may be kept (and later used in requests).
   using Check = std::function<bool(const std::string& key, const std::string& value)>;
 
-  /// Reads `path` (a missing or unreadable file is an empty one). `header` is the file's first
-  /// line; at most `max_entries` are saved, the most recently used first.
+  /// Reads `path` (a missing or unreadable file, or anything but a regular file of at most
+  /// max_bytes(), is an empty one; lines beyond twice max_entries are not read). `header` is the
+  /// file's first line; at most `max_entries` are saved, the most recently used first.
   HintFile(std::filesystem::path path, std::string header, Check check, std::size_t max_entries);
 
   const std::filesystem::path& path() const { return m_path; }
@@ -30,20 +31,27 @@ public:
   std::optional<std::string> find(const std::string& key);
   /// `key` has `value` now (ignored unless it passes the check).
   void remember(const std::string& key, const std::string& value);
+  /// `key`'s value proved wrong: not found again, and dropped from the file on save.
+  void forget(const std::string& key);
 
   /// Writes the file through a new temporary file (mode 0600) renamed over it; a directory it has
   /// to create is 0700. What other runs saved is kept, except for the keys this run used (runs that
   /// save at once take turns: flock on "<file>.lock"); entries no run has used for more than
-  /// keep_days are dropped, and the oldest beyond max_entries. The reason when it cannot be written.
+  /// keep_days are dropped, and the oldest beyond max_entries. A run that used nothing writes
+  /// nothing; another run that holds the lock for 10 s makes this one give up. The reason when it
+  /// cannot be written.
   std::optional<std::string> save();
 
   static constexpr long keep_days = 30;
+  /// The largest file read: 200 bytes a line, twice max_entries lines.
+  std::size_t max_bytes() const { return 400 * m_max_entries + 4096; }
 
 private:
   struct Stored {
     std::string value;
     long day = 0;      ///< days since the epoch it was last used
-    bool seen = false; ///< found or remembered by this run
+    bool seen = false;      ///< found or remembered by this run
+    bool forgotten = false; ///< proved wrong by this run
   };
   std::map<std::string, Stored> read() const;
   bool usable(const std::string& key, const std::string& value) const;

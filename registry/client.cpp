@@ -184,8 +184,11 @@ Result<http::Response> Registry::send(http::Request request, const std::string& 
     auto held = slot(sink ? Limiter::Work::transfer : Limiter::Work::check);
     if (!held)
       return held.error();
+    if (r.method == "HEAD")
+      held->timed();
     auto resp = m_client.download(r, sink, on_resume);
-    learn(*held, resp);
+    if (own) // an upload Location or a redirect on another host says nothing about this registry's load
+      learn(*held, resp);
     held = Limiter::Slot();
     if (!resp)
       return resp.error().context("registry " + m_options.host);
@@ -254,13 +257,6 @@ std::optional<Limiter::Slot> Registry::try_check_slot() const {
   if (!m_limiter)
     return Limiter::Slot();
   return m_limiter->try_acquire(Limiter::Work::check);
-}
-
-Limiter::Slot Registry::check_slot() const {
-  if (!m_limiter)
-    return Limiter::Slot();
-  auto held = m_limiter->acquire(Limiter::Work::check);
-  return held ? std::move(*held) : Limiter::Slot();
 }
 
 void Registry::learn(Limiter::Slot& slot, const Result<http::Response>& response) {

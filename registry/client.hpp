@@ -98,8 +98,8 @@ public:
   /// A place for a head_request under this registry's window of checks, when one is free now
   /// (an empty slot without a limiter); nullopt when that many are in flight already.
   std::optional<Limiter::Slot> try_check_slot() const;
-  /// The same, waiting for it; an empty slot when the run stopped meanwhile.
-  Limiter::Slot check_slot() const;
+  /// The run is stopping (known to this registry's limiter).
+  bool stopped() const { return m_limiter && m_limiter->stopped(); }
   /// Tells a slot how its request went (the limiter's windows learn it when it is released).
   static void learn(Limiter::Slot& slot, const Result<http::Response>& response);
 

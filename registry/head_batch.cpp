@@ -1,6 +1,8 @@
 #include "registry/head_batch.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 namespace registry {
 
@@ -34,6 +36,7 @@ std::optional<http::Client::Streamed> HeadBatch::next_ready(bool idle) {
     Asked& asked = m_asked.at(it->id);
     if (auto slot = asked.registry->try_check_slot()) {
       asked.slot = std::move(*slot);
+      asked.slot.timed();
       auto item = std::move(*it);
       m_queue.erase(it);
       return item;
@@ -41,11 +44,29 @@ std::optional<http::Client::Streamed> HeadBatch::next_ready(bool idle) {
   }
   if (!idle)
     return std::nullopt; // an answer will free a place
-  // Nothing of ours in flight: other threads hold the places. Wait for the first HEAD's turn.
-  auto item = std::move(m_queue.front());
-  m_queue.pop_front();
-  m_asked.at(item.id).slot = m_asked.at(item.id).registry->check_slot();
-  return item;
+  // Nothing of ours in flight: other threads hold the places. Look again until one registry has
+  // one (any of them: one throttled registry must not hold back the others' HEADs).
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    looked = 0;
+    for (auto it = m_queue.begin(); it != m_queue.end() && looked < scan; ++it, ++looked) {
+      Asked& asked = m_asked.at(it->id);
+      if (asked.registry->stopped()) {
+        // The run is stopping: sent without a place (a HEAD settles faster than a wait), as the
+        // capped registries' own requests are not (they never come through here).
+        auto item = std::move(*it);
+        m_queue.erase(it);
+        return item;
+      }
+      if (auto slot = asked.registry->try_check_slot()) {
+        asked.slot = std::move(*slot);
+        asked.slot.timed();
+        auto item = std::move(*it);
+        m_queue.erase(it);
+        return item;
+      }
+    }
+  }
 }
 
 void HeadBatch::run(const std::function<bool(bool idle)>& more,

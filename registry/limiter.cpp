@@ -18,7 +18,7 @@ Limiter::Slot::Slot(Limiter* owner, Work work, bool counted) : m_owner(owner), m
 
 Limiter::Slot::Slot(Slot&& other) noexcept
     : m_owner(other.m_owner), m_work(other.m_work), m_counted(other.m_counted), m_outcome(other.m_outcome),
-      m_start(other.m_start), m_epoch(other.m_epoch) {
+      m_timed(other.m_timed), m_flight(other.m_flight), m_start(other.m_start), m_epoch(other.m_epoch) {
   other.m_owner = nullptr;
 }
 
@@ -26,7 +26,7 @@ Limiter::Slot::~Slot() { release(); }
 
 void Limiter::Slot::release() {
   if (m_owner)
-    m_owner->release(m_work, m_counted, m_outcome, m_start, m_epoch);
+    m_owner->release(*this);
   m_owner = nullptr;
 }
 
@@ -37,6 +37,8 @@ Limiter::Slot& Limiter::Slot::operator=(Slot&& other) noexcept {
     m_work = other.m_work;
     m_counted = other.m_counted;
     m_outcome = other.m_outcome;
+    m_timed = other.m_timed;
+    m_flight = other.m_flight;
     m_start = other.m_start;
     m_epoch = other.m_epoch;
     other.m_owner = nullptr;
@@ -61,6 +63,7 @@ Limiter::Slot Limiter::take_locked(Work work) {
   Slot slot(this, work, true);
   slot.m_start = std::chrono::steady_clock::now();
   slot.m_epoch = w.epoch;
+  slot.m_flight = w.in_use;
   return slot;
 }
 
@@ -107,22 +110,25 @@ std::optional<Limiter::Slot> Limiter::try_acquire(Work work) {
   return take_locked(work);
 }
 
-void Limiter::release(Work work, bool counted, Outcome outcome, std::chrono::steady_clock::time_point start,
-                      std::uint64_t epoch) {
+void Limiter::release(const Slot& slot) {
+  const Work work = slot.m_work;
+  const Outcome outcome = slot.m_outcome;
+  const std::uint64_t epoch = slot.m_epoch;
   int decreased_to = 0;
   {
     std::lock_guard lock(m_mutex);
-    if (counted)
+    if (slot.m_counted)
       --m_in_use;
     Window& w = of(work);
-    const int in_flight = w.in_use; // this request included
+    // The load it met: the most in flight when it was sent or when it ended, itself included.
+    const int flight = std::max(slot.m_flight, w.in_use);
     --w.in_use;
     if (m_adaptive && outcome != Outcome::none) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      // A check that took far longer than the fastest (8 times, and a second more): the registry is
-      // queueing requests. Transfers vary with their size: only their errors count.
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - slot.m_start).count();
+      // A HEAD that took far longer than the fastest (8 times, and a second more): the registry is
+      // queueing requests. Other requests' times depend on what they carry: only their errors count.
       bool slow = false;
-      if (work == Work::check && outcome == Outcome::ok) {
+      if (slot.m_timed && outcome == Outcome::ok) {
         slow = w.fastest > 0 && seconds > std::max(8 * w.fastest, w.fastest + 1.0);
         if (w.fastest == 0 || seconds < w.fastest)
           w.fastest = seconds;
@@ -130,7 +136,7 @@ void Limiter::release(Work work, bool counted, Outcome outcome, std::chrono::ste
       if (outcome == Outcome::congested || slow) {
         // Once per round: answers to requests sent before the last decrease say nothing new.
         if (epoch == w.epoch) {
-          w.size = std::max(1.0, std::min(w.size, static_cast<double>(in_flight)) / 2);
+          w.size = std::max(1.0, std::min(w.size, static_cast<double>(flight)) / 2);
           ++w.epoch;
           ++m_decreases;
           decreased_to = std::max(1, static_cast<int>(w.size));
@@ -164,21 +170,53 @@ std::optional<SlotPair> acquire_both(Limiter* a, Limiter* b, Limiter::Work work)
   SlotPair pair;
   if (a == b)
     b = nullptr; // one registry on both ends: one slot
-  Limiter* order[2] = {a, b};
-  Limiter::Slot* into[2] = {&pair.first, &pair.second};
-  if (a && b && std::less<Limiter*>()(b, a)) {
-    std::swap(order[0], order[1]);
-    std::swap(into[0], into[1]);
+  if (!a || !b) {
+    Limiter* only = a ? a : b;
+    if (only) {
+      auto slot = only->acquire(work);
+      if (!slot)
+        return std::nullopt;
+      (a ? pair.first : pair.second) = std::move(*slot);
+    }
+    return pair;
   }
-  for (int i = 0; i < 2; ++i) {
-    if (!order[i])
-      continue;
-    auto slot = order[i]->acquire(work);
-    if (!slot)
+  if (a->paced() || b->paced()) {
+    // Paced requests wait for their turn: both in one fixed order, so that two transfers in
+    // opposite directions cannot wait for each other forever.
+    if (std::less<Limiter*>()(b, a)) {
+      auto second = b->acquire(work);
+      auto first = second ? a->acquire(work) : std::nullopt;
+      if (!first)
+        return std::nullopt;
+      pair.first = std::move(*first);
+      pair.second = std::move(*second);
+      return pair;
+    }
+    auto first = a->acquire(work);
+    auto second = first ? b->acquire(work) : std::nullopt;
+    if (!second)
       return std::nullopt;
-    *into[i] = std::move(*slot);
+    pair.first = std::move(*first);
+    pair.second = std::move(*second);
+    return pair;
   }
-  return pair;
+  // Never wait for one while holding the other: a slow or throttled registry would hold places of
+  // the other that transfers from elsewhere need (and two transfers in opposite directions could
+  // wait for each other). Wait for one, then take the other only if it is free at once; else let
+  // the first go and wait for the second instead.
+  Limiter* wait_on = a;
+  while (true) {
+    Limiter* other = wait_on == a ? b : a;
+    auto first = wait_on->acquire(work);
+    if (!first)
+      return std::nullopt;
+    if (auto second = other->try_acquire(work)) {
+      pair.first = std::move(wait_on == a ? *first : *second);
+      pair.second = std::move(wait_on == a ? *second : *first);
+      return pair;
+    }
+    wait_on = other;
+  }
 }
 
 } // namespace registry

@@ -5,9 +5,9 @@
 //
 // Adaptive (the default): beside the user's caps, each kind of work (checks: HEADs, manifests,
 // mounts; transfers: blob bodies) has a window of requests in flight that follows what the
-// registry says, as TCP's congestion window does: a 429, a 503 or a timeout (or an answer that
-// took far longer than the fastest ones) halves it, from what was in flight when the request
-// started; each window's worth of answers that came back well, while the window was full, widens
+// registry says, as TCP's congestion window does: a 429, a 503 or a timeout (or a HEAD that
+// took far longer than the fastest one) halves it, from what was in flight when the request
+// was sent or ended (the more), once per round; each window's worth of answers that came back well, while the window was full, widens
 // it by one, up to the ceiling (the user's maxConcurrency, else `ceiling`). It starts at the
 // ceiling: a registry that never complains is never slowed.
 
@@ -54,6 +54,9 @@ public:
     void outcome(Outcome o) { m_outcome = o; }
     /// outcome() from an HTTP status: 429 and 503 congested, any other answer ok.
     void status(long code) { m_outcome = code == 429 || code == 503 ? Outcome::congested : Outcome::ok; }
+    /// Its time says something about the registry's load: a HEAD (manifest or blob), whose cost
+    /// does not depend on what it names. Only these set and meet the "far slower" mark.
+    void timed() { m_timed = true; }
 
   private:
     friend class Limiter;
@@ -62,6 +65,8 @@ public:
     Work m_work = Work::check;
     bool m_counted = false; ///< takes a place under the user's cap
     Outcome m_outcome = Outcome::none;
+    bool m_timed = false;
+    int m_flight = 0; ///< requests of its kind in flight when it was sent, itself included
     std::chrono::steady_clock::time_point m_start{};
     std::uint64_t m_epoch = 0; ///< the window's decreases before it started
   };
@@ -75,6 +80,10 @@ public:
   /// The user's caps are set (requests then go one by one through Registry::send).
   bool limited() const { return m_max > 0 || m_interval.count() > 0; }
   bool adaptive() const { return m_adaptive; }
+  /// The run is stopping.
+  bool stopped() const { return m_cancel && m_cancel->stopped(); }
+  /// A per-second cap is set (try_acquire then never gives a slot).
+  bool paced() const { return m_interval.count() > 0; }
 
   /// The current window of `work` (requests of it allowed in flight at once).
   int window(Work work) const;
@@ -95,8 +104,7 @@ private:
   Window& of(Work work) { return work == Work::check ? m_checks : m_transfers; }
   bool free_locked(Work work);
   Slot take_locked(Work work);
-  void release(Work work, bool counted, Outcome outcome, std::chrono::steady_clock::time_point start,
-               std::uint64_t epoch);
+  void release(const Slot& slot);
 
   mutable std::mutex m_mutex;
   std::condition_variable m_cv;

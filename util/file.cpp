@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -256,13 +257,24 @@ int open_for_append(const std::string& path, mode_t mode) {
   return fd;
 }
 
-FileLock::FileLock(const std::string& path) {
+FileLock::FileLock(const std::string& path, std::chrono::milliseconds wait) {
   do
     m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   while (m_fd < 0 && errno == EINTR);
-  if (m_fd >= 0)
-    while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
+  if (m_fd < 0)
+    return;
+  const auto until = std::chrono::steady_clock::now() + wait;
+  while (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR)
+      continue;
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= until) {
+      m_busy = errno == EWOULDBLOCK;
+      ::close(m_fd);
+      m_fd = -1;
+      return;
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 FileLock::~FileLock() {

@@ -7,6 +7,7 @@
 // power loss leaves the old file or the new one, never an empty one.
 
 #include <cstddef>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,17 +77,20 @@ int make_private_directories(const std::string& dir);
 int open_for_append(const std::string& path, mode_t mode = 0644);
 
 /// An exclusive flock(2) on a file of its own ("<something>.lock"), held while the object lives;
-/// holds nothing when the lock file cannot be opened (a read-only directory).
+/// holds nothing when the lock file cannot be opened (a read-only directory), or when another
+/// process held it for all of `wait` (then busy() is true): a lock never hangs its taker.
 class FileLock {
 public:
-  explicit FileLock(const std::string& path);
+  explicit FileLock(const std::string& path, std::chrono::milliseconds wait = std::chrono::seconds(10));
   ~FileLock();
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
   bool held() const { return m_fd >= 0; }
+  bool busy() const { return m_busy; }
 
 private:
   int m_fd = -1;
+  bool m_busy = false;
 };
 
 } // namespace util

@@ -41,7 +41,9 @@ px_run() {
   : >"$AUTHP_PLOG"
   t0=$(date +%s%N)
   rc=0
-  im_run env "${envs[@]}" "$IM_BIN" --auth "$auth" --images "$images" -r 0 --log "" "$@" \
+  # --blob-cache "": every run copies the same image anew (into a new repository), and the bytes must
+  # travel, through the proxy or not, instead of being mounted from where the last run put them.
+  im_run env "${envs[@]}" "$IM_BIN" --auth "$auth" --images "$images" -r 0 --log "" --blob-cache "" "$@" \
     >"$IM_WORK/$name.out" 2>&1 || rc=$?
   ms=$((($(date +%s%N) - t0) / 1000000))
   cat "$IM_WORK/$name.out"

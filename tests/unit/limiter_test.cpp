@@ -202,11 +202,12 @@ TEST_CASE("registry::Limiter (adaptive) holds threads to the window, and a fixed
   CHECK_FALSE(fixed.try_acquire(Work::check)); // the user's cap holds
 }
 
-TEST_CASE("registry::Limiter (adaptive) takes a check far slower than the fastest for overload; not a transfer") {
+TEST_CASE("registry::Limiter (adaptive) takes a HEAD far slower than the fastest for overload; not a transfer or a PUT") {
   registry::Limiter l(0, 0, nullptr, true, 8);
   {
     auto fast = take(l, 1);
-    fast[0].status(200); // the fastest so far: about nothing
+    fast[0].timed();
+    fast[0].status(200); // the fastest HEAD so far: about nothing
   }
   {
     auto slow = take(l, 4, Work::transfer);
@@ -217,7 +218,12 @@ TEST_CASE("registry::Limiter (adaptive) takes a check far slower than the fastes
   CHECK(l.window(Work::transfer) == 8); // a big blob takes long: no sign of overload
   auto slow = take(l, 4);
   std::this_thread::sleep_for(1100ms); // more than 8 times the fastest, and a second more
-  slow[0].status(200);
+  slow[1].status(201);                 // not a HEAD (a manifest PUT): its time says nothing
+  slow[1] = registry::Limiter::Slot();
+  CHECK(l.window(Work::check) == 8);
+  slow[0].timed();
+  slow[0].status(200); // three in flight when it ended: 1.5
   slow.clear();
-  CHECK(l.window(Work::check) == 2);
+  CHECK(l.window(Work::check) == 1);
+  CHECK(l.decreases() == 1);
 }
