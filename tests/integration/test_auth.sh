@@ -7,6 +7,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
+# Runs pass --blob-cache "": what each copies, earlier runs put into other repositories of the same
+# registry, and the copy itself is what is tested (not a mount from the blob memory).
 
 # token_for REALM SCOPE: a token for alice (for curl).
 token_for() {
@@ -32,7 +34,7 @@ cat >"$IM_WORK/images-basic.json" <<JSON
 {"$HSRC_ADDR/ns/app:1.0": "$HDST_ADDR/team/app", "$HSRC_ADDR/ns/multi:v1": "$HDST_ADDR/team/multi"}
 JSON
 # Default workers: both tasks start at once and meet each registry's first Basic challenge together.
-SRC_PASS=alicepass DST_PASS=alicepass run_im basic --auth "$IM_WORK/auth-basic.json" \
+SRC_PASS=alicepass DST_PASS=alicepass run_im basic --blob-cache "" --auth "$IM_WORK/auth-basic.json" \
   --images "$IM_WORK/images-basic.json" --log "$IM_WORK/basic.log"
 cat "$IM_WORK/basic.out"
 assert_eq "$rc" 0 "htpasswd: exit code 0 (passwords from \$SRC_PASS and \${DST_PASS})"
@@ -92,7 +94,7 @@ cat >"$IM_WORK/images-token.json" <<JSON
 JSON
 src_before=$(wc -l <"$TSRC_TOKEN_LOG")
 dst_before=$(wc -l <"$TDST_TOKEN_LOG")
-run_im token --auth "$IM_WORK/auth-token.json" --images "$IM_WORK/images-token.json" -w 1 -r 0 \
+run_im token --blob-cache "" --auth "$IM_WORK/auth-token.json" --images "$IM_WORK/images-token.json" -w 1 -r 0 \
   --log "$IM_WORK/token.log"
 grep -v ' OK ' "$IM_WORK/token.out" || true
 # The token logs of the run, before the checks below fetch tokens of their own (as alice).
@@ -146,7 +148,7 @@ cat >"$IM_WORK/auth-wrong-token.json" <<JSON
 }
 JSON
 echo "{\"$TSRC_ADDR/ns/multi:v1\": \"$TDST_ADDR/ns/wrongpw\"}" >"$IM_WORK/images-wrong-token.json"
-run_im wrong-token --auth "$IM_WORK/auth-wrong-token.json" --images "$IM_WORK/images-wrong-token.json" -r 3 \
+run_im wrong-token --blob-cache "" --auth "$IM_WORK/auth-wrong-token.json" --images "$IM_WORK/images-wrong-token.json" -r 3 \
   --log "$IM_WORK/wrong-token.log"
 cat "$IM_WORK/wrong-token.out"
 failed_once wrong-token "$TDST_ADDR" alice "wrong password (token)"
@@ -163,7 +165,7 @@ cat >"$IM_WORK/auth-wrong-basic.json" <<JSON
 }
 JSON
 echo "{\"$HSRC_ADDR/ns/app:1.0\": \"$HDST_ADDR/ns/wrongpw\"}" >"$IM_WORK/images-wrong-basic.json"
-run_im wrong-basic --auth "$IM_WORK/auth-wrong-basic.json" --images "$IM_WORK/images-wrong-basic.json" -r 3 \
+run_im wrong-basic --blob-cache "" --auth "$IM_WORK/auth-wrong-basic.json" --images "$IM_WORK/images-wrong-basic.json" -r 3 \
   --log "$IM_WORK/wrong-basic.log"
 cat "$IM_WORK/wrong-basic.out"
 failed_once wrong-basic "$HDST_ADDR" alice "wrong password (htpasswd)"
@@ -181,7 +183,7 @@ cat >"$IM_WORK/auth-reader.json" <<JSON
 }
 JSON
 echo "{\"$TSRC_ADDR/ns/multi:v1\": \"$TDST_ADDR/ns/readonly\"}" >"$IM_WORK/images-reader.json"
-run_im reader --auth "$IM_WORK/auth-reader.json" --images "$IM_WORK/images-reader.json" -r 2 --log ""
+run_im reader --blob-cache "" --auth "$IM_WORK/auth-reader.json" --images "$IM_WORK/images-reader.json" -r 2 --log ""
 cat "$IM_WORK/reader.out"
 assert_eq "$rc" 1 "pull-only user: exit code 1"
 assert_eq "$(grep -c 'FAILED ' "$IM_WORK/reader.out")" 1 "pull-only user: one FAILED line, not retried"
@@ -204,7 +206,7 @@ cat >"$IM_WORK/auth-chunked.json" <<JSON
 }
 JSON
 echo "{\"$HSRC_ADDR/ns/app:1.0\": \"$HDST_ADDR/ns/chunked\"}" >"$IM_WORK/images-chunked.json"
-run_im chunked --auth "$IM_WORK/auth-chunked.json" --images "$IM_WORK/images-chunked.json" --log ""
+run_im chunked --blob-cache "" --auth "$IM_WORK/auth-chunked.json" --images "$IM_WORK/images-chunked.json" --log ""
 cat "$IM_WORK/chunked.out"
 assert_eq "$rc" 0 "chunked: exit code 0"
 same_digest "$HSRC_ADDR/ns/app:1.0" "$HDST_ADDR/ns/chunked:1.0" "chunked: digest preserved"
@@ -229,7 +231,7 @@ cat >"$IM_WORK/auth-ns.json" <<JSON
 }
 JSON
 echo "{\"$TSRC_ADDR/ns/multi:v1\": [\"$HDST_ADDR/team/app6\", \"$HDST_ADDR/other/app6\"]}" >"$IM_WORK/images-ns.json"
-run_im ns --auth "$IM_WORK/auth-ns.json" --images "$IM_WORK/images-ns.json" --log ""
+run_im ns --blob-cache "" --auth "$IM_WORK/auth-ns.json" --images "$IM_WORK/images-ns.json" --log ""
 cat "$IM_WORK/ns.out"
 assert_eq "$rc" 0 "namespace keys (htpasswd): exit code 0"
 assert_eq "$(users_of "$HDST_LOG" team/app6)" "alice " "namespace keys (htpasswd): only alice talked to team/app6"
@@ -240,7 +242,7 @@ same_digest "$TSRC_ADDR/ns/multi:v1" "$HDST_ADDR/other/app6:v1" "namespace keys 
 # The same with a wrong password for bob: the team/ key (alice) still wins for team/.
 jq --arg k "$HDST_ADDR" '.[$k].password = "Wr0ng-Pa55w0rd"' "$IM_WORK/auth-ns.json" >"$IM_WORK/auth-ns-bad.json"
 echo "{\"$TSRC_ADDR/ns/multi:v1\": [\"$HDST_ADDR/team/app6b\", \"$HDST_ADDR/other/app6b\"]}" >"$IM_WORK/images-ns-bad.json"
-run_im ns-bad --auth "$IM_WORK/auth-ns-bad.json" --images "$IM_WORK/images-ns-bad.json" -r 0 --log ""
+run_im ns-bad --blob-cache "" --auth "$IM_WORK/auth-ns-bad.json" --images "$IM_WORK/images-ns-bad.json" -r 0 --log ""
 cat "$IM_WORK/ns-bad.out"
 assert_eq "$rc" 1 "namespace keys, bob's password wrong: exit code 1"
 grep -q "OK .* -> $HDST_ADDR/team/app6b:v1 " "$IM_WORK/ns-bad.out" || fail "namespace keys: team/app6b not copied with alice"
@@ -257,7 +259,7 @@ cat >"$IM_WORK/auth-ns-token.json" <<JSON
 JSON
 echo "{\"$TSRC_ADDR/ns/multi:v1\": [\"$TDST_ADDR/team/app6\", \"$TDST_ADDR/other/app6\"]}" >"$IM_WORK/images-ns-token.json"
 dst_before=$(wc -l <"$TDST_TOKEN_LOG")
-run_im ns-token --auth "$IM_WORK/auth-ns-token.json" --images "$IM_WORK/images-ns-token.json" --log ""
+run_im ns-token --blob-cache "" --auth "$IM_WORK/auth-ns-token.json" --images "$IM_WORK/images-ns-token.json" --log ""
 cat "$IM_WORK/ns-token.out"
 # (the token log is read before raw_digest below asks for tokens itself, as alice)
 tail -n +"$((dst_before + 1))" "$TDST_TOKEN_LOG" >"$IM_WORK/ns-token.tokens"
@@ -288,11 +290,11 @@ cat >"$IM_WORK/auth-many.json" <<JSON
 {"$SLOWSRC_ADDR": {"username": "alice", "password": "alicepass", "insecure": true},
  "$SLOWDST_ADDR": {"username": "alice", "password": "alicepass", "insecure": true}}
 JSON
-run_im many-copy --auth "$IM_WORK/auth-many.json" --images "$IM_WORK/images-many.json" --log ""
+run_im many-copy --blob-cache "" --auth "$IM_WORK/auth-many.json" --images "$IM_WORK/images-many.json" --log ""
 assert_eq "$rc" 0 "many repositories: copied"
 src_before=$(wc -l <"$SLOWSRC_TOKEN_LOG")
 dst_before=$(wc -l <"$SLOWDST_TOKEN_LOG")
-run_im many-resync --auth "$IM_WORK/auth-many.json" --images "$IM_WORK/images-many.json" --log ""
+run_im many-resync --blob-cache "" --auth "$IM_WORK/auth-many.json" --images "$IM_WORK/images-many.json" --log ""
 cat "$IM_WORK/many-resync.out"
 assert_eq "$rc" 0 "many repositories: re-sync"
 assert_eq "$(grep -c "OK .* already present, skipped" "$IM_WORK/many-resync.out")" 6 "many repositories: 6 images already there"

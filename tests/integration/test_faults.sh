@@ -14,6 +14,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
+# Runs pass --blob-cache "": what each copies, earlier runs put into other repositories of the same
+# registry, and the copy itself is what is tested (not a mount from the blob memory).
 T0=$(date +%s.%N)
 FAULT_PROXY_BIN=${FAULT_PROXY_BIN:-${IM_BUILD_DIR:-$IM_REPO_ROOT/build}/tests/faultproxy/fault_proxy}
 [ -x "$IM_BIN" ] || fail "IM_BIN ($IM_BIN) is not an executable"
@@ -183,7 +185,7 @@ migrate() {
   OUT=$IM_WORK/out-$s
   RC=0
   t=$(now)
-  im_run timeout 40 "$IM_BIN" --auth "${AUTH_FILE:-$IM_WORK/auth.json}" --images "$IM_WORK/images-$s.json" \
+  im_run timeout 40 "$IM_BIN" --blob-cache "" --auth "${AUTH_FILE:-$IM_WORK/auth.json}" --images "$IM_WORK/images-$s.json" \
     --log "" "$@" >"$OUT" 2>&1 || RC=$?
   ELAPSED=$(since "$t")
   cat "$OUT"

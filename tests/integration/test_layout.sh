@@ -6,6 +6,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 im_setup
+# Runs pass --blob-cache "": what each copies, earlier runs put into other repositories of the same
+# registry, and the copy itself is what is tested (not a mount from the blob memory).
 
 start_registry src plain
 start_registry dst plain
@@ -21,7 +23,7 @@ JSON
 run() {
   echo "$1" >images.json
   shift
-  im_run "$IM_BIN" --auth auth.json --images images.json -r 0 --log "" "$@"
+  im_run "$IM_BIN" --blob-cache "" --auth auth.json --images images.json -r 0 --log "" "$@"
 }
 sky() { skopeo "$@" --retry-times 0 2>&1; }
 oci_digest() { echo "sha256:$(skopeo inspect --raw "oci:$1" | sha256sum | cut -d' ' -f1)"; }
@@ -72,7 +74,7 @@ echo "{\"$SRC_ADDR\": {\"insecure\": true}, \"$DST_ADDR\": {\"insecure\": true, 
 echo "{\"oci:$IM_WORK/export:v1\": \"$DST_ADDR/chunked/app\"}" >images-chunked.json
 : >"$DST_LOG"
 rc=0
-im_run "$IM_BIN" --auth auth-chunked.json --images images-chunked.json -r 0 --log "" >chunked.out 2>&1 || rc=$?
+im_run "$IM_BIN" --blob-cache "" --auth auth-chunked.json --images images-chunked.json -r 0 --log "" >chunked.out 2>&1 || rc=$?
 assert_eq "$rc" 0 "import with chunked uploads"
 assert_eq "$(raw_digest "$DST_ADDR/chunked/app:v1")" "$D1" "chunked import keeps the digest"
 [ "$(grep -c '"PATCH /v2/chunked/app/blobs/uploads/' "$DST_LOG")" -ge 3 ] || fail "the blobs were not uploaded in chunks"
