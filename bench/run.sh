@@ -2,14 +2,15 @@
 # bench/run.sh - image-migrator against `skopeo sync`, same machine, same registries, same run.
 #
 # Usage: bench/run.sh [--runs N] [--quick] [--workers N] [--only LIST] [--tls] [--rtt MS [--bandwidth MBIT]]
-#                     [--out FILE] [--keep]
+#                     [--tags-full] [--out FILE] [--keep]
 #
 #   --runs N      measured runs per workload and tool (default 3); the table shows medians
 #   --noop-repeat N  no-op runs after each many-small copy (default 3): a 0.15 s measurement on a
 #                 shared machine needs more samples than the copies
 #   --quick       1 run and small sizes: a smoke check of the script, not a measurement
 #   --workers N   image-migrator -w (default 7, its own default)
-#   --only LIST   comma separated subset of: many-small (includes no-op), big, memory
+#   --only LIST   comma separated subset of: many-small (includes no-op), big, memory, tags
+#   --tags-full   the tags workload at full size: 2,000 tags in 400 repositories (default 200 in 40)
 #   --tls         registries over HTTPS (a CA of the run), certificates verified by both tools
 #   --rtt MS      a WAN: both tools reach both registries through bench/relay.py, which adds MS
 #                 milliseconds of round trip (RTT/2 each way per chunk, one RTT per new connection)
@@ -37,7 +38,8 @@ REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory OUT='' KEEP=0 RUNS_GIVEN=0 TLS=0 RTT=0 BANDWIDTH=0
+RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory,tags OUT='' KEEP=0 RUNS_GIVEN=0 TLS=0 RTT=0 BANDWIDTH=0
+TAGS_FULL=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) [ $# -ge 2 ] || usage; RUNS=$2; RUNS_GIVEN=1; shift 2 ;;
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
     --out=*) OUT=${1#*=}; shift ;;
     --keep) KEEP=1; shift ;;
     --tls) TLS=1; shift ;;
+    --tags-full) TAGS_FULL=1; shift ;;
     --rtt) [ $# -ge 2 ] || usage; RTT=$2; shift 2 ;;
     --rtt=*) RTT=${1#*=}; shift ;;
     --bandwidth) [ $# -ge 2 ] || usage; BANDWIDTH=$2; shift 2 ;;
@@ -70,7 +73,7 @@ done
 [ "$BANDWIDTH" == 0 ] || [ "$RTT" != 0 ] || { echo "bench/run.sh: --bandwidth goes with --rtt" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for w in ${ONLY//,/ }; do
-  case "$w" in many-small | big | memory) ;; *) echo "bench/run.sh: unknown workload '$w'" >&2; exit 2 ;; esac
+  case "$w" in many-small | big | memory | tags) ;; *) echo "bench/run.sh: unknown workload '$w'" >&2; exit 2 ;; esac
 done
 
 # ------------------------------------------------------------------ sizes
@@ -85,6 +88,9 @@ else
   MEM_SMALL=$((64 * MIB)) MEM_LARGE=$((512 * MIB))
 fi
 MS_LAYERS=3 MS_LAYER_SIZE=$((150 * 1024)) # + the shared 1 MiB base (make-oci-layout's default size)
+TAGS_REPOS=40 TAGS_PER=5 # tags: one 2 KB layer each
+[ "$TAGS_FULL" == 1 ] && TAGS_REPOS=400
+[ "$QUICK" == 1 ] && [ "$TAGS_FULL" == 0 ] && TAGS_REPOS=4
 MEM_SMALL_LABEL="$((MEM_SMALL / MIB)) MiB" MEM_LARGE_LABEL="$((MEM_LARGE / MIB)) MiB"
 BENCH_WORKLOADS=(
   "many-small|many-small|1"
@@ -93,6 +99,7 @@ BENCH_WORKLOADS=(
   "big|big|1"
   "mem-small|memory $((MEM_SMALL / MIB)) MiB|1"
   "mem-large|memory $((MEM_LARGE / MIB)) MiB|1"
+  "tags|$((TAGS_REPOS * TAGS_PER)) tags|0"
 )
 
 # ------------------------------------------------------------------ tools
@@ -234,6 +241,18 @@ if want memory; then
     echo "ns/mem-$m v1" >"$W/mem-$m.list"
   done
 fi
+if want tags; then
+  TAGS_LIST=$W/tags.list
+  : >"$TAGS_LIST"
+  for ((r = 1; r <= TAGS_REPOS; r++)); do
+    repo=$(printf 'tr%03d' "$r")
+    for ((t = 1; t <= TAGS_PER; t++)); do
+      echo "$W/tags/$repo t$t --layers 1 --layer-size 2048 --seed $repo-$t" >>"$W/gen.jobs"
+      echo "$W/tags/$repo t$t $SRC_ADDR/ns/$repo:t$t" >>"$W/seed.list"
+      echo "ns/$repo t$t" >>"$TAGS_LIST"
+    done
+  done
+fi
 blog "generating $(wc -l <"$W/gen.jobs") images"
 make_layouts "$W/gen.jobs"
 gen_t1=$EPOCHREALTIME
@@ -242,7 +261,8 @@ seed_list "$W/seed.list"
 gen_t2=$EPOCHREALTIME
 blog "$(awk -v a="$gen_t0" -v b="$gen_t1" -v c="$gen_t2" 'BEGIN { printf "generation %.1f s, seeding %.1f s", b - a, c - b }')"
 
-MS_BYTES=0 BIG_BYTES=0 MEM_SMALL_BYTES=0 MEM_LARGE_BYTES=0
+MS_BYTES=0 BIG_BYTES=0 MEM_SMALL_BYTES=0 MEM_LARGE_BYTES=0 TAGS_BYTES=0
+want tags && TAGS_BYTES=$(distinct_bytes "$W"/tags/*)
 want many-small && MS_BYTES=$(distinct_bytes "$W"/ms/*)
 want big && BIG_BYTES=$(distinct_bytes "$W"/big/*)
 if want memory; then
@@ -250,7 +270,7 @@ if want memory; then
   MEM_LARGE_BYTES=$(distinct_bytes "$W/mem/large")
 fi
 # The layouts are no longer needed (the source registry has everything).
-rm -rf "$W/ms" "$W/big" "$W/mem"
+rm -rf "$W/ms" "$W/big" "$W/mem" "$W/tags"
 
 # ------------------------------------------------------------------ tool invocations
 
@@ -361,6 +381,8 @@ bench_pair() {
 
 ms_repos=()
 for ((r = 1; r <= MS_REPOS; r++)); do ms_repos+=("$(printf 'repo%02d' "$r")"); done
+tag_repos=()
+for ((r = 1; r <= TAGS_REPOS; r++)); do tag_repos+=("$(printf 'tr%03d' "$r")"); done
 
 for ((run = 1; run <= RUNS; run++)); do
   blog "---- run $run/$RUNS"
@@ -370,6 +392,7 @@ for ((run = 1; run <= RUNS; run++)); do
     bench_pair "$run" mem-small "$MEM_SMALL_BYTES" "$W/mem-small.list" mem-small:v1
     bench_pair "$run" mem-large "$MEM_LARGE_BYTES" "$W/mem-large.list" mem-large:v1
   fi
+  want tags && bench_pair "$run" tags "$TAGS_BYTES" "$TAGS_LIST" "${tag_repos[@]}"
 done
 
 [ -n "$OUT" ] && cp "$BENCH_RESULTS" "$OUT"
@@ -387,6 +410,7 @@ done
   want big && desc+=("$(printf 'big = %d images x %d layers x %d MiB (%.1f MB)' "$BIG_IMAGES" "$BIG_LAYERS" $((BIG_SIZE / MIB)) \
     "$(awk -v b="$BIG_BYTES" 'BEGIN { print b / 1e6 }')")")
   want memory && desc+=("memory = one image, one layer of $MEM_SMALL_LABEL / $MEM_LARGE_LABEL")
+  want tags && desc+=("tags = $((TAGS_REPOS * TAGS_PER)) tags in $TAGS_REPOS repositories, one 2 KB layer each")
   printf 'Workloads: %s' "${desc[0]}"
   printf '; %s' "${desc[@]:1}"
   printf '.\n'
