@@ -31,41 +31,34 @@ std::optional<http::Client::Streamed> HeadBatch::next_ready(bool idle) {
   // A registry whose window is full holds back only its own HEADs; the scan is bounded, so that a
   // long queue of one throttled registry costs little per call.
   constexpr std::size_t scan = 64;
-  std::size_t looked = 0;
-  for (auto it = m_queue.begin(); it != m_queue.end() && looked < scan; ++it, ++looked) {
-    Asked& asked = m_asked.at(it->id);
-    if (auto slot = asked.registry->try_check_slot()) {
-      asked.slot = std::move(*slot);
-      asked.slot.timed();
+  auto take_one = [&](bool stopping_too) -> std::optional<http::Client::Streamed> {
+    std::size_t looked = 0;
+    for (auto it = m_queue.begin(); it != m_queue.end() && looked < scan; ++it, ++looked) {
+      Asked& asked = m_asked.at(it->id);
+      // A run that is stopping sends it without a place (a HEAD settles faster than a wait); the
+      // capped registries' own requests never come through here.
+      const bool go = stopping_too && asked.registry->stopped();
+      if (!go) {
+        auto slot = asked.registry->try_check_slot();
+        if (!slot)
+          continue;
+        asked.slot = std::move(*slot);
+        asked.slot.timed();
+      }
       auto item = std::move(*it);
       m_queue.erase(it);
       return item;
     }
-  }
-  if (!idle)
-    return std::nullopt; // an answer will free a place
+    return std::nullopt;
+  };
+  if (auto item = take_one(false); item || !idle)
+    return item; // nullopt while not idle: an answer will free a place
   // Nothing of ours in flight: other threads hold the places. Look again until one registry has
   // one (any of them: one throttled registry must not hold back the others' HEADs).
   while (true) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    looked = 0;
-    for (auto it = m_queue.begin(); it != m_queue.end() && looked < scan; ++it, ++looked) {
-      Asked& asked = m_asked.at(it->id);
-      if (asked.registry->stopped()) {
-        // The run is stopping: sent without a place (a HEAD settles faster than a wait), as the
-        // capped registries' own requests are not (they never come through here).
-        auto item = std::move(*it);
-        m_queue.erase(it);
-        return item;
-      }
-      if (auto slot = asked.registry->try_check_slot()) {
-        asked.slot = std::move(*slot);
-        asked.slot.timed();
-        auto item = std::move(*it);
-        m_queue.erase(it);
-        return item;
-      }
-    }
+    if (auto item = take_one(true))
+      return item;
   }
 }
 
