@@ -108,6 +108,24 @@ void check_output(const std::string& flag, const std::string& path) {
   }
 }
 
+void check_distinct(const std::vector<std::pair<std::string, std::string>>& files) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, fs::path>> seen;
+  for (const auto& [flag, path] : files) {
+    if (path.empty())
+      continue;
+    std::error_code ec;
+    fs::path canonical = fs::weakly_canonical(fs::absolute(path, ec), ec);
+    if (ec)
+      canonical = path;
+    for (const auto& [other_flag, other] : seen)
+      if (other == canonical)
+        throw migrate::ConfigError(flag + " " + path + ": the same file as " + other_flag +
+                                   ": each needs its own (one would be lost)");
+    seen.emplace_back(flag, canonical);
+  }
+}
+
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
   return util::closest_word(word, candidates);
 }

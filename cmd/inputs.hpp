@@ -6,6 +6,10 @@
 
 #include <cxxopts.hpp>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace cmd {
 
 /// --auth, --images, --config, --namespace, --registry, --default-source-*, -w.
@@ -26,6 +30,8 @@ std::vector<std::string> resolve_entries(const cxxopts::ParseResult& args);
 /// -o ...), before any work: a missing directory is refused with both paths named (never created),
 /// then the file must be writable. Throws migrate::ConfigError starting with the flag.
 void check_output(const std::string& flag, const std::string& path);
+/// ConfigError when two of these (flag, path) name one file (empty paths are not compared).
+void check_distinct(const std::vector<std::pair<std::string, std::string>>& files);
 
 /// Parses argv; on bad usage prints one line naming the flag (an unknown one with the closest known
 /// flag, a value that is not a number with its flag) and returns nullopt.

@@ -7,11 +7,13 @@
 #include "migrate/discover.hpp"
 #include "migrate/engine.hpp"
 #include "migrate/blob_locations.hpp"
+#include "migrate/hint_file.hpp"
 #include "migrate/tag_digests.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <tuple>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -222,18 +224,32 @@ int run_migrate(int argc, char** argv) {
     check_output("--log", log_file);
   // A file named on the command line gets the same check as the others; only the default location
   // (a directory of this tool's own under XDG_CACHE_HOME) is created when missing.
+  // A dry run reads the caches without writing them, and checks them all the same.
   auto cache_file = [&](const char* flag, const std::filesystem::path& default_path) {
     if (!args.count(flag))
       return default_path.string();
     std::string path = args[flag].as<std::string>();
-    if (!path.empty() && !dry_run)
+    if (!path.empty()) {
       check_output(std::string("--") + flag, path);
+      if (auto why = migrate::HintFile::foreign(path); !why.empty())
+        throw migrate::ConfigError("--" + std::string(flag) + " " + why);
+    }
     return path;
   };
   const bool cache_given = args.count("digest-cache") > 0;
   const std::string cache_path = cache_file("digest-cache", migrate::TagDigests::default_path(env));
   const bool blob_cache_given = args.count("blob-cache") > 0;
   const std::string blob_cache_path = cache_file("blob-cache", migrate::BlobLocations::default_path(env));
+  // One file for two purposes loses one of them (a report written over the failed list, a cache
+  // written over the images file): refused.
+  check_distinct({{"--auth", input_opts.config.empty() ? input_opts.auth : ""},
+                  {"--images", input_opts.config.empty() ? input_opts.images : ""},
+                  {"--config", input_opts.config},
+                  {"--report", args.count("report") ? args["report"].as<std::string>() : ""},
+                  {"--write-failed", args.count("write-failed") ? args["write-failed"].as<std::string>() : ""},
+                  {"--log", log_file},
+                  {"--digest-cache", cache_path},
+                  {"--blob-cache", blob_cache_path}});
   auto inputs = migrate::load_inputs(input_opts, env);
 
   auto log = make_logger(log_file, format, args.count("verbose") > 0);
@@ -241,6 +257,14 @@ int run_migrate(int argc, char** argv) {
     log->info("{}", inputs.notice);
   if (inputs.rules.empty() && inputs.rule_errors.empty())
     log->warn("{}: no rules: nothing to copy", inputs.images_name);
+  // Where the caches are, or why there are none (-v).
+  for (auto [what, path, given] : {std::tuple{"tag digests", &cache_path, cache_given},
+                                   std::tuple{"blob locations", &blob_cache_path, blob_cache_given}})
+    log->debug("{}: {}", what,
+               !path->empty() ? *path
+               : given        ? std::string("none (\"\" given)")
+                              : std::string("none, nothing kept between runs (no cache directory: $XDG_CACHE_HOME is "
+                                            "not an absolute path and $HOME is not a directory)"));
   std::optional<migrate::TagDigests> tag_digests;
   if (!cache_path.empty()) {
     tag_digests.emplace(cache_path);

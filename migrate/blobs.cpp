@@ -122,6 +122,9 @@ http::Result<BlobStat> BlobCopier::plan(registry::ImageStore& dst, const std::st
     return exists.error();
   if (*exists)
     return BlobStat{BlobOutcome::existed, 0};
+  if (m_memory)
+    if (auto seen = m_memory->find(dst.host(), blob.digest); seen && *seen != dst_repo)
+      return BlobStat{BlobOutcome::mounted, 0}; // where an earlier run saw it (unless the registry refuses)
   std::lock_guard lock(m_mutex);
   if (m_planned.insert(dst_key + "|" + blob.digest).second)
     return BlobStat{BlobOutcome::copied, static_cast<std::uint64_t>(blob.size)};

@@ -3,11 +3,14 @@
 #include "util/file.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <sstream>
 #include <vector>
+
+#include <unistd.h>
 
 namespace migrate {
 
@@ -32,6 +35,33 @@ HintFile::HintFile(fs::path path, std::string header, Check check, std::size_t m
 
 bool HintFile::usable(const std::string& key, const std::string& value) const {
   return plain_field(key) && plain_field(value) && (!m_check || m_check(key, value));
+}
+
+std::string HintFile::foreign(const fs::path& path) {
+  std::string why;
+  int fd = util::open_regular_file(path.string(), why);
+  if (fd < 0)
+    return ""; // missing, or not a regular file: the write says why, if it comes to one
+  char head[4096];
+  ssize_t n;
+  do
+    n = ::read(fd, head, sizeof head);
+  while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0)
+    return "";
+  std::string_view text(head, static_cast<std::size_t>(n));
+  const std::string first(text.substr(0, text.find('\n')));
+  // Ours: the header, or (a file cut before it, an older version) a line of "key value day".
+  constexpr std::string_view ours = "# image-migrator ";
+  std::istringstream fields(first);
+  std::string key, value, day, rest;
+  const bool entry = (fields >> key >> value >> day) && !(fields >> rest) &&
+                     std::all_of(day.begin(), day.end(), [](unsigned char c) { return std::isdigit(c); });
+  if (first.starts_with(ours) || entry)
+    return "";
+  return path.string() + ": not a cache file of image-migrator (its first line is not \"" + std::string(ours) +
+         "...\"): not overwritten";
 }
 
 std::map<std::string, HintFile::Stored> HintFile::read() const {
@@ -105,6 +135,8 @@ std::optional<std::string> HintFile::save() {
   // Runs that save at the same time take turns (flock on "<file>.lock"), so that each merges what
   // the other saved. Without a lock to be had (a read-only directory), the write below says why.
   util::FileLock turn(m_path.string() + ".lock");
+  if (auto why = foreign(m_path); !why.empty())
+    return why;
   if (turn.busy())
     return m_path.string() + ": another run has held " + m_path.filename().string() +
            ".lock for 10 seconds: not saved this time";

@@ -74,9 +74,12 @@ std::shared_ptr<registry::Limiter> Stores::limiter_for(const std::string& host) 
   if (cap > 0 || rps > 0 || adaptive)
     made = std::make_shared<registry::Limiter>(cap, rps, m_cancel, adaptive, adaptive_ceiling);
   if (made && adaptive)
-    made->on_decrease([log = m_log, host](registry::Limiter::Work work, int window) {
-      log->debug("registry {} is overloaded (429, 503, a timeout or a slow answer): at most {} {} at once now", host,
-                 window, work == registry::Limiter::Work::check ? "checks" : "transfers");
+    made->on_decrease([log = m_log, host](registry::Limiter::Work work, int from, int to, bool slow) {
+      log->debug("registry {} {}: at most {} {} at once, down from {} (widened again as answers come back well)", host,
+                 slow ? "answered a HEAD far slower than its fastest" : "is overloaded (429, 503 or a timeout)", to,
+                 work == registry::Limiter::Work::check ? (to == 1 ? "check" : "checks")
+                                                        : (to == 1 ? "blob transfer" : "blob transfers"),
+                 from);
     });
   m_limiters.emplace(host, made);
   return made;

@@ -114,7 +114,8 @@ void Limiter::release(const Slot& slot) {
   const Work work = slot.m_work;
   const Outcome outcome = slot.m_outcome;
   const std::uint64_t epoch = slot.m_epoch;
-  int decreased_to = 0;
+  int decreased_from = 0, decreased_to = 0;
+  bool decreased_by_slowness = false;
   {
     std::lock_guard lock(m_mutex);
     if (slot.m_counted)
@@ -136,6 +137,8 @@ void Limiter::release(const Slot& slot) {
       if (outcome == Outcome::congested || slow) {
         // Once per round: answers to requests sent before the last decrease say nothing new.
         if (epoch == w.epoch) {
+          decreased_from = std::max(1, static_cast<int>(w.size));
+          decreased_by_slowness = outcome != Outcome::congested;
           w.size = std::max(1.0, std::min(w.size, static_cast<double>(flight)) / 2);
           ++w.epoch;
           ++m_decreases;
@@ -152,8 +155,8 @@ void Limiter::release(const Slot& slot) {
     }
   }
   m_cv.notify_all();
-  if (decreased_to && m_on_decrease)
-    m_on_decrease(work, decreased_to);
+  if (decreased_to && decreased_to < decreased_from && m_on_decrease)
+    m_on_decrease(work, decreased_from, decreased_to, decreased_by_slowness);
 }
 
 int Limiter::window(Work work) const {

@@ -89,8 +89,9 @@ public:
   int window(Work work) const;
   /// Times a window was made smaller so far (both kinds).
   std::uint64_t decreases() const;
-  /// Called (outside the lock) each time a window is made smaller, with its new size. Set before use.
-  void on_decrease(std::function<void(Work work, int window)> f) { m_on_decrease = std::move(f); }
+  /// Called (outside the lock) each time a window is made smaller: from, to, and whether a slow
+  /// answer (not a 429, 503 or timeout) did it. Set before use.
+  void on_decrease(std::function<void(Work work, int from, int to, bool slow)> f) { m_on_decrease = std::move(f); }
 
 private:
   struct Window {
@@ -114,7 +115,7 @@ private:
   int m_ceiling;
   Window m_checks, m_transfers;
   std::uint64_t m_decreases = 0;
-  std::function<void(Work, int)> m_on_decrease;
+  std::function<void(Work, int, int, bool)> m_on_decrease;
   std::chrono::steady_clock::duration m_interval{0};
   std::chrono::steady_clock::time_point m_next{};
   const util::CancelToken* m_cancel;

@@ -76,6 +76,13 @@ AtomicFile::AtomicFile(std::string path, mode_t mode) : m_path(std::move(path)) 
     m_error = m_path + ": is a directory, not a file";
     return;
   }
+  // A device, a FIFO or a socket is never replaced by a file (as root, `--report /dev/null` would
+  // otherwise leave the machine without its /dev/null). A symbolic link is replaced, not followed.
+  struct stat st {};
+  if (::lstat(m_path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+    m_error = m_path + ": not a regular file (a device, a FIFO or a socket): not replaced";
+    return;
+  }
   const std::string dir = directory_of(m_path);
   if (!std::filesystem::is_directory(dir, ec)) {
     m_error = m_path + ": cannot write: the directory " + dir + " does not exist";

@@ -70,9 +70,28 @@ pass "team/c pulls back whole with verified blobs"
 grep -q "^$DST_ADDR/sha256:$base_hex team/c " "$MEM" || { cat "$MEM"; fail "the memory was not corrected to team/c"; }
 pass "the memory now names where the base is"
 
-# A dry run reads the memory but does not write it.
+# A dry run reads the memory but does not write it; its plan counts the remembered base as a mount.
 before=$(sha256sum "$MEM")
 echo "{\"$SRC_ADDR/ns/app1:1\": \"$DST_ADDR/team/d:1\"}" >"$IM_WORK/images.json"
 run_im dry --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" --dry-run --blob-cache "$MEM"
 assert_eq "$rc" 0 "dry run"
 assert_eq "$(sha256sum "$MEM")" "$before" "a dry run leaves the memory as it was"
+run_im dry-nomem --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" --dry-run --blob-cache ""
+planned() { sed -n 's/.*dry run: would copy \([0-9]*\) bytes.*/\1/p' "$IM_WORK/$1.out"; }
+# app1's blobs all sit in team/a, where run 1 put them: nothing would travel.
+assert_eq "$(planned dry)" 0 "the dry run's plan counts the blobs it would mount from the memory as mounts"
+[ "$(planned dry-nomem)" -gt 400000 ] || fail "without the memory the plan copies app1's blobs (planned $(planned dry-nomem))"
+
+# Files given by mistake: never overwritten, one line, exit 2.
+echo '{"keep": "me"}' >"$IM_WORK/other.json"
+for args in "--blob-cache $IM_WORK/other.json" "--digest-cache $IM_WORK/other.json" \
+  "--blob-cache $IM_WORK/c1 --digest-cache $IM_WORK/c1" "--blob-cache $IM_WORK/images.json" \
+  "--report $IM_WORK/r.json --write-failed $IM_WORK/r.json"; do
+  # shellcheck disable=SC2086 # the arguments are split on purpose
+  run_im mistake --auth "$IM_WORK/auth.json" --images "$IM_WORK/images.json" $args
+  assert_eq "$rc" 2 "$args: exit 2"
+  assert_eq "$(grep -c . "$IM_WORK/mistake.out")" 1 "$args: one line ($(head -c 200 "$IM_WORK/mistake.out"))"
+done
+assert_eq "$(cat "$IM_WORK/other.json")" '{"keep": "me"}' "a file that is not a cache is left as it was"
+grep -q "$DST_ADDR/team/d" "$IM_WORK/images.json" || fail "the images file was overwritten"
+pass "foreign files and one file for two flags are refused"

@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -249,4 +250,50 @@ TEST_CASE("migrate::BlobLocations keeps only what a mount request could carry") 
   CHECK_FALSE(again.find("r.io", d1));
   CHECK_FALSE(again.find("oci:/srv/x", d1));
   CHECK(again.find("r.io:5000", d1) == "org/app"); // what an earlier run saved stays
+}
+
+TEST_CASE("migrate::HintFile never overwrites a file that is not one of its caches, nor a device") {
+  TempDir t;
+  const fs::path json = t.path() / "images.json";
+  std::ofstream(json) << "{\"a\": \"b\"}\n";
+  CHECK(migrate::HintFile::foreign(json).find("not a cache file of image-migrator") != std::string::npos);
+  migrate::BlobLocations b(json);
+  b.remember("r.io", d1, "org/app");
+  auto error = b.save();
+  REQUIRE(error);
+  CHECK(error->find("not overwritten") != std::string::npos);
+  CHECK(t.read("images.json") == "{\"a\": \"b\"}\n");
+  // Its own files, an empty one and a missing one may be written.
+  CHECK(migrate::HintFile::foreign(t.path() / "missing").empty());
+  std::ofstream(t.path() / "empty");
+  CHECK(migrate::HintFile::foreign(t.path() / "empty").empty());
+  TagDigests tags(t.path() / "tags");
+  tags.remember("r.io/app:1", d1);
+  REQUIRE_FALSE(tags.save());
+  CHECK(migrate::HintFile::foreign(t.path() / "tags").empty());
+  // A FIFO (or a device) is not replaced by a file, and reading it does not hang.
+  const fs::path fifo = t.path() / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  migrate::BlobLocations f(fifo);
+  CHECK_FALSE(f.find("r.io", d1));
+  f.remember("r.io", d1, "org/app");
+  auto refused = f.save();
+  REQUIRE(refused);
+  CHECK(refused->find("not a regular file") != std::string::npos);
+  CHECK(fs::is_fifo(fs::symlink_status(fifo)));
+}
+
+TEST_CASE("migrate::HintFile leaves the file as it is when the run used nothing from it") {
+  TempDir t;
+  const fs::path file = t.path() / "f";
+  const std::string text = "# image-migrator tag digests v2: reference digest day\nr.io/a:1 " + d1 + " " +
+                           std::to_string(today()) + "\n";
+  std::ofstream(file) << text;
+  const auto before = fs::last_write_time(file);
+  TagDigests c(file);
+  CHECK_FALSE(c.find("r.io/other:1"));
+  REQUIRE_FALSE(c.save());
+  CHECK(t.read("f") == text);
+  CHECK(fs::last_write_time(file) == before);
+  CHECK_FALSE(fs::exists(t.path() / "f.lock")); // not even locked
 }
