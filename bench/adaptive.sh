@@ -44,18 +44,7 @@ IM_BIN=${IM_BIN:-$REPO_ROOT/build-release/image-migrator}
 source "$REPO_ROOT/tests/integration/lib.sh"
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
-TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}/image-migrator-bench}
-mkdir -p "$TMPDIR"
-export TMPDIR
-[ "$KEEP" == 1 ] && export IM_KEEP=1
-im_setup
-im_on_exit _bench_kill_current
-W=$IM_WORK
-cp "$IM_BIN" "$W/image-migrator"
-IM_BIN=$W/image-migrator
-BENCH_RESULTS=$W/results.tsv
-: >"$BENCH_RESULTS"
-bench_build_measure "$W"
+bench_setup
 
 start_registry src plain
 start_registry dst plain

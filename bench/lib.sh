@@ -7,6 +7,8 @@
 #   bench_verify_tags SRC DST REPO_TAGS_FILE   every "repo tag" has the same digest on both sides
 #   bench_median                     median of numbers on stdin
 #   bench_report                     the table + PASS/MISS lines (stdout)
+#   bench_setup                      the work directory, a snapshot of $IM_BIN, $BENCH_RESULTS, bench/measure
+#   bench_via ADDR                   the address to reach ADDR at: itself, or (with $RTT) a relay in front of it
 
 
 blog() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -23,6 +25,40 @@ _bench_kill_current() {
   [ -n "$_BENCH_PGID" ] && kill -TERM -- "-$_BENCH_PGID" 2>/dev/null
   _BENCH_PGID=
   return 0
+}
+
+# bench_setup: the start the bench scripts share, after both libraries are sourced: the work
+# directory under $BENCH_TMPDIR (kept with KEEP=1), W=$IM_WORK, $IM_BIN copied into it (a rebuild
+# meanwhile changes nothing measured), an empty $BENCH_RESULTS, bench/measure compiled.
+bench_setup() {
+  TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}/image-migrator-bench}
+  mkdir -p "$TMPDIR"
+  export TMPDIR
+  [ "${KEEP:-0}" == 1 ] && export IM_KEEP=1
+  im_setup
+  im_on_exit _bench_kill_current
+  W=$IM_WORK
+  cp "$IM_BIN" "$W/image-migrator"
+  IM_BIN=$W/image-migrator
+  BENCH_RESULTS=$W/results.tsv
+  : >"$BENCH_RESULTS"
+  bench_build_measure "$W"
+}
+
+# bench_via ADDR: the address the tools use for the registry at ADDR: itself, or (RTT > 0) a relay
+# (bench/relay.py, RTT ms, BANDWIDTH Mbit/s when set) in front of it, started on first use.
+bench_via() {
+  local addr=$1 d
+  if [ "${RTT:-0}" == 0 ]; then
+    echo "$addr"
+    return
+  fi
+  d=$W/relay-${addr##*:}
+  if [ ! -s "$d/port" ]; then
+    spawn_listener "relay to $addr" "$d" python3 "$BENCH_DIR/relay.py" --upstream "$addr" --rtt "$RTT" \
+      --bandwidth "${BANDWIDTH:-0}" --port-file "$d/port" >&2
+  fi
+  echo "127.0.0.1:$(cat "$d/port")"
 }
 
 # bench_build_measure DIR: compiles bench/measure.c into DIR/measure; sets BENCH_MEASURE_BIN.

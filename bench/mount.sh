@@ -51,28 +51,8 @@ IM_BIN=${IM_BIN:-$REPO_ROOT/build-release/image-migrator}
 source "$REPO_ROOT/tests/integration/lib.sh"
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
-TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}/image-migrator-bench}
-mkdir -p "$TMPDIR"
-export TMPDIR
-[ "$KEEP" == 1 ] && export IM_KEEP=1
-im_setup
-im_on_exit _bench_kill_current
-W=$IM_WORK
-cp "$IM_BIN" "$W/image-migrator"
-IM_BIN=$W/image-migrator
-BENCH_RESULTS=$W/results.tsv
-: >"$BENCH_RESULTS"
-bench_build_measure "$W"
-
-# via ADDR: the address the tool uses for the registry at ADDR (a relay in front of it with --rtt).
-via() {
-  local addr=$1 d
-  [ "$RTT" != 0 ] || { echo "$addr"; return; }
-  d=$W/relay-${addr##*:}
-  [ -s "$d/port" ] || spawn_listener "relay to $addr" "$d" python3 "$BENCH_DIR/relay.py" --upstream "$addr" \
-    --rtt "$RTT" --bandwidth "$BANDWIDTH" --port-file "$d/port" >&2
-  echo "127.0.0.1:$(cat "$d/port")"
-}
+bench_setup
+via() { bench_via "$@"; }
 
 start_registry src plain
 SRC=$(via "$SRC_ADDR")

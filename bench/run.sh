@@ -152,20 +152,7 @@ if [ "$TLS" == 1 ]; then
 fi
 blog "source registry at $BENCH_SCHEME://$SRC_ADDR"
 
-# via ADDR: the address the tools use for the registry at ADDR: itself, or (--rtt) a relay in front of it.
-via() {
-  local addr=$1 d
-  if [ "$RTT" == 0 ]; then
-    echo "$addr"
-    return
-  fi
-  d=$W/relay-${addr##*:}
-  if [ ! -s "$d/port" ]; then
-    spawn_listener "relay to $addr" "$d" python3 "$BENCH_DIR/relay.py" --upstream "$addr" --rtt "$RTT" \
-      --bandwidth "$BANDWIDTH" --port-file "$d/port" >&2
-  fi
-  echo "127.0.0.1:$(cat "$d/port")"
-}
+via() { bench_via "$@"; }
 if [ "$RTT" != 0 ]; then
   blog "WAN profile: $RTT ms round trip$([ "$BANDWIDTH" != 0 ] && echo ", $BANDWIDTH Mbit/s each way") through bench/relay.py"
 fi
@@ -412,7 +399,7 @@ done
   want memory && desc+=("memory = one image, one layer of $MEM_SMALL_LABEL / $MEM_LARGE_LABEL")
   want tags && desc+=("tags = $((TAGS_REPOS * TAGS_PER)) tags in $TAGS_REPOS repositories, one 2 KB layer each")
   printf 'Workloads: %s' "${desc[0]}"
-  printf '; %s' "${desc[@]:1}"
+  [ ${#desc[@]} -le 1 ] || printf '; %s' "${desc[@]:1}"
   printf '.\n'
   printf 'Load average before / after: %s / %s.\n' "$BENCH_LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)"
   bench_report
