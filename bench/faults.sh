@@ -55,16 +55,7 @@ export FAULT_PROXY_BIN
 source "$REPO_ROOT/tests/integration/lib.sh"
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
-TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}/image-migrator-bench}
-mkdir -p "$TMPDIR"
-export TMPDIR
-[ "$KEEP" == 1 ] && export IM_KEEP=1
-im_setup
-im_on_exit _bench_kill_current
-W=$IM_WORK
-cp "$IM_BIN" "$W/image-migrator"
-IM_BIN=$W/image-migrator
-bench_build_measure "$W"
+bench_setup
 echo '{"default": [{"type": "insecureAcceptAnything"}]}' >"$W/policy.json"
 
 start_registry src plain

@@ -35,21 +35,11 @@ IM_BIN=${IM_BIN:-$REPO_ROOT/build-release/image-migrator}
 source "$REPO_ROOT/tests/integration/lib.sh"
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
-TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}/image-migrator-bench}
-mkdir -p "$TMPDIR"
-export TMPDIR
-[ "$KEEP" == 1 ] && export IM_KEEP=1
-im_setup
-W=$IM_WORK
+bench_setup
 
-relay() { # ADDR: a relay in front of it; prints its address
-  local d=$W/relay-${1##*:}
-  spawn_listener "relay to $1" "$d" python3 "$BENCH_DIR/relay.py" --upstream "$1" --rtt "$RTT" --port-file "$d/port" >&2
-  echo "127.0.0.1:$(cat "$d/port")"
-}
 start_registry src plain
 start_registry dst plain
-S=$(relay "$SRC_ADDR") D=$(relay "$DST_ADDR")
+S=$(bench_via "$SRC_ADDR") D=$(bench_via "$DST_ADDR")
 make_layout "$W/l" app --layers 4 --layer-size 100000 --shared-base "$W/base.tar.gz" >/dev/null
 seed "$W/l" app "$SRC_ADDR/ns/app:1"
 printf '{"%s": {"insecure": true}, "%s": {"insecure": true}}\n' "$S" "$D" >"$W/auth.json"
