@@ -58,7 +58,9 @@ std::string HintFile::foreign(const fs::path& path) {
   std::string key, value, day, rest;
   const bool entry = (fields >> key >> value >> day) && !(fields >> rest) &&
                      std::all_of(day.begin(), day.end(), [](unsigned char c) { return std::isdigit(c); });
-  if (first.starts_with(ours) || entry)
+  // Bytes no text file has (a NUL): a damaged cache, replaced; text that is not ours (a JSON or
+  // YAML file named by mistake) is refused.
+  if (first.starts_with(ours) || entry || text.find('\0') != std::string_view::npos)
     return "";
   return path.string() + ": not a cache file of image-migrator (its first line is not \"" + std::string(ours) +
          "...\"): not overwritten";

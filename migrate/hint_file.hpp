@@ -27,9 +27,10 @@ public:
 
   const std::filesystem::path& path() const { return m_path; }
 
-  /// Why `path` must not be written as a hint file: it exists, is not empty, and its first line is
-  /// not one of image-migrator's ("# image-migrator ..."): another file given by mistake. "" when
-  /// it may be (missing, empty, or a cache of ours; what is not a regular file AtomicFile refuses).
+  /// Why `path` must not be written as a hint file: it exists, is text, and its first line is
+  /// neither one of image-migrator's ("# image-migrator ...") nor an entry: another file given by
+  /// mistake. "" when it may be (missing, empty, a cache of ours, or binary junk: a damaged cache;
+  /// what is not a regular file AtomicFile refuses).
   static std::string foreign(const std::filesystem::path& path);
 
   /// The value of `key`; a found key is kept (and dated today) on save.

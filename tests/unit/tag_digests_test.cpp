@@ -263,7 +263,9 @@ TEST_CASE("migrate::HintFile never overwrites a file that is not one of its cach
   REQUIRE(error);
   CHECK(error->find("not overwritten") != std::string::npos);
   CHECK(t.read("images.json") == "{\"a\": \"b\"}\n");
-  // Its own files, an empty one and a missing one may be written.
+  // Its own files, an empty one, a missing one and binary junk (a damaged cache) may be written.
+  std::ofstream(t.path() / "junk") << std::string("\0\377garbage\n", 10);
+  CHECK(migrate::HintFile::foreign(t.path() / "junk").empty());
   CHECK(migrate::HintFile::foreign(t.path() / "missing").empty());
   std::ofstream(t.path() / "empty");
   CHECK(migrate::HintFile::foreign(t.path() / "empty").empty());
