@@ -38,8 +38,6 @@ done
 for v in RUNS IMAGES BUSY WORKERS; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench/adaptive.sh: ${v,,} must be a positive integer" >&2; exit 2; }
 done
-IM_BIN=${IM_BIN:-$REPO_ROOT/build-release/image-migrator}
-[ -x "$IM_BIN" ] || { echo "bench/adaptive.sh: $IM_BIN is missing (see bench/run.sh for the build)" >&2; exit 1; }
 # shellcheck source=../tests/integration/lib.sh
 source "$REPO_ROOT/tests/integration/lib.sh"
 # shellcheck source=lib.sh

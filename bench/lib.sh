@@ -27,10 +27,13 @@ _bench_kill_current() {
   return 0
 }
 
-# bench_setup: the start the bench scripts share, after both libraries are sourced: the work
+# bench_setup: the start the bench scripts share, after both libraries are sourced: $IM_BIN
+# (default build-release/image-migrator) must exist; the work
 # directory under $BENCH_TMPDIR (kept with KEEP=1), W=$IM_WORK, $IM_BIN copied into it (a rebuild
 # meanwhile changes nothing measured), an empty $BENCH_RESULTS, bench/measure compiled.
 bench_setup() {
+  IM_BIN=${IM_BIN:-$REPO_ROOT/build-release/image-migrator}
+  [ -x "$IM_BIN" ] || bench_die "$IM_BIN is missing; build it: cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release && cmake --build build-release -j2 --target image-migrator"
   TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}/image-migrator-bench}
   mkdir -p "$TMPDIR"
   export TMPDIR

@@ -45,8 +45,6 @@ done
 [[ "$RTT" =~ ^[0-9]+$ && "$BANDWIDTH" =~ ^[0-9]+$ ]] || { echo "bench/mount.sh: --rtt and --bandwidth are whole numbers" >&2; exit 2; }
 [ "$BANDWIDTH" == 0 ] || [ "$RTT" != 0 ] || { echo "bench/mount.sh: --bandwidth goes with --rtt" >&2; exit 2; }
 
-IM_BIN=${IM_BIN:-$REPO_ROOT/build-release/image-migrator}
-[ -x "$IM_BIN" ] || { echo "bench/mount.sh: $IM_BIN is missing (see bench/run.sh for the build)" >&2; exit 1; }
 # shellcheck source=../tests/integration/lib.sh
 source "$REPO_ROOT/tests/integration/lib.sh"
 # shellcheck source=lib.sh

@@ -29,8 +29,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$RTT" =~ ^[1-9][0-9]*$ ]] || { echo "bench/roundtrips.sh: --rtt must be a positive whole number" >&2; exit 2; }
-IM_BIN=${IM_BIN:-$REPO_ROOT/build-release/image-migrator}
-[ -x "$IM_BIN" ] || { echo "bench/roundtrips.sh: $IM_BIN is missing (see bench/run.sh for the build)" >&2; exit 1; }
 # shellcheck source=../tests/integration/lib.sh
 source "$REPO_ROOT/tests/integration/lib.sh"
 # shellcheck source=lib.sh

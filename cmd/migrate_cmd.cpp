@@ -322,14 +322,15 @@ int run_migrate(int argc, char** argv) {
   else
     log->info("copied {} bytes in {:.1f}s{}", summary.bytes, summary.seconds,
               summary.resumed ? fmt::format("; {} broken download(s) resumed where they stopped", summary.resumed) : "");
-  if (tag_digests && !dry_run)
-    if (auto error = tag_digests->save()) // a read-only home in a container: the next run asks as this one did
-      log->log(cache_given ? spdlog::level::warn : spdlog::level::info, "tag digests not kept for the next run: {}",
-               *error);
-  if (blob_locations && !dry_run)
-    if (auto error = blob_locations->save())
-      log->log(blob_cache_given ? spdlog::level::warn : spdlog::level::info,
-               "blob locations not kept for the next run: {}", *error);
+  // A read-only home in a container: the next run asks as this one did (a warning only for a file
+  // named on the command line).
+  auto keep = [&](auto& cache, bool given, const char* what) {
+    if (cache && !dry_run)
+      if (auto error = cache->save())
+        log->log(given ? spdlog::level::warn : spdlog::level::info, "{} not kept for the next run: {}", what, *error);
+  };
+  keep(tag_digests, cache_given, "tag digests");
+  keep(blob_locations, blob_cache_given, "blob locations");
   if (args.count("report"))
     migrate::write_json_atomically(args["report"].as<std::string>(), migrate::report_json(summary));
   if (args.count("write-failed")) {

@@ -53,10 +53,17 @@ std::pair<std::string, bool> BlobCopier::mount_source(const std::string& key, re
   }
   if (src.host() == dst.host() && src_repo != dst_repo)
     return {src_repo, false}; // a copy inside one registry never needs the bytes to travel
-  if (m_memory)
-    if (auto seen = m_memory->find(dst.host(), blob.digest); seen && *seen != dst_repo)
-      return {*seen, true};
+  if (auto seen = remembered(dst, dst_repo, blob))
+    return {*seen, true};
   return {"", false};
+}
+
+std::optional<std::string> BlobCopier::remembered(registry::ImageStore& dst, const std::string& dst_repo,
+                                                  const registry::Descriptor& blob) {
+  if (!m_memory)
+    return std::nullopt;
+  auto seen = m_memory->find(dst.host(), blob.digest);
+  return seen && *seen != dst_repo ? seen : std::nullopt;
 }
 
 http::Result<BlobStat> BlobCopier::ensure(registry::ImageStore& src, const std::string& src_repo,
@@ -122,9 +129,8 @@ http::Result<BlobStat> BlobCopier::plan(registry::ImageStore& dst, const std::st
     return exists.error();
   if (*exists)
     return BlobStat{BlobOutcome::existed, 0};
-  if (m_memory)
-    if (auto seen = m_memory->find(dst.host(), blob.digest); seen && *seen != dst_repo)
-      return BlobStat{BlobOutcome::mounted, 0}; // where an earlier run saw it (unless the registry refuses)
+  if (remembered(dst, dst_repo, blob))
+    return BlobStat{BlobOutcome::mounted, 0}; // where an earlier run saw it (unless the registry refuses)
   std::lock_guard lock(m_mutex);
   if (m_planned.insert(dst_key + "|" + blob.digest).second)
     return BlobStat{BlobOutcome::copied, static_cast<std::uint64_t>(blob.size)};

@@ -15,6 +15,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -61,6 +62,9 @@ private:
   bool known_present(const std::string& repo_key);
   void remember(const std::string& key, registry::ImageStore& dst, const std::string& repo,
                 const registry::Descriptor& blob);
+  /// Where an earlier run saw `blob` in `dst`, when that is another repository than `dst_repo`.
+  std::optional<std::string> remembered(registry::ImageStore& dst, const std::string& dst_repo,
+                                        const registry::Descriptor& blob);
   /// A repository of `dst` to mount `blob` from instead of copying it ("" when none), and whether
   /// only an earlier run's memory says so.
   std::pair<std::string, bool> mount_source(const std::string& key, registry::ImageStore& dst, const std::string& dst_repo,

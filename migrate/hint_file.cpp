@@ -27,6 +27,20 @@ bool plain_field(const std::string& s) {
   return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; });
 }
 
+struct Line {
+  std::string key, value, day;
+};
+
+/// The three blank-separated fields of "key value day"; nullopt for more or fewer.
+std::optional<Line> split_line(const std::string& text) {
+  std::istringstream fields(text);
+  Line line;
+  std::string rest;
+  if (!(fields >> line.key >> line.value >> line.day) || (fields >> rest))
+    return std::nullopt;
+  return line;
+}
+
 } // namespace
 
 HintFile::HintFile(fs::path path, std::string header, Check check, std::size_t max_entries)
@@ -54,13 +68,12 @@ std::string HintFile::foreign(const fs::path& path) {
   const std::string first(text.substr(0, text.find('\n')));
   // Ours: the header, or (a file cut before it, an older version) a line of "key value day".
   constexpr std::string_view ours = "# image-migrator ";
-  std::istringstream fields(first);
-  std::string key, value, day, rest;
-  const bool entry = (fields >> key >> value >> day) && !(fields >> rest) &&
-                     std::all_of(day.begin(), day.end(), [](unsigned char c) { return std::isdigit(c); });
   // Bytes no text file has (a NUL): a damaged cache, replaced; text that is not ours (a JSON or
   // YAML file named by mistake) is refused.
-  if (first.starts_with(ours) || entry || text.find('\0') != std::string_view::npos)
+  auto entry = split_line(first);
+  const bool entry_line =
+      entry && std::all_of(entry->day.begin(), entry->day.end(), [](unsigned char c) { return std::isdigit(c); });
+  if (first.starts_with(ours) || entry_line || text.find('\0') != std::string_view::npos)
     return "";
   return path.string() + ": not a cache file of image-migrator (its first line is not \"" + std::string(ours) +
          "...\"): not overwritten";
@@ -80,16 +93,15 @@ std::map<std::string, HintFile::Stored> HintFile::read() const {
   while (std::getline(in, line) && ++lines <= 2 * m_max_entries + 16) {
     if (line.empty() || line[0] == '#')
       continue;
-    std::istringstream fields(line);
-    std::string key, value, day, rest;
-    if (!(fields >> key >> value >> day) || (fields >> rest))
+    auto entry = split_line(line);
+    if (!entry)
       continue;
     char* end = nullptr;
     errno = 0;
-    long d = std::strtol(day.c_str(), &end, 10);
-    if (!usable(key, value) || errno || *end || d < 0)
+    long d = std::strtol(entry->day.c_str(), &end, 10);
+    if (!usable(entry->key, entry->value) || errno || *end || d < 0)
       continue;
-    out[key] = Stored{value, d, false, false};
+    out[entry->key] = Stored{entry->value, d, false, false};
   }
   return out;
 }

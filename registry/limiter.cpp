@@ -14,13 +14,7 @@ Limiter::Limiter(int max_in_flight, double per_second, const util::CancelToken* 
   m_checks.size = m_transfers.size = m_ceiling;
 }
 
-Limiter::Slot::Slot(Limiter* owner, Work work, bool counted) : m_owner(owner), m_work(work), m_counted(counted) {}
-
-Limiter::Slot::Slot(Slot&& other) noexcept
-    : m_owner(other.m_owner), m_work(other.m_work), m_counted(other.m_counted), m_outcome(other.m_outcome),
-      m_timed(other.m_timed), m_flight(other.m_flight), m_start(other.m_start), m_epoch(other.m_epoch) {
-  other.m_owner = nullptr;
-}
+Limiter::Slot::Slot(Slot&& other) noexcept { *this = std::move(other); }
 
 Limiter::Slot::~Slot() { release(); }
 
@@ -35,7 +29,6 @@ Limiter::Slot& Limiter::Slot::operator=(Slot&& other) noexcept {
     release();
     m_owner = other.m_owner;
     m_work = other.m_work;
-    m_counted = other.m_counted;
     m_outcome = other.m_outcome;
     m_timed = other.m_timed;
     m_flight = other.m_flight;
@@ -60,7 +53,7 @@ Limiter::Slot Limiter::take_locked(Work work) {
   Window& w = of(work);
   ++w.in_use;
   w.peak = std::max(w.peak, w.in_use);
-  Slot slot(this, work, true);
+  Slot slot(this, work);
   slot.m_start = std::chrono::steady_clock::now();
   slot.m_epoch = w.epoch;
   slot.m_flight = w.in_use;
@@ -118,8 +111,7 @@ void Limiter::release(const Slot& slot) {
   bool decreased_by_slowness = false;
   {
     std::lock_guard lock(m_mutex);
-    if (slot.m_counted)
-      --m_in_use;
+    --m_in_use;
     Window& w = of(work);
     // The load it met: the most in flight when it was sent or when it ended, itself included.
     const int flight = std::max(slot.m_flight, w.in_use);

@@ -46,7 +46,7 @@ public:
   class Slot {
   public:
     Slot() = default;
-    Slot(Limiter* owner, Work work, bool counted);
+    Slot(Limiter* owner, Work work) : m_owner(owner), m_work(work) {}
     Slot(Slot&& other) noexcept;
     Slot& operator=(Slot&& other) noexcept;
     ~Slot();
@@ -63,7 +63,6 @@ public:
     void release();
     Limiter* m_owner = nullptr;
     Work m_work = Work::check;
-    bool m_counted = false; ///< takes a place under the user's cap
     Outcome m_outcome = Outcome::none;
     bool m_timed = false;
     int m_flight = 0; ///< requests of its kind in flight when it was sent, itself included
