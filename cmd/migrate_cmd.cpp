@@ -286,6 +286,14 @@ int run_migrate(int argc, char** argv) {
   context.cancel = signals.token();
   context.log = log;
   context.on_result = [log](const migrate::ImageResult& r, bool referrer, bool) { log_result(*log, r, referrer); };
+  // The report is written as images end: the run keeps only the failed ones (for --write-failed).
+  std::optional<migrate::ReportWriter> report;
+  if (args.count("report"))
+    report.emplace(args["report"].as<std::string>());
+  context.on_final = [&report](const migrate::ImageResult& r) {
+    if (report)
+      report->add(r);
+  };
   migrate::Engine engine(client, inputs.auth, eo, std::move(context));
 
   inputs.rules = migrate::expand_namespaces(inputs.rules, defaults, engine.catalog_lister(), inputs.rule_errors);
@@ -300,21 +308,25 @@ int run_migrate(int argc, char** argv) {
   migrate::Summary summary;
   {
     ProgressReporter progress(engine.progress(), log, std::chrono::seconds(dry_run ? 0 : interval));
-    summary = migrate::run_rules(engine, inputs.rules, defaults, expansion, [&](migrate::Expansion& done) {
-      for (const auto& e : inputs.rule_errors)
-        done.errors.push_back(e);
-      for (const auto& e : done.errors)
-        log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
-      // A digest source without a destination tag lands untagged: registry UIs do not show it, and
-      // untagged-image clean-up policies delete it. Said once per rule.
-      std::set<std::string> untagged;
-      for (const auto& t : done.tasks)
-        if (t.destination.tag.empty() && t.destination.layout.empty() && untagged.insert(t.rule).second)
-          log->warn("rule \"{}\" in {}: {} is pushed by digest only, without a tag: registry UIs do not list it and "
-                    "untagged-image clean-up deletes it; give the destination a tag (\"{}:TAG\") to keep it",
-                    t.rule, inputs.images_name, t.destination.to_string(), t.destination.name());
-      log->info("{} image task(s) from {} rule(s), {} worker(s)", done.tasks.size(), inputs.rules.size(), eo.workers);
-    });
+    // A digest source without a destination tag lands untagged: registry UIs do not show it, and
+    // untagged-image clean-up policies delete it. Said once per rule.
+    std::set<std::string> untagged;
+    auto on_task = [&](const migrate::ImageTask& t) {
+      if (t.destination.tag.empty() && t.destination.layout.empty() && untagged.insert(t.rule).second)
+        log->warn("rule \"{}\" in {}: {} is pushed by digest only, without a tag: registry UIs do not list it and "
+                  "untagged-image clean-up deletes it; give the destination a tag (\"{}:TAG\") to keep it",
+                  t.rule, inputs.images_name, t.destination.to_string(), t.destination.name());
+    };
+    summary = migrate::run_rules(
+        engine, inputs.rules, defaults, expansion,
+        [&](migrate::Expansion& done) {
+          for (const auto& e : inputs.rule_errors)
+            done.errors.push_back(e);
+          for (const auto& e : done.errors)
+            log->error("rule \"{}\" in {}: {}", e.rule, inputs.images_name, e.message);
+          log->info("{} image task(s) from {} rule(s), {} worker(s)", done.count, inputs.rules.size(), eo.workers);
+        },
+        on_task);
   }
   summary.generate_failed = expansion.errors.size();
   if (dry_run)
@@ -331,8 +343,8 @@ int run_migrate(int argc, char** argv) {
   };
   keep(tag_digests, cache_given, "tag digests");
   keep(blob_locations, blob_cache_given, "blob locations");
-  if (args.count("report"))
-    migrate::write_json_atomically(args["report"].as<std::string>(), migrate::report_json(summary));
+  if (report)
+    report->finish(summary);
   if (args.count("write-failed")) {
     // Written even when nothing failed (an empty object): a rerun of it then does nothing, and a
     // stale list of an earlier run cannot be taken for this one's.

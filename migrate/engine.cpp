@@ -3,6 +3,7 @@
 #include "migrate/copy_image.hpp"
 #include "migrate/head_prefetch.hpp"
 #include "migrate/run_context.hpp"
+#include "migrate/task_slots.hpp"
 #include "registry/client.hpp"
 #include "util/text.hpp"
 
@@ -30,10 +31,12 @@ std::string EngineOptions::validate() const {
 
 void TaskFeed::push(ImageTask task) {
   {
-    std::lock_guard lock(m_mutex);
+    std::unique_lock lock(m_mutex);
+    if (m_limit)
+      m_cv.wait(lock, [&] { return m_queue.size() < m_limit || m_closed; });
     m_queue.push_back(std::move(task));
   }
-  m_cv.notify_one();
+  m_cv.notify_all();
 }
 
 void TaskFeed::close() {
@@ -49,6 +52,8 @@ std::optional<ImageTask> TaskFeed::front_locked() {
     return std::nullopt;
   ImageTask task = std::move(m_queue.front());
   m_queue.pop_front();
+  if (m_limit)
+    m_cv.notify_all(); // a push may be waiting for room
   return task;
 }
 
@@ -88,9 +93,15 @@ struct Engine::Impl {
   std::shared_ptr<spdlog::logger> log() const { return context.log ? context.log : registry::null_logger(); }
   bool stopped() const { return context.cancel && context.cancel->stopped(); }
 
-  /// One task of a pass: its copy, the counters, and its result to the sink.
-  void run_task(const ImageTask& task, ImageResult& result, int pass, const KnownHeads& known = {}) {
-    result = copier.copy(task, known);
+  std::mutex final_mutex; ///< finish(): the totals and the final sink, one task at a time
+  std::uint64_t final_bytes = 0;
+  std::size_t final_failed = 0;
+
+  /// One task of a pass: its copy, the counters, and its result to the sinks.
+  void run_task(TaskSlots& slots, std::size_t i, int pass, const KnownHeads& known = {}) {
+    auto& slot = *slots.at(i);
+    auto& result = slot.result;
+    result = copier.copy(slot.task, known);
     result.pass = pass;
     if (result.skipped || result.kept)
       ++progress.images_planned; // no bytes to move: part of the progress's average all the same
@@ -102,6 +113,22 @@ struct Engine::Impl {
       ++progress.images_failed;
     if (run.on_result)
       run.on_result(result, false, last);
+    if (last)
+      finish(slots, i);
+  }
+
+  /// Task i's result is final: counted, to the final sink, and let go when it went there and ended well.
+  void finish(TaskSlots& slots, std::size_t i) {
+    auto& slot = *slots.at(i);
+    std::lock_guard lock(final_mutex);
+    slot.final = true;
+    final_bytes += slot.result.bytes;
+    final_failed += !slot.result.ok;
+    if (!context.on_final)
+      return;
+    context.on_final(slot.result);
+    if (slot.result.ok)
+      slots.release(i);
   }
 };
 
@@ -175,42 +202,40 @@ void Engine::prepare(const std::vector<registry::Reference>& refs) {
 Summary Engine::run(TaskFeed& feed) {
   auto& impl = *m_impl;
   const auto start = Clock::now();
-  // Deques: workers hold references to their task and result while more are added.
-  std::deque<ImageTask> tasks;
-  std::deque<ImageResult> results;
+  TaskSlots slots;
   {
     HeadPrefetch pass1(impl.run, impl.copier, impl.client, impl.endpoints,
-                       [&](std::size_t i, const KnownHeads& known) { impl.run_task(tasks[i], results[i], 0, known); });
-    pass1.run(feed, tasks, results);
+                       [&](std::size_t i, const KnownHeads& known) { impl.run_task(slots, i, 0, known); });
+    pass1.run(feed, slots);
   }
   // Later passes: the tasks that failed for a reason another try may get past.
-  std::vector<std::size_t> pending(tasks.size());
-  for (std::size_t i = 0; i < pending.size(); ++i)
-    pending[i] = i;
-  for (int pass = 1;; ++pass) {
-    std::vector<std::size_t> failed;
-    for (auto i : pending)
-      if (!results[i].ok && !results[i].permanent)
-        failed.push_back(i);
-    pending.swap(failed);
-    if (pending.empty() || pass > impl.options.retries || impl.stopped())
-      break;
+  std::vector<std::size_t> pending;
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    if (auto* s = slots.at(i); s && !s->final)
+      pending.push_back(i);
+  for (int pass = 1; !pending.empty() && pass <= impl.options.retries && !impl.stopped(); ++pass) {
     impl.log()->warn("pass {}: retrying {} failed image task(s)", pass + 1, pending.size());
     std::vector<std::future<void>> done;
     for (auto i : pending)
-      done.push_back(impl.scheduler.submit(Scheduler::Lane::images, [&, i, pass] { impl.run_task(tasks[i], results[i], pass); }));
+      done.push_back(impl.scheduler.submit(Scheduler::Lane::images, [&, i, pass] { impl.run_task(slots, i, pass); }));
     for (auto& f : done)
       f.get();
+    std::erase_if(pending, [&](std::size_t i) {
+      const auto* s = slots.at(i);
+      return !s || s->final; // let go (it ended well) or ended for good
+    });
   }
+  // Stopped between passes: what failed and was not final yet is now.
+  for (auto i : pending)
+    impl.finish(slots, i);
   Summary summary;
-  summary.images = tasks.size();
+  summary.images = slots.size();
   summary.resumed = impl.stores.resumed_downloads();
-  for (auto& r : results) {
-    summary.bytes += r.bytes;
-    if (!r.ok)
-      ++summary.failed;
-  }
-  summary.results.assign(std::make_move_iterator(results.begin()), std::make_move_iterator(results.end()));
+  summary.bytes = impl.final_bytes;
+  summary.failed = impl.final_failed;
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    if (auto* s = slots.at(i))
+      summary.results.push_back(std::move(s->result));
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
@@ -296,11 +321,15 @@ std::vector<VerifyResult> Engine::verify(const std::vector<ImageTask>& tasks, bo
 }
 
 Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults& defaults, Expansion& expansion,
-                  const std::function<void(Expansion&)>& expanded) {
+                  const std::function<void(Expansion&)>& expanded, const std::function<void(const ImageTask&)>& on_task) {
   engine.prepare(rule_endpoints(rules, defaults));
-  TaskFeed feed;
+  TaskFeed feed(1024);
   return engine.run_while(feed, [&] {
-    expansion = engine.expand(rules, defaults, [&](const ImageTask& t) { feed.push(t); });
+    expansion = engine.expand(rules, defaults, [&](const ImageTask& t) {
+      if (on_task)
+        on_task(t);
+      feed.push(t);
+    });
     if (expanded)
       expanded(expansion);
   });

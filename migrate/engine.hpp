@@ -67,6 +67,10 @@ struct EngineContext {
   /// mounted from one of those instead of copied; where this run sees them goes there. Null: none.
   BlobLocations* blob_locations = nullptr;
   ResultSink on_result; ///< each image's and referrer's end, for cmd to word (may be empty)
+  /// Each task's final result, once (may be empty). When set, the run lets go of the tasks that
+  /// ended well: its memory holds what may run again, not the catalogue, and Summary::results
+  /// holds only the failed tasks' results.
+  FinalSink on_final;
   EnvLookup env;        ///< the environment (Docker's config.json, page size); empty: none (cmd/ passes the process's)
   std::shared_ptr<spdlog::logger> log;
   /// Makes each store instead of a Registry or Layout: for tests (stores in memory). Empty: the real ones.
@@ -77,6 +81,9 @@ struct EngineContext {
 /// trips): the run starts on the first tasks instead of waiting for the last list. Thread-safe.
 class TaskFeed {
 public:
+  /// `limit` > 0: push() waits while that many tasks wait to be taken (the rules are then expanded
+  /// only so far ahead of the copy, and a catalogue's tasks are not all held at once). 0: no limit.
+  explicit TaskFeed(std::size_t limit = 0) : m_limit(limit) {}
   void push(ImageTask task);
   /// No more tasks: pop() returns nullopt once the queue is empty.
   void close();
@@ -90,6 +97,7 @@ private:
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::deque<ImageTask> m_queue;
+  std::size_t m_limit;
   bool m_closed = false;
 };
 
@@ -117,7 +125,7 @@ public:
 
   /// Copies every task of the feed as it arrives (their stores set up by prepare() first); failed
   /// tasks are run again after the first pass, up to `retries` times. Returns after feed.close()
-  /// and the last task's last pass. Results are in the order the tasks arrived.
+  /// and the last task's last pass. Results are in the order the tasks arrived (see on_final).
   Summary run(TaskFeed& feed);
 
   /// Runs `expand` (which pushes tasks into the feed, then closes it) on the scheduler's rules lane
@@ -139,9 +147,12 @@ private:
 /// A run straight from rules: the stores of every rule are set up first (a broken credential helper
 /// throws before anything is copied); the rules are then expanded on the rules lane (tag lists)
 /// while the engine copies the tasks of the rules already expanded. `expanded` is called with the
-/// complete expansion, from the expanding thread, before it ends the feed; `expansion` holds it
-/// after the return. What the expansion throws is rethrown after the run.
+/// complete expansion (its count and errors: the tasks went to the engine), from the expanding
+/// thread, before it ends the feed; `expansion` holds it after the return. `on_task` sees each task
+/// before the engine does. The rules are expanded at most about a thousand tasks ahead of the copy.
+/// What the expansion throws is rethrown after the run.
 Summary run_rules(Engine& engine, const std::vector<Rule>& rules, const Defaults& defaults, Expansion& expansion,
-                  const std::function<void(Expansion&)>& expanded = {});
+                  const std::function<void(Expansion&)>& expanded = {},
+                  const std::function<void(const ImageTask&)>& on_task = {});
 
 } // namespace migrate

@@ -39,9 +39,8 @@ HeadPrefetch::~HeadPrefetch() {
     f.wait();
 }
 
-void HeadPrefetch::run(TaskFeed& feed, std::deque<ImageTask>& tasks, std::deque<ImageResult>& results) {
-  m_tasks = &tasks;
-  m_results = &results;
+void HeadPrefetch::run(TaskFeed& feed, TaskSlots& slots) {
+  m_slots = &slots;
   m_batch.run(
       [&](bool idle) {
         if (!m_ready.empty())
@@ -74,11 +73,9 @@ bool HeadPrefetch::take(TaskFeed& feed, bool wait) {
   }
   m_run.stores.get(task->source); // set up by Engine::prepare: a lookup
   m_run.stores.get(task->destination);
-  const std::size_t i = m_tasks->size();
-  m_tasks->push_back(std::move(*task));
-  m_results->emplace_back();
+  const std::size_t i = m_slots->add(std::move(*task));
   ++m_run.progress.images_total;
-  const ImageTask& t = (*m_tasks)[i];
+  const ImageTask& t = m_slots->at(i)->task;
   Waiting w;
   if (!m_run.stopped()) {
     const bool pinned = !t.source.digest.empty();
@@ -111,7 +108,7 @@ bool HeadPrefetch::take(TaskFeed& feed, bool wait) {
 }
 
 bool HeadPrefetch::ask(std::size_t i, bool source, const std::string& expected, bool second) {
-  const ImageTask& t = (*m_tasks)[i];
+  const ImageTask& t = m_slots->at(i)->task;
   const auto& ref = source ? t.source : t.destination;
   auto entry = m_run.stores.get(ref);
   // An image's second HEAD goes before the first HEADs of images not started: it finishes an
@@ -144,7 +141,7 @@ void HeadPrefetch::on_answer(std::uint64_t id, registry::HeadAnswer answer) {
 
 void HeadPrefetch::answered(std::size_t i, KnownHeads known) {
   known.answered = Clock::now();
-  if (m_copier.settled_by((*m_tasks)[i], known)) {
+  if (m_copier.settled_by(m_slots->at(i)->task, known)) {
     {
       Release release{m_mutex, m_cv, m_outstanding};
       m_run_task(i, known);
@@ -157,6 +154,14 @@ void HeadPrefetch::answered(std::size_t i, KnownHeads known) {
 }
 
 void HeadPrefetch::start(std::size_t i, KnownHeads known) {
+  // Futures of tasks that ended are let go as more start: a run's memory does not grow per task.
+  if (m_started.size() >= 4 * m_ahead)
+    std::erase_if(m_started, [](std::future<void>& f) {
+      if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+        return false;
+      f.get();
+      return true;
+    });
   m_started.push_back(m_run.scheduler.submit(Scheduler::Lane::images, [this, i, k = std::move(known)] {
     Release release{m_mutex, m_cv, m_outstanding};
     m_run_task(i, k);

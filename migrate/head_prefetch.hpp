@@ -21,6 +21,7 @@
 //   all the rules' repositories there, one job per repository on the lookups lane.
 
 #include "migrate/copy_image.hpp"
+#include "migrate/task_slots.hpp"
 #include "registry/head_batch.hpp"
 
 #include <condition_variable>
@@ -48,10 +49,9 @@ public:
   HeadPrefetch(const HeadPrefetch&) = delete;
   HeadPrefetch& operator=(const HeadPrefetch&) = delete;
 
-  /// Takes every task of `feed` into `tasks` (a result slot each in `results`: deques, so that
-  /// workers keep their pointers while more are added), and returns once the feed is closed and
-  /// every task taken has run.
-  void run(TaskFeed& feed, std::deque<ImageTask>& tasks, std::deque<ImageResult>& results);
+  /// Takes every task of `feed` into `slots` and returns once the feed is closed and every task
+  /// taken has run.
+  void run(TaskFeed& feed, TaskSlots& slots);
 
 private:
   struct Waiting {
@@ -76,8 +76,7 @@ private:
   RunTask m_run_task;
   std::size_t m_ahead;
 
-  std::deque<ImageTask>* m_tasks = nullptr;
-  std::deque<ImageResult>* m_results = nullptr;
+  TaskSlots* m_slots = nullptr;
   std::map<std::size_t, Waiting> m_waiting; ///< by task: those with a HEAD in flight
   std::map<std::size_t, std::optional<KnownHeads>> m_ready; ///< answered; nullopt: finished or started
   std::size_t m_next_ready = 0;

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace migrate {
@@ -45,7 +46,11 @@ std::optional<Line> split_line(const std::string& text) {
 
 HintFile::HintFile(fs::path path, std::string header, Check check, std::size_t max_entries)
     : m_path(std::move(path)), m_header(std::move(header)), m_check(std::move(check)), m_max_entries(max_entries),
-      m_entries(read()) {}
+      m_entries() {
+  read([&](std::string key, std::string value, long day) {
+    m_entries.insert_or_assign(std::move(key), Stored{std::move(value), day, false, false});
+  });
+}
 
 bool HintFile::usable(const std::string& key, const std::string& value) const {
   return plain_field(key) && plain_field(value) && (!m_check || m_check(key, value));
@@ -79,31 +84,66 @@ std::string HintFile::foreign(const fs::path& path) {
          "...\"): not overwritten";
 }
 
-std::map<std::string, HintFile::Stored> HintFile::read() const {
-  std::map<std::string, Stored> out;
+void HintFile::read(const std::function<void(std::string key, std::string value, long day)>& each) const {
   // A regular file only (not a FIFO, a device or a symlink), of a bounded size: anything else is
-  // an empty memory, never a hang or a gigabyte read.
+  // an empty memory, never a hang or a gigabyte read. Read in chunks, a line at a time: the file
+  // is never held whole (a catalogue's worth of entries).
   std::string why;
-  auto text = util::read_regular_file(m_path.string(), max_bytes(), why);
-  if (!text)
-    return out;
-  std::istringstream in(*text);
+  int fd = util::open_regular_file(m_path.string(), why);
+  if (fd < 0)
+    return;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<std::size_t>(st.st_size) > max_bytes()) {
+    ::close(fd);
+    return;
+  }
+  constexpr std::size_t longest = 3 * 4096 + 64; // three fields of at most 4096 bytes
+  std::size_t lines = 0, total = 0;
   std::string line;
-  std::size_t lines = 0;
-  while (std::getline(in, line) && ++lines <= 2 * m_max_entries + 16) {
-    if (line.empty() || line[0] == '#')
-      continue;
-    auto entry = split_line(line);
+  bool skipping = false; // inside a line too long to be an entry
+  auto take = [&](const std::string& text) {
+    if (text.empty() || text[0] == '#')
+      return;
+    auto entry = split_line(text);
     if (!entry)
-      continue;
+      return;
     char* end = nullptr;
     errno = 0;
     long d = std::strtol(entry->day.c_str(), &end, 10);
     if (!usable(entry->key, entry->value) || errno || *end || d < 0)
+      return;
+    each(std::move(entry->key), std::move(entry->value), d);
+  };
+  char buffer[65536];
+  while (lines <= 2 * m_max_entries + 16 && total <= max_bytes()) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
       continue;
-    out[entry->key] = Stored{entry->value, d, false, false};
+    if (n <= 0)
+      break;
+    total += static_cast<std::size_t>(n);
+    for (std::string_view rest(buffer, static_cast<std::size_t>(n)); !rest.empty();) {
+      const auto nl = rest.find('\n');
+      const auto piece = rest.substr(0, nl);
+      if (!skipping) {
+        line.append(piece);
+        if (line.size() > longest) {
+          skipping = true;
+          line.clear();
+        }
+      }
+      if (nl == std::string_view::npos)
+        break;
+      rest.remove_prefix(nl + 1);
+      if (!skipping && ++lines <= 2 * m_max_entries + 16)
+        take(line);
+      skipping = false;
+      line.clear();
+    }
   }
-  return out;
+  if (!skipping && !line.empty() && lines < 2 * m_max_entries + 16)
+    take(line); // a last line without its newline
+  ::close(fd);
 }
 
 std::optional<std::string> HintFile::find(const std::string& key) {
@@ -155,29 +195,36 @@ std::optional<std::string> HintFile::save() {
     return m_path.string() + ": another run has held " + m_path.filename().string() +
            ".lock for 10 seconds: not saved this time";
   const long now = today();
-  auto merged = read(); // another run may have saved since this one read it
-  for (const auto& [key, stored] : m_entries) {
+  // Merged in place: what this run used or proved wrong, and the file as another run may have
+  // saved it since this one read it (the entries this run only read come again from there).
+  std::erase_if(m_entries, [](const auto& kv) { return !kv.second.seen && !kv.second.forgotten; });
+  read([&](std::string key, std::string value, long day) {
+    auto it = m_entries.find(key);
+    if (it == m_entries.end())
+      m_entries.emplace(std::move(key), Stored{std::move(value), day, false, false});
+    else if (!it->second.seen && !it->second.forgotten) // a key twice in the file: the later line
+      it->second = Stored{std::move(value), day, false, false};
+  });
+  std::erase_if(m_entries, [](const auto& kv) { return kv.second.forgotten; });
+  for (auto& [key, stored] : m_entries)
     if (stored.seen)
-      merged[key] = Stored{stored.value, now, false, false};
-    else if (stored.forgotten)
-      merged.erase(key);
-  }
+      stored.day = now;
   // Unused for too long, or dated after today (a clock set back): forgotten.
-  std::erase_if(merged, [&](const auto& kv) { return now - kv.second.day > keep_days || kv.second.day > now; });
-  if (merged.size() > m_max_entries) {
+  std::erase_if(m_entries, [&](const auto& kv) { return now - kv.second.day > keep_days || kv.second.day > now; });
+  if (m_entries.size() > m_max_entries) {
     // The least recently used go first: the day of the entry at the cut, and as many of that day
     // as still fit (in key order).
     std::vector<long> days;
-    days.reserve(merged.size());
-    for (const auto& [key, stored] : merged)
+    days.reserve(m_entries.size());
+    for (const auto& [key, stored] : m_entries)
       days.push_back(stored.day);
     auto cut = days.begin() + static_cast<std::ptrdiff_t>(days.size() - m_max_entries);
     std::nth_element(days.begin(), cut, days.end());
     const long oldest_kept = *cut;
     std::size_t of_that_day = static_cast<std::size_t>(std::count(cut, days.end(), oldest_kept));
-    for (auto it = merged.begin(); it != merged.end();) {
+    for (auto it = m_entries.begin(); it != m_entries.end();) {
       if (it->second.day < oldest_kept || (it->second.day == oldest_kept && of_that_day == 0)) {
-        it = merged.erase(it);
+        it = m_entries.erase(it);
         continue;
       }
       if (it->second.day == oldest_kept)
@@ -185,14 +232,22 @@ std::optional<std::string> HintFile::save() {
       ++it;
     }
   }
-  std::string text = m_header;
-  text += '\n';
-  for (const auto& [key, stored] : merged)
-    text += key + ' ' + stored.value + ' ' + std::to_string(stored.day) + '\n';
-
-  if (auto why = util::write_file_atomically(m_path.string(), text, 0600); !why.empty())
-    return why;
-  m_entries = std::move(merged);
+  // Written in chunks: never the whole file in memory at once.
+  util::AtomicFile file(m_path.string(), 0600);
+  std::string chunk = m_header + '\n';
+  for (const auto& [key, stored] : m_entries) {
+    chunk += key + ' ' + stored.value + ' ' + std::to_string(stored.day) + '\n';
+    if (chunk.size() >= 65536 && file.ok()) {
+      file.write(chunk);
+      chunk.clear();
+    }
+  }
+  if (file.ok())
+    file.write(chunk);
+  if (!file.ok() || !file.commit())
+    return file.error();
+  for (auto& [key, stored] : m_entries)
+    stored.seen = false; // saved: a later save() starts from the file again
   return std::nullopt;
 }
 

@@ -59,7 +59,8 @@ private:
     bool seen = false;      ///< found or remembered by this run
     bool forgotten = false; ///< proved wrong by this run
   };
-  std::map<std::string, Stored> read() const;
+  /// Each checked entry of the file, in file order (a later line of a key wins for whoever keeps the last).
+  void read(const std::function<void(std::string key, std::string value, long day)>& each) const;
   bool usable(const std::string& key, const std::string& value) const;
 
   std::filesystem::path m_path;

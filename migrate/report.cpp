@@ -1,32 +1,78 @@
 #include "migrate/report.hpp"
 
+#include "migrate/config.hpp"
+
 namespace migrate {
 
 std::string status_of(const ImageResult& r) {
   return !r.ok ? "failed" : r.kept ? "kept" : r.planned ? "planned" : r.skipped ? "skipped" : "copied";
 }
 
-nlohmann::json report_json(const Summary& s) {
-  nlohmann::json images = nlohmann::json::array();
-  for (const auto& r : s.results) {
-    images.push_back({{"source", r.task.source.to_string()},
-                      {"destination", r.task.destination.to_string()},
-                      {"rule", r.task.rule},
-                      {"digest", r.digest},
-                      {"replaced", r.replaced.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.replaced)},
-                      {"status", status_of(r)},
-                      {"bytes", r.bytes},
-                      {"seconds", r.seconds},
-                      {"referrers", r.referrers},
-                      {"blobs", {{"copied", r.blobs_copied}, {"existed", r.blobs_existed}, {"mounted", r.blobs_mounted},
-                                 {"foreign", r.blobs_foreign}}},
-                      {"error", r.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.error)},
-                      {"errorKind", !r.ok && r.error_kind ? nlohmann::json(http::to_string(*r.error_kind))
-                                                          : nlohmann::json(nullptr)}});
+nlohmann::json image_json(const ImageResult& r) {
+  return {{"source", r.task.source.to_string()},
+          {"destination", r.task.destination.to_string()},
+          {"rule", r.task.rule},
+          {"digest", r.digest},
+          {"replaced", r.replaced.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.replaced)},
+          {"status", status_of(r)},
+          {"bytes", r.bytes},
+          {"seconds", r.seconds},
+          {"referrers", r.referrers},
+          {"blobs", {{"copied", r.blobs_copied}, {"existed", r.blobs_existed}, {"mounted", r.blobs_mounted},
+                     {"foreign", r.blobs_foreign}}},
+          {"error", r.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.error)},
+          {"errorKind", !r.ok && r.error_kind ? nlohmann::json(http::to_string(*r.error_kind)) : nlohmann::json(nullptr)}};
+}
+
+namespace {
+
+/// `doc` as dump(2) writes it, each line after the first indented by `indent` more spaces: the
+/// streamed report reads as the whole document dumped at once. Invalid UTF-8 (a registry's bytes
+/// in an error) is replaced, never an exception that would lose the report.
+std::string dump_at(const nlohmann::json& doc, std::size_t indent) {
+  std::string text = doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (char c : text) {
+    out += c;
+    if (c == '\n') // a newline inside a string is written \n: every raw one is dump's own
+      out.append(indent, ' ');
   }
-  return {{"images", images},
-          {"totals", {{"images", s.images}, {"failed", s.failed}, {"generateFailed", s.generate_failed},
-                      {"bytes", s.bytes}, {"resumedDownloads", s.resumed}, {"seconds", s.seconds}}}};
+  return out;
+}
+
+constexpr std::size_t report_flush_bytes = 64 * 1024;
+
+} // namespace
+
+ReportWriter::ReportWriter(const std::string& path) : m_file(path, 0644) {
+  if (!m_file.ok())
+    throw ConfigError(m_file.error());
+  m_buffer = "{\n  \"images\": [";
+}
+
+void ReportWriter::add(const ImageResult& result) {
+  m_buffer += m_images++ ? ",\n    " : "\n    ";
+  m_buffer += dump_at(image_json(result), 4);
+  if (m_buffer.size() >= report_flush_bytes)
+    flush();
+}
+
+void ReportWriter::flush() {
+  if (m_file.ok())
+    m_file.write(m_buffer);
+  m_buffer.clear();
+}
+
+void ReportWriter::finish(const Summary& s) {
+  const nlohmann::json totals = {{"images", s.images}, {"failed", s.failed}, {"generateFailed", s.generate_failed},
+                                 {"bytes", s.bytes}, {"resumedDownloads", s.resumed}, {"seconds", s.seconds}};
+  m_buffer += m_images ? "\n  ],\n  \"totals\": " : "],\n  \"totals\": ";
+  m_buffer += dump_at(totals, 2);
+  m_buffer += "\n}\n";
+  flush();
+  if (!m_file.ok() || !m_file.commit())
+    throw ConfigError(m_file.error());
 }
 
 nlohmann::json failed_images_json(const Summary& s, const std::vector<RuleError>& rule_errors) {

@@ -72,6 +72,8 @@ struct Summary {
   std::uint64_t bytes = 0;
   std::uint64_t resumed = 0; ///< blob downloads that broke and went on from where they stopped
   double seconds = 0;
+  /// Every task's result in the order the tasks arrived; with an EngineContext::on_final sink, only
+  /// the failed ones (the others went to the sink and were let go).
   std::vector<ImageResult> results;
 };
 
@@ -79,5 +81,9 @@ struct Summary {
 /// SBOM or attestation copied with an image, not a task of its own. `last`: no later pass will try
 /// it again. Called from the engine's threads, one call at a time.
 using ResultSink = std::function<void(const ImageResult& result, bool referrer, bool last)>;
+
+/// Each task's final result, once per task, in the order tasks end (a report written as the run
+/// goes). Called from the engine's threads, one call at a time.
+using FinalSink = std::function<void(const ImageResult& result)>;
 
 } // namespace migrate

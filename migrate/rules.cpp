@@ -457,37 +457,56 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
     scheduler = &own.emplace(1);
   TagPrefetch listed_tags(rules, defaults, list_tags, *scheduler);
   Expansion out;
-  std::set<std::string> seen;
+  // Who writes each destination tag, kept for the whole expansion: small per task (a catalogue of
+  // 100,000 tags goes through here), so the source as written and a pointer to the rule, not messages.
   struct Writer {
-    std::string image;  ///< name:tag of the source
-    std::string digest; ///< its pinned digest, "" for a tag
-    std::string shown;  ///< the source and its rule, for messages
+    std::string source;               ///< the first writer's source as written (Reference::to_string)
+    std::string digest;               ///< the digest the tag must be: the first pinned writer's, "" while none
+    const Rule* rule = nullptr;       ///< the first writer's rule, for messages
+    std::vector<std::string> others;  ///< other spellings of the same image accepted for it (rare)
   };
   std::map<std::string, Writer> writers; // destination tag -> who writes it
+  std::set<std::string> seen_untagged;   // "source -> destination" of the tasks pushed by digest only
+  const Rule* current = nullptr;         // the rule being expanded
+  // name:tag of a source as written (what precedes "@digest"; "name" for a digest alone).
+  auto image_of = [](std::string_view source) { return source.substr(0, source.find('@')); };
   auto add = [&](ImageTask t) {
-    std::string key = t.source.to_string() + " -> " + t.destination.to_string();
-    if (!seen.insert(key).second)
-      return;
+    std::string source = t.source.to_string();
     // Two images for one destination tag: whichever finished last would win. The first rule keeps it.
     // "app:1.25" and "app:1.25@sha256:..." (as `config` writes a pinned workload) are one tag, unless
-    // both are pinned, to different digests.
-    if (!t.destination.tag.empty()) {
-      Writer w{t.source.name() + ":" + t.source.tag, t.source.digest, t.source.to_string() + " (rule \"" + t.rule + "\")"};
-      auto [it, fresh] = writers.try_emplace(t.destination.to_string(), w);
-      const Writer& first = it->second;
-      // (A source without tag has a digest: two of them are one writer only with the same digest.)
-      const bool same = first.image == w.image && (first.digest.empty() || w.digest.empty() || first.digest == w.digest);
-      if (!fresh && !same) {
-        out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
-                                          first.shown + "; " + t.source.to_string() + " is not copied there"});
+    // both are pinned, to different digests. The same source for the same destination twice is one task.
+    if (t.destination.tag.empty()) {
+      if (!seen_untagged.insert(source + " -> " + t.destination.to_string()).second)
         return;
+    } else {
+      auto [it, fresh] = writers.try_emplace(t.destination.to_string());
+      Writer& first = it->second;
+      if (fresh) {
+        first.source = source;
+        first.digest = t.source.digest;
+        first.rule = current;
+      } else {
+        if (first.source == source || std::find(first.others.begin(), first.others.end(), source) != first.others.end())
+          return;
+        // (A source without tag has a digest: two of them are one writer only with the same digest.)
+        const bool same = image_of(first.source) == image_of(source) &&
+                          (first.digest.empty() || t.source.digest.empty() || first.digest == t.source.digest);
+        if (!same) {
+          out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
+                                            first.source + " (rule \"" + (first.rule ? first.rule->name() : t.rule) +
+                                            "\"); " + source + " is not copied there"});
+          return;
+        }
+        if (first.digest.empty())
+          first.digest = t.source.digest; // a later pinned writer pins what the tag must be
+        first.others.push_back(std::move(source));
       }
-      if (!fresh && first.digest.empty())
-        it->second.digest = w.digest; // a later pinned writer pins what the tag must be
     }
+    ++out.count;
     if (on_task)
       on_task(t);
-    out.tasks.push_back(std::move(t));
+    else
+      out.tasks.push_back(std::move(t));
   };
   // One rule's tasks; an error (with whether another run may get past it) ends the rule.
   auto expand_one = [&](const Rule& rule) -> std::optional<RuleError> {
@@ -547,9 +566,11 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
     add(std::move(t));
     return std::nullopt;
   };
-  for (const auto& rule : rules)
+  for (const auto& rule : rules) {
+    current = &rule;
     if (auto error = expand_one(rule))
       out.errors.push_back(std::move(*error));
+  }
   return out;
 }
 

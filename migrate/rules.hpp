@@ -61,7 +61,8 @@ struct RuleError {
 };
 
 struct Expansion {
-  std::vector<ImageTask> tasks;
+  std::vector<ImageTask> tasks; ///< empty when expand_rules handed them to an `on_task` instead
+  std::size_t count = 0;        ///< tasks made
   std::vector<RuleError> errors;
 };
 
@@ -101,8 +102,9 @@ using CreatedLookup = std::function<http::Result<std::map<std::string, double>>(
                                                                                 const std::vector<std::string>& tags)>;
 
 /// Applies the rules. Tags are listed only for sources without tag or digest, in the background,
-/// and a rule waits only for its own repository's list. `on_task`, when given, sees every task as
-/// soon as its rule is done (before expand_rules returns): a run can start with the first rules.
+/// and a rule waits only for its own repository's list. `on_task`, when given, takes every task as
+/// soon as its rule is done (before expand_rules returns): a run can start with the first rules;
+/// the tasks are then not kept in the Expansion (a catalogue's worth of them), only counted.
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
                        const CreatedLookup& created = {},
                        const std::function<void(const ImageTask&)>& on_task = {}, Scheduler* scheduler = nullptr);

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace {
 
@@ -28,6 +29,8 @@ public:
   std::mutex results_mutex;
   std::vector<std::pair<migrate::ImageResult, bool>> reported; ///< (result, referrer) as the sink saw them
   migrate::BlobLocations* blob_locations = nullptr;             ///< earlier runs' memory of blobs, if any
+  bool stream = false;                         ///< give the engine a final sink (as cmd does)
+  std::vector<migrate::ImageResult> finals;    ///< what that sink got
 
   Fixture() {
     options.workers = 4;
@@ -60,6 +63,8 @@ public:
       std::lock_guard lock(results_mutex);
       reported.emplace_back(r, referrer);
     };
+    if (stream)
+      context.on_final = [this](const migrate::ImageResult& r) { finals.push_back(r); }; // one call at a time
     migrate::Engine engine(client, migrate::AuthConfig(), options, std::move(context));
     migrate::TaskFeed feed;
     for (const auto& t : tasks)
@@ -253,6 +258,60 @@ TEST_CASE("migrate::Engine retries transient failures, in the task then in anoth
   for (const auto& [r, referrer] : f.reported)
     seen_first += r.task.source.repository == "team/app";
   CHECK(seen_first == 2);
+}
+
+TEST_CASE("migrate::Engine with a final sink: each task's last result once, only the failed ones kept") {
+  Fixture f;
+  f.stream = true;
+  f.options.attempts = 1;
+  f.options.retries = 1;
+  f.src.add_image("team/app", "1", {"layer"});
+  f.src.add_image("team/app", "2", {"layer", "two"});
+  const std::string layer = registry::sha256_digest("layer");
+  f.dst.fail["copy_blob_from org/app " + layer] = 1; // the first copy of it fails once: a second pass
+  auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1"),
+                  Fixture::task("src.io/team/missing:1", "dst.io/org/missing:1"),
+                  Fixture::task("src.io/team/app:2", "dst.io/org/app:2")});
+  CHECK(s.images == 3);
+  CHECK(s.failed == 1);
+  REQUIRE(s.results.size() == 1); // the two that ended well went to the sink and were let go
+  CHECK(s.results[0].task.source.repository == "team/missing");
+  REQUIRE(f.finals.size() == 3); // every task once, though one of them ran twice
+  std::map<std::string, int> by_source;
+  std::uint64_t bytes = 0;
+  for (const auto& r : f.finals) {
+    ++by_source[r.task.source.to_string()];
+    bytes += r.bytes;
+  }
+  CHECK(by_source == std::map<std::string, int>{{"src.io/team/app:1", 1}, {"src.io/team/app:2", 1}, {"src.io/team/missing:1", 1}});
+  CHECK(s.bytes == bytes);
+  CHECK(s.bytes > 0);
+  int passes = 0;
+  for (const auto& r : f.finals)
+    passes += r.pass;
+  CHECK(passes == 1); // the image whose blob failed ended in the second pass
+}
+
+TEST_CASE("migrate::TaskFeed with a limit: a push waits for room") {
+  migrate::TaskFeed feed(2);
+  feed.push(Fixture::task("src.io/a:1", "dst.io/a:1"));
+  feed.push(Fixture::task("src.io/a:2", "dst.io/a:2"));
+  std::atomic<bool> pushed{false};
+  std::thread producer([&] {
+    feed.push(Fixture::task("src.io/a:3", "dst.io/a:3"));
+    pushed = true;
+    feed.close();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(!pushed); // two wait already
+  auto first = feed.pop();
+  REQUIRE(first);
+  CHECK(first->source.tag == "1");
+  producer.join(); // room for the third: the push returned
+  CHECK(pushed);
+  CHECK(feed.pop()->source.tag == "2");
+  CHECK(feed.pop()->source.tag == "3");
+  CHECK(!feed.pop());
 }
 
 TEST_CASE("migrate::Engine stops taking work when the run is stopped") {

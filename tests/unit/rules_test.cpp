@@ -417,7 +417,8 @@ TEST_CASE("migrate::expand_rules: tasks stream out while later repositories are 
                                      first_rule_seen.set_value();
                                  });
   CHECK(e.errors.empty());
-  CHECK(pairs(e) == streamed); // every task once, in the order of the rules
+  CHECK(e.tasks.empty()); // handed on, not kept: a catalogue's tasks are not all held at once
+  CHECK(e.count == streamed.size());
   CHECK(streamed == std::vector<std::string>{"src.io/ns/fast:f1 -> dst.io/x/fast:f1", "src.io/ns/fast:f2 -> dst.io/x/fast:f2",
                                              "src.io/ns/slow:s1 -> dst.io/x/slow:s1", "src.io/ns/fast:f1 -> dst.io/y/fast:f1",
                                              "src.io/ns/fast:f2 -> dst.io/y/fast:f2"});

@@ -299,3 +299,29 @@ TEST_CASE("migrate::HintFile leaves the file as it is when the run used nothing 
   CHECK(fs::last_write_time(file) == before);
   CHECK_FALSE(fs::exists(t.path() / "f.lock")); // not even locked
 }
+
+TEST_CASE("migrate::HintFile reads a file a line at a time: across chunks, past an overlong line, without a last newline") {
+  TempDir t;
+  const fs::path file = t.path() / "f";
+  const long day = today();
+  {
+    std::ofstream out(file);
+    out << "# image-migrator tag digests\n";
+    for (int i = 0; i < 3000; ++i) // about 290 KB: lines cut by the 64 KiB chunks
+      out << "r.io/app:" << i << " " << d1 << " " << day << "\n";
+    out << "r.io/long:1 sha256:" << std::string(70000, 'a') << " " << day << "\n"; // longer than any entry
+    out << "r.io/after:1 " << d2 << " " << day; // no newline at the end
+  }
+  TagDigests c(file);
+  for (int i : {0, 1, 700, 1499, 2999})
+    CHECK_MESSAGE(c.find("r.io/app:" + std::to_string(i)) == d1, i);
+  CHECK_FALSE(c.find("r.io/long:1"));
+  CHECK(c.find("r.io/after:1") == d2);
+  // The same file, saved again, through the chunked writer: every entry read is kept.
+  c.remember("r.io/new:1", d2);
+  REQUIRE_FALSE(c.save());
+  TagDigests again(file);
+  CHECK(again.find("r.io/app:2998") == d1);
+  CHECK(again.find("r.io/new:1") == d2);
+  CHECK(again.find("r.io/after:1") == d2);
+}
