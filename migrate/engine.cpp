@@ -34,6 +34,8 @@ void TaskFeed::push(ImageTask task) {
     std::unique_lock lock(m_mutex);
     if (m_limit)
       m_cv.wait(lock, [&] { return m_queue.size() < m_limit || m_closed; });
+    if (m_closed)
+      return; // the run is over (it threw): nobody takes it, and the producer must not wait
     m_queue.push_back(std::move(task));
   }
   m_cv.notify_all();
@@ -203,6 +205,12 @@ Summary Engine::run(TaskFeed& feed) {
   auto& impl = *m_impl;
   const auto start = Clock::now();
   TaskSlots slots;
+  // However the run ends, an expansion waiting for room in the feed is let go (normally the feed is
+  // closed already: the run returns only after that).
+  struct CloseFeed {
+    TaskFeed& feed;
+    ~CloseFeed() { feed.close(); }
+  } close_feed{feed};
   {
     HeadPrefetch pass1(impl.run, impl.copier, impl.client, impl.endpoints,
                        [&](std::size_t i, const KnownHeads& known) { impl.run_task(slots, i, 0, known); });

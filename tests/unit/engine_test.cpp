@@ -314,6 +314,17 @@ TEST_CASE("migrate::TaskFeed with a limit: a push waits for room") {
   CHECK(!feed.pop());
 }
 
+TEST_CASE("migrate::TaskFeed with a limit: closing it lets a waiting push go, and drops its task") {
+  migrate::TaskFeed feed(1);
+  feed.push(Fixture::task("src.io/a:1", "dst.io/a:1"));
+  std::thread producer([&] { feed.push(Fixture::task("src.io/a:2", "dst.io/a:2")); }); // waits: no room
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  feed.close(); // the run is over (as when it threw): the producer must not wait forever
+  producer.join();
+  CHECK(feed.pop()->source.tag == "1");
+  CHECK(!feed.pop()); // the task pushed after the close was dropped
+}
+
 TEST_CASE("migrate::Engine stops taking work when the run is stopped") {
   Fixture f;
   f.options.workers = 1;
