@@ -17,7 +17,9 @@
 # own config, so every tag is its own image. Each catalogue is one rule per repository ("every tag")
 # copied into an empty destination registry, with --report (the report holds every image), then the
 # same run again (nothing to copy). Both copies are verified tag by tag (digests at both ends).
-# Targets (issue 22): peak RSS <= 64 MiB at 10,000 tags, growth <= 1 KB per tag.
+# Targets (issue 22): peak RSS <= 64 MiB at 10,000 tags, growth <= 1 KB per tag. The default run
+# takes about 5 minutes on 2 cores (the 10,000-tag copy is most of it). Prints the table and a
+# PASS/MISS line per target; exits 0 whether targets are met or not, 1 if something broke.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,11 +38,13 @@ while [ $# -gt 0 ]; do
     *) echo "bench/catalogue.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
-for v in TAGS SMALL PER WORKERS; do
-  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench/catalogue.sh: ${v,,} must be a positive integer" >&2; exit 2; }
+for pair in TAGS:--tags SMALL:--small PER:--per-repo WORKERS:--workers; do
+  v=${pair%%:*}
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench/catalogue.sh: ${pair#*:} must be a positive integer, not '${!v}'" >&2; exit 2; }
 done
-((TAGS % PER == 0 && SMALL % PER == 0 && SMALL < TAGS)) ||
-  { echo "bench/catalogue.sh: --tags and --small must be multiples of --per-repo, --small below --tags" >&2; exit 2; }
+((TAGS % PER == 0 && SMALL % PER == 0)) ||
+  { echo "bench/catalogue.sh: --tags ($TAGS) and --small ($SMALL) must be multiples of --per-repo ($PER)" >&2; exit 2; }
+((SMALL < TAGS)) || { echo "bench/catalogue.sh: --small ($SMALL) must be below --tags ($TAGS)" >&2; exit 2; }
 
 # shellcheck source=../tests/integration/lib.sh
 source "$REPO_ROOT/tests/integration/lib.sh"
@@ -78,7 +82,7 @@ one() {
     --log "" --report "$W/$name-$case.report.json" || bench_fail_output "$W/$name-$case" "the $name $case run failed"
   [ "$(jq '.totals.failed' "$W/$name-$case.report.json")" == 0 ] || bench_die "the $name $case run has failed images"
   [ "$(jq '.images | length' "$W/$name-$case.report.json")" == "$n" ] || bench_die "the $name $case report lacks images"
-  blog "$name $case: $n tags, $M_WALL s, peak RSS $((M_RSS_KB / 1024)) MiB"
+  blog "$name $case: $n tags, $M_WALL s, peak RSS $(awk -v k="$M_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }') MiB"
   echo "$n $case $M_WALL $M_RSS_KB" >>"$BENCH_RESULTS"
 }
 
@@ -89,10 +93,10 @@ for name in small large; do
 done
 
 echo
-echo "Catalogue memory (image-migrator $("$IM_BIN" --version 2>&1 | head -n 1), -w $WORKERS, $PER tags per repository, $(nproc) cores)"
+echo "Catalogue memory ($("$IM_BIN" --version 2>&1 | head -n 1), -w $WORKERS, $PER tags per repository, $(nproc) cores)"
 printf '%-8s %-6s %9s %14s\n' tags run wall_s peak_rss_mib
 awk '{ printf "%-8s %-6s %9.2f %14.1f\n", $1, $2, $3, $4 / 1024 }' "$BENCH_RESULTS"
-status=0
+[ "$TAGS" -ge 10000 ] || echo "(the targets are for 10,000 tags; this run has $TAGS: a smoke check, not the measurement)"
 for case in copy no-op; do
   read -r small_kb large_kb < <(awk -v c="$case" -v s="$SMALL" -v l="$TAGS" \
     '$2 == c && $1 == s { a = $4 } $2 == c && $1 == l { b = $4 } END { print a, b }' "$BENCH_RESULTS")
@@ -100,8 +104,7 @@ for case in copy no-op; do
   verdict_rss=PASS verdict_growth=PASS
   ((large_kb <= 64 * 1024)) || verdict_rss=MISS
   awk -v g="$per_tag" 'BEGIN { exit !(g <= 1.0) }' || verdict_growth=MISS
-  [ "$verdict_rss$verdict_growth" == PASSPASS ] || status=1
-  echo "$verdict_rss: $case, peak RSS at $TAGS tags $((large_kb / 1024)) MiB (target <= 64 MiB)"
+  echo "$verdict_rss: $case, peak RSS at $TAGS tags $(awk -v k="$large_kb" 'BEGIN { printf "%.1f", k / 1024 }') MiB (target <= 64 MiB)"
   echo "$verdict_growth: $case, growth $per_tag KB per tag between $SMALL and $TAGS tags (target <= 1 KB)"
 done
-exit "$status"
+exit 0

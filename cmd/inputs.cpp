@@ -92,6 +92,8 @@ std::vector<std::string> resolve_entries(const cxxopts::ParseResult& args) {
 
 void check_output(const std::string& flag, const std::string& path) {
   namespace fs = std::filesystem;
+  if (path.empty())
+    throw migrate::ConfigError(flag + " needs a file name (\"\" names none)");
   const fs::path file(path);
   const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
   std::error_code ec;

@@ -225,21 +225,21 @@ int run_migrate(int argc, char** argv) {
   // A file named on the command line gets the same check as the others; only the default location
   // (a directory of this tool's own under XDG_CACHE_HOME) is created when missing.
   // A dry run reads the caches without writing them, and checks them all the same.
-  auto cache_file = [&](const char* flag, const std::filesystem::path& default_path) {
+  auto cache_file = [&](const char* flag, const std::filesystem::path& default_path, const std::string& header) {
     if (!args.count(flag))
       return default_path.string();
     std::string path = args[flag].as<std::string>();
     if (!path.empty()) {
       check_output(std::string("--") + flag, path);
-      if (auto why = migrate::HintFile::foreign(path); !why.empty())
+      if (auto why = migrate::HintFile::foreign(path, header); !why.empty())
         throw migrate::ConfigError("--" + std::string(flag) + " " + why);
     }
     return path;
   };
   const bool cache_given = args.count("digest-cache") > 0;
-  const std::string cache_path = cache_file("digest-cache", migrate::TagDigests::default_path(env));
+  const std::string cache_path = cache_file("digest-cache", migrate::TagDigests::default_path(env), migrate::TagDigests::header);
   const bool blob_cache_given = args.count("blob-cache") > 0;
-  const std::string blob_cache_path = cache_file("blob-cache", migrate::BlobLocations::default_path(env));
+  const std::string blob_cache_path = cache_file("blob-cache", migrate::BlobLocations::default_path(env), migrate::BlobLocations::header);
   // One file for two purposes loses one of them (a report written over the failed list, a cache
   // written over the images file): refused.
   check_distinct({{"--auth", input_opts.config.empty() ? input_opts.auth : ""},
@@ -344,7 +344,7 @@ int run_migrate(int argc, char** argv) {
   keep(tag_digests, cache_given, "tag digests");
   keep(blob_locations, blob_cache_given, "blob locations");
   if (report)
-    report->finish(summary);
+    report->finish(summary, expansion.errors);
   if (args.count("write-failed")) {
     // Written even when nothing failed (an empty object): a rerun of it then does nothing, and a
     // stale list of an earlier run cannot be taken for this one's.

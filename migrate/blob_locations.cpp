@@ -28,7 +28,7 @@ fs::path BlobLocations::default_path(const util::EnvLookup& env) {
 }
 
 BlobLocations::BlobLocations(fs::path path)
-    : m_file(std::move(path), "# image-migrator blob locations v1: registry/digest repository day", usable,
+    : m_file(std::move(path), header, usable,
              max_entries) {}
 
 std::optional<std::string> BlobLocations::find(const std::string& host, const std::string& digest) {

@@ -37,6 +37,7 @@ public:
   std::optional<std::string> save() { return m_file.save(); }
 
   static constexpr std::size_t max_entries = 200'000;
+  static constexpr const char* header = "# image-migrator blob locations v1: registry/digest repository day";
 
 private:
   HintFile m_file;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <thread>
 
 namespace migrate {
 
@@ -37,6 +38,14 @@ void TaskFeed::push(ImageTask task) {
     if (m_closed)
       return; // the run is over (it threw): nobody takes it, and the producer must not wait
     m_queue.push_back(std::move(task));
+  }
+  m_cv.notify_all();
+}
+
+void TaskFeed::unlimit() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_limit = 0;
   }
   m_cv.notify_all();
 }
@@ -204,6 +213,8 @@ void Engine::prepare(const std::vector<registry::Reference>& refs) {
 Summary Engine::run(TaskFeed& feed) {
   auto& impl = *m_impl;
   const auto start = Clock::now();
+  impl.final_bytes = 0;
+  impl.final_failed = 0;
   TaskSlots slots;
   // However the run ends, an expansion waiting for room in the feed is let go (normally the feed is
   // closed already: the run returns only after that).
@@ -250,7 +261,12 @@ Summary Engine::run(TaskFeed& feed) {
 
 Summary Engine::run_while(TaskFeed& feed, const std::function<void()>& expand) {
   std::exception_ptr failed;
+  const auto caller = std::this_thread::get_id();
   auto expanding = m_impl->scheduler.submit(Scheduler::Lane::rules, [&] {
+    // No thread to be had (a pids limit): the expansion runs here, before the run that takes its
+    // tasks, so it must not wait for room in the feed.
+    if (std::this_thread::get_id() == caller)
+      feed.unlimit();
     try {
       expand();
     } catch (...) {
@@ -258,7 +274,15 @@ Summary Engine::run_while(TaskFeed& feed, const std::function<void()>& expand) {
     }
     feed.close();
   });
-  Summary summary = run(feed);
+  Summary summary;
+  try {
+    summary = run(feed);
+  } catch (...) {
+    // The expansion uses the feed and this frame: it ends (its pushes now return) before they go.
+    feed.close();
+    expanding.wait();
+    throw;
+  }
   expanding.get();
   if (failed)
     std::rethrow_exception(failed);

@@ -85,6 +85,8 @@ public:
   /// only so far ahead of the copy, and a catalogue's tasks are not all held at once). 0: no limit.
   explicit TaskFeed(std::size_t limit = 0) : m_limit(limit) {}
   void push(ImageTask task);
+  /// No limit from now on (the producer runs before the consumer starts).
+  void unlimit();
   /// No more tasks: pop() returns nullopt once the queue is empty; a later push() drops its task.
   void close();
   /// The next task, waiting for one; nullopt after close() and the last task.

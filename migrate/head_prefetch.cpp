@@ -31,6 +31,9 @@ HeadPrefetch::HeadPrefetch(RunContext& run, ImageCopier& copier, http::Client& c
       m_ahead(std::max<std::size_t>(16, 2 * static_cast<std::size_t>(std::max(1, run.options.workers)))) {}
 
 HeadPrefetch::~HeadPrefetch() {
+  for (auto& f : m_started) // run() threw: its tasks use this object and the slots until they end
+    if (f.valid())
+      f.wait();
   {
     std::lock_guard lock(m_warm_mutex);
     m_warm_stop = true;
@@ -49,7 +52,19 @@ void HeadPrefetch::run(TaskFeed& feed, TaskSlots& slots) {
       },
       [&](std::uint64_t id, registry::HeadAnswer answer) { on_answer(id, std::move(answer)); });
   for (auto& f : m_started)
+    keep_error(f);
+  m_started.clear();
+  if (m_error)
+    std::rethrow_exception(m_error);
+}
+
+void HeadPrefetch::keep_error(std::future<void>& f) {
+  try {
     f.get();
+  } catch (...) {
+    if (!m_error)
+      m_error = std::current_exception();
+  }
 }
 
 bool HeadPrefetch::take(TaskFeed& feed, bool wait) {
@@ -156,10 +171,10 @@ void HeadPrefetch::answered(std::size_t i, KnownHeads known) {
 void HeadPrefetch::start(std::size_t i, KnownHeads known) {
   // Futures of tasks that ended are let go as more start: a run's memory does not grow per task.
   if (m_started.size() >= 4 * m_ahead)
-    std::erase_if(m_started, [](std::future<void>& f) {
+    std::erase_if(m_started, [&](std::future<void>& f) {
       if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
         return false;
-      f.get();
+      keep_error(f); // rethrown by run() once every task has ended
       return true;
     });
   m_started.push_back(m_run.scheduler.submit(Scheduler::Lane::images, [this, i, k = std::move(known)] {

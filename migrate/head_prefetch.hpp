@@ -27,6 +27,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
+#include <future>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -82,6 +84,8 @@ private:
   std::size_t m_next_ready = 0;
   bool m_feed_done = false;
   std::vector<std::future<void>> m_started;
+  std::exception_ptr m_error; ///< the first exception a started task threw
+  void keep_error(std::future<void>& f);
 
   std::mutex m_mutex; ///< m_outstanding, shared with the workers
   std::condition_variable m_cv;

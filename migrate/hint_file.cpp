@@ -56,7 +56,7 @@ bool HintFile::usable(const std::string& key, const std::string& value) const {
   return plain_field(key) && plain_field(value) && (!m_check || m_check(key, value));
 }
 
-std::string HintFile::foreign(const fs::path& path) {
+std::string HintFile::foreign(const fs::path& path, const std::string& header) {
   std::string why;
   int fd = util::open_regular_file(path.string(), why);
   if (fd < 0)
@@ -78,6 +78,15 @@ std::string HintFile::foreign(const fs::path& path) {
   auto entry = split_line(first);
   const bool entry_line =
       entry && std::all_of(entry->day.begin(), entry->day.end(), [](unsigned char c) { return std::isdigit(c); });
+  // The kind a header names: "# image-migrator tag digests" of "# image-migrator tag digests v2: ...".
+  auto kind = [](std::string_view line) {
+    line = line.substr(0, line.find(':'));
+    auto v = line.rfind(" v");
+    return v == std::string_view::npos ? line : line.substr(0, v);
+  };
+  if (first.starts_with(ours) && !header.empty() && kind(first) != kind(header))
+    return path.string() + ": " + std::string(kind(first).substr(2)) + " cache, not a " +
+           std::string(kind(header).substr(ours.size())) + " one: not overwritten";
   if (first.starts_with(ours) || entry_line || text.find('\0') != std::string_view::npos)
     return "";
   return path.string() + ": not a cache file of image-migrator (its first line is not \"" + std::string(ours) +
@@ -189,7 +198,7 @@ std::optional<std::string> HintFile::save() {
   // Runs that save at the same time take turns (flock on "<file>.lock"), so that each merges what
   // the other saved. Without a lock to be had (a read-only directory), the write below says why.
   util::FileLock turn(m_path.string() + ".lock");
-  if (auto why = foreign(m_path); !why.empty())
+  if (auto why = foreign(m_path, m_header); !why.empty())
     return why;
   if (turn.busy())
     return m_path.string() + ": another run has held " + m_path.filename().string() +
@@ -234,6 +243,8 @@ std::optional<std::string> HintFile::save() {
   }
   // Written in chunks: never the whole file in memory at once.
   util::AtomicFile file(m_path.string(), 0600);
+  if (!file.ok())
+    return file.error();
   std::string chunk = m_header + '\n';
   for (const auto& [key, stored] : m_entries) {
     chunk += key + ' ' + stored.value + ' ' + std::to_string(stored.day) + '\n';

@@ -30,8 +30,9 @@ public:
   /// Why `path` must not be written as a hint file: it exists, is text, and its first line is
   /// neither one of image-migrator's ("# image-migrator ...") nor an entry: another file given by
   /// mistake. "" when it may be (missing, empty, a cache of ours, or binary junk: a damaged cache;
-  /// what is not a regular file AtomicFile refuses).
-  static std::string foreign(const std::filesystem::path& path);
+  /// what is not a regular file AtomicFile refuses). With `header`: also image-migrator's other
+  /// cache (its first line names another kind than `header` does: tag digests, blob locations).
+  static std::string foreign(const std::filesystem::path& path, const std::string& header = {});
 
   /// The value of `key`; a found key is kept (and dated today) on save.
   std::optional<std::string> find(const std::string& key);

@@ -2,6 +2,12 @@
 
 #include "migrate/config.hpp"
 
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace migrate {
 
 std::string status_of(const ImageResult& r) {
@@ -45,10 +51,21 @@ constexpr std::size_t report_flush_bytes = 64 * 1024;
 
 } // namespace
 
-ReportWriter::ReportWriter(const std::string& path) : m_file(path, 0644) {
-  if (!m_file.ok())
-    throw ConfigError(m_file.error());
+ReportWriter::ReportWriter(const std::string& path) : m_path(path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  m_spool = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (m_spool < 0) {
+    m_file.emplace(path, 0644);
+    if (!m_file->ok())
+      throw ConfigError(m_file->error());
+  }
   m_buffer = "{\n  \"images\": [";
+}
+
+ReportWriter::~ReportWriter() {
+  if (m_spool >= 0)
+    ::close(m_spool);
 }
 
 void ReportWriter::add(const ImageResult& result) {
@@ -59,20 +76,55 @@ void ReportWriter::add(const ImageResult& result) {
 }
 
 void ReportWriter::flush() {
-  if (m_file.ok())
-    m_file.write(m_buffer);
+  if (m_spool < 0) {
+    if (m_file->ok())
+      m_file->write(m_buffer);
+  } else if (m_error.empty()) {
+    for (std::string_view rest = m_buffer; !rest.empty();) {
+      const ssize_t n = ::write(m_spool, rest.data(), rest.size());
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        m_error = m_path + ": writing the report: " + std::strerror(n < 0 ? errno : EIO);
+        break;
+      }
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
   m_buffer.clear();
 }
 
-void ReportWriter::finish(const Summary& s) {
+void ReportWriter::finish(const Summary& s, const std::vector<RuleError>& rule_errors) {
   const nlohmann::json totals = {{"images", s.images}, {"failed", s.failed}, {"generateFailed", s.generate_failed},
                                  {"bytes", s.bytes}, {"resumedDownloads", s.resumed}, {"seconds", s.seconds}};
-  m_buffer += m_images ? "\n  ],\n  \"totals\": " : "],\n  \"totals\": ";
+  nlohmann::json rules = nlohmann::json::array();
+  for (const auto& e : rule_errors)
+    rules.push_back({{"rule", e.rule}, {"error", e.message}, {"rerun", e.rerun.has_value()}});
+  m_buffer += m_images ? "\n  ],\n  \"ruleErrors\": " : "],\n  \"ruleErrors\": ";
+  m_buffer += dump_at(rules, 2);
+  m_buffer += ",\n  \"totals\": ";
   m_buffer += dump_at(totals, 2);
   m_buffer += "\n}\n";
   flush();
-  if (!m_file.ok() || !m_file.commit())
-    throw ConfigError(m_file.error());
+  if (!m_error.empty())
+    throw ConfigError(m_error);
+  if (m_spool >= 0) { // the spool, copied into the report's temporary
+    m_file.emplace(m_path, 0644);
+    char chunk[65536];
+    for (off_t at = 0; m_file->ok();) {
+      const ssize_t n = ::pread(m_spool, chunk, sizeof chunk, at);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        throw ConfigError(m_path + ": reading the report back: " + std::strerror(errno));
+      if (n == 0)
+        break;
+      m_file->write(std::string_view(chunk, static_cast<std::size_t>(n)));
+      at += n;
+    }
+  }
+  if (!m_file->ok() || !m_file->commit())
+    throw ConfigError(m_file->error());
 }
 
 nlohmann::json failed_images_json(const Summary& s, const std::vector<RuleError>& rule_errors) {

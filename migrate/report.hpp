@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,22 +20,31 @@ namespace migrate {
 /// planned, failed), replaced digest, bytes, seconds, referrers, blobs, error and errorKind.
 nlohmann::json image_json(const ImageResult& result);
 
-/// The report (--report), {"images": [image_json...], "totals": {...}}, written as the run goes:
+/// The report (--report), {"images": [image_json...], "ruleErrors": [...], "totals": {...}}, written as the run goes:
 /// each task's final result is appended when it comes (in the order tasks end), so a run holds
-/// none of them; the totals go at the end. The file appears whole at finish() (util::AtomicFile),
-/// never half-written; a report never finished is removed.
+/// none of them; the totals go at the end. The images are spooled to a file without a name in the
+/// report's directory (O_TMPFILE: nothing is left behind, even by a SIGKILL); at finish() the report
+/// is written from it through util::AtomicFile, never half-written. A filesystem without O_TMPFILE
+/// gets AtomicFile's temporary from the start (a SIGKILL leaves that one).
 class ReportWriter {
 public:
-  /// Creates the file's temporary beside `path`; ConfigError naming the path when it cannot.
+  /// Opens the spool beside `path`; ConfigError naming the path when it cannot.
   explicit ReportWriter(const std::string& path);
+  ~ReportWriter();
+  ReportWriter(const ReportWriter&) = delete;
+  ReportWriter& operator=(const ReportWriter&) = delete;
   /// Appends one image. One call at a time (the engine's FinalSink is).
   void add(const ImageResult& result);
-  /// The totals, then the file in place; ConfigError naming the path when any write failed.
-  void finish(const Summary& summary);
+  /// The rules that made no task (rule, error, whether another run may get past it), the totals,
+  /// then the file in place; ConfigError naming the path when any write failed.
+  void finish(const Summary& summary, const std::vector<RuleError>& rule_errors = {});
 
 private:
   void flush();
-  util::AtomicFile m_file;
+  std::string m_path;
+  int m_spool = -1;                      ///< the unnamed file the images go to, or -1
+  std::optional<util::AtomicFile> m_file; ///< the report's temporary (at finish(), or from the start without a spool)
+  std::string m_error;                   ///< why writing the spool failed
   std::string m_buffer;
   std::size_t m_images = 0;
 };

@@ -461,15 +461,14 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
   // 100,000 tags goes through here), so the source as written and a pointer to the rule, not messages.
   struct Writer {
     std::string source;               ///< the first writer's source as written (Reference::to_string)
+    std::string image;                ///< its name:tag
     std::string digest;               ///< the digest the tag must be: the first pinned writer's, "" while none
     const Rule* rule = nullptr;       ///< the first writer's rule, for messages
-    std::vector<std::string> others;  ///< other spellings of the same image accepted for it (rare)
+    std::vector<std::string> handled; ///< other sources seen for it, accepted or refused (rare)
   };
   std::map<std::string, Writer> writers; // destination tag -> who writes it
   std::set<std::string> seen_untagged;   // "source -> destination" of the tasks pushed by digest only
   const Rule* current = nullptr;         // the rule being expanded
-  // name:tag of a source as written (what precedes "@digest"; "name" for a digest alone).
-  auto image_of = [](std::string_view source) { return source.substr(0, source.find('@')); };
   auto add = [&](ImageTask t) {
     std::string source = t.source.to_string();
     // Two images for one destination tag: whichever finished last would win. The first rule keeps it.
@@ -481,16 +480,20 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
     } else {
       auto [it, fresh] = writers.try_emplace(t.destination.to_string());
       Writer& first = it->second;
+      std::string image = t.source.name() + ":" + t.source.tag;
       if (fresh) {
         first.source = source;
+        first.image = std::move(image);
         first.digest = t.source.digest;
         first.rule = current;
       } else {
-        if (first.source == source || std::find(first.others.begin(), first.others.end(), source) != first.others.end())
+        // A source seen for it already: accepted then, or refused and reported then.
+        if (first.source == source || std::find(first.handled.begin(), first.handled.end(), source) != first.handled.end())
           return;
+        first.handled.push_back(source);
         // (A source without tag has a digest: two of them are one writer only with the same digest.)
-        const bool same = image_of(first.source) == image_of(source) &&
-                          (first.digest.empty() || t.source.digest.empty() || first.digest == t.source.digest);
+        const bool same =
+            first.image == image && (first.digest.empty() || t.source.digest.empty() || first.digest == t.source.digest);
         if (!same) {
           out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
                                             first.source + " (rule \"" + (first.rule ? first.rule->name() : t.rule) +
@@ -499,7 +502,6 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
         }
         if (first.digest.empty())
           first.digest = t.source.digest; // a later pinned writer pins what the tag must be
-        first.others.push_back(std::move(source));
       }
     }
     ++out.count;

@@ -14,7 +14,7 @@ fs::path TagDigests::default_path(const util::EnvLookup& env) {
 
 // The digest goes into If-None-Match: only a well-formed one is kept or used.
 TagDigests::TagDigests(fs::path path)
-    : m_file(std::move(path), "# image-migrator tag digests v2: reference digest day",
+    : m_file(std::move(path), header,
              [](const std::string&, const std::string& digest) { return registry::valid_digest(digest); },
              max_entries) {}
 

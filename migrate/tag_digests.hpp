@@ -39,6 +39,7 @@ public:
 
   static constexpr long keep_days = HintFile::keep_days;
   static constexpr std::size_t max_entries = 1'000'000;
+  static constexpr const char* header = "# image-migrator tag digests v2: reference digest day";
 
 private:
   HintFile m_file;

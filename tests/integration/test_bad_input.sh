@@ -130,6 +130,8 @@ config_error images-missing "$(re "$C/no-such-images.json")" --auth "$C/auth.jso
 config_error report-dir-missing "--report $(re "$C/no-such-dir/report.json"): directory $(re "$C/no-such-dir") does not exist" \
   --auth "$C/auth.json" --images "$C/images.json" --report "$C/no-such-dir/report.json"
 config_error report-is-dir "$(re "$C"): is a directory" --auth "$C/auth.json" --images "$C/images.json" --report "$C"
+config_error report-empty "--report needs a file name" --auth "$C/auth.json" --images "$C/images.json" --report ""
+config_error write-failed-empty "--write-failed needs a file name" --auth "$C/auth.json" --images "$C/images.json" --write-failed ""
 config_error unknown-flag "frobnicate" --auth "$C/auth.json" --images "$C/images.json" --frobnicate
 config_error workers-zero "--workers|-w\b" --auth "$C/auth.json" --images "$C/images.json" --workers 0
 mkdir -p "$C/images-dir.json"

@@ -7,6 +7,9 @@
 
 #include <filesystem>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace {
 
 migrate::ImageResult result(const std::string& tag, bool ok) {
@@ -40,13 +43,22 @@ TEST_CASE("migrate::ReportWriter: images as they end, then the totals, as one do
     for (const auto& r : ended)
       w.add(r);
     CHECK(!std::filesystem::exists(path)); // in place only when finished
-    w.finish(s);
+    // Where the filesystem has unnamed files, nothing is named in the directory meanwhile: a SIGKILL
+    // leaves nothing behind.
+    const int probe = ::open(dir.str().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (probe >= 0) {
+      ::close(probe);
+      CHECK(std::filesystem::is_empty(dir.path()));
+    }
+    w.finish(s, {{"src.io/team/gone", "listing tags: 404", std::nullopt}, {"src.io/team/flaky", "listing tags: 503", nlohmann::json("dst.io/x")}});
   }
   nlohmann::json images = nlohmann::json::array();
   for (const auto& r : ended)
     images.push_back(migrate::image_json(r));
   const nlohmann::json whole = {
       {"images", images},
+      {"ruleErrors", {{{"rule", "src.io/team/gone"}, {"error", "listing tags: 404"}, {"rerun", false}},
+                      {{"rule", "src.io/team/flaky"}, {"error", "listing tags: 503"}, {"rerun", true}}}},
       {"totals", {{"images", 3}, {"failed", 1}, {"generateFailed", 0}, {"bytes", 3702}, {"resumedDownloads", 0}, {"seconds", 1.5}}}};
   // Byte for byte what dumping the whole document at once writes (the format before streaming).
   CHECK(dir.read("report.json") == whole.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
@@ -63,6 +75,7 @@ TEST_CASE("migrate::ReportWriter: no image, many images, a report never finished
     w.finish(migrate::Summary{});
   }
   nlohmann::json empty = {{"images", nlohmann::json::array()},
+                          {"ruleErrors", nlohmann::json::array()},
                           {"totals", {{"images", 0}, {"failed", 0}, {"generateFailed", 0}, {"bytes", 0},
                                       {"resumedDownloads", 0}, {"seconds", 0.0}}}};
   CHECK(dir.read("empty.json") == empty.dump(2) + "\n");

@@ -141,6 +141,21 @@ TEST_CASE("migrate::expand_rules: two images for one destination tag") {
     CHECK(e.errors.empty());
     CHECK(pairs(e) == std::vector<std::string>{"src.io/ns/app:1 -> dst.io/o/app:1", "src.io/ns/app:2 -> dst.io/o/app:2"});
   }
+  SUBCASE("a refused copy asked twice is reported once") {
+    auto e = migrate::expand_rules({{"src.io/ns/app:1", "dst.io/o/conf:x"},
+                                    {"src.io/ns/app:2", "dst.io/o/conf:x"},
+                                    {"src.io/ns/app:2", "dst.io/o/conf:x"}},
+                                   Defaults{}, tags);
+    CHECK(pairs(e) == std::vector<std::string>{"src.io/ns/app:1 -> dst.io/o/conf:x"});
+    CHECK(e.errors.size() == 1);
+  }
+  SUBCASE("two layouts whose directories hold an '@' are two images") {
+    auto e = migrate::expand_rules({{"oci:/media@usb1:v1", "dst.io/o/app:v1"}, {"oci:/media@usb2:v1", "dst.io/o/app:v1"}},
+                                   Defaults{}, tags);
+    CHECK(e.tasks.size() == 1);
+    REQUIRE(e.errors.size() == 1);
+    CHECK(e.errors[0].message.find("is already the copy of") != std::string::npos);
+  }
   SUBCASE("one source to two destinations is fine") {
     auto e = migrate::expand_rules({{"src.io/ns/app:1", "dst.io/o/a"}, {"src.io/ns/app:1", "dst.io/o/b"}}, Defaults{}, tags);
     CHECK(e.errors.empty());

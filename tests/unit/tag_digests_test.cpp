@@ -325,3 +325,31 @@ TEST_CASE("migrate::HintFile reads a file a line at a time: across chunks, past 
   CHECK(again.find("r.io/new:1") == d2);
   CHECK(again.find("r.io/after:1") == d2);
 }
+
+TEST_CASE("migrate::HintFile refuses image-migrator's other cache: tag digests are not written over blob locations") {
+  TempDir t;
+  {
+    migrate::BlobLocations b(t.path() / "bl");
+    b.remember("r.io", d1, "team/a");
+    REQUIRE_FALSE(b.save());
+    TagDigests c(t.path() / "td");
+    c.remember("r.io/app:1", d1);
+    REQUIRE_FALSE(c.save());
+  }
+  const std::string blob_file = t.read("bl"), tag_file = t.read("td");
+  auto why = migrate::HintFile::foreign(t.path() / "bl", TagDigests::header);
+  CHECK(why.find("blob locations cache, not a tag digests one") != std::string::npos);
+  CHECK(migrate::HintFile::foreign(t.path() / "td", migrate::BlobLocations::header).find("tag digests cache, not a blob locations one") !=
+        std::string::npos);
+  CHECK(migrate::HintFile::foreign(t.path() / "td", TagDigests::header).empty());
+  // An older version of the same kind is ours to replace.
+  std::ofstream(t.path() / "old") << "# image-migrator tag digests v1: reference digest\n";
+  CHECK(migrate::HintFile::foreign(t.path() / "old", TagDigests::header).empty());
+  // Saving one cache over the other's file is refused, and the file is left as it was.
+  TagDigests wrong(t.path() / "bl");
+  wrong.remember("r.io/app:2", d2);
+  auto error = wrong.save();
+  REQUIRE(error);
+  CHECK(error->find("not overwritten") != std::string::npos);
+  CHECK(t.read("bl") == blob_file);
+}
