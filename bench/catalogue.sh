@@ -2,12 +2,13 @@
 # bench/catalogue.sh - peak memory against the number of tags: a small and a large catalogue copied
 # (and then synced again, the no-op) with one process each, and the growth per tag between them.
 #
-# Usage: bench/catalogue.sh [--tags N] [--small N] [--per-repo N] [--workers N] [--keep]
+# Usage: bench/catalogue.sh [--tags N] [--small N] [--per-repo N] [--workers N] [--no-caches] [--keep]
 #
 #   --tags N       tags of the large catalogue (default 10000)
 #   --small N      tags of the small one (default 1000)
 #   --per-repo N   tags per repository (default 100)
 #   --workers N    image-migrator's -w (default 7)
+#   --no-caches    --digest-cache "" --blob-cache "" (what the run itself holds, without the caches)
 #   --keep         keep the work directory
 #
 # Environment: IM_BIN (default <repo>/build-release/image-migrator), BENCH_TMPDIR as for bench/run.sh.
@@ -24,15 +25,16 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-TAGS=10000 SMALL=1000 PER=100 WORKERS=7 KEEP=0
+TAGS=10000 SMALL=1000 PER=100 WORKERS=7 KEEP=0 CACHES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --tags) [ $# -ge 2 ] || usage; TAGS=$2; shift 2 ;;
     --small) [ $# -ge 2 ] || usage; SMALL=$2; shift 2 ;;
     --per-repo) [ $# -ge 2 ] || usage; PER=$2; shift 2 ;;
     --workers) [ $# -ge 2 ] || usage; WORKERS=$2; shift 2 ;;
+    --no-caches) CACHES=(--digest-cache "" --blob-cache ""); shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage ;;
     *) echo "bench/catalogue.sh: unknown argument '$1'" >&2; usage ;;
@@ -79,7 +81,7 @@ one() {
     jq -R -n --arg s "$SRC_ADDR" --arg d "$DST_ADDR" '[inputs] | map({key: "\($s)/\(.)", value: "\($d)/\(.)"}) | from_entries' \
       >"$W/$name.json"
   bench_measure "$W/$name-$case" "$IM_BIN" --auth "$W/auth.json" --images "$W/$name.json" -w "$WORKERS" -r 0 \
-    --log "" --report "$W/$name-$case.report.json" || bench_fail_output "$W/$name-$case" "the $name $case run failed"
+    --log "" --report "$W/$name-$case.report.json" "${CACHES[@]}" || bench_fail_output "$W/$name-$case" "the $name $case run failed"
   [ "$(jq '.totals.failed' "$W/$name-$case.report.json")" == 0 ] || bench_die "the $name $case run has failed images"
   [ "$(jq '.images | length' "$W/$name-$case.report.json")" == "$n" ] || bench_die "the $name $case report lacks images"
   blog "$name $case: $n tags, $M_WALL s, peak RSS $(awk -v k="$M_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }') MiB"
@@ -93,7 +95,7 @@ for name in small large; do
 done
 
 echo
-echo "Catalogue memory ($("$IM_BIN" --version 2>&1 | head -n 1), -w $WORKERS, $PER tags per repository, $(nproc) cores)"
+echo "Catalogue memory ($("$IM_BIN" --version 2>&1 | head -n 1), -w $WORKERS, $PER tags per repository, caches $([ ${#CACHES[@]} == 0 ] && echo on || echo off), $(nproc) cores)"
 printf '%-8s %-6s %9s %14s\n' tags run wall_s peak_rss_mib
 awk '{ printf "%-8s %-6s %9.2f %14.1f\n", $1, $2, $3, $4 / 1024 }' "$BENCH_RESULTS"
 [ "$TAGS" -ge 10000 ] || echo "(the targets are for 10,000 tags; this run has $TAGS: a smoke check, not the measurement)"
