@@ -78,14 +78,8 @@ protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t line;
     formatter_->format(msg, line);
-    for (std::size_t off = 0; off < line.size();) {
-      ssize_t n = ::write(m_fd, line.data() + off, line.size() - off);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return; // a full disk must not stop the copy; stderr has the line
-      off += static_cast<std::size_t>(n);
-    }
+    // A full disk must not stop the copy; stderr has the line.
+    [[maybe_unused]] int error = util::write_all(m_fd, std::string_view(line.data(), line.size()));
   }
   void flush_() override {}
 

@@ -45,8 +45,7 @@ std::optional<Line> split_line(const std::string& text) {
 } // namespace
 
 HintFile::HintFile(fs::path path, std::string header, Check check, std::size_t max_entries)
-    : m_path(std::move(path)), m_header(std::move(header)), m_check(std::move(check)), m_max_entries(max_entries),
-      m_entries() {
+    : m_path(std::move(path)), m_header(std::move(header)), m_check(std::move(check)), m_max_entries(max_entries) {
   read([&](std::string key, std::string value, long day) {
     m_entries.insert_or_assign(std::move(key), Stored{std::move(value), day, false, false});
   });
@@ -107,6 +106,7 @@ void HintFile::read(const std::function<void(std::string key, std::string value,
     return;
   }
   constexpr std::size_t longest = 3 * 4096 + 64; // three fields of at most 4096 bytes
+  const std::size_t max_lines = 2 * m_max_entries + 16;
   std::size_t lines = 0, total = 0;
   std::string line;
   bool skipping = false; // inside a line too long to be an entry
@@ -124,7 +124,7 @@ void HintFile::read(const std::function<void(std::string key, std::string value,
     each(std::move(entry->key), std::move(entry->value), d);
   };
   char buffer[65536];
-  while (lines <= 2 * m_max_entries + 16 && total <= max_bytes()) {
+  while (lines <= max_lines && total <= max_bytes()) {
     ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR)
       continue;
@@ -144,13 +144,13 @@ void HintFile::read(const std::function<void(std::string key, std::string value,
       if (nl == std::string_view::npos)
         break;
       rest.remove_prefix(nl + 1);
-      if (!skipping && ++lines <= 2 * m_max_entries + 16)
+      if (!skipping && ++lines <= max_lines)
         take(line);
       skipping = false;
       line.clear();
     }
   }
-  if (!skipping && !line.empty() && lines < 2 * m_max_entries + 16)
+  if (!skipping && !line.empty() && lines < max_lines)
     take(line); // a last line without its newline
   ::close(fd);
 }
@@ -214,12 +214,15 @@ std::optional<std::string> HintFile::save() {
     else if (!it->second.seen && !it->second.forgotten) // a key twice in the file: the later line
       it->second = Stored{std::move(value), day, false, false};
   });
-  std::erase_if(m_entries, [](const auto& kv) { return kv.second.forgotten; });
+  // Proved wrong, unused for too long, or dated after today (a clock set back): forgotten. What this
+  // run used is dated today.
   for (auto& [key, stored] : m_entries)
     if (stored.seen)
       stored.day = now;
-  // Unused for too long, or dated after today (a clock set back): forgotten.
-  std::erase_if(m_entries, [&](const auto& kv) { return now - kv.second.day > keep_days || kv.second.day > now; });
+  std::erase_if(m_entries, [&](const auto& kv) {
+    const Stored& s = kv.second;
+    return s.forgotten || now - s.day > keep_days || s.day > now;
+  });
   if (m_entries.size() > m_max_entries) {
     // The least recently used go first: the day of the entry at the cut, and as many of that day
     // as still fit (in key order).

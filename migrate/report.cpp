@@ -52,9 +52,7 @@ constexpr std::size_t report_flush_bytes = 64 * 1024;
 } // namespace
 
 ReportWriter::ReportWriter(const std::string& path) : m_path(path) {
-  const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  m_spool = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  m_spool = ::open(util::directory_of(path).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (m_spool < 0) {
     m_file.emplace(path, 0644);
     if (!m_file->ok())
@@ -80,16 +78,8 @@ void ReportWriter::flush() {
     if (m_file->ok())
       m_file->write(m_buffer);
   } else if (m_error.empty()) {
-    for (std::string_view rest = m_buffer; !rest.empty();) {
-      const ssize_t n = ::write(m_spool, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0) {
-        m_error = m_path + ": writing the report: " + std::strerror(n < 0 ? errno : EIO);
-        break;
-      }
-      rest.remove_prefix(static_cast<std::size_t>(n));
-    }
+    if (int error = util::write_all(m_spool, m_buffer))
+      m_error = m_path + ": writing the report: " + std::strerror(error);
   }
   m_buffer.clear();
 }

@@ -17,11 +17,6 @@ namespace util {
 
 namespace {
 
-std::string directory_of(const std::string& path) {
-  std::filesystem::path p(path);
-  return p.has_parent_path() ? p.parent_path().string() : std::string(".");
-}
-
 /// ".<name>.<16 random letters>.tmp" beside the target: unpredictable, so nobody can plant it first.
 std::string temporary_name(const std::string& path) {
   static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -120,15 +115,8 @@ bool AtomicFile::fail(const std::string& what, int error) {
 bool AtomicFile::write(std::string_view bytes) {
   if (!ok() || m_fd < 0)
     return false;
-  while (!bytes.empty()) {
-    ssize_t n = ::write(m_fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return fail("write failed", errno);
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
+  if (int error = write_all(m_fd, bytes))
+    return fail("write failed", error);
   return true;
 }
 
@@ -157,6 +145,23 @@ bool AtomicFile::commit(bool replace) {
   if (int error = fsync_directory(directory_of(m_path)))
     return fail("written, but its directory could not be synced", error);
   return true;
+}
+
+std::string directory_of(const std::string& path) {
+  std::filesystem::path p(path);
+  return p.has_parent_path() ? p.parent_path().string() : std::string(".");
+}
+
+int write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n < 0 ? errno : EIO;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
 }
 
 std::string write_file_atomically(const std::string& path, std::string_view content, mode_t mode) {

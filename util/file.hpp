@@ -54,6 +54,13 @@ private:
 /// unwritable parent directory. Creates and removes a temporary file the way AtomicFile does.
 [[nodiscard]] std::string unwritable(const std::string& path);
 
+/// The directory a file path is in ("." for a bare name).
+std::string directory_of(const std::string& path);
+
+/// Writes all of `bytes` to `fd` (again after EINTR and short writes): 0, or the errno (EIO for a
+/// write that wrote nothing).
+[[nodiscard]] int write_all(int fd, std::string_view bytes);
+
 /// Opens an existing regular file for reading without following a symlink at its last component and
 /// without blocking on a FIFO or a device (a tampered OCI layout may hold any of them): the
 /// descriptor, or -1 and `why`.
