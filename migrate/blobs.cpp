@@ -1,5 +1,9 @@
 #include "migrate/blobs.hpp"
 
+#include "registry/digest.hpp"
+
+#include <algorithm>
+
 namespace migrate {
 
 using registry::BlobOutcome;
@@ -28,28 +32,66 @@ bool BlobCopier::Flight::wait_for_owner() {
   return true;
 }
 
-bool BlobCopier::known_present(const std::string& repo_key) {
-  std::lock_guard lock(m_mutex);
-  return m_present.count(repo_key) > 0;
+std::uint32_t BlobCopier::name_number(const std::string& name) {
+  auto [it, fresh] = m_numbers.try_emplace(name, static_cast<std::uint32_t>(m_names.size()));
+  if (fresh)
+    m_names.push_back(&it->first);
+  return it->second;
 }
 
-void BlobCopier::remember(const std::string& key, registry::ImageStore& dst, const std::string& repo,
+BlobCopier::BlobKey BlobCopier::blob_key(const std::string& dst_key, const std::string& digest) {
+  BlobKey key;
+  key.registry = name_number(dst_key);
+  if (auto bytes = registry::sha256_bytes(digest))
+    key.sha256 = *bytes;
+  else
+    key.other = 1 + name_number(digest);
+  return key;
+}
+
+bool BlobCopier::known_present(const std::string& dst_key, const std::string& repo, const std::string& digest) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_where.find(blob_key(dst_key, digest));
+  if (it == m_where.end())
+    return false;
+  const std::uint32_t wanted = name_number(repo);
+  const Where& where = it->second;
+  return where.latest == wanted ||
+         (where.more && std::binary_search(m_more[where.more - 1].begin(), m_more[where.more - 1].end(), wanted));
+}
+
+void BlobCopier::remember(const std::string& dst_key, registry::ImageStore& dst, const std::string& repo,
                           const registry::Descriptor& blob) {
   if (m_memory)
     m_memory->remember(dst.host(), blob.digest, repo); // kept only for registries (a layout's host is no host name)
   std::lock_guard lock(m_mutex);
-  m_location.insert_or_assign(key, repo);
-  auto bar = key.rfind('|');
-  m_present.insert(key.substr(0, bar) + "|" + repo + key.substr(bar)); // dst_key|repo|digest
+  const std::uint32_t here = name_number(repo);
+  auto [it, fresh] = m_where.try_emplace(blob_key(dst_key, blob.digest), Where{here, 0});
+  Where& where = it->second;
+  if (fresh || where.latest == here)
+    return;
+  // Mounts come from the latest; the others stay known present.
+  if (!where.more) {
+    m_more.emplace_back();
+    where.more = static_cast<std::uint32_t>(m_more.size());
+  }
+  auto& more = m_more[where.more - 1]; // sorted: a base layer may be in thousands of repositories
+  if (auto old = std::lower_bound(more.begin(), more.end(), here); old != more.end() && *old == here)
+    more.erase(old);
+  more.insert(std::lower_bound(more.begin(), more.end(), where.latest), where.latest);
+  where.latest = here;
 }
 
-std::pair<std::string, bool> BlobCopier::mount_source(const std::string& key, registry::ImageStore& dst,
+std::pair<std::string, bool> BlobCopier::mount_source(const std::string& dst_key, registry::ImageStore& dst,
                                                       const std::string& dst_repo, registry::ImageStore& src,
                                                       const std::string& src_repo, const registry::Descriptor& blob) {
   {
     std::lock_guard lock(m_mutex);
-    if (auto it = m_location.find(key); it != m_location.end() && it->second != dst_repo)
-      return {it->second, false};
+    if (auto it = m_where.find(blob_key(dst_key, blob.digest)); it != m_where.end()) {
+      const std::string& latest = *m_names[it->second.latest];
+      if (latest != dst_repo)
+        return {latest, false};
+    }
   }
   if (src.host() == dst.host() && src_repo != dst_repo)
     return {src_repo, false}; // a copy inside one registry never needs the bytes to travel
@@ -71,19 +113,18 @@ http::Result<BlobStat> BlobCopier::ensure(registry::ImageStore& src, const std::
                                           const std::string& dst_repo, const registry::Descriptor& blob) {
   if (blob.non_distributable())
     return BlobStat{BlobOutcome::skipped_foreign, 0};
-  const std::string repo_key = dst_key + "|" + dst_repo + "|" + blob.digest;
-  if (known_present(repo_key))
+  if (known_present(dst_key, dst_repo, blob.digest))
     return BlobStat{BlobOutcome::existed, 0};
-  Flight repo_flight(*this, repo_key);
-  if (repo_flight.wait_for_owner() && known_present(repo_key))
+  Flight repo_flight(*this, dst_key + "|" + dst_repo + "|" + blob.digest);
+  if (repo_flight.wait_for_owner() && known_present(dst_key, dst_repo, blob.digest))
     return BlobStat{BlobOutcome::existed, 0};
   Flight registry_flight(*this, dst_key + "|" + blob.digest);
   registry_flight.wait_for_owner();
-  return ensure_once(src, src_repo, dst, dst_key + "|" + blob.digest, dst_repo, blob);
+  return ensure_once(src, src_repo, dst, dst_key, dst_repo, blob);
 }
 
 http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const std::string& src_repo,
-                                               registry::ImageStore& dst, const std::string& key,
+                                               registry::ImageStore& dst, const std::string& dst_key,
                                                const std::string& dst_repo, const registry::Descriptor& blob) {
   const std::string what = "blob " + blob.digest.substr(0, 19) + " -> " + dst.host() + "/" + dst_repo;
   auto exists = m_retry(what, [&] { return dst.blob_exists(dst_repo, blob.digest); });
@@ -91,15 +132,15 @@ http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const 
     return exists.error();
   if (*exists) {
     m_retry.log().debug("{}: already there", what);
-    remember(key, dst, dst_repo, blob);
+    remember(dst_key, dst, dst_repo, blob);
     return BlobStat{BlobOutcome::existed, 0};
   }
-  auto [from, remembered] = mount_source(key, dst, dst_repo, src, src_repo, blob);
+  auto [from, remembered] = mount_source(dst_key, dst, dst_repo, src, src_repo, blob);
   if (!from.empty()) {
     auto mounted = m_retry(what, [&] { return dst.mount_blob(dst_repo, blob.digest, from); });
     if (mounted && *mounted) {
       m_retry.log().debug("{}: mounted from {}{}", what, from, remembered ? " (where an earlier run saw it)" : "");
-      remember(key, dst, dst_repo, blob);
+      remember(dst_key, dst, dst_repo, blob);
       return BlobStat{BlobOutcome::mounted, 0};
     }
     // Refused (the repository is gone, or these credentials cannot read it) or failed: the bytes
@@ -116,7 +157,7 @@ http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const 
   });
   if (!copied)
     return copied.error();
-  remember(key, dst, dst_repo, blob);
+  remember(dst_key, dst, dst_repo, blob);
   return BlobStat{BlobOutcome::copied, *copied};
 }
 

@@ -11,6 +11,8 @@
 #include "migrate/retry.hpp"
 #include "registry/store.hpp"
 
+#include <array>
+#include <compare>
 #include <cstdint>
 #include <future>
 #include <map>
@@ -18,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace migrate {
 
@@ -58,16 +61,33 @@ private:
   };
 
   http::Result<BlobStat> ensure_once(registry::ImageStore& src, const std::string& src_repo, registry::ImageStore& dst,
-                                     const std::string& key, const std::string& dst_repo, const registry::Descriptor& blob);
-  bool known_present(const std::string& repo_key);
-  void remember(const std::string& key, registry::ImageStore& dst, const std::string& repo,
+                                     const std::string& dst_key, const std::string& dst_repo,
+                                     const registry::Descriptor& blob);
+  /// A blob at a destination registry, small (a run may see a catalogue's worth): the registry's
+  /// number (m_names) and a sha256 digest's 32 bytes; another algorithm's digest by its number
+  /// among the names instead (`other`).
+  struct BlobKey {
+    std::uint32_t registry = 0;
+    std::uint32_t other = 0; ///< 1 + the digest's name number when it is not sha256
+    std::array<unsigned char, 32> sha256{};
+    auto operator<=>(const BlobKey&) const = default;
+  };
+  /// Where this run saw a blob present: the repository it saw last, and any others (rare).
+  struct Where {
+    std::uint32_t latest = 0; ///< a repository's name number
+    std::uint32_t more = 0;   ///< 1 + its list in m_more, 0 while none
+  };
+  std::uint32_t name_number(const std::string& name); // callers hold m_mutex
+  BlobKey blob_key(const std::string& dst_key, const std::string& digest); // callers hold m_mutex
+  bool known_present(const std::string& dst_key, const std::string& repo, const std::string& digest);
+  void remember(const std::string& dst_key, registry::ImageStore& dst, const std::string& repo,
                 const registry::Descriptor& blob);
   /// Where an earlier run saw `blob` in `dst`, when that is another repository than `dst_repo`.
   std::optional<std::string> remembered(registry::ImageStore& dst, const std::string& dst_repo,
                                         const registry::Descriptor& blob);
   /// A repository of `dst` to mount `blob` from instead of copying it ("" when none), and whether
   /// only an earlier run's memory says so.
-  std::pair<std::string, bool> mount_source(const std::string& key, registry::ImageStore& dst, const std::string& dst_repo,
+  std::pair<std::string, bool> mount_source(const std::string& dst_key, registry::ImageStore& dst, const std::string& dst_repo,
                                             registry::ImageStore& src, const std::string& src_repo,
                                             const registry::Descriptor& blob);
 
@@ -76,8 +96,10 @@ private:
   BlobLocations* m_memory;
   std::mutex m_mutex;
   std::map<std::string, std::shared_future<void>> m_in_flight; ///< dst registry + digest, or + repository
-  std::map<std::string, std::string> m_location;               ///< dst registry + digest -> a repository holding it
-  std::set<std::string> m_present;                             ///< dst registry + repository + digest seen present
+  std::map<std::string, std::uint32_t> m_numbers;              ///< registries, repositories, odd digests -> number
+  std::vector<const std::string*> m_names;                     ///< number -> name (keys of m_numbers)
+  std::map<BlobKey, Where> m_where;                            ///< blobs seen present at destinations
+  std::vector<std::vector<std::uint32_t>> m_more;              ///< further repositories holding a blob (sorted)
   std::set<std::string> m_planned;                             ///< dry run: dst registry + digest already counted
 };
 

@@ -1,5 +1,6 @@
 #include "migrate/hint_file.hpp"
 
+#include "registry/digest.hpp"
 #include "util/file.hpp"
 
 #include <algorithm>
@@ -42,13 +43,116 @@ std::optional<Line> split_line(const std::string& text) {
   return line;
 }
 
+constexpr std::string_view sha256 = "sha256:";
+constexpr char packed_mark = '\1';
+constexpr std::size_t packed_size = 1 + 32;                 // the mark and the digest's bytes
+constexpr std::size_t spelled_size = sha256.size() + 64;    // "sha256:" and 64 hex digits
+
+/// `text` with each "sha256:" + 64 lowercase hex digits as packed_mark and 32 bytes (checked
+/// fields never hold a byte below '!', so the mark is never text, and packing is one to one).
+std::string pack(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto bytes = text.substr(i, sha256.size()) == sha256 ? registry::sha256_bytes(text.substr(i, spelled_size))
+                                                              : std::nullopt;
+    if (!bytes) {
+      out += text[i++];
+      continue;
+    }
+    out += packed_mark;
+    out.append(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    i += spelled_size;
+  }
+  return out;
+}
+
+/// The text a packed string was made from, a character at a time (keys are sorted as text).
+class Unpacker {
+public:
+  explicit Unpacker(std::string_view packed) : m_packed(packed) {}
+  bool done() const { return m_i >= m_packed.size(); }
+  char next() {
+    if (m_packed[m_i] != packed_mark)
+      return m_packed[m_i++];
+    char c;
+    if (m_sub < sha256.size()) {
+      c = sha256[m_sub];
+    } else {
+      const std::size_t digit = m_sub - sha256.size();
+      const auto byte = static_cast<unsigned char>(m_packed[m_i + 1 + digit / 2]);
+      c = "0123456789abcdef"[digit % 2 ? byte & 15 : byte >> 4];
+    }
+    if (++m_sub == spelled_size) {
+      m_sub = 0;
+      m_i += packed_size;
+    }
+    return c;
+  }
+
+private:
+  std::string_view m_packed;
+  std::size_t m_i = 0;
+  std::size_t m_sub = 0; // within a packed digest: the character of its spelling
+};
+
+std::string unpack(std::string_view packed) {
+  std::string out;
+  out.reserve(packed.size() + 64);
+  for (Unpacker u(packed); !u.done();)
+    out += u.next();
+  return out;
+}
+
+/// Whether packed `a` comes before packed `b` as the texts they were made from.
+bool text_before(std::string_view a, std::string_view b) {
+  Unpacker x(a), y(b);
+  while (!x.done() && !y.done()) {
+    const auto c = static_cast<unsigned char>(x.next()), d = static_cast<unsigned char>(y.next());
+    if (c != d)
+      return c < d;
+  }
+  return x.done() && !y.done();
+}
+
 } // namespace
 
 HintFile::HintFile(fs::path path, std::string header, Check check, std::size_t max_entries)
     : m_path(std::move(path)), m_header(std::move(header)), m_check(std::move(check)), m_max_entries(max_entries) {
-  read([&](std::string key, std::string value, long day) {
-    m_entries.insert_or_assign(std::move(key), Stored{std::move(value), day, false, false});
-  });
+  read([&](std::string key, std::string value, long day) { put(pack(key), pack(value), day, 0); });
+}
+
+bool HintFile::ByKey::operator()(const auto& a, const auto& b) const { return text_before(key(a), key(b)); }
+
+HintFile::Entry* HintFile::locate(std::string_view packed_key) {
+  auto it = m_index.find(packed_key);
+  return it == m_index.end() ? nullptr : &m_entries[*it];
+}
+
+HintFile::Entry* HintFile::put(std::string_view packed_key, std::string_view packed_value, long day,
+                               std::uint8_t flags) {
+  Entry* e = locate(packed_key);
+  const bool same_value = e && value_of(*e) == packed_value;
+  if (!same_value) {
+    // Appended: a replaced value leaves its old bytes behind (at most what a file holds, per save).
+    if (m_text.size() + packed_key.size() + packed_value.size() > UINT32_MAX || m_entries.size() >= UINT32_MAX / 2)
+      return nullptr; // beyond what one run keeps: a hint not kept
+    const auto offset = static_cast<std::uint32_t>(m_text.size());
+    m_text.append(packed_key).append(packed_value);
+    const bool fresh = !e;
+    if (fresh) {
+      m_entries.push_back({});
+      e = &m_entries.back();
+    }
+    e->offset = offset;
+    e->key_size = static_cast<std::uint16_t>(packed_key.size());
+    e->value_size = static_cast<std::uint16_t>(packed_value.size());
+    if (fresh)
+      m_index.insert(static_cast<std::uint32_t>(m_entries.size() - 1));
+  }
+  e->day = static_cast<std::int32_t>(day);
+  e->flags = flags;
+  return e;
 }
 
 bool HintFile::usable(const std::string& key, const std::string& value) const {
@@ -157,32 +261,24 @@ void HintFile::read(const std::function<void(std::string key, std::string value,
 
 std::optional<std::string> HintFile::find(const std::string& key) {
   std::lock_guard lock(m_mutex);
-  auto it = m_entries.find(key);
-  if (it == m_entries.end())
+  Entry* e = locate(pack(key));
+  if (!e || (e->flags & (forgotten | gone)))
     return std::nullopt;
-  if (it->second.forgotten)
-    return std::nullopt;
-  it->second.seen = true;
-  return it->second.value;
+  e->flags |= seen;
+  return unpack(value_of(*e));
 }
 
 void HintFile::forget(const std::string& key) {
   std::lock_guard lock(m_mutex);
-  auto it = m_entries.find(key);
-  if (it != m_entries.end()) {
-    it->second.forgotten = true;
-    it->second.seen = false;
-  }
+  if (Entry* e = locate(pack(key)); e && !(e->flags & gone))
+    e->flags = forgotten;
 }
 
 void HintFile::remember(const std::string& key, const std::string& value) {
   if (!usable(key, value))
     return;
   std::lock_guard lock(m_mutex);
-  Stored& s = m_entries[key];
-  s.value = value;
-  s.seen = true;
-  s.forgotten = false;
+  put(pack(key), pack(value), today(), seen);
 }
 
 std::optional<std::string> HintFile::save() {
@@ -190,7 +286,7 @@ std::optional<std::string> HintFile::save() {
     return m_path.string() + ": " + what + ": " + std::strerror(error);
   };
   std::lock_guard lock(m_mutex);
-  if (std::none_of(m_entries.begin(), m_entries.end(), [](const auto& kv) { return kv.second.seen || kv.second.forgotten; }))
+  if (std::none_of(m_entries.begin(), m_entries.end(), [](const Entry& e) { return e.flags & (seen | forgotten); }))
     return std::nullopt; // this run used nothing: the file stays as it is
   const fs::path dir = m_path.has_parent_path() ? m_path.parent_path() : fs::path(".");
   if (int error = util::make_private_directories(dir.string()))
@@ -205,52 +301,58 @@ std::optional<std::string> HintFile::save() {
            ".lock for 10 seconds: not saved this time";
   const long now = today();
   // Merged in place: what this run used or proved wrong, and the file as another run may have
-  // saved it since this one read it (the entries this run only read come again from there).
-  std::erase_if(m_entries, [](const auto& kv) { return !kv.second.seen && !kv.second.forgotten; });
+  // saved it since this one read it (the entries this run only read come again from there; a key
+  // twice in the file: the later line).
+  for (Entry& e : m_entries)
+    if (!(e.flags & (seen | forgotten)))
+      e.flags = gone;
   read([&](std::string key, std::string value, long day) {
-    auto it = m_entries.find(key);
-    if (it == m_entries.end())
-      m_entries.emplace(std::move(key), Stored{std::move(value), day, false, false});
-    else if (!it->second.seen && !it->second.forgotten) // a key twice in the file: the later line
-      it->second = Stored{std::move(value), day, false, false};
+    const std::string packed_key = pack(key);
+    if (Entry* e = locate(packed_key); !e || !(e->flags & (seen | forgotten)))
+      put(packed_key, pack(value), day, 0);
   });
   // Proved wrong, unused for too long, or dated after today (a clock set back): forgotten. What this
   // run used is dated today.
-  for (auto& [key, stored] : m_entries)
-    if (stored.seen)
-      stored.day = now;
-  std::erase_if(m_entries, [&](const auto& kv) {
-    const Stored& s = kv.second;
-    return s.forgotten || now - s.day > keep_days || s.day > now;
-  });
-  if (m_entries.size() > m_max_entries) {
+  std::vector<std::uint32_t> kept; // entry numbers, in key order
+  for (std::uint32_t n : m_index) {
+    Entry& e = m_entries[n];
+    if (e.flags & seen)
+      e.day = static_cast<std::int32_t>(now);
+    if (!(e.flags & gone) && ((e.flags & forgotten) || now - e.day > keep_days || e.day > now))
+      e.flags = gone;
+    if (!(e.flags & gone))
+      kept.push_back(n);
+  }
+  if (kept.size() > m_max_entries) {
     // The least recently used go first: the day of the entry at the cut, and as many of that day
     // as still fit (in key order).
-    std::vector<long> days;
-    days.reserve(m_entries.size());
-    for (const auto& [key, stored] : m_entries)
-      days.push_back(stored.day);
+    std::vector<std::int32_t> days;
+    days.reserve(kept.size());
+    for (auto n : kept)
+      days.push_back(m_entries[n].day);
     auto cut = days.begin() + static_cast<std::ptrdiff_t>(days.size() - m_max_entries);
     std::nth_element(days.begin(), cut, days.end());
-    const long oldest_kept = *cut;
+    const std::int32_t oldest_kept = *cut;
     std::size_t of_that_day = static_cast<std::size_t>(std::count(cut, days.end(), oldest_kept));
-    for (auto it = m_entries.begin(); it != m_entries.end();) {
-      if (it->second.day < oldest_kept || (it->second.day == oldest_kept && of_that_day == 0)) {
-        it = m_entries.erase(it);
-        continue;
+    std::erase_if(kept, [&](std::uint32_t n) {
+      Entry& e = m_entries[n];
+      if (e.day < oldest_kept || (e.day == oldest_kept && of_that_day == 0)) {
+        e.flags = gone;
+        return true;
       }
-      if (it->second.day == oldest_kept)
+      if (e.day == oldest_kept)
         --of_that_day;
-      ++it;
-    }
+      return false;
+    });
   }
   // Written in chunks: never the whole file in memory at once.
   util::AtomicFile file(m_path.string(), 0600);
   if (!file.ok())
     return file.error();
   std::string chunk = m_header + '\n';
-  for (const auto& [key, stored] : m_entries) {
-    chunk += key + ' ' + stored.value + ' ' + std::to_string(stored.day) + '\n';
+  for (auto n : kept) {
+    const Entry& e = m_entries[n];
+    chunk += unpack(key_of(e)) + ' ' + unpack(value_of(e)) + ' ' + std::to_string(e.day) + '\n';
     if (chunk.size() >= 65536 && file.ok()) {
       file.write(chunk);
       chunk.clear();
@@ -260,8 +362,8 @@ std::optional<std::string> HintFile::save() {
     file.write(chunk);
   if (!file.ok() || !file.commit())
     return file.error();
-  for (auto& [key, stored] : m_entries)
-    stored.seen = false; // saved: a later save() starts from the file again
+  for (Entry& e : m_entries)
+    e.flags &= static_cast<std::uint8_t>(~seen); // saved: a later save() starts from the file again
   return std::nullopt;
 }
 

@@ -6,12 +6,15 @@
 // Thread-safe.
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace migrate {
 
@@ -54,22 +57,50 @@ public:
   std::size_t max_bytes() const { return 400 * m_max_entries + 4096; }
 
 private:
-  struct Stored {
-    std::string value;
-    long day = 0;      ///< days since the epoch it was last used
-    bool seen = false;      ///< found or remembered by this run
-    bool forgotten = false; ///< proved wrong by this run
+  /// One entry. Its key and value are in m_text, packed: each "sha256:<64 hex>" there is a byte 1
+  /// and the 32 bytes it spells (no field holds a byte below '!', so the mark is never text), so
+  /// that a catalogue's entries cost about 100 bytes each, not a map node and two strings.
+  struct Entry {
+    std::uint32_t offset = 0;         ///< of the key in m_text; the value follows it
+    std::uint16_t key_size = 0, value_size = 0;
+    std::int32_t day = 0;             ///< days since the epoch it was last used
+    std::uint8_t flags = 0;
   };
+  static constexpr std::uint8_t seen = 1;      ///< found or remembered by this run
+  static constexpr std::uint8_t forgotten = 2; ///< proved wrong by this run
+  static constexpr std::uint8_t gone = 4;      ///< not an entry (dropped by a save): found by nothing
+
   /// Each checked entry of the file, in file order (a later line of a key wins for whoever keeps the last).
   void read(const std::function<void(std::string key, std::string value, long day)>& each) const;
   bool usable(const std::string& key, const std::string& value) const;
+
+  std::string_view key_of(const Entry& e) const { return std::string_view(m_text).substr(e.offset, e.key_size); }
+  std::string_view value_of(const Entry& e) const {
+    return std::string_view(m_text).substr(e.offset + e.key_size, e.value_size);
+  }
+  /// The entry of a packed key, or null (gone ones included: the caller decides).
+  Entry* locate(std::string_view packed_key);
+  /// Sets `packed_key` to `packed_value` (a new entry, or the old one's value replaced).
+  Entry* put(std::string_view packed_key, std::string_view packed_value, long day, std::uint8_t flags);
+
+  /// Orders entry numbers (and packed keys) by their keys as text: the file's order.
+  struct ByKey {
+    using is_transparent = void;
+    const HintFile* file;
+    std::string_view key(std::uint32_t n) const { return file->key_of(file->m_entries[n]); }
+    std::string_view key(std::string_view packed) const { return packed; }
+    bool operator()(const auto& a, const auto& b) const;
+  };
 
   std::filesystem::path m_path;
   std::string m_header;
   Check m_check;
   std::size_t m_max_entries;
   std::mutex m_mutex;
-  std::map<std::string, Stored> m_entries;
+  std::string m_text;                 ///< every entry's packed key and value, one after another
+  std::vector<Entry> m_entries;
+  std::set<std::uint32_t, ByKey> m_index{ByKey{this}}; ///< entry numbers in key order (a tree: no hash a
+                                                      ///< registry's names could make collide)
 };
 
 } // namespace migrate

@@ -9,6 +9,7 @@
 #include <deque>
 #include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -304,25 +305,62 @@ std::vector<Rule> rules_for_shard(const std::vector<Rule>& rules, const Defaults
 namespace {
 
 /// The tag lists of every repository named by a rule without tag or digest, fetched ahead on the
-/// scheduler's lookups lane (as many at a time as the lane runs, in the order of the rules). A rule waits only for its
-/// own repository, so the first rules' images are being copied while later repositories are still
-/// listed.
+/// scheduler's lookups lane in the order of the rules (as many at a time as the lane runs, at most
+/// `ahead` rules beyond the one being expanded). A rule waits only for its own repository, so the
+/// first rules' images are being copied while later repositories are still listed.
 class TagPrefetch {
 public:
   using TagList = http::Result<std::vector<std::string>>;
 
   TagPrefetch(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags, Scheduler& scheduler)
-      : m_list(list_tags) {
+      : m_list(list_tags), m_scheduler(scheduler) {
     for (const auto& rule : rules) {
       const auto r = resolved(rule, defaults);
       const Reference& src = r.source;
-      if (r.error.empty() && src.tag.empty() && src.digest.empty() && !m_lists.count(src.name())) {
+      if (!r.error.empty() || !src.tag.empty() || !src.digest.empty() || !r.destination.tag.empty())
+        continue; // not a rule of every tag, or one refused before its list is needed
+      auto [it, fresh] = m_index.try_emplace(src.name(), m_wanted.size());
+      if (fresh) {
         m_wanted.push_back(src);
-        m_lists.emplace(src.name(), m_promises.emplace_back().get_future().share());
+        m_uses.push_back(0);
+        m_promises.emplace_back();
+        m_lists.push_back(m_promises.back().get_future());
       }
+      ++m_uses[it->second];
     }
-    for (std::size_t i = 0; i < m_wanted.size(); ++i)
-      m_jobs.push_back(scheduler.submit(Scheduler::Lane::lookups, [this, i] {
+    start_until(ahead);
+  }
+  ~TagPrefetch() {
+    m_stop = true;
+    for (auto& job : m_jobs) // they refer to this object
+      job.wait();
+  }
+
+  /// The tag list of a repository named by a rule; throws what the lister threw. Asked once per
+  /// rule naming it, in the rules' order: the last rule to ask takes it (a list is not kept once
+  /// its rules are expanded), and each ask starts the lists of the next rules.
+  TagList get(const std::string& name) {
+    const std::size_t i = m_index.at(name);
+    if (m_uses[i] == 0)
+      throw std::logic_error("TagPrefetch: the list of " + name + " was asked more often than rules name it");
+    start_until(i + 1 + ahead);
+    m_lists[i].wait();
+    if (--m_uses[i] > 0)
+      return m_lists[i].get();
+    TagList list = m_lists[i].get();
+    m_lists[i] = {};
+    m_promises[i] = {}; // the promise shares the list's state too
+    return list;
+  }
+
+private:
+  /// Lists listed ahead of the rule being expanded: enough to keep the lookups lane busy, few
+  /// enough that a catalogue's lists are not all held at once.
+  static constexpr std::size_t ahead = 64;
+
+  void start_until(std::size_t end) {
+    for (end = std::min(end, m_wanted.size()); m_started < end; ++m_started)
+      m_jobs.push_back(m_scheduler.submit(Scheduler::Lane::lookups, [this, i = m_started] {
         if (m_stop) // an exception left the rules: no new lists
           return m_promises[i].set_exception(std::make_exception_ptr(std::runtime_error("listing abandoned")));
         try {
@@ -332,20 +370,15 @@ public:
         }
       }));
   }
-  ~TagPrefetch() {
-    m_stop = true;
-    for (auto& job : m_jobs) // they refer to this object
-      job.wait();
-  }
 
-  /// The tag list of a repository named by a rule; throws what the lister threw.
-  const TagList& get(const std::string& name) const { return m_lists.at(name).get(); }
-
-private:
   const TagLister& m_list;
-  std::vector<Reference> m_wanted;
+  Scheduler& m_scheduler;
+  std::vector<Reference> m_wanted;                  ///< each repository to list, in the rules' order
+  std::map<std::string, std::size_t> m_index;       ///< its name -> its place in m_wanted
+  std::vector<std::size_t> m_uses;                  ///< rules yet to ask for it
   std::deque<std::promise<TagList>> m_promises;
-  std::map<std::string, std::shared_future<TagList>> m_lists;
+  std::deque<std::shared_future<TagList>> m_lists;
+  std::size_t m_started = 0;
   std::atomic<bool> m_stop{false};
   std::vector<std::future<void>> m_jobs;
 };
@@ -449,6 +482,79 @@ std::vector<Reference> rule_endpoints(const std::vector<Rule>& rules, const Defa
   return out;
 }
 
+namespace {
+
+/// Who writes each destination tag, kept for the whole expansion. A catalogue of 100,000 tags goes
+/// through here, so an entry is small: repository names are kept once, and what most tasks lack (a
+/// source tag other than the destination's, digests, other sources seen) is kept apart.
+class Writers {
+public:
+  /// What becomes of a task whose destination has a tag: copied (its first writer, or one that
+  /// copies the same image), dropped (a source seen for that tag already: accepted or refused
+  /// then), or refused (another image writes that tag: `why` says which).
+  enum class Verdict { copy, repeat, refuse };
+  Verdict check(const ImageTask& t, const Rule* rule, std::string& why) {
+    const Reference& src = t.source;
+    const Reference& dst = t.destination;
+    auto [it, fresh] =
+        m_writers.try_emplace({intern(dst.name()), dst.digest.empty() ? dst.tag : dst.tag + "@" + dst.digest});
+    Writer& first = it->second;
+    if (fresh) {
+      first.name = intern(src.name());
+      first.rule = rule;
+      if (src.tag != dst.tag || !src.digest.empty())
+        first.rare = std::make_unique<Rare>(Rare{src.tag, src.digest, src.digest, {}});
+      return Verdict::copy;
+    }
+    const std::string& first_tag = first.rare ? first.rare->source_tag : dst.tag;
+    const std::string none;
+    const std::string& first_digest = first.rare ? first.rare->source_digest : none;
+    const bool same_image = *first.name == src.name() && first_tag == src.tag;
+    if (same_image && first_digest == src.digest)
+      return Verdict::repeat;
+    if (!first.rare)
+      first.rare = std::make_unique<Rare>(Rare{dst.tag, "", "", {}});
+    Rare& rare = *first.rare;
+    const std::string source = src.to_string();
+    if (std::find(rare.handled.begin(), rare.handled.end(), source) != rare.handled.end())
+      return Verdict::repeat;
+    rare.handled.push_back(source);
+    // (A source without tag has a digest: two of them are one writer only with the same digest.)
+    if (!same_image || !(rare.digest.empty() || src.digest.empty() || rare.digest == src.digest)) {
+      std::string first_source = *first.name;
+      if (!rare.source_tag.empty())
+        first_source += ":" + rare.source_tag;
+      if (!rare.source_digest.empty())
+        first_source += "@" + rare.source_digest;
+      why = "destination " + dst.to_string() + " is already the copy of " + first_source + " (rule \"" +
+            (first.rule ? first.rule->name() : t.rule) + "\"); " + source + " is not copied there";
+      return Verdict::refuse;
+    }
+    if (rare.digest.empty())
+      rare.digest = src.digest; // a later pinned writer pins what the tag must be
+    return Verdict::copy;
+  }
+
+private:
+  struct Rare {
+    std::string source_tag;           ///< the first writer's tag
+    std::string source_digest;        ///< its digest as written
+    std::string digest;               ///< the digest the tag must be: the first pinned writer's, "" while none
+    std::vector<std::string> handled; ///< other sources seen for it, as written, accepted or refused
+  };
+  struct Writer {
+    const std::string* name = nullptr; ///< the first writer's repository (Reference::name)
+    const Rule* rule = nullptr;        ///< its rule, for messages
+    std::unique_ptr<Rare> rare;        ///< null while its tag is the destination's and nothing is pinned or seen
+  };
+  const std::string* intern(std::string name) { return &*m_names.insert(std::move(name)).first; }
+
+  std::set<std::string> m_names;                                        ///< every repository named, once
+  std::map<std::pair<const std::string*, std::string>, Writer> m_writers; ///< (repository, tag) -> its writer
+};
+
+} // namespace
+
 Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults, const TagLister& list_tags,
                        const CreatedLookup& created, const std::function<void(const ImageTask&)>& on_task,
                        Scheduler* scheduler) {
@@ -457,51 +563,26 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
     scheduler = &own.emplace(1);
   TagPrefetch listed_tags(rules, defaults, list_tags, *scheduler);
   Expansion out;
-  // Who writes each destination tag, kept for the whole expansion: small per task (a catalogue of
-  // 100,000 tags goes through here), so the source as written and a pointer to the rule, not messages.
-  struct Writer {
-    std::string source;               ///< the first writer's source as written (Reference::to_string)
-    std::string image;                ///< its name:tag
-    std::string digest;               ///< the digest the tag must be: the first pinned writer's, "" while none
-    const Rule* rule = nullptr;       ///< the first writer's rule, for messages
-    std::vector<std::string> handled; ///< other sources seen for it, accepted or refused (rare)
-  };
-  std::map<std::string, Writer> writers; // destination tag -> who writes it
+  Writers writers;                      // who writes each destination tag
   std::set<std::string> seen_untagged;   // "source -> destination" of the tasks pushed by digest only
   const Rule* current = nullptr;         // the rule being expanded
   auto add = [&](ImageTask t) {
-    std::string source = t.source.to_string();
     // Two images for one destination tag: whichever finished last would win. The first rule keeps it.
     // "app:1.25" and "app:1.25@sha256:..." (as `config` writes a pinned workload) are one tag, unless
     // both are pinned, to different digests. The same source for the same destination twice is one task.
     if (t.destination.tag.empty()) {
-      if (!seen_untagged.insert(source + " -> " + t.destination.to_string()).second)
+      if (!seen_untagged.insert(t.source.to_string() + " -> " + t.destination.to_string()).second)
         return;
     } else {
-      auto [it, fresh] = writers.try_emplace(t.destination.to_string());
-      Writer& first = it->second;
-      std::string image = t.source.name() + ":" + t.source.tag;
-      if (fresh) {
-        first.source = source;
-        first.image = std::move(image);
-        first.digest = t.source.digest;
-        first.rule = current;
-      } else {
-        // A source seen for it already: accepted then, or refused and reported then.
-        if (first.source == source || std::find(first.handled.begin(), first.handled.end(), source) != first.handled.end())
-          return;
-        first.handled.push_back(source);
-        // (A source without tag has a digest: two of them are one writer only with the same digest.)
-        const bool same =
-            first.image == image && (first.digest.empty() || t.source.digest.empty() || first.digest == t.source.digest);
-        if (!same) {
-          out.errors.push_back({t.rule, "destination " + t.destination.to_string() + " is already the copy of " +
-                                            first.source + " (rule \"" + (first.rule ? first.rule->name() : t.rule) +
-                                            "\"); " + source + " is not copied there"});
-          return;
-        }
-        if (first.digest.empty())
-          first.digest = t.source.digest; // a later pinned writer pins what the tag must be
+      std::string why;
+      switch (writers.check(t, current, why)) {
+      case Writers::Verdict::copy:
+        break;
+      case Writers::Verdict::repeat:
+        return;
+      case Writers::Verdict::refuse:
+        out.errors.push_back({t.rule, std::move(why)});
+        return;
       }
     }
     ++out.count;
@@ -524,7 +605,7 @@ Expansion expand_rules(const std::vector<Rule>& rules, const Defaults& defaults,
       // Rule 6: every tag of the repository; the destination names no tag.
       if (!dst.tag.empty())
         return fail(rule_text(6, "the source has no tag (all tags are copied), so the destination must not have one"));
-      const auto& listing = listed_tags.get(src.name());
+      const auto listing = listed_tags.get(src.name());
       if (!listing)
         return fail(listing.error().message, transient(listing.error()));
       // A tag is the registry's data, never a path: one that breaks the grammar ("../../x",

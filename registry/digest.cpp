@@ -23,6 +23,21 @@ bool valid_digest(std::string_view digest) {
   return false;
 }
 
+std::optional<std::array<unsigned char, 32>> sha256_bytes(std::string_view digest) {
+  constexpr std::string_view prefix = "sha256:";
+  if (digest.size() != prefix.size() + 64 || !digest.starts_with(prefix))
+    return std::nullopt;
+  auto value = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  std::array<unsigned char, 32> bytes{};
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const int high = value(digest[prefix.size() + 2 * i]), low = value(digest[prefix.size() + 2 * i + 1]);
+    if (high < 0 || low < 0)
+      return std::nullopt;
+    bytes[i] = static_cast<unsigned char>(high << 4 | low);
+  }
+  return bytes;
+}
+
 struct Digester::Ctx {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   ~Ctx() { EVP_MD_CTX_free(ctx); }

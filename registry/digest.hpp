@@ -4,7 +4,9 @@
 
 #include "http/result.hpp"
 
+#include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +17,10 @@ using http::Result;
 /// Validates "algorithm:hex" as the OCI image spec defines it (sha256: 64 hex, sha512: 128 hex,
 /// lower case). Any other algorithm is refused: we could not verify the bytes.
 bool valid_digest(std::string_view digest);
+
+/// The 32 bytes a "sha256:" digest spells (64 lower-case hex digits); nullopt for anything else.
+/// Kept this way, a digest costs 32 bytes instead of a 71-character string.
+std::optional<std::array<unsigned char, 32>> sha256_bytes(std::string_view digest);
 
 /// "sha256:<hex>" of the bytes.
 std::string sha256_digest(std::string_view bytes);

@@ -156,6 +156,34 @@ TEST_CASE("migrate::Engine moves a blob shared by two images once") {
   CHECK(s.results[0].blobs_mounted + s.results[1].blobs_mounted == 1);
 }
 
+TEST_CASE("migrate::Engine knows every repository of the run a blob is in") {
+  // One base in four images of three repositories: copied once, mounted into the two others, and
+  // never asked for again where the run already put it (whichever repository it saw last). One
+  // worker: the images go in this order.
+  Fixture f;
+  f.options.workers = 1;
+  f.src.add_image("team/a", "1", {"shared-base", "a1"});
+  f.src.add_image("team/b", "1", {"shared-base", "b1"});
+  f.src.add_image("team/c", "1", {"shared-base", "c1"});
+  f.src.add_image("team/a", "2", {"shared-base", "a2"});
+  f.src.add_image("team/b", "2", {"shared-base", "b2"});
+  auto s = f.run({Fixture::task("src.io/team/a:1", "dst.io/org/a:1"), Fixture::task("src.io/team/b:1", "dst.io/org/b:1"),
+                  Fixture::task("src.io/team/c:1", "dst.io/org/c:1"), Fixture::task("src.io/team/a:2", "dst.io/org/a:2"),
+                  Fixture::task("src.io/team/b:2", "dst.io/org/b:2")});
+  REQUIRE(s.results.size() == 5);
+  for (const auto& r : s.results)
+    CHECK(r.ok);
+  const std::string base = registry::sha256_digest("shared-base");
+  CHECK(f.dst.count("copy_blob_from org/a " + base) + f.dst.count("copy_blob_from org/b " + base) +
+            f.dst.count("copy_blob_from org/c " + base) ==
+        1);
+  CHECK(f.dst.count("mount_blob org/a " + base) + f.dst.count("mount_blob org/b " + base) +
+            f.dst.count("mount_blob org/c " + base) ==
+        2);
+  for (const char* repo : {"org/a", "org/b", "org/c"})
+    CHECK_MESSAGE(f.dst.count(std::string("blob_exists ") + repo + " " + base) == 1, repo);
+}
+
 TEST_CASE("migrate::Engine mounts instead of copying inside one registry") {
   Fixture f;
   f.src.add_image("team/app", "1", {"layer"});

@@ -1,5 +1,6 @@
 #include "migrate/config.hpp"
 #include "migrate/rules.hpp"
+#include "migrate/scheduler.hpp"
 
 #include <doctest/doctest.h>
 
@@ -7,6 +8,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <mutex>
 #include <set>
 
 using migrate::Defaults;
@@ -491,4 +493,43 @@ TEST_CASE("migrate::resolve_rules: parsed once, read by sharding, endpoints and 
   CHECK(e.tasks[1].destination.to_string() == "dst.io/mirror/lib:1");
   REQUIRE(e.errors.size() == 1);
   CHECK(e.errors[0].rule == "BAD REF");
+}
+
+TEST_CASE("migrate::expand_rules lists a bounded number of repositories ahead, and each once") {
+  // 300 rules over 200 repositories (the first 100 named twice, the second time 200 rules later):
+  // every list is fetched once, every tag copied once per rule, and while a rule is expanded the
+  // lists started are never more than a window ahead of it (a catalogue's lists are not held at once).
+  std::vector<migrate::Rule> rules;
+  auto repo = [](int i) { return "src.io/ns/r" + std::to_string(i); };
+  for (int i = 0; i < 200; ++i)
+    rules.push_back({repo(i), "dst.io/o/r" + std::to_string(i)});
+  for (int i = 0; i < 100; ++i)
+    rules.push_back({repo(i), "dst.io/copy/r" + std::to_string(i)});
+  std::mutex m;
+  std::map<std::string, int> listed;
+  migrate::TagLister tags = [&](const registry::Reference& r) -> http::Result<std::vector<std::string>> {
+    std::lock_guard lock(m);
+    ++listed[r.name()];
+    return std::vector<std::string>{"1", "2"};
+  };
+  std::size_t tasks = 0, most_ahead = 0;
+  std::set<std::string> expanded; // source repositories whose tasks came
+  migrate::Scheduler scheduler(4);
+  auto e = migrate::expand_rules(
+      rules, Defaults{}, tags, {},
+      [&](const migrate::ImageTask& t) {
+        ++tasks;
+        expanded.insert(t.source.name());
+        std::lock_guard lock(m);
+        most_ahead = std::max(most_ahead, listed.size() - expanded.size());
+      },
+      &scheduler);
+  CHECK(e.errors.empty());
+  CHECK(tasks == 600);
+  CHECK(e.count == 600);
+  CHECK(listed.size() == 200);
+  for (const auto& [name, times] : listed)
+    CHECK_MESSAGE(times == 1, name);
+  CHECK(most_ahead <= 65);
+  CHECK(most_ahead >= 1); // the window is used: lists are fetched ahead
 }

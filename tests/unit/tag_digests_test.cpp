@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -14,6 +15,9 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include <fcntl.h>
@@ -352,4 +356,95 @@ TEST_CASE("migrate::HintFile refuses image-migrator's other cache: tag digests a
   REQUIRE(error);
   CHECK(error->find("not overwritten") != std::string::npos);
   CHECK(t.read("bl") == blob_file);
+}
+
+TEST_CASE("migrate::HintFile keeps digests packed and gives back the very text it was given") {
+  TempDir t;
+  const fs::path file = t.path() / "f";
+  const std::string hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  // Digests inside keys and values, at the ends, twice, next to text that only looks like one.
+  const std::vector<std::pair<std::string, std::string>> entries = {
+      {"r.io/sha256:" + hex, "org/app"},
+      {"r.io/app:1", "sha256:" + hex},
+      {"sha256:" + hex + "sha256:" + hex, "sha256:" + hex + "x"},
+      {"upper/sha256:" + std::string(64, 'A'), "sha256:" + hex.substr(1)}, // not packed: upper case, 63 digits
+      {"long/sha256:" + hex + "f", "sha256:" + std::string(64, 'f')},    // 65 digits: 64 packed, one left
+      {"r.io/abc", "a"},                                                  // sorts after "r.io/sha256:..."? no: before
+      {"r.io/zzz", "z"},
+      {"sha512:" + hex + hex, "v"},
+  };
+  {
+    migrate::HintFile h(file, "# test", nullptr, 100);
+    for (const auto& [key, value] : entries)
+      h.remember(key, value);
+    for (const auto& [key, value] : entries)
+      CHECK(h.find(key) == value);
+    CHECK_FALSE(h.find("r.io/sha256:" + hex.substr(0, 63) + "0")); // one digit off
+    REQUIRE_FALSE(h.save());
+  }
+  // The file holds the text as given, in key order (as text: "r.io/abc" < "r.io/sha256:..." < "r.io/zzz").
+  std::vector<std::string> keys;
+  std::istringstream lines(t.read("f"));
+  std::string line;
+  std::getline(lines, line);
+  CHECK(line == "# test");
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string key, value;
+    fields >> key >> value;
+    keys.push_back(key);
+    bool known = false;
+    for (const auto& [k, v] : entries)
+      known = known || (k == key && v == value);
+    CHECK_MESSAGE(known, line);
+  }
+  CHECK(keys.size() == entries.size());
+  CHECK(std::is_sorted(keys.begin(), keys.end()));
+  migrate::HintFile again(file, "# test", nullptr, 100);
+  for (const auto& [key, value] : entries)
+    CHECK(again.find(key) == value);
+}
+
+TEST_CASE("migrate::HintFile answers as a plain map would, through saves and merges") {
+  // A model: random remembers, forgets and finds against a std::map, saved and merged with a
+  // second writer's file, compared entry by entry.
+  TempDir t;
+  const fs::path file = t.path() / "f";
+  std::srand(7);
+  auto key = [](int i) { return (i % 3 ? "r.io/app:" : "r.io/sha256:" + std::string(60, 'c')) + std::to_string(1000 + i); };
+  auto value = [](int i) { return i % 2 ? "sha256:" + std::string(63, 'd') + std::to_string(i % 10) : "v" + std::to_string(i); };
+  std::map<std::string, std::string> model;
+  migrate::HintFile h(file, "# image-migrator test v1: key value day", nullptr, 100000);
+  for (int round = 0; round < 3; ++round) {
+    for (int n = 0; n < 3000; ++n) {
+      const int i = std::rand() % 500;
+      switch (std::rand() % 3) {
+      case 0:
+        h.remember(key(i), value(std::rand() % 100));
+        model[key(i)] = *h.find(key(i));
+        break;
+      case 1:
+        h.forget(key(i));
+        model.erase(key(i));
+        break;
+      default: {
+        auto found = h.find(key(i));
+        auto it = model.find(key(i));
+        CHECK(found.has_value() == (it != model.end()));
+        if (found && it != model.end())
+          CHECK(*found == it->second);
+      }
+      }
+    }
+    auto error = h.save();
+    REQUIRE_MESSAGE(!error, error.value_or(""));
+    migrate::HintFile reread(file, "# image-migrator test v1: key value day", nullptr, 100000);
+    for (int i = 0; i < 500; ++i) {
+      auto it = model.find(key(i));
+      auto found = reread.find(key(i));
+      CHECK(found.has_value() == (it != model.end()));
+      if (found && it != model.end())
+        CHECK(*found == it->second);
+    }
+  }
 }
