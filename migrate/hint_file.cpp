@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <sstream>
 #include <vector>
 
@@ -125,8 +126,20 @@ HintFile::HintFile(fs::path path, std::string header, Check check, std::size_t m
 bool HintFile::ByKey::operator()(const auto& a, const auto& b) const { return text_before(key(a), key(b)); }
 
 HintFile::Entry* HintFile::locate(std::string_view packed_key) {
-  auto it = m_index.find(packed_key);
-  return it == m_index.end() ? nullptr : &m_entries[*it];
+  const ByKey by_key{this};
+  if (auto at = std::lower_bound(m_sorted.begin(), m_sorted.end(), packed_key, by_key);
+      at != m_sorted.end() && !by_key(packed_key, *at))
+    return &m_entries[*at];
+  auto it = m_recent.find(packed_key);
+  return it == m_recent.end() ? nullptr : &m_entries[*it];
+}
+
+void HintFile::merge_recent() {
+  std::vector<std::uint32_t> merged;
+  merged.reserve(m_sorted.size() + m_recent.size());
+  std::merge(m_sorted.begin(), m_sorted.end(), m_recent.begin(), m_recent.end(), std::back_inserter(merged), ByKey{this});
+  m_sorted.swap(merged);
+  m_recent.clear();
 }
 
 HintFile::Entry* HintFile::put(std::string_view packed_key, std::string_view packed_value, long day,
@@ -135,10 +148,19 @@ HintFile::Entry* HintFile::put(std::string_view packed_key, std::string_view pac
   const bool same_value = e && value_of(*e) == packed_value;
   if (!same_value) {
     // Appended: a replaced value leaves its old bytes behind (at most what a file holds, per save).
-    if (m_text.size() + packed_key.size() + packed_value.size() > UINT32_MAX || m_entries.size() >= UINT32_MAX / 2)
-      return nullptr; // beyond what one run keeps: a hint not kept
-    const auto offset = static_cast<std::uint32_t>(m_text.size());
-    m_text.append(packed_key).append(packed_value);
+    constexpr std::size_t block_size = 1 << 16;
+    const std::size_t size = packed_key.size() + packed_value.size(); // at most 2 x 4096 (plain_field)
+    if (m_blocks.empty() || m_block_used + size > block_size) {
+      if (m_blocks.size() >= block_size || m_entries.size() >= UINT32_MAX / 2 || size > block_size)
+        return nullptr; // beyond what one run keeps (4 GiB): a hint not kept
+      m_blocks.push_back(std::make_unique_for_overwrite<char[]>(block_size));
+      m_block_used = 0;
+    }
+    const auto offset = static_cast<std::uint32_t>((m_blocks.size() - 1) << 16 | m_block_used);
+    char* at = m_blocks.back().get() + m_block_used;
+    std::copy(packed_key.begin(), packed_key.end(), at);
+    std::copy(packed_value.begin(), packed_value.end(), at + packed_key.size());
+    m_block_used += size;
     const bool fresh = !e;
     if (fresh) {
       m_entries.push_back({});
@@ -147,8 +169,11 @@ HintFile::Entry* HintFile::put(std::string_view packed_key, std::string_view pac
     e->offset = offset;
     e->key_size = static_cast<std::uint16_t>(packed_key.size());
     e->value_size = static_cast<std::uint16_t>(packed_value.size());
-    if (fresh)
-      m_index.insert(static_cast<std::uint32_t>(m_entries.size() - 1));
+    if (fresh) {
+      m_recent.insert(static_cast<std::uint32_t>(m_entries.size() - 1));
+      if (m_recent.size() >= std::max<std::size_t>(1024, m_sorted.size() / 8))
+        merge_recent();
+    }
   }
   e->day = static_cast<std::int32_t>(day);
   e->flags = flags;
@@ -314,7 +339,8 @@ std::optional<std::string> HintFile::save() {
   // Proved wrong, unused for too long, or dated after today (a clock set back): forgotten. What this
   // run used is dated today.
   std::vector<std::uint32_t> kept; // entry numbers, in key order
-  for (std::uint32_t n : m_index) {
+  merge_recent();
+  for (std::uint32_t n : m_sorted) {
     Entry& e = m_entries[n];
     if (e.flags & seen)
       e.day = static_cast<std::int32_t>(now);

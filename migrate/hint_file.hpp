@@ -7,8 +7,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -57,11 +59,11 @@ public:
   std::size_t max_bytes() const { return 400 * m_max_entries + 4096; }
 
 private:
-  /// One entry. Its key and value are in m_text, packed: each "sha256:<64 hex>" there is a byte 1
+  /// One entry. Its key and value are in m_blocks, packed: each "sha256:<64 hex>" there is a byte 1
   /// and the 32 bytes it spells (no field holds a byte below '!', so the mark is never text), so
   /// that a catalogue's entries cost about 100 bytes each, not a map node and two strings.
   struct Entry {
-    std::uint32_t offset = 0;         ///< of the key in m_text; the value follows it
+    std::uint32_t offset = 0;         ///< of the key in m_blocks (block << 16 | within); the value follows it
     std::uint16_t key_size = 0, value_size = 0;
     std::int32_t day = 0;             ///< days since the epoch it was last used
     std::uint8_t flags = 0;
@@ -74,10 +76,9 @@ private:
   void read(const std::function<void(std::string key, std::string value, long day)>& each) const;
   bool usable(const std::string& key, const std::string& value) const;
 
-  std::string_view key_of(const Entry& e) const { return std::string_view(m_text).substr(e.offset, e.key_size); }
-  std::string_view value_of(const Entry& e) const {
-    return std::string_view(m_text).substr(e.offset + e.key_size, e.value_size);
-  }
+  const char* text_of(const Entry& e) const { return m_blocks[e.offset >> 16].get() + (e.offset & 0xffff); }
+  std::string_view key_of(const Entry& e) const { return {text_of(e), e.key_size}; }
+  std::string_view value_of(const Entry& e) const { return {text_of(e) + e.key_size, e.value_size}; }
   /// The entry of a packed key, or null (gone ones included: the caller decides).
   Entry* locate(std::string_view packed_key);
   /// Sets `packed_key` to `packed_value` (a new entry, or the old one's value replaced).
@@ -97,10 +98,17 @@ private:
   Check m_check;
   std::size_t m_max_entries;
   std::mutex m_mutex;
-  std::string m_text;                 ///< every entry's packed key and value, one after another
-  std::vector<Entry> m_entries;
-  std::set<std::uint32_t, ByKey> m_index{ByKey{this}}; ///< entry numbers in key order (a tree: no hash a
-                                                      ///< registry's names could make collide)
+  /// Every entry's packed key and value, one after another, in blocks of 64 KiB (an entry is at
+  /// most 8 KiB and never crosses a block): they grow without a copy of all that came before.
+  std::vector<std::unique_ptr<char[]>> m_blocks;
+  std::size_t m_block_used = 0; ///< bytes used in the last block
+  std::deque<Entry> m_entries;  ///< a deque: no copy of all entries as it grows
+  // The index, entry numbers in key order (searched, never hashed: no hash a registry's names could
+  // make collide): a sorted array, 4 bytes an entry, and a tree of the entries added since it was
+  // last merged into it (merged when the tree holds an eighth of the array or 1,024).
+  std::vector<std::uint32_t> m_sorted;
+  std::set<std::uint32_t, ByKey> m_recent{ByKey{this}};
+  void merge_recent();
 };
 
 } // namespace migrate

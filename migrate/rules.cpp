@@ -356,7 +356,7 @@ public:
 private:
   /// Lists listed ahead of the rule being expanded: enough to keep the lookups lane busy, few
   /// enough that a catalogue's lists are not all held at once.
-  static constexpr std::size_t ahead = 64;
+  static constexpr std::size_t ahead = 32;
 
   void start_until(std::size_t end) {
     for (end = std::min(end, m_wanted.size()); m_started < end; ++m_started)

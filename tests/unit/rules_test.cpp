@@ -530,6 +530,6 @@ TEST_CASE("migrate::expand_rules lists a bounded number of repositories ahead, a
   CHECK(listed.size() == 200);
   for (const auto& [name, times] : listed)
     CHECK_MESSAGE(times == 1, name);
-  CHECK(most_ahead <= 65);
+  CHECK(most_ahead <= 33);
   CHECK(most_ahead >= 1); // the window is used: lists are fetched ahead
 }
