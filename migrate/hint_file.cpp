@@ -142,31 +142,58 @@ void HintFile::merge_recent() {
   m_recent.clear();
 }
 
+std::optional<std::uint32_t> HintFile::append(std::string_view packed_key, std::string_view packed_value) {
+  const std::size_t size = packed_key.size() + packed_value.size();
+  if (m_blocks.empty() || m_block_used + size > block_size) {
+    if (m_blocks.size() >= block_size || size > block_size)
+      return std::nullopt;
+    m_blocks.push_back(std::make_unique_for_overwrite<char[]>(block_size));
+    m_block_used = 0;
+  }
+  const auto offset = static_cast<std::uint32_t>((m_blocks.size() - 1) << 16 | m_block_used);
+  char* at = m_blocks.back().get() + m_block_used;
+  std::copy(packed_key.begin(), packed_key.end(), at);
+  std::copy(packed_value.begin(), packed_value.end(), at + packed_key.size());
+  m_block_used += size;
+  return offset;
+}
+
+void HintFile::compact() {
+  // Every entry again, one after another in new blocks (gone ones too: the index compares their
+  // keys); numbers and order do not change, only offsets.
+  std::vector<std::unique_ptr<char[]>> old;
+  old.swap(m_blocks);
+  m_block_used = 0;
+  m_garbage = 0;
+  for (Entry& e : m_entries) {
+    const char* text = old[e.offset >> 16].get() + (e.offset & 0xffff);
+    e.offset = append({text, e.key_size}, {text + e.key_size, e.value_size}).value(); // fits: it did before
+  }
+}
+
 HintFile::Entry* HintFile::put(std::string_view packed_key, std::string_view packed_value, long day,
                                std::uint8_t flags) {
   Entry* e = locate(packed_key);
-  const bool same_value = e && value_of(*e) == packed_value;
-  if (!same_value) {
-    // Appended: a replaced value leaves its old bytes behind (at most what a file holds, per save).
-    constexpr std::size_t block_size = 1 << 16;
-    const std::size_t size = packed_key.size() + packed_value.size(); // at most 2 x 4096 (plain_field)
-    if (m_blocks.empty() || m_block_used + size > block_size) {
-      if (m_blocks.size() >= block_size || m_entries.size() >= UINT32_MAX / 2 || size > block_size)
-        return nullptr; // beyond what one run keeps (4 GiB): a hint not kept
-      m_blocks.push_back(std::make_unique_for_overwrite<char[]>(block_size));
-      m_block_used = 0;
-    }
-    const auto offset = static_cast<std::uint32_t>((m_blocks.size() - 1) << 16 | m_block_used);
-    char* at = m_blocks.back().get() + m_block_used;
-    std::copy(packed_key.begin(), packed_key.end(), at);
-    std::copy(packed_value.begin(), packed_value.end(), at + packed_key.size());
-    m_block_used += size;
+  if (e && packed_value.size() <= e->value_size) {
+    // A value no longer than the one it replaces is written over it (a blob's repository changes
+    // with every repository that gets it: one entry, not a copy per repository).
+    m_garbage += e->value_size - packed_value.size();
+    std::copy(packed_value.begin(), packed_value.end(), text_of(*e) + e->key_size);
+    e->value_size = static_cast<std::uint16_t>(packed_value.size());
+  } else {
+    if (!e && m_entries.size() >= UINT32_MAX / 2)
+      return nullptr;
+    if (e)
+      m_garbage += e->key_size + e->value_size; // left behind: reclaimed by compact()
+    const auto offset = append(packed_key, packed_value); // at most 2 x 4096 bytes (plain_field)
+    if (!offset)
+      return nullptr; // beyond what one run keeps (4 GiB): a hint not kept
     const bool fresh = !e;
     if (fresh) {
       m_entries.push_back({});
       e = &m_entries.back();
     }
-    e->offset = offset;
+    e->offset = *offset;
     e->key_size = static_cast<std::uint16_t>(packed_key.size());
     e->value_size = static_cast<std::uint16_t>(packed_value.size());
     if (fresh) {
@@ -174,6 +201,8 @@ HintFile::Entry* HintFile::put(std::string_view packed_key, std::string_view pac
       if (m_recent.size() >= std::max<std::size_t>(1024, m_sorted.size() / 8))
         merge_recent();
     }
+    if (m_garbage > std::max<std::size_t>(block_size, m_blocks.size() * block_size / 2))
+      compact();
   }
   e->day = static_cast<std::int32_t>(day);
   e->flags = flags;
@@ -248,7 +277,7 @@ void HintFile::read(const std::function<void(std::string key, std::string value,
     char* end = nullptr;
     errno = 0;
     long d = std::strtol(entry->day.c_str(), &end, 10);
-    if (!usable(entry->key, entry->value) || errno || *end || d < 0)
+    if (!usable(entry->key, entry->value) || errno || *end || d < 0 || d > INT32_MAX)
       return;
     each(std::move(entry->key), std::move(entry->value), d);
   };
@@ -285,6 +314,8 @@ void HintFile::read(const std::function<void(std::string key, std::string value,
 }
 
 std::optional<std::string> HintFile::find(const std::string& key) {
+  if (!plain_field(key))
+    return std::nullopt; // never stored (and a byte below '!' would read as a packed digest's mark)
   std::lock_guard lock(m_mutex);
   Entry* e = locate(pack(key));
   if (!e || (e->flags & (forgotten | gone)))
@@ -294,6 +325,8 @@ std::optional<std::string> HintFile::find(const std::string& key) {
 }
 
 void HintFile::forget(const std::string& key) {
+  if (!plain_field(key))
+    return;
   std::lock_guard lock(m_mutex);
   if (Entry* e = locate(pack(key)); e && !(e->flags & gone))
     e->flags = forgotten;

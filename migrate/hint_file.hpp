@@ -54,6 +54,12 @@ public:
   /// cannot be written.
   std::optional<std::string> save();
 
+  /// Bytes of the blocks that hold the entries' text (what the entries cost beyond ~20 bytes each).
+  std::size_t text_bytes() {
+    std::lock_guard lock(m_mutex);
+    return m_blocks.size() * block_size;
+  }
+
   static constexpr long keep_days = 30;
   /// The largest file read: 200 bytes a line, twice max_entries lines.
   std::size_t max_bytes() const { return 400 * m_max_entries + 4096; }
@@ -76,11 +82,16 @@ private:
   void read(const std::function<void(std::string key, std::string value, long day)>& each) const;
   bool usable(const std::string& key, const std::string& value) const;
 
-  const char* text_of(const Entry& e) const { return m_blocks[e.offset >> 16].get() + (e.offset & 0xffff); }
+  char* text_of(const Entry& e) const { return m_blocks[e.offset >> 16].get() + (e.offset & 0xffff); }
   std::string_view key_of(const Entry& e) const { return {text_of(e), e.key_size}; }
   std::string_view value_of(const Entry& e) const { return {text_of(e) + e.key_size, e.value_size}; }
   /// The entry of a packed key, or null (gone ones included: the caller decides).
   Entry* locate(std::string_view packed_key);
+  static constexpr std::size_t block_size = 1 << 16;
+  /// Copies a key and its value into the blocks: their offset (nullopt beyond 4 GiB).
+  std::optional<std::uint32_t> append(std::string_view packed_key, std::string_view packed_value);
+  /// Copies every entry into new blocks, leaving behind what replaced values left.
+  void compact();
   /// Sets `packed_key` to `packed_value` (a new entry, or the old one's value replaced).
   Entry* put(std::string_view packed_key, std::string_view packed_value, long day, std::uint8_t flags);
 
@@ -102,6 +113,7 @@ private:
   /// most 8 KiB and never crosses a block): they grow without a copy of all that came before.
   std::vector<std::unique_ptr<char[]>> m_blocks;
   std::size_t m_block_used = 0; ///< bytes used in the last block
+  std::size_t m_garbage = 0;    ///< bytes in the blocks no entry uses (replaced values)
   std::deque<Entry> m_entries;  ///< a deque: no copy of all entries as it grows
   // The index, entry numbers in key order (searched, never hashed: no hash a registry's names could
   // make collide): a sorted array, 4 bytes an entry, and a tree of the entries added since it was

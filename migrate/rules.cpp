@@ -349,7 +349,10 @@ public:
       return m_lists[i].get();
     TagList list = m_lists[i].get();
     m_lists[i] = {};
-    m_promises[i] = {}; // the promise shares the list's state too
+    // The promise shares the list's state too; it is let go once its job has returned (a job
+    // may still be inside set_value, waking this thread, when the list is ready).
+    m_jobs[i].wait();
+    m_promises[i] = {};
     return list;
   }
 

@@ -449,3 +449,37 @@ TEST_CASE("migrate::HintFile answers as a plain map would, through saves and mer
     }
   }
 }
+
+TEST_CASE("migrate::HintFile refuses what it could never have stored") {
+  TempDir t;
+  const fs::path file = t.path() / "f";
+  const long day = today();
+  const std::string a64(64, 'a');
+  std::ofstream(file) << "oci:/x/sha256:" << a64 << ":v1 sha256:" << a64 << " " << day << "\n"
+                      << "k1 v " << (4294967296L + day) << "\n"   // a day beyond 32 bits: not today
+                      << "k2 v " << (2147483648L) << "\n";        // beyond int32: in the future anyway
+  migrate::HintFile h(file, "# image-migrator test v1: key value day", nullptr, 100);
+  CHECK(h.find("oci:/x/sha256:" + a64 + ":v1") == "sha256:" + a64);
+  // A key spelling the packed form (a layout path may hold any byte) is not the digest's.
+  CHECK_FALSE(h.find("oci:/x/\x01" + std::string(32, '\xaa') + ":v1"));
+  CHECK_FALSE(h.find(std::string("oci:/x/\x01")));                   // the mark at the very end
+  h.forget(std::string("oci:/x/\x01"));                                // nothing, no read past it
+  CHECK_FALSE(h.find("k1"));
+  CHECK_FALSE(h.find("k2"));
+}
+
+TEST_CASE("migrate::HintFile keeps one entry's worth for a value that keeps changing") {
+  // A shared base layer's place changes with every repository that gets it: 100,000 repositories,
+  // names of growing length, hold about one entry, not one copy per repository.
+  TempDir t;
+  migrate::BlobLocations b(t.path() / "blob-locations");
+  const std::string digest = "sha256:" + std::string(64, 'e');
+  for (int i = 0; i < 100000; ++i)
+    b.remember("r.io", digest, "team/app" + std::to_string(i * 7919 % 100000));
+  CHECK(b.find("r.io", digest) == "team/app" + std::to_string(99999 * 7919 % 100000));
+  migrate::HintFile h(t.path() / "f", "# image-migrator test v1: key value day", nullptr, 100);
+  for (int i = 0; i < 100000; ++i)
+    h.remember("key", std::string(1 + i % 200, 'v'));
+  CHECK(h.find("key") == std::string(1 + 99999 % 200, 'v'));
+  CHECK(h.text_bytes() <= 2 * 65536);
+}
