@@ -233,6 +233,21 @@ void set_body(CURL* h, const Request& r) {
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.data());
 }
 
+/// With -v: one line for a finished request (its status, time since it started and bytes each way).
+void trace_done(CURL* h, CURLcode code, const Transfer& t, const Request& r) {
+  if (!t.trace)
+    return;
+  long status = 0;
+  curl_off_t down = 0, up = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
+  curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t.started);
+  (*t.trace)(r.method + " " + redact_url(r.url) + " -> " +
+             (code == CURLE_OK ? std::to_string(status) : std::string(curl_easy_strerror(code))) + " (" +
+             std::to_string(ms.count()) + " ms, " + std::to_string(down) + " B down, " + std::to_string(up) + " B up)");
+}
+
 /// Applies everything common to buffered and streamed transfers.
 void setup(CURL* h, const Request& r, Transfer& t, const Options& o, CURLSH* share, TrustStores& trust) {
   curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
@@ -756,17 +771,7 @@ struct Client::Impl {
 
   /// The outcome of a finished buffered transfer.
   static Result<Response> conclude(CURL* h, CURLcode code, Transfer& t, const Request& r) {
-    if (t.trace) {
-      long status = 0;
-      curl_off_t down = 0, up = 0;
-      curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-      curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
-      curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t.started);
-      (*t.trace)(r.method + " " + redact_url(r.url) + " -> " +
-                 (code == CURLE_OK ? std::to_string(status) : std::string(curl_easy_strerror(code))) + " (" +
-                 std::to_string(ms.count()) + " ms, " + std::to_string(down) + " B down, " + std::to_string(up) + " B up)");
-    }
+    trace_done(h, code, t, r);
     if (t.body_too_large)
       return make_error(ErrorKind::invalid, r.method + " " + redact_url(r.url) + ": response body larger than " +
                                                 std::to_string(t.body_limit) + " bytes");
@@ -978,6 +983,7 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
         if (msg->msg == CURLMSG_DONE) {
           s.get_done = true;
           get_code = msg->data.result;
+          trace_done(get_h.get(), get_code, s.get, get);
         }
       }
       if (!s.get.headers_done && !s.get_done)
@@ -1019,8 +1025,10 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
       curl_multi_perform(multi.get(), &running);
       int queued = 0;
       while (CURLMsg* msg = curl_multi_info_read(multi.get(), &queued))
-        if (msg->msg == CURLMSG_DONE)
+        if (msg->msg == CURLMSG_DONE) {
           s.get_done = true;
+          trace_done(get_h.get(), msg->data.result, s.get, get);
+        }
       if (!s.get_done)
         curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
     }
@@ -1075,9 +1083,11 @@ Result<PipeResult> Client::pipe(const Request& get_request, const Request& put_r
       if (msg->easy_handle != get_h.get()) {
         s.put_done = true;
         put_code = msg->data.result;
+        trace_done(put_h.get(), put_code, s.put, put_request);
         continue;
       }
       const CURLcode get_code = msg->data.result;
+      trace_done(get_h.get(), get_code, s.get, get);
       s.get.response.url = get.url;
       if (s.abort) { // ours: a digest, a size or a resumed answer that does not fit
         s.get_done = true;

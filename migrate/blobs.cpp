@@ -110,7 +110,8 @@ std::optional<std::string> BlobCopier::remembered(registry::ImageStore& dst, con
 
 http::Result<BlobStat> BlobCopier::ensure(registry::ImageStore& src, const std::string& src_repo,
                                           registry::ImageStore& dst, const std::string& dst_key,
-                                          const std::string& dst_repo, const registry::Descriptor& blob) {
+                                          const std::string& dst_repo, const registry::Descriptor& blob,
+                                          bool checked) {
   if (blob.non_distributable())
     return BlobStat{BlobOutcome::skipped_foreign, 0};
   if (known_present(dst_key, dst_repo, blob.digest))
@@ -118,22 +119,41 @@ http::Result<BlobStat> BlobCopier::ensure(registry::ImageStore& src, const std::
   Flight repo_flight(*this, dst_key + "|" + dst_repo + "|" + blob.digest);
   if (repo_flight.wait_for_owner() && known_present(dst_key, dst_repo, blob.digest))
     return BlobStat{BlobOutcome::existed, 0};
+  // Whatever happens under the registry's flight (another repository's copy), the answer of a HEAD
+  // in dst_repo stays what check() saw: only this run puts blobs there, under the flight above.
   Flight registry_flight(*this, dst_key + "|" + blob.digest);
   registry_flight.wait_for_owner();
-  return ensure_once(src, src_repo, dst, dst_key, dst_repo, blob);
+  return ensure_once(src, src_repo, dst, dst_key, dst_repo, blob, checked);
 }
 
-http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const std::string& src_repo,
-                                               registry::ImageStore& dst, const std::string& dst_key,
-                                               const std::string& dst_repo, const registry::Descriptor& blob) {
+http::Result<std::optional<BlobStat>> BlobCopier::check(registry::ImageStore& dst, const std::string& dst_key,
+                                                        const std::string& dst_repo, const registry::Descriptor& blob) {
+  if (blob.non_distributable())
+    return std::optional(BlobStat{BlobOutcome::skipped_foreign, 0});
+  if (known_present(dst_key, dst_repo, blob.digest))
+    return std::optional(BlobStat{BlobOutcome::existed, 0});
   const std::string what = "blob " + blob.digest.substr(0, 19) + " -> " + dst.host() + "/" + dst_repo;
   auto exists = m_retry(what, [&] { return dst.blob_exists(dst_repo, blob.digest); });
   if (!exists)
     return exists.error();
-  if (*exists) {
-    m_retry.log().debug("{}: already there", what);
-    remember(dst_key, dst, dst_repo, blob);
-    return BlobStat{BlobOutcome::existed, 0};
+  if (!*exists)
+    return std::optional<BlobStat>();
+  m_retry.log().debug("{}: already there", what);
+  remember(dst_key, dst, dst_repo, blob);
+  return std::optional(BlobStat{BlobOutcome::existed, 0});
+}
+
+http::Result<BlobStat> BlobCopier::ensure_once(registry::ImageStore& src, const std::string& src_repo,
+                                               registry::ImageStore& dst, const std::string& dst_key,
+                                               const std::string& dst_repo, const registry::Descriptor& blob,
+                                               bool checked) {
+  const std::string what = "blob " + blob.digest.substr(0, 19) + " -> " + dst.host() + "/" + dst_repo;
+  if (!checked) {
+    auto found = check(dst, dst_key, dst_repo, blob);
+    if (!found)
+      return found.error();
+    if (*found)
+      return **found;
   }
   auto [from, remembered] = mount_source(dst_key, dst, dst_repo, src, src_repo, blob);
   if (!from.empty()) {

@@ -1,5 +1,6 @@
 #pragma once
-// Blobs made present at a destination, once each: HEAD in the target repository first; known in
+// Blobs made present at a destination, once each: HEAD in the target repository first (check(), on
+// the lane of short requests, so that it holds no transfer's place); known in
 // another repository of that registry (this run, else an earlier one: BlobLocations): a
 // cross-repository mount; otherwise, or when the mount is refused, the bytes are copied, streamed
 // and verified (ImageStore::copy_blob_from). Single-flight per destination
@@ -36,8 +37,16 @@ public:
       : m_retry(retry), m_progress(progress), m_memory(memory) {}
 
   /// Makes `blob` present in dst_repo of `dst` (whose store key is `dst_key`), from src_repo of `src`.
+  /// `checked`: check() found it absent there, so it is not asked again.
   http::Result<BlobStat> ensure(registry::ImageStore& src, const std::string& src_repo, registry::ImageStore& dst,
-                                const std::string& dst_key, const std::string& dst_repo, const registry::Descriptor& blob);
+                                const std::string& dst_key, const std::string& dst_repo, const registry::Descriptor& blob,
+                                bool checked = false);
+
+  /// The short first step of ensure(), kept apart so that it need not hold a transfer's place: a
+  /// blob this run knows present in dst_repo, or that a HEAD there finds (existed), or a foreign
+  /// layer (skipped_foreign); nullopt when it must be mounted or copied (ensure(..., true)).
+  http::Result<std::optional<BlobStat>> check(registry::ImageStore& dst, const std::string& dst_key,
+                                              const std::string& dst_repo, const registry::Descriptor& blob);
 
   /// Dry run: what ensure() would do (HEAD only). A blob another image of this run already brings
   /// counts as a mount.
@@ -62,7 +71,7 @@ private:
 
   http::Result<BlobStat> ensure_once(registry::ImageStore& src, const std::string& src_repo, registry::ImageStore& dst,
                                      const std::string& dst_key, const std::string& dst_repo,
-                                     const registry::Descriptor& blob);
+                                     const registry::Descriptor& blob, bool checked);
   /// A blob at a destination registry, small (a run may see a catalogue's worth): the registry's
   /// number (m_names) and a sha256 digest's 32 bytes; another algorithm's digest by its number
   /// among the names instead (`other`).

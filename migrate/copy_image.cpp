@@ -223,38 +223,60 @@ void count_blob(ImageResult& r, const BlobStat& blob) {
 http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const std::string& src_repo,
                                          const Stores::Entry& dst, const std::string& dst_repo,
                                          const std::vector<Descriptor>& blobs) {
-  // Every distinct blob of the whole tree goes to the blobs lane at once.
+  // Every distinct blob of the whole tree is looked for at the destination at once, on the lane of
+  // short requests; those missing go to the blobs lane, whose places are for mounts and copies only
+  // (far from a registry, a HEAD there would hold a transfer's place for a round trip or two).
   ++m_run.progress.images_planned;
+  struct Blob {
+    Descriptor descriptor;
+    std::uint64_t size = 0;
+    std::future<http::Result<std::optional<BlobStat>>> found;
+  };
   std::set<std::string> seen;
-  std::vector<std::pair<std::uint64_t, std::future<http::Result<BlobStat>>>> futures;
+  std::vector<Blob> wanted;
   for (const auto& b : blobs) {
     if (!seen.insert(b.digest).second)
       continue;
     const auto size = static_cast<std::uint64_t>(std::max<std::int64_t>(0, b.size));
     if (!b.non_distributable())
       m_run.progress.bytes_planned += size;
-    futures.emplace_back(size, m_run.scheduler.submit(Scheduler::Lane::blobs, [this, &src, &src_repo, &dst, &dst_repo, b] {
+    wanted.push_back(Blob{b, size, m_run.scheduler.submit(Scheduler::Lane::lookups, [this, &dst, &dst_repo, b] {
       if (m_run.stopped())
-        return http::Result<BlobStat>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
-      return m_run.blobs.ensure(src, src_repo, *dst.store, dst.key, dst_repo, b);
-    }));
+        return http::Result<std::optional<BlobStat>>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
+      return m_run.blobs.check(*dst.store, dst.key, dst_repo, b);
+    })});
   }
   std::optional<http::Error> first_error;
   int failed = 0;
-  for (auto& [size, f] : futures) {
-    auto res = f.get();
+  auto settle = [&](std::uint64_t size, const http::Result<BlobStat>& res) {
     m_run.progress.bytes_settled += size; // done, present, mounted, foreign or failed: no longer ahead
-    if (!res) {
-      ++failed;
-      if (!first_error)
-        first_error = res.error();
-      continue;
+    if (res) {
+      count_blob(r, *res);
+    } else if (++failed == 1) {
+      first_error = res.error();
     }
-    count_blob(r, *res);
+  };
+  std::vector<std::pair<std::uint64_t, std::future<http::Result<BlobStat>>>> transfers;
+  for (auto& w : wanted) {
+    auto found = w.found.get();
+    if (!found) {
+      settle(w.size, found.error());
+    } else if (*found) {
+      settle(w.size, **found);
+    } else {
+      transfers.emplace_back(w.size, m_run.scheduler.submit(Scheduler::Lane::blobs, [this, &src, &src_repo, &dst,
+                                                                                    &dst_repo, b = w.descriptor] {
+        if (m_run.stopped())
+          return http::Result<BlobStat>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
+        return m_run.blobs.ensure(src, src_repo, *dst.store, dst.key, dst_repo, b, true);
+      }));
+    }
   }
+  for (auto& [size, f] : transfers)
+    settle(size, f.get());
   if (failed > 0) {
     http::Error e = *first_error;
-    e.message = std::to_string(failed) + " of " + std::to_string(futures.size()) + " blobs failed, first: " + e.message;
+    e.message = std::to_string(failed) + " of " + std::to_string(wanted.size()) + " blobs failed, first: " + e.message;
     return e;
   }
   return {};

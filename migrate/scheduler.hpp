@@ -5,11 +5,12 @@
 //
 //   lane       threads               what runs there
 //   images     --workers             one image task each: its manifests, then its push
-//   blobs      --workers             one blob transfer each (single-flight per registry + digest)
+//   blobs      --workers             one blob mount or copy each (single-flight per registry + digest)
 //   lookups    max(16, --workers)    short requests beside the others: a destination HEAD next to
-//                                    its source HEAD, tag listings (16 repositories at a time in
-//                                    rule order), creation times for "latest N", pull tokens
-//                                    fetched ahead
+//                                    its source HEAD, the HEADs of an image's blobs at the
+//                                    destination (all at once, before any mount or copy), tag
+//                                    listings (32 repositories ahead in rule order), creation times
+//                                    for "latest N", pull tokens fetched ahead
 //   rules      1                     the expansion of the rules, feeding tasks to the run
 //   (images also runs verify's comparisons, one task each)
 //

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -182,6 +183,38 @@ TEST_CASE("migrate::Engine knows every repository of the run a blob is in") {
         2);
   for (const char* repo : {"org/a", "org/b", "org/c"})
     CHECK_MESSAGE(f.dst.count(std::string("blob_exists ") + repo + " " + base) == 1, repo);
+}
+
+TEST_CASE("migrate::Engine looks for all of an image's blobs at once, before any transfer takes a place") {
+  // One worker: one transfer at a time. The HEADs of the four blobs are short requests: they must not
+  // queue for that place (far from a registry each costs a round trip), so all four are asked together
+  // and the copies start only after the answers.
+  Fixture f;
+  f.options.workers = 1;
+  f.src.add_image("team/app", "1", {"l1", "l2", "l3"}); // + its config
+  std::mutex m;
+  std::condition_variable cv;
+  int asking = 0, most = 0;
+  f.dst.on_call = [&](const std::string& call) {
+    if (call.rfind("blob_exists ", 0) != 0)
+      return;
+    std::unique_lock lock(m);
+    most = std::max(most, ++asking);
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(2), [&] { return most >= 4; }); // not a timing: a bound on a wait
+    --asking;
+  };
+  auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+  REQUIRE(s.results.size() == 1);
+  CHECK(s.results[0].ok);
+  CHECK(s.results[0].blobs_copied == 4);
+  CHECK(most == 4);
+  CHECK(f.dst.count("blob_exists org/app") == 4); // check() found them absent: ensure() does not ask again
+  const long first_copy = f.dst.first("copy_blob_from");
+  REQUIRE(first_copy >= 0);
+  std::lock_guard lock(f.dst.mutex);
+  for (long i = first_copy; i < static_cast<long>(f.dst.calls.size()); ++i)
+    CHECK_MESSAGE(f.dst.calls[static_cast<std::size_t>(i)].rfind("blob_exists", 0) != 0, f.dst.calls[static_cast<std::size_t>(i)]);
 }
 
 TEST_CASE("migrate::Engine mounts instead of copying inside one registry") {
