@@ -117,12 +117,16 @@ http::Result<BlobStat> BlobCopier::ensure(registry::ImageStore& src, const std::
   if (known_present(dst_key, dst_repo, blob.digest))
     return BlobStat{BlobOutcome::existed, 0};
   Flight repo_flight(*this, dst_key + "|" + dst_repo + "|" + blob.digest);
-  if (repo_flight.wait_for_owner() && known_present(dst_key, dst_repo, blob.digest))
-    return BlobStat{BlobOutcome::existed, 0};
-  // Whatever happens under the registry's flight (another repository's copy), the answer of a HEAD
-  // in dst_repo stays what check() saw: only this run puts blobs there, under the flight above.
+  if (repo_flight.wait_for_owner()) {
+    if (known_present(dst_key, dst_repo, blob.digest))
+      return BlobStat{BlobOutcome::existed, 0};
+    checked = false; // the owner failed, perhaps after its bytes arrived: ask again
+  }
+  // After another repository's copy, ask again too: some registries answer a blob HEAD for the
+  // whole registry, and then it is there, not to be mounted (or copied once more).
   Flight registry_flight(*this, dst_key + "|" + blob.digest);
-  registry_flight.wait_for_owner();
+  if (registry_flight.wait_for_owner())
+    checked = false;
   return ensure_once(src, src_repo, dst, dst_key, dst_repo, blob, checked);
 }
 

@@ -11,6 +11,9 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <map>
+#include <string_view>
+#include <tuple>
 
 namespace migrate {
 
@@ -218,34 +221,72 @@ void count_blob(ImageResult& r, const BlobStat& blob) {
     break;
   }
 }
+
+/// The distinct blobs of a tree, in their first order. A digest listed both as a foreign layer and
+/// as an ordinary one is an ordinary one: the destination will want its bytes.
+std::vector<const Descriptor*> distinct_blobs(const std::vector<Descriptor>& blobs) {
+  std::vector<const Descriptor*> distinct;
+  std::map<std::string_view, std::size_t> position;
+  for (const auto& b : blobs) {
+    auto [it, fresh] = position.try_emplace(b.digest, distinct.size());
+    if (fresh)
+      distinct.push_back(&b);
+    else if (distinct[it->second]->non_distributable() && !b.non_distributable())
+      distinct[it->second] = &b;
+  }
+  return distinct;
+}
+
+/// Waits for every job still holding a future in `futures` (by reference to the caller's frame),
+/// whatever ends the frame: an exception must not leave them running over it.
+template <class... Vectors> class JoinOnExit {
+public:
+  explicit JoinOnExit(Vectors&... vectors) : m_vectors(vectors...) {}
+  JoinOnExit(const JoinOnExit&) = delete;
+  JoinOnExit& operator=(const JoinOnExit&) = delete;
+  ~JoinOnExit() {
+    std::apply([](auto&... v) { (wait_all(v), ...); }, m_vectors);
+  }
+
+private:
+  template <class V> static void wait_all(V& futures) {
+    for (auto& f : futures)
+      if (f.valid())
+        f.wait();
+  }
+  std::tuple<Vectors&...> m_vectors;
+};
 } // namespace
 
 http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const std::string& src_repo,
                                          const Stores::Entry& dst, const std::string& dst_repo,
                                          const std::vector<Descriptor>& blobs) {
-  // Every distinct blob of the whole tree is looked for at the destination at once, on the lane of
-  // short requests; those missing go to the blobs lane, whose places are for mounts and copies only
-  // (far from a registry, a HEAD there would hold a transfer's place for a round trip or two).
+  // The blobs are looked for at the destination on the lane of short requests, many at once (a
+  // bounded window per image: a manifest may list any number); those missing go to the blobs lane,
+  // whose places are for mounts and copies only (far from a registry, a HEAD there would hold a
+  // transfer's place for a round trip or two).
+  static constexpr std::size_t checks_ahead = 16;
   ++m_run.progress.images_planned;
-  struct Blob {
-    Descriptor descriptor;
-    std::uint64_t size = 0;
-    std::future<http::Result<std::optional<BlobStat>>> found;
+  const auto distinct = distinct_blobs(blobs);
+  auto size_of = [](const Descriptor& b) {
+    return b.non_distributable() ? 0 : static_cast<std::uint64_t>(std::max<std::int64_t>(0, b.size));
   };
-  std::set<std::string> seen;
-  std::vector<Blob> wanted;
-  for (const auto& b : blobs) {
-    if (!seen.insert(b.digest).second)
-      continue;
-    const auto size = static_cast<std::uint64_t>(std::max<std::int64_t>(0, b.size));
-    if (!b.non_distributable())
-      m_run.progress.bytes_planned += size;
-    wanted.push_back(Blob{b, size, m_run.scheduler.submit(Scheduler::Lane::lookups, [this, &dst, &dst_repo, b] {
+  for (const Descriptor* b : distinct)
+    m_run.progress.bytes_planned += size_of(*b);
+  std::vector<std::future<http::Result<std::optional<BlobStat>>>> checks(distinct.size());
+  std::vector<std::future<http::Result<BlobStat>>> transfers;
+  std::vector<std::uint64_t> transfer_sizes;
+  JoinOnExit join(checks, transfers);
+  auto start_check = [&](std::size_t i) {
+    checks[i] = m_run.scheduler.submit(Scheduler::Lane::lookups, [this, &dst, &dst_repo, &b = *distinct[i]] {
       if (m_run.stopped())
         return http::Result<std::optional<BlobStat>>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
       return m_run.blobs.check(*dst.store, dst.key, dst_repo, b);
-    })});
-  }
+    });
+  };
+  for (std::size_t i = 0; i < std::min(checks_ahead, distinct.size()); ++i)
+    start_check(i);
+
   std::optional<http::Error> first_error;
   int failed = 0;
   auto settle = [&](std::uint64_t size, const http::Result<BlobStat>& res) {
@@ -256,27 +297,29 @@ http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const 
       first_error = res.error();
     }
   };
-  std::vector<std::pair<std::uint64_t, std::future<http::Result<BlobStat>>>> transfers;
-  for (auto& w : wanted) {
-    auto found = w.found.get();
+  for (std::size_t i = 0; i < distinct.size(); ++i) {
+    auto found = checks[i].get();
+    if (i + checks_ahead < distinct.size())
+      start_check(i + checks_ahead);
+    const Descriptor& b = *distinct[i];
     if (!found) {
-      settle(w.size, found.error());
+      settle(size_of(b), found.error());
     } else if (*found) {
-      settle(w.size, **found);
+      settle(size_of(b), **found);
     } else {
-      transfers.emplace_back(w.size, m_run.scheduler.submit(Scheduler::Lane::blobs, [this, &src, &src_repo, &dst,
-                                                                                    &dst_repo, b = w.descriptor] {
+      transfer_sizes.push_back(size_of(b));
+      transfers.push_back(m_run.scheduler.submit(Scheduler::Lane::blobs, [this, &src, &src_repo, &dst, &dst_repo, &b] {
         if (m_run.stopped())
           return http::Result<BlobStat>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
         return m_run.blobs.ensure(src, src_repo, *dst.store, dst.key, dst_repo, b, true);
       }));
     }
   }
-  for (auto& [size, f] : transfers)
-    settle(size, f.get());
+  for (std::size_t i = 0; i < transfers.size(); ++i)
+    settle(transfer_sizes[i], transfers[i].get());
   if (failed > 0) {
     http::Error e = *first_error;
-    e.message = std::to_string(failed) + " of " + std::to_string(wanted.size()) + " blobs failed, first: " + e.message;
+    e.message = std::to_string(failed) + " of " + std::to_string(distinct.size()) + " blobs failed, first: " + e.message;
     return e;
   }
   return {};
@@ -284,11 +327,8 @@ http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const 
 
 http::Status ImageCopier::plan_blobs(ImageResult& r, const Stores::Entry& dst, const std::string& dst_repo,
                                      const std::vector<Descriptor>& blobs) {
-  std::set<std::string> seen;
-  for (const auto& b : blobs) {
-    if (!seen.insert(b.digest).second)
-      continue;
-    auto planned = m_run.blobs.plan(*dst.store, dst.key, dst_repo, b);
+  for (const Descriptor* b : distinct_blobs(blobs)) {
+    auto planned = m_run.blobs.plan(*dst.store, dst.key, dst_repo, *b);
     if (!planned)
       return planned.error();
     count_blob(r, *planned);

@@ -217,6 +217,60 @@ TEST_CASE("migrate::Engine looks for all of an image's blobs at once, before any
     CHECK_MESSAGE(f.dst.calls[static_cast<std::size_t>(i)].rfind("blob_exists", 0) != 0, f.dst.calls[static_cast<std::size_t>(i)]);
 }
 
+TEST_CASE("migrate::Engine keeps a bounded window of an image's blob checks ahead") {
+  // A manifest may list any number of blobs: an image queues at most 16 checks beyond the one it is
+  // waiting for. While the HEAD of its second blob (the first layer) is held, the HEADs of the config
+  // and of the next 16 blobs are all that can have been asked.
+  Fixture f;
+  f.options.workers = 1;
+  std::vector<std::string> layers;
+  for (int i = 0; i < 40; ++i)
+    layers.push_back("layer " + std::to_string(i));
+  f.src.add_image("team/app", "1", layers);
+  const std::string held = "blob_exists org/app " + registry::sha256_digest("layer 0");
+  std::mutex m;
+  std::condition_variable cv;
+  int asked = 0, asked_while_held = -1;
+  f.dst.on_call = [&](const std::string& call) {
+    if (call.rfind("blob_exists ", 0) != 0)
+      return;
+    std::unique_lock lock(m);
+    ++asked;
+    cv.notify_all();
+    if (call == held) {
+      // Released early only when more than the window were asked (the bound is broken).
+      cv.wait_for(lock, std::chrono::seconds(1), [&] { return asked > 17; });
+      asked_while_held = asked;
+    }
+  };
+  auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+  REQUIRE(s.results.size() == 1);
+  CHECK(s.results[0].ok);
+  CHECK(s.results[0].blobs_copied == 41);
+  CHECK(asked_while_held == 17); // the config, the held layer 0, layers 1 to 15... and layer 16
+  CHECK(asked == 41);
+}
+
+TEST_CASE("migrate::Engine copies a digest listed as a foreign layer and again as an ordinary one") {
+  Fixture f;
+  const std::string config = R"({"architecture":"amd64","os":"linux"})";
+  const std::string layer = "bytes the destination wants";
+  nlohmann::json m = {{"schemaVersion", 2}, {"mediaType", registry::media::oci_manifest}};
+  m["config"] = {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                 {"digest", f.src.add_blob("team/app", config)},
+                 {"size", config.size()}};
+  const std::string digest = f.src.add_blob("team/app", layer);
+  m["layers"] = {{{"mediaType", "application/vnd.oci.image.layer.nondistributable.v1.tar"}, {"digest", digest}, {"size", layer.size()}},
+                 {{"mediaType", "application/vnd.oci.image.layer.v1.tar"}, {"digest", digest}, {"size", layer.size()}}};
+  f.src.add_manifest("team/app", "1", m.dump(), std::string(registry::media::oci_manifest));
+  auto s = f.run({Fixture::task("src.io/team/app:1", "dst.io/org/app:1")});
+  REQUIRE(s.results.size() == 1);
+  CHECK_MESSAGE(s.results[0].ok, s.results[0].error);
+  CHECK(f.dst.count("copy_blob_from org/app " + digest) == 1);
+  CHECK(s.results[0].blobs_copied == 2);
+  CHECK(s.results[0].blobs_foreign == 0);
+}
+
 TEST_CASE("migrate::Engine mounts instead of copying inside one registry") {
   Fixture f;
   f.src.add_image("team/app", "1", {"layer"});
