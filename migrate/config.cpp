@@ -258,7 +258,10 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
   for (const auto& item : doc.items()) {
     const std::string key = item.key();
     const json& value = item.value(); // not a structured binding: lambdas below capture it
-    std::string where = file + ": key \"" + key + "\"";
+    std::string where = file + ": key \"" + registry::without_userinfo(key) + "\"";
+    if (registry::has_userinfo(key) || key.find('@') != std::string::npos)
+      throw ConfigError(where + ": key must be \"registry\" or \"registry/namespace\": credentials go in its "
+                                "\"username\" and \"password\" fields");
     if (key.empty() || key.find("://") != std::string::npos || key.back() == '/')
       throw ConfigError(where + ": key must be \"registry\" or \"registry/namespace\" (no scheme, no trailing /)");
     AuthEntry e;

@@ -202,6 +202,12 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
   for (const auto& item : images.items()) {
     const std::string& key = item.key();
     const nlohmann::json* value = &item.value();
+    static const std::string no_credentials =
+        "a reference cannot hold credentials (user:password@): put them in the auth file";
+    if (registry::has_userinfo(key)) {
+      errors.push_back({registry::without_userinfo(key), no_credentials}); // never repeated, anywhere
+      continue;
+    }
     Rule base{key, "", {}, key, item.value()};
     // image-syncer's "repo:/regex/" form.
     if (auto colon = key.find(":/"); colon != std::string::npos && key.size() > colon + 2 && key.back() == '/' &&
@@ -241,6 +247,10 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
       continue;
     }
     auto add = [&](std::string destination) {
+      if (registry::has_userinfo(destination)) {
+        errors.push_back({key, "destination \"" + registry::without_userinfo(destination) + "\": " + no_credentials});
+        return;
+      }
       if (tag_list.empty()) {
         Rule r = base;
         r.destination = std::move(destination);

@@ -61,8 +61,27 @@ bool has_upper(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
+/// Where credentials at the start of `text` end (their '@'), or npos. "name@sha256:..." is a digest,
+/// and "name@garbage" (no ':' before the '@', no '/' after it) a bad one: neither is taken for them.
+std::size_t userinfo_end(std::string_view text) {
+  const auto scheme = text.find("://");
+  const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const auto at = text.find('@', start);
+  if (at == std::string_view::npos)
+    return at;
+  const auto slash = text.find('/', start);
+  if (slash < at)
+    return std::string_view::npos; // "host/repo@sha256:..."
+  const std::string_view before = text.substr(start, at - start), after = text.substr(at + 1);
+  if (after.rfind("sha256:", 0) == 0 || after.rfind("sha512:", 0) == 0)
+    return std::string_view::npos;
+  if (before.find(':') == std::string_view::npos && after.find('/') == std::string_view::npos)
+    return std::string_view::npos;
+  return at;
+}
+
 http::Error bad(std::string_view text, const std::string& why) {
-  return http::make_error(http::ErrorKind::invalid, "parsing reference \"" + std::string(text) + "\": " + why);
+  return http::make_error(http::ErrorKind::invalid, "parsing reference \"" + without_userinfo(text) + "\": " + why);
 }
 
 enum class Mode { normalized, explicit_registry };
@@ -72,6 +91,8 @@ Result<Reference> parse(std::string_view text, Mode mode) {
   ref.original.assign(text);
   if (text.empty())
     return bad(text, "empty reference");
+  if (has_userinfo(text))
+    return bad(text, "a reference cannot hold credentials (user:password@): put them in the auth file");
   if (text.find("://") != std::string_view::npos)
     return bad(text, "a reference has no scheme (remove http:// or https://)");
   if (std::any_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) || c < 0x20; }))
@@ -202,6 +223,17 @@ bool valid_registry(std::string_view host) {
 bool is_docker_hub(std::string_view registry) {
   return registry == "docker.io" || registry == "index.docker.io" || registry == "registry-1.docker.io" ||
          registry == "registry.hub.docker.com";
+}
+
+bool has_userinfo(std::string_view text) { return userinfo_end(text) != std::string_view::npos; }
+
+std::string without_userinfo(std::string_view text) {
+  const auto at = userinfo_end(text);
+  if (at == std::string_view::npos)
+    return std::string(text);
+  const auto scheme = text.find("://");
+  const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  return std::string(text.substr(0, start)) + "<redacted>" + std::string(text.substr(at));
 }
 
 Result<Reference> Reference::parse_normalized(std::string_view text) { return parse(text, Mode::normalized); }

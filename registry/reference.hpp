@@ -84,4 +84,11 @@ bool valid_registry(std::string_view host);
 /// Whether a Reference::registry names Docker Hub (docker.io, index.docker.io, registry-1.docker.io).
 bool is_docker_hub(std::string_view registry);
 
+/// Whether `text` starts with credentials, user[:password]@ before the host (perhaps after a
+/// scheme): a reference cannot hold them, and no message may repeat them.
+bool has_userinfo(std::string_view text);
+
+/// `text` with such credentials replaced by "<redacted>" (unchanged when it has none).
+std::string without_userinfo(std::string_view text);
+
 } // namespace registry

@@ -78,6 +78,24 @@ TEST_CASE("migrate::parse_document reports file, line and column") {
   }
 }
 
+TEST_CASE("migrate::AuthConfig: a key with credentials in it is refused, and they are not repeated") {
+  auto env = fake_env({});
+  for (const char* key : {"alice:pwsecret@reg.io", "https://alice:pwsecret@reg.io", "alice@reg.io/team"}) {
+    CAPTURE(key);
+    auto doc = nlohmann::json::parse("{\"" + std::string(key) + "\": {\"insecure\": true}}");
+    try {
+      AuthConfig::from_json(doc, "auth.json", env);
+      FAIL("accepted");
+    } catch (const migrate::ConfigError& e) {
+      const std::string what = e.what();
+      CHECK(what.find("pwsecret") == std::string::npos);
+      CHECK(what.find("alice") == std::string::npos);
+      CHECK(what.find("auth.json") != std::string::npos);
+      CHECK(what.find("credentials go in") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("migrate::AuthConfig: Docker Hub under any of its names") {
   auto env = fake_env({});
   for (const char* key : {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}) {

@@ -94,6 +94,30 @@ TEST_CASE("registry::Reference::parse_explicit") {
   }
 }
 
+TEST_CASE("registry: credentials written into a reference are refused and never repeated") {
+  for (const char* text : {"alice:pwsecret@127.0.0.1:1/ns/app:1", "https://alice:pwsecret@reg.io/ns/app",
+                           "alice:pwsecret@reg.io", "alice@reg.io/ns/app"}) {
+    CAPTURE(text);
+    CHECK(registry::has_userinfo(text));
+    CHECK(registry::without_userinfo(text).find("alice") == std::string::npos);
+    CHECK(registry::without_userinfo(text).find("<redacted>@") != std::string::npos);
+    for (auto parsed : {Reference::parse_normalized(text), Reference::parse_explicit(text)}) {
+      REQUIRE_FALSE(parsed);
+      CHECK(parsed.error().message.find("pwsecret") == std::string::npos);
+      CHECK(parsed.error().message.find("alice") == std::string::npos);
+      CHECK(parsed.error().message.find("cannot hold credentials") != std::string::npos);
+    }
+  }
+  CHECK(registry::without_userinfo("https://alice:pw@reg.io/x") == "https://<redacted>@reg.io/x");
+  // Digests, good or bad, are not credentials.
+  for (const char* text : {"alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                           "reg.io/ns/app@sha256:abc", "alpine:3@sha256:abc", "alpine@junk", "reg.io/a@b:c"}) {
+    CAPTURE(text);
+    CHECK_FALSE(registry::has_userinfo(text));
+    CHECK(registry::without_userinfo(text) == text);
+  }
+}
+
 TEST_CASE("registry::valid_tag and valid_registry") {
   CHECK(registry::valid_tag("v1.0_rc-1"));
   CHECK(registry::valid_tag("_x"));

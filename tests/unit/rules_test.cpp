@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -234,6 +236,28 @@ TEST_CASE("migrate::read_rules") {
   CHECK(errors[0].message.find("number") != std::string::npos);
   CHECK(errors[1].message.find("rule 4") != std::string::npos);
   CHECK_THROWS_AS(migrate::read_rules(nlohmann::json::array(), "images.json", errors), migrate::ConfigError);
+}
+
+TEST_CASE("migrate::read_rules: credentials in a rule are refused, and not repeated") {
+  std::vector<migrate::RuleError> errors;
+  auto rules = migrate::read_rules(nlohmann::json::parse(R"({
+    "alice:pwsecret@a.io/n/x:1": "b.io/n/x",
+    "a.io/n/y:1": "bob:hunter2@b.io/n/y",
+    "a.io/n/z:1": ["b.io/n/z", "https://carol:s3cret@c.io/n/z"],
+    "a.io/n/ok@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef": "b.io/n/ok"
+  })"), "images.json", errors);
+  CHECK(rules.size() == 2); // b.io/n/z and the pinned one
+  REQUIRE(errors.size() == 3);
+  for (const auto& e : errors) {
+    CAPTURE(e.rule);
+    CAPTURE(e.message);
+    CHECK(e.message.find("cannot hold credentials") != std::string::npos);
+    for (const char* secret : {"pwsecret", "hunter2", "s3cret", "alice", "bob", "carol"}) {
+      CHECK(e.rule.find(secret) == std::string::npos);
+      CHECK(e.message.find(secret) == std::string::npos);
+    }
+  }
+  CHECK(std::any_of(errors.begin(), errors.end(), [](const auto& e) { return e.rule == "<redacted>@a.io/n/x:1"; }));
 }
 
 TEST_CASE("migrate::read_rules: image-syncer's several tags in one source") {
