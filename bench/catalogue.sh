@@ -25,7 +25,9 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The comment block at the top: on stderr with exit 2 after a mistake, on stdout with exit 0 for --help.
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+usage() { header >&2; exit 2; }
 
 TAGS=10000 SMALL=1000 PER=100 WORKERS=7 KEEP=0 CACHES=()
 while [ $# -gt 0 ]; do
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --workers) [ $# -ge 2 ] || usage; WORKERS=$2; shift 2 ;;
     --no-caches) CACHES=(--digest-cache "" --blob-cache ""); shift ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) usage ;;
+    -h | --help) header; exit 0 ;;
     *) echo "bench/catalogue.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done

@@ -22,7 +22,9 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The comment block at the top: on stderr with exit 2 after a mistake, on stdout with exit 0 for --help.
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+usage() { header >&2; exit 2; }
 
 SIZE_MIB=256 CUT=75 RUNS=3 KEEP=0
 while [ $# -gt 0 ]; do
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     --cut) [ $# -ge 2 ] || usage; CUT=$2; shift 2 ;;
     --runs) [ $# -ge 2 ] || usage; RUNS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) usage ;;
+    -h | --help) header; exit 0 ;;
     *) echo "bench/faults.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done

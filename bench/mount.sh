@@ -24,7 +24,9 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The comment block at the top: on stderr with exit 2 after a mistake, on stdout with exit 0 for --help.
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+usage() { header >&2; exit 2; }
 
 RUNS=3 REPOS=10 BASE_MIB=50 RTT=0 BANDWIDTH=0 KEEP=0
 while [ $# -gt 0 ]; do
@@ -35,7 +37,7 @@ while [ $# -gt 0 ]; do
     --rtt) [ $# -ge 2 ] || usage; RTT=$2; shift 2 ;;
     --bandwidth) [ $# -ge 2 ] || usage; BANDWIDTH=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) usage ;;
+    -h | --help) header; exit 0 ;;
     *) echo "bench/mount.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done

@@ -11,13 +11,21 @@
 # than 15% + 15 ms (a loaded machine can add a little; it can never remove time).
 set -euo pipefail
 RTT=50 BW=80
+# The comment block at the top: on stderr with exit 2 after a mistake, on stdout with exit 0 for --help.
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+usage() { header >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rtt) RTT=$2; shift 2 ;;
-    --bandwidth) BW=$2; shift 2 ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    --rtt) [ $# -ge 2 ] || usage; RTT=$2; shift 2 ;;
+    --rtt=*) RTT=${1#*=}; shift ;;
+    --bandwidth) [ $# -ge 2 ] || usage; BW=$2; shift 2 ;;
+    --bandwidth=*) BW=${1#*=}; shift ;;
+    -h | --help) header; exit 0 ;;
+    *) echo "bench/relay-check.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
+[[ "$RTT" =~ ^[1-9][0-9]*$ ]] || { echo "bench/relay-check.sh: --rtt must be a positive whole number of milliseconds" >&2; exit 2; }
+[[ "$BW" =~ ^[1-9][0-9]*$ ]] || { echo "bench/relay-check.sh: --bandwidth must be a positive whole number of Mbit/s" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 d=$(mktemp -d)
 pids=()

@@ -9,22 +9,26 @@
 #
 # Environment: IM_BIN (default <repo>/build-release/image-migrator), BENCH_TMPDIR as for bench/run.sh.
 #
-# One image (a 1 MiB base + 3 layers of 100 KB, an OCI manifest) is copied to an empty destination
-# with no tag digests and no blob memory, then the same command runs again (the no-op, with the tag
-# digests the copy saved). For each run: the requests in the order they started, each as
-# "start..end RTT METHOD PATH STATUS", then the wall time in round trips (the process's start and
-# exit included).
+# One image (an OCI manifest, its config and 4 layers of 100 KB: 0.4 MB) is copied to an empty
+# destination with no tag digests and no blob memory, then the same command runs again (the no-op,
+# with the tag digests the copy saved). For each run: the requests in the order they started, each
+# as "start..end RTT  src|dst METHOD PATH STATUS" (times in round trips since the first request
+# started; a blob transfer shows as its GET from src and its PUT to dst), then the wall time in round
+# trips (the process's start and exit included).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The comment block at the top: on stderr with exit 2 after a mistake, on stdout with exit 0 for --help.
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+usage() { header >&2; exit 2; }
 RTT=50 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rtt) [ $# -ge 2 ] || usage; RTT=$2; shift 2 ;;
+    --rtt=*) RTT=${1#*=}; shift ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) usage ;;
+    -h | --help) header; exit 0 ;;
     *) echo "bench/roundtrips.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
@@ -50,14 +54,16 @@ timeline() {
   "$IM_BIN" --auth "$W/auth.json" --images "$W/images.json" -r 0 -v --log "$W/$1.log" \
     --digest-cache "$W/tag-digests" --blob-cache "" >"$W/$1.out" 2>&1 || bench_die "the $1 run failed: $(tail -n 3 "$W/$1.out")"
   t1=$EPOCHREALTIME
-  echo "### $1"
+  echo "### $1 (start..end in RTT since the first request; src $S, dst $D)"
   # "2026-12-05 23:12:45.321 debug GET http://h/v2/... -> 200 (51 ms, ...)": end time and duration.
-  awk -v rtt="$RTT" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) * 1000 }')" '
+  awk -v rtt="$RTT" -v src="$S" -v dst="$D" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) * 1000 }')" '
     / debug [A-Z]+ [a-z]+:\/\/[^ ]+ -> / {
       split($2, hms, ":"); end = (hms[1] * 3600 + hms[2] * 60 + hms[3]) * 1000
       for (i = 1; i <= NF; i++) if ($i == "->") { status = $(i + 1); ms = substr($(i + 2), 2) }
-      path = $5; sub(/^[a-z]+:\/\/[^\/]+/, "", path); sub(/\?.*/, "?...", path)
-      n++; st[n] = end - ms; en[n] = end; line[n] = sprintf("%-6s %-70s %s", $4, substr(path, 1, 70), status)
+      path = $5; host = path; sub(/^[a-z]+:\/\//, "", host); sub(/\/.*/, "", host)
+      side = host == src ? "src" : host == dst ? "dst" : host
+      sub(/^[a-z]+:\/\/[^\/]+/, "", path); sub(/\?.*/, "?...", path)
+      n++; st[n] = end - ms; en[n] = end; line[n] = sprintf("%s %-6s %-70s %s", side, $4, substr(path, 1, 70), status)
       if (n == 1 || end - ms < first) first = end - ms
       if (end > last) last = end
     }

@@ -2,7 +2,7 @@
 # bench/run.sh - image-migrator against `skopeo sync`, same machine, same registries, same run.
 #
 # Usage: bench/run.sh [--runs N] [--quick] [--workers N] [--only LIST] [--tls] [--rtt MS [--bandwidth MBIT]]
-#                     [--tags-full] [--out FILE] [--keep]
+#                     [--noop-repeat N] [--tags-full] [--out FILE] [--keep]
 #
 #   --runs N      measured runs per workload and tool (default 3); the table shows medians
 #   --noop-repeat N  no-op runs after each many-small copy (default 3): a 0.15 s measurement on a
@@ -36,7 +36,9 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The comment block at the top: on stderr with exit 2 after a mistake, on stdout with exit 0 for --help.
+header() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+usage() { header >&2; exit 2; }
 
 RUNS=3 NOOP_REPEAT=3 QUICK=0 WORKERS=7 ONLY=many-small,big,memory,tags OUT='' KEEP=0 RUNS_GIVEN=0 TLS=0 RTT=0 BANDWIDTH=0
 TAGS_FULL=0
@@ -60,7 +62,7 @@ while [ $# -gt 0 ]; do
     --rtt=*) RTT=${1#*=}; shift ;;
     --bandwidth) [ $# -ge 2 ] || usage; BANDWIDTH=$2; shift 2 ;;
     --bandwidth=*) BANDWIDTH=${1#*=}; shift ;;
-    -h | --help) usage ;;
+    -h | --help) header; exit 0 ;;
     *) echo "bench/run.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done

@@ -155,7 +155,7 @@ int run_migrate(int argc, char** argv) {
     ("digest-cache", "file that remembers the digest of each source tag between runs: a re-sync names it in both of an image's HEADs (If-None-Match), which registries answer with 304 without reading the manifest; only a hint, their answers decide (empty = none; default $XDG_CACHE_HOME/image-migrator/tag-digests, else ~/.cache/image-migrator/tag-digests)", cxxopts::value<std::string>())
     ("blob-cache", "file that remembers where blobs were seen or pushed at destination registries between runs: a new repository whose layers sit in another repository there gets them by a mount instead of a copy; only a hint, a refused mount falls back to a copy (empty = none; default $XDG_CACHE_HOME/image-migrator/blob-locations, else ~/.cache/image-migrator/blob-locations)", cxxopts::value<std::string>())
     ("no-encrypt-auth", "leave plaintext passwords in the auth file (default: replace them by enc:v1: ciphertext)")
-    ("v,verbose", "debug logging")
+    ("v,verbose", "debug logging: each request as METHOD URL -> status (ms, bytes down and up)")
     ("h,help", "print this help")
     ("version", "print the version");
   // clang-format on

@@ -46,9 +46,9 @@ public:
           m_log->warn("{} cannot be reached: {} (every request to it is retried; the images that need it fail "
                       "if it stays so)", address, r.error().message);
         else
-          m_log->debug("{}: {} (attempt {}/{})", what, r.error().message, attempt, m_attempts);
+          m_log->debug("{}: {} (request attempt {}/{})", what, r.error().message, attempt, m_attempts);
       } else {
-        m_log->warn("{}: {} (attempt {}/{}, retrying in {} ms)", what, r.error().message, attempt, m_attempts,
+        m_log->warn("{}: {} (request attempt {}/{}, retrying in {} ms)", what, r.error().message, attempt, m_attempts,
                     delay.count());
       }
       auto until = std::chrono::steady_clock::now() + delay;
