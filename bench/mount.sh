@@ -45,7 +45,7 @@ for v in RUNS REPOS BASE_MIB; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench/mount.sh: ${v,,} must be a positive integer" >&2; exit 2; }
 done
 [[ "$RTT" =~ ^[0-9]+$ && "$BANDWIDTH" =~ ^[0-9]+$ ]] || { echo "bench/mount.sh: --rtt and --bandwidth are whole numbers" >&2; exit 2; }
-[ "$BANDWIDTH" == 0 ] || [ "$RTT" != 0 ] || { echo "bench/mount.sh: --bandwidth goes with --rtt" >&2; exit 2; }
+[ "$BANDWIDTH" == 0 ] || [ "$RTT" != 0 ] || { echo "bench/mount.sh: --bandwidth needs a relay: give --rtt a value above 0" >&2; exit 2; }
 
 # shellcheck source=../tests/integration/lib.sh
 source "$REPO_ROOT/tests/integration/lib.sh"

@@ -72,7 +72,7 @@ done
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --workers must be a positive integer" >&2; exit 2; }
 [[ "$RTT" =~ ^[0-9]+$ ]] || { echo "bench/run.sh: --rtt must be a whole number of milliseconds" >&2; exit 2; }
 [[ "$BANDWIDTH" =~ ^[0-9]+$ ]] || { echo "bench/run.sh: --bandwidth must be a whole number of Mbit/s" >&2; exit 2; }
-[ "$BANDWIDTH" == 0 ] || [ "$RTT" != 0 ] || { echo "bench/run.sh: --bandwidth goes with --rtt" >&2; exit 2; }
+[ "$BANDWIDTH" == 0 ] || [ "$RTT" != 0 ] || { echo "bench/run.sh: --bandwidth needs a relay: give --rtt a value above 0" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for w in ${ONLY//,/ }; do
   case "$w" in many-small | big | memory | tags) ;; *) echo "bench/run.sh: unknown workload '$w'" >&2; exit 2 ;; esac
