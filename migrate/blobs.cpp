@@ -122,11 +122,10 @@ http::Result<BlobStat> BlobCopier::ensure(registry::ImageStore& src, const std::
       return BlobStat{BlobOutcome::existed, 0};
     checked = false; // the owner failed, perhaps after its bytes arrived: ask again
   }
-  // After another repository's copy, ask again too: some registries answer a blob HEAD for the
-  // whole registry, and then it is there, not to be mounted (or copied once more).
+  // After another repository's copy, check()'s answer for dst_repo stands: the blob is mounted from
+  // there (a registry whose HEAD answers for all its repositories takes the mount of a blob it has).
   Flight registry_flight(*this, dst_key + "|" + blob.digest);
-  if (registry_flight.wait_for_owner())
-    checked = false;
+  registry_flight.wait_for_owner();
   return ensure_once(src, src_repo, dst, dst_key, dst_repo, blob, checked);
 }
 

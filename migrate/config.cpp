@@ -258,8 +258,9 @@ AuthConfig AuthConfig::from_json(const json& doc, const std::string& file, const
   for (const auto& item : doc.items()) {
     const std::string key = item.key();
     const json& value = item.value(); // not a structured binding: lambdas below capture it
-    std::string where = file + ": key \"" + registry::without_userinfo(key) + "\"";
-    if (registry::has_userinfo(key) || key.find('@') != std::string::npos)
+    const auto at = key.rfind('@'); // no key has one: what comes before it may be a secret
+    std::string where = file + ": key \"" + (at == std::string::npos ? key : "<redacted>" + key.substr(at)) + "\"";
+    if (at != std::string::npos)
       throw ConfigError(where + ": key must be \"registry\" or \"registry/namespace\": credentials go in its "
                                 "\"username\" and \"password\" fields");
     if (key.empty() || key.find("://") != std::string::npos || key.back() == '/')

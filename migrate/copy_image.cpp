@@ -10,6 +10,7 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <future>
 #include <map>
 #include <string_view>
@@ -237,14 +238,16 @@ std::vector<const Descriptor*> distinct_blobs(const std::vector<Descriptor>& blo
   return distinct;
 }
 
-/// Waits for every job still holding a future in `futures` (by reference to the caller's frame),
-/// whatever ends the frame: an exception must not leave them running over it.
+/// Waits for every job still holding a future in the vectors (jobs that refer to the caller's
+/// frame), whatever ends the frame; first it sets `abandoned`, which the jobs not yet started check:
+/// an exception must neither leave them running over the frame nor wait for them to do their work.
 template <class... Vectors> class JoinOnExit {
 public:
-  explicit JoinOnExit(Vectors&... vectors) : m_vectors(vectors...) {}
+  explicit JoinOnExit(std::atomic<bool>& abandoned, Vectors&... vectors) : m_abandoned(abandoned), m_vectors(vectors...) {}
   JoinOnExit(const JoinOnExit&) = delete;
   JoinOnExit& operator=(const JoinOnExit&) = delete;
   ~JoinOnExit() {
+    m_abandoned = true;
     std::apply([](auto&... v) { (wait_all(v), ...); }, m_vectors);
   }
 
@@ -254,6 +257,7 @@ private:
       if (f.valid())
         f.wait();
   }
+  std::atomic<bool>& m_abandoned;
   std::tuple<Vectors&...> m_vectors;
 };
 } // namespace
@@ -265,7 +269,7 @@ http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const 
   // bounded window per image: a manifest may list any number); those missing go to the blobs lane,
   // whose places are for mounts and copies only (far from a registry, a HEAD there would hold a
   // transfer's place for a round trip or two).
-  static constexpr std::size_t checks_ahead = 16;
+  static constexpr std::size_t checks_ahead = 16, transfers_ahead = 32;
   ++m_run.progress.images_planned;
   const auto distinct = distinct_blobs(blobs);
   auto size_of = [](const Descriptor& b) {
@@ -276,10 +280,13 @@ http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const 
   std::vector<std::future<http::Result<std::optional<BlobStat>>>> checks(distinct.size());
   std::vector<std::future<http::Result<BlobStat>>> transfers;
   std::vector<std::uint64_t> transfer_sizes;
-  JoinOnExit join(checks, transfers);
+  transfers.reserve(distinct.size()); // a push_back that throws would lose a queued job's future
+  transfer_sizes.reserve(distinct.size());
+  std::atomic<bool> abandoned = false;
+  JoinOnExit join(abandoned, checks, transfers);
   auto start_check = [&](std::size_t i) {
-    checks[i] = m_run.scheduler.submit(Scheduler::Lane::lookups, [this, &dst, &dst_repo, &b = *distinct[i]] {
-      if (m_run.stopped())
+    checks[i] = m_run.scheduler.submit(Scheduler::Lane::lookups, [this, &abandoned, &dst, &dst_repo, &b = *distinct[i]] {
+      if (m_run.stopped() || abandoned)
         return http::Result<std::optional<BlobStat>>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
       return m_run.blobs.check(*dst.store, dst.key, dst_repo, b);
     });
@@ -297,6 +304,7 @@ http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const 
       first_error = res.error();
     }
   };
+  std::size_t settled = 0; // transfers settled, in order
   for (std::size_t i = 0; i < distinct.size(); ++i) {
     auto found = checks[i].get();
     if (i + checks_ahead < distinct.size())
@@ -307,16 +315,19 @@ http::Status ImageCopier::transfer_blobs(ImageResult& r, ImageStore& src, const 
     } else if (*found) {
       settle(size_of(b), **found);
     } else {
+      for (; transfers.size() - settled >= transfers_ahead; ++settled)
+        settle(transfer_sizes[settled], transfers[settled].get());
       transfer_sizes.push_back(size_of(b));
-      transfers.push_back(m_run.scheduler.submit(Scheduler::Lane::blobs, [this, &src, &src_repo, &dst, &dst_repo, &b] {
-        if (m_run.stopped())
+      transfers.push_back(m_run.scheduler.submit(Scheduler::Lane::blobs, [this, &abandoned, &src, &src_repo, &dst,
+                                                                          &dst_repo, &b] {
+        if (m_run.stopped() || abandoned)
           return http::Result<BlobStat>(http::make_error(http::ErrorKind::cancelled, "cancelled"));
         return m_run.blobs.ensure(src, src_repo, *dst.store, dst.key, dst_repo, b, true);
       }));
     }
   }
-  for (std::size_t i = 0; i < transfers.size(); ++i)
-    settle(transfer_sizes[i], transfers[i].get());
+  for (; settled < transfers.size(); ++settled)
+    settle(transfer_sizes[settled], transfers[settled].get());
   if (failed > 0) {
     http::Error e = *first_error;
     e.message = std::to_string(failed) + " of " + std::to_string(distinct.size()) + " blobs failed, first: " + e.message;

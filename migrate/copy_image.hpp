@@ -61,7 +61,8 @@ private:
   http::Status collect(registry::ImageStore& src, const std::string& src_repo, const registry::Manifest& manifest,
                        std::vector<registry::Descriptor>& blobs, std::vector<PendingManifest>& children, int depth,
                        TreeBudget& budget);
-  /// Every distinct blob of an image to the blobs lane at once; their outcomes counted into r.
+  /// Every distinct blob of an image made present: looked for on the lookups lane (16 ahead), those
+  /// missing mounted or copied on the blobs lane (32 ahead); their outcomes counted into r.
   http::Status transfer_blobs(ImageResult& r, registry::ImageStore& src, const std::string& src_repo,
                               const Stores::Entry& dst, const std::string& dst_repo,
                               const std::vector<registry::Descriptor>& blobs);

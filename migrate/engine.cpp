@@ -170,8 +170,11 @@ CreatedLookup Engine::created_lookup() {
         running.emplace_back(tags[i], m_impl->scheduler.submit(Scheduler::Lane::lookups, [this, store, &ref, tag = tags[i]] {
                                return m_impl->copier.created_of(*store, ref.repository, tag);
                              }));
+      std::optional<http::Error> failed; // every job of the batch is waited for: they hold `ref`
       for (auto& [tag, f] : running) {
         auto t = f.get();
+        if (failed)
+          continue;
         if (!t && (t.error().kind == http::ErrorKind::not_found || t.error().kind == http::ErrorKind::unsupported ||
                    t.error().kind == http::ErrorKind::invalid)) {
           // Deleted since the listing, schema 1, not an image: no time, so it ranks as the oldest.
@@ -179,11 +182,15 @@ CreatedLookup Engine::created_lookup() {
                               t.error().message);
           continue;
         }
-        if (!t)
-          return t.error().context("reading when " + ref.name() + ":" + tag + " was created (for \"latest\")");
+        if (!t) {
+          failed = t.error().context("reading when " + ref.name() + ":" + tag + " was created (for \"latest\")");
+          continue;
+        }
         if (*t)
           times.emplace(tag, **t);
       }
+      if (failed)
+        return *failed;
     }
     return times;
   };

@@ -203,7 +203,8 @@ std::vector<Rule> read_rules(const nlohmann::json& images, const std::string& fi
     const std::string& key = item.key();
     const nlohmann::json* value = &item.value();
     static const std::string no_credentials =
-        "a reference cannot hold credentials (user:password@): put them in the auth file";
+        "an '@' that starts no digest (name@sha256:<64 hex>): a reference cannot hold credentials (user:password@), "
+        "put them in the auth file";
     if (registry::has_userinfo(key)) {
       errors.push_back({registry::without_userinfo(key), no_credentials}); // never repeated, anywhere
       continue;

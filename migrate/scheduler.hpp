@@ -8,7 +8,7 @@
 //   blobs      --workers             one blob mount or copy each (single-flight per registry + digest)
 //   lookups    max(16, --workers)    short requests beside the others: a destination HEAD next to
 //                                    its source HEAD, the HEADs of an image's blobs at the
-//                                    destination (all at once, before any mount or copy), tag
+//                                    destination (16 ahead per image, before its mount or copy), tag
 //                                    listings (32 repositories ahead in rule order), creation times
 //                                    for "latest N", pull tokens fetched ahead
 //   rules      1                     the expansion of the rules, feeding tasks to the run

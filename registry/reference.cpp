@@ -61,27 +61,55 @@ bool has_upper(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
-/// Where credentials at the start of `text` end (their '@'), or npos. "name@sha256:..." is a digest,
-/// and "name@garbage" (no ':' before the '@', no '/' after it) a bad one: neither is taken for them.
+/// Whether `text` reads as a digest: a registered algorithm (or one in use), ':', and an encoded part.
+/// Narrower than the grammar on purpose: "user:pw@reg.io:5000" has the grammar's shape too.
+bool digest_shaped(std::string_view text) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos || colon + 1 == text.size())
+    return false;
+  const std::string_view algorithm = text.substr(0, colon), encoded = text.substr(colon + 1);
+  if (algorithm != "sha256" && algorithm != "sha384" && algorithm != "sha512" && algorithm != "blake3")
+    return false;
+  return std::all_of(encoded.begin(), encoded.end(), [](char c) { return is_alnum(c) || c == '=' || c == '_' || c == '-'; });
+}
+
+/// Where credentials at the start of `text` end (their last '@'), or npos. The '@' of a digest
+/// (name@sha256:...) is not theirs; any other '@' is: whatever comes before it, up to a scheme, may be
+/// (part of) a user name or a password, and is never repeated ("@garbage" is thus refused as well).
+/// An OCI layout path ("oci:dir@2024:tag") is a file name, not a reference to a host.
 std::size_t userinfo_end(std::string_view text) {
-  const auto scheme = text.find("://");
-  const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
-  const auto at = text.find('@', start);
-  if (at == std::string_view::npos)
-    return at;
-  const auto slash = text.find('/', start);
-  if (slash < at)
-    return std::string_view::npos; // "host/repo@sha256:..."
-  const std::string_view before = text.substr(start, at - start), after = text.substr(at + 1);
-  if (after.rfind("sha256:", 0) == 0 || after.rfind("sha512:", 0) == 0)
+  if (Reference::is_layout(text))
     return std::string_view::npos;
-  if (before.find(':') == std::string_view::npos && after.find('/') == std::string_view::npos)
-    return std::string_view::npos;
-  return at;
+  std::string_view rest = text;
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos && digest_shaped(rest.substr(at + 1)))
+    rest = rest.substr(0, at);
+  return rest.rfind('@');
+}
+
+/// Where what may be credentials starts: after a scheme ("https://"), or at 0.
+std::size_t userinfo_start(std::string_view text, std::size_t end) {
+  const auto scheme = text.substr(0, end).find("://");
+  return scheme == std::string_view::npos ? 0 : scheme + 3;
+}
+
+/// `text` as a message may quote it: credentials redacted, control characters escaped.
+std::string quotable(std::string_view text) {
+  std::string out;
+  for (char c : without_userinfo(text)) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[(static_cast<unsigned char>(c) >> 4) & 0xf];
+      out += hex[static_cast<unsigned char>(c) & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 http::Error bad(std::string_view text, const std::string& why) {
-  return http::make_error(http::ErrorKind::invalid, "parsing reference \"" + without_userinfo(text) + "\": " + why);
+  return http::make_error(http::ErrorKind::invalid, "parsing reference \"" + quotable(text) + "\": " + why);
 }
 
 enum class Mode { normalized, explicit_registry };
@@ -92,7 +120,8 @@ Result<Reference> parse(std::string_view text, Mode mode) {
   if (text.empty())
     return bad(text, "empty reference");
   if (has_userinfo(text))
-    return bad(text, "a reference cannot hold credentials (user:password@): put them in the auth file");
+    return bad(text, "an '@' that starts no digest (name@sha256:<64 hex>): a reference cannot hold credentials "
+                     "(user:password@), put them in the auth file");
   if (text.find("://") != std::string_view::npos)
     return bad(text, "a reference has no scheme (remove http:// or https://)");
   if (std::any_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) || c < 0x20; }))
@@ -231,8 +260,7 @@ std::string without_userinfo(std::string_view text) {
   const auto at = userinfo_end(text);
   if (at == std::string_view::npos)
     return std::string(text);
-  const auto scheme = text.find("://");
-  const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const std::size_t start = userinfo_start(text, at);
   return std::string(text.substr(0, start)) + "<redacted>" + std::string(text.substr(at));
 }
 

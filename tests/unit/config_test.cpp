@@ -80,7 +80,7 @@ TEST_CASE("migrate::parse_document reports file, line and column") {
 
 TEST_CASE("migrate::AuthConfig: a key with credentials in it is refused, and they are not repeated") {
   auto env = fake_env({});
-  for (const char* key : {"alice:pwsecret@reg.io", "https://alice:pwsecret@reg.io", "alice@reg.io/team"}) {
+  for (const char* key : {"alice:pwsecret@reg.io", "https://alice:pwsecret@reg.io", "alice@reg.io/team", "alice:pw/secret@reg.io"}) {
     CAPTURE(key);
     auto doc = nlohmann::json::parse("{\"" + std::string(key) + "\": {\"insecure\": true}}");
     try {

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <utility>
+#include <vector>
 
 using registry::Reference;
 
@@ -95,27 +97,53 @@ TEST_CASE("registry::Reference::parse_explicit") {
 }
 
 TEST_CASE("registry: credentials written into a reference are refused and never repeated") {
-  for (const char* text : {"alice:pwsecret@127.0.0.1:1/ns/app:1", "https://alice:pwsecret@reg.io/ns/app",
-                           "alice:pwsecret@reg.io", "alice@reg.io/ns/app"}) {
-    CAPTURE(text);
+  // {text, a fragment of the secret that must not appear}
+  const std::vector<std::pair<const char*, const char*>> cases = {
+      {"alice:pwsecret@127.0.0.1:1/ns/app:1", "pwsecret"},
+      {"https://alice:pwsecret@reg.io/ns/app", "pwsecret"},
+      {"HTTPS://alice:pwsecret@reg.io/ns/app", "pwsecret"},
+      {"alice:pwsecret@reg.io", "pwsecret"},
+      {"alice@reg.io/ns/app", "alice"},
+      {"alice:pa/ss@reg.io/app", "pa/ss"},          // '/' in a password (base64 tokens)
+      {"alice:p@ssw0rd@reg.io/app", "ssw0rd"},       // '@' in a password
+      {"//alice:pwsecret@reg.io/x", "pwsecret"},
+      {"https:/alice:pwsecret@reg.io/x", "pwsecret"},
+      {"ghp_tokentokentoken@ghcr.io", "ghp_token"},  // a token alone, no ':' and no path
+      {"alice:pwsecret@reg.io:5000", "pwsecret"},    // "reg.io:5000" has a digest's grammar
+      {"alice:pwsecret@reg.io/ns/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "pwsecret"},
+  };
+  for (const auto& [text, secret] : cases) {
+    const std::string shown = text;
+    CAPTURE(shown);
     CHECK(registry::has_userinfo(text));
-    CHECK(registry::without_userinfo(text).find("alice") == std::string::npos);
+    CHECK(registry::without_userinfo(text).find(secret) == std::string::npos);
     CHECK(registry::without_userinfo(text).find("<redacted>@") != std::string::npos);
     for (auto parsed : {Reference::parse_normalized(text), Reference::parse_explicit(text)}) {
       REQUIRE_FALSE(parsed);
-      CHECK(parsed.error().message.find("pwsecret") == std::string::npos);
-      CHECK(parsed.error().message.find("alice") == std::string::npos);
+      CAPTURE(parsed.error().message);
+      CHECK(parsed.error().message.find(secret) == std::string::npos);
       CHECK(parsed.error().message.find("cannot hold credentials") != std::string::npos);
     }
   }
   CHECK(registry::without_userinfo("https://alice:pw@reg.io/x") == "https://<redacted>@reg.io/x");
-  // Digests, good or bad, are not credentials.
+  CHECK(registry::without_userinfo("alice:p@ss@reg.io/x") == "<redacted>@reg.io/x");
+  // Digests, good or of a digest's shape, are not credentials; nor is a layout's file name.
   for (const char* text : {"alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                           "reg.io/ns/app@sha256:abc", "alpine:3@sha256:abc", "alpine@junk", "reg.io/a@b:c"}) {
+                           "reg.io/ns/app@sha256:abc", "alpine:3@sha256:abc", "reg.io/a@blake3:c",
+                           "reg.io:5000/a/b:1@sha512:abc", "oci:backup@2024:v1", "oci:/srv/x@y"}) {
     CAPTURE(text);
     CHECK_FALSE(registry::has_userinfo(text));
     CHECK(registry::without_userinfo(text) == text);
   }
+  // A bad digest is refused without echoing what comes before its '@'.
+  auto junk = Reference::parse_normalized("alpine@junk");
+  REQUIRE_FALSE(junk);
+  CHECK(junk.error().message.find("alpine") == std::string::npos);
+  // Control characters are escaped, not written into a log line.
+  auto nl = Reference::parse_normalized("reg.io/a\nFAKE LOG LINE");
+  REQUIRE_FALSE(nl);
+  CHECK(nl.error().message.find('\n') == std::string::npos);
+  CHECK(nl.error().message.find("\\x0a") != std::string::npos);
 }
 
 TEST_CASE("registry::valid_tag and valid_registry") {
